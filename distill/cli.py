@@ -1,0 +1,129 @@
+"""The `distill` command: a thin layer over functions a notebook can call.
+
+Runs the same under `accelerate launch -m distill ...` with any number of processes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from subsets.errors import InputError
+
+
+def _ints(text: str) -> list[int]:
+    try:
+        return [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of integers") from None
+
+
+def _accelerator():
+    import torch
+    from accelerate import Accelerator
+
+    return Accelerator(cpu=not torch.cuda.is_available())
+
+
+def cmd_subset_embed(a: argparse.Namespace) -> None:
+    from subsets.embed import EmbedConfig, embed_corpus
+    from subsets.sources import open_source
+
+    from .encoders import resolve_encoder
+
+    source = open_source(a.source)
+    encoder = resolve_encoder(a.encoder, a.resolution)
+    acc = _accelerator()
+    try:
+        out = embed_corpus(source, encoder, a.out, EmbedConfig(a.batch_size, a.shard_size, a.strict), acc)
+        if acc.is_main_process:
+            print(f"embeddings: {out}")
+    finally:
+        acc.end_training()
+
+
+def cmd_subset_select(a: argparse.Namespace) -> None:
+    from subsets.make_subset import SelectConfig, make_subset
+    from subsets.report import print_coverage
+
+    config = SelectConfig(method=a.method, k_max=a.k_max, seed=a.seed, dedup=a.dedup, clusters=a.clusters,
+                          niter=a.niter, report_k=a.report_k)
+    manifest = make_subset(a.embeddings, a.out, config, overwrite=a.overwrite)
+    print_coverage([manifest])
+    print(f"subset: {manifest.path} ({manifest.method}, k_max {len(manifest.order)}, "
+          f"{manifest.meta['select_seconds']:.1f} s)")
+
+
+def cmd_subset_show(a: argparse.Namespace) -> None:
+    from subsets.manifest import read_manifest
+    from subsets.report import plot_coverage, print_coverage
+
+    manifests = [read_manifest(p) for p in a.subsets]
+    print_coverage(manifests)
+    png = plot_coverage(manifests, a.out or manifests[0].path.parent / "coverage.png")
+    print(f"plot: {png}")
+
+
+def cmd_demo(a: argparse.Namespace) -> None:
+    from .demo import DemoConfig, run_demo
+
+    acc = _accelerator()
+    try:
+        run_demo(DemoConfig(out=a.out), accelerator=acc)
+    finally:
+        acc.end_training()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="distill", description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="command", required=True)
+
+    sp = sub.add_parser("subset", help="embed a corpus and select nested diverse subsets")
+    ss = sp.add_subparsers(dest="subset_command", required=True)
+
+    e = ss.add_parser("embed", help="embed every image of a corpus (resumable, multi-process)")
+    e.add_argument("--source", required=True, help="image folder, WebDataset pattern, or builtin:NAME")
+    e.add_argument("--encoder", default="mobilenetv2_imagenet", help="teacher registry name or timm:NAME")
+    e.add_argument("--out", required=True, type=Path, help="embeddings directory to write (or resume)")
+    e.add_argument("--batch-size", type=int, default=32)
+    e.add_argument("--shard-size", type=int, default=4096, help="images per embeddings shard (the resume unit)")
+    e.add_argument("--resolution", type=int, default=None, help="input side in pixels (default: the encoder's)")
+    e.add_argument("--strict", action="store_true", help="fail on an unreadable image instead of skipping it")
+    e.set_defaults(func=cmd_subset_embed)
+
+    s = ss.add_parser("select", help="select a nested, ordered subset (first k entries = the k-subset)")
+    s.add_argument("--embeddings", required=True, type=Path)
+    s.add_argument("--method", default="kcenter", help="kcenter | kmeans | random")
+    s.add_argument("--k-max", type=int, default=1000, help="length of the ordering; every k <= k_max is served")
+    s.add_argument("--out", required=True, type=Path)
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--dedup", type=float, default=None, metavar="T", help="drop near-duplicates above cosine T first")
+    s.add_argument("--clusters", type=_ints, default=None, help="kmeans clusters per level, finest first, e.g. 500,22")
+    s.add_argument("--niter", type=int, default=20, help="kmeans iterations per level")
+    s.add_argument("--report-k", type=_ints, default=None, help="k values for coverage (default 10,20,50,...,k_max)")
+    s.add_argument("--overwrite", action="store_true")
+    s.set_defaults(func=cmd_subset_select)
+
+    w = ss.add_parser("show", help="coverage against k for subsets of one corpus: table and PNG")
+    w.add_argument("subsets", nargs="+", type=Path)
+    w.add_argument("--out", type=Path, default=None, help="PNG path (default: coverage.png beside the first)")
+    w.set_defaults(func=cmd_subset_show)
+
+    d = sub.add_parser("demo", help="the embedded default, end to end, offline")
+    d.add_argument("--out", type=Path, default=Path("demo-out"))
+    d.set_defaults(func=cmd_demo)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except InputError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    return 0

@@ -1,0 +1,1 @@
+"""Stage 3: ViT students with a fused attention backend (see DESIGN.md, "Students and attention")."""

@@ -1,0 +1,88 @@
+"""The selection job: embeddings directory -> subset directory (nested manifest with coverage)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from . import select
+from .coverage import coverage_curve, default_report_ks
+from .embed import Embeddings, load_embeddings
+from .errors import InputError
+from .manifest import Manifest, read_manifest, write_manifest
+
+
+@dataclass
+class SelectConfig:
+    method: str = "kcenter"  # kcenter | kmeans | random
+    k_max: int = 1000
+    seed: int = 0
+    dedup: float | None = None  # cosine threshold; near-duplicates above it are dropped first
+    clusters: list[int] | None = None  # kmeans: clusters per level, finest first (default from k_max)
+    niter: int = 20  # kmeans iterations per level
+    report_k: list[int] | None = None  # k values to report coverage at (default 10, 20, 50, ..., k_max)
+
+
+def check_config(config: SelectConfig, corpus_size: int, where: str) -> None:
+    if config.method not in select.METHODS:
+        raise InputError(f"--method {config.method}: unknown (choose from {', '.join(select.METHODS)})")
+    if config.k_max < 1:
+        raise InputError(f"--k-max {config.k_max}: must be at least 1")
+    if config.k_max > corpus_size:
+        raise InputError(f"--k-max {config.k_max}: larger than the corpus ({corpus_size} images in {where})")
+    if config.dedup is not None and not 0.0 < config.dedup < 1.0:
+        raise InputError(f"--dedup {config.dedup}: a cosine threshold must lie between 0 and 1")
+    bad = [k for k in config.report_k or [] if not 1 <= k <= config.k_max]
+    if bad:
+        raise InputError(f"--report-k {bad[0]}: outside 1..k_max ({config.k_max})")
+    if config.clusters and any(c < 2 for c in config.clusters):
+        raise InputError(f"--clusters {config.clusters}: each level needs at least 2 clusters")
+
+
+def select_order(x: np.ndarray, config: SelectConfig) -> np.ndarray:
+    """Rows of x in selection order (length k_max) for the configured method."""
+    if config.method == "kcenter":
+        return select.kcenter_greedy(x, config.k_max, config.seed)
+    if config.method == "kmeans":
+        clusters = config.clusters or select.default_clusters(len(x), config.k_max)
+        return select.kmeans_balanced(x, config.k_max, config.seed, clusters, config.niter)[0]
+    return select.random_order(len(x), config.k_max, config.seed)
+
+
+def corpus_clusters(x: np.ndarray) -> np.ndarray:
+    """A fixed clustering of the corpus (same for every method and seed) for cluster coverage."""
+    return select.kmeans(x, max(2, min(100, len(x) // 20)), seed=0)[1]
+
+
+def make_subset(embeddings: Path | Embeddings, out: Path, config: SelectConfig = SelectConfig(),
+                overwrite: bool = False) -> Manifest:
+    emb = embeddings if isinstance(embeddings, Embeddings) else load_embeddings(embeddings)
+    n = len(emb.keys)
+    check_config(config, n, str(emb.path / "meta.json"))
+    out = Path(out)
+    if out.exists() and not overwrite:
+        raise InputError(f"{out}: already exists (pass --overwrite to replace it)")
+    start = time.perf_counter()
+    pool = np.arange(n)
+    if config.dedup is not None:
+        pool = select.dedup(emb.vectors, config.dedup, seed=config.seed)
+        if config.k_max > len(pool):
+            raise InputError(f"--k-max {config.k_max}: larger than the corpus after --dedup {config.dedup} "
+                             f"({len(pool)} of {n} images in {emb.path} remain)")
+    order = pool[select_order(emb.vectors[pool], config)]
+    seconds = time.perf_counter() - start
+    ks = sorted(set(config.report_k or default_report_ks(config.k_max)))
+    curve = coverage_curve(emb.vectors, order, ks, emb.labels, corpus_clusters(emb.vectors))
+    meta = {
+        "method": config.method, "params": asdict(config), "seed": config.seed,
+        "embeddings": {"path": str(emb.path.resolve()), "hash": emb.hash, "encoder": emb.meta["encoder"],
+                       "corpus_hash": emb.meta["corpus_hash"], "source": emb.meta["source"]},
+        "corpus_size": n, "dedup": None if config.dedup is None else
+        {"threshold": config.dedup, "kept": int(len(pool)), "removed": int(n - len(pool))},
+        "select_seconds": round(seconds, 3), "coverage": curve,
+    }
+    write_manifest(out, meta, order, [emb.keys[i] for i in order], overwrite)
+    return read_manifest(out)

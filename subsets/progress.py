@@ -1,0 +1,24 @@
+"""One look for every long job's progress bar."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn, TimeRemainingColumn
+from rich.text import Text
+
+
+class RateColumn(ProgressColumn):
+    def __init__(self, unit: str):
+        super().__init__()
+        self.unit = unit
+
+    def render(self, task) -> Text:
+        return Text(f"{task.speed:,.0f} {self.unit}/s" if task.speed else f"- {self.unit}/s", style="cyan")
+
+
+def progress_bar(unit: str = "img", enabled: bool = True, console: Console | None = None) -> Progress:
+    """A rich progress bar showing done/total, rate and ETA; `enabled=False` for non-main processes."""
+    return Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), RateColumn(unit),
+        TimeRemainingColumn(), console=console or Console(stderr=True), disable=not enabled, transient=False,
+    )

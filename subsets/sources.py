@@ -1,0 +1,206 @@
+"""Image sources: an image folder, WebDataset tar shards, or a built-in data set.
+
+Every source lists its records in a stable order with stable string keys. Reading a record's
+bytes is separate from decoding them, so a job can walk a corpus cheaply and decode only the
+rows it owns (one process of several, or the shards a resumed job still lacks).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import braceexpand
+import webdataset as wds
+from PIL import Image, UnidentifiedImageError
+
+from .errors import InputError
+
+IMAGE_EXTS = ("jpg", "jpeg", "png", "webp", "bmp", "tif", "tiff", "ppm")
+BUILTIN_ROOT = Path(__file__).parent / "data"
+BUILTINS = {  # name -> (folder under data/, split)
+    "cifar10-demo": ("cifar10-demo", "train"),
+    "cifar10-demo-test": ("cifar10-demo", "test"),
+}
+
+
+@dataclass(frozen=True)
+class RawRecord:
+    key: str
+    label: int | None
+    origin: str  # the file or shard it came from, for messages
+    read: Callable[[], bytes] = field(repr=False)
+
+
+class UnreadableImage(Exception):
+    def __init__(self, key: str, origin: str, reason: str):
+        super().__init__(f"{origin}: image {key!r} is unreadable ({reason})")
+        self.key, self.origin, self.reason = key, origin, reason
+
+
+def decode_image(record: RawRecord) -> Image.Image:
+    """Decode a record to an RGB image, or raise UnreadableImage saying why."""
+    try:
+        data = record.read()
+    except OSError as e:
+        raise UnreadableImage(record.key, record.origin, f"cannot read: {e}") from None
+    if not data:
+        raise UnreadableImage(record.key, record.origin, "empty file")
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            return im.convert("RGB")
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+        raise UnreadableImage(record.key, record.origin, str(e) or type(e).__name__) from None
+
+
+class ImageSource:
+    """Base class: subclasses implement `records()` and set `description`."""
+
+    description: str = ""
+    classes: list[str] | None = None
+
+    def records(self) -> Iterator[RawRecord]:
+        raise NotImplementedError
+
+    def index(self) -> list[tuple[str, int | None]]:
+        """All (key, label) pairs in source order; checks the source is non-empty and keys unique."""
+        if getattr(self, "_index", None) is None:
+            entries, seen = [], {}
+            for r in self.records():
+                if r.key in seen:
+                    raise InputError(f"{r.origin}: duplicate key {r.key!r} (also in {seen[r.key]})")
+                seen[r.key] = r.origin
+                entries.append((r.key, r.label))
+            if not entries:
+                raise InputError(f"{self.description}: no images found")
+            self._index = entries
+        return self._index
+
+    def corpus_hash(self) -> str:
+        """Identity of the corpus: its keys and labels in order."""
+        h = hashlib.sha256()
+        for key, label in self.index():
+            h.update(f"{key}\t{'' if label is None else label}\n".encode())
+        return h.hexdigest()
+
+    def iter_images(self, strict: bool = False, skipped: list | None = None) -> Iterator[tuple[str, Image.Image, int | None]]:
+        """Yield (key, RGB image, label); unreadable images are appended to `skipped` or raise if strict."""
+        for r in self.records():
+            try:
+                yield r.key, decode_image(r), r.label
+            except UnreadableImage as e:
+                if strict:
+                    raise InputError(str(e)) from None
+                if skipped is not None:
+                    skipped.append(e)
+
+
+class FolderSource(ImageSource):
+    """A folder of images; when every image sits in a first-level subfolder, those are the classes."""
+
+    def __init__(self, root: Path):
+        self.root = Path(root)
+        if not self.root.is_dir():
+            raise InputError(f"{self.root}: not a folder")
+        self.description = str(self.root)
+        self.files = sorted(
+            (p for p in self.root.rglob("*") if p.is_file() and p.suffix.lower().lstrip(".") in IMAGE_EXTS),
+            key=lambda p: p.relative_to(self.root).as_posix(),
+        )
+        rel = [p.relative_to(self.root) for p in self.files]
+        if rel and all(len(r.parts) == 2 for r in rel):
+            self.classes = sorted({r.parts[0] for r in rel})
+        self._class_index = {c: i for i, c in enumerate(self.classes or [])}
+
+    def records(self) -> Iterator[RawRecord]:
+        for path in self.files:
+            rel = path.relative_to(self.root)
+            label = self._class_index[rel.parts[0]] if self.classes else None
+            yield RawRecord(rel.with_suffix("").as_posix(), label, str(path), path.read_bytes)
+
+
+class WebDatasetSource(ImageSource):
+    """WebDataset tar shards (`__key__`, an image field, optional `cls`), given as a brace pattern."""
+
+    def __init__(self, pattern: str | list[str], classes: list[str] | None = None, description: str | None = None):
+        self.urls = list(braceexpand.braceexpand(pattern)) if isinstance(pattern, str) else list(pattern)
+        self.description = description or str(pattern)
+        self.classes = classes
+        for url in self.urls:
+            if "://" not in url and not Path(url).is_file():
+                raise InputError(f"{url}: no such shard (from {self.description})")
+
+    def records(self) -> Iterator[RawRecord]:
+        for url in self.urls:
+            yield from self._shard_records(url)
+
+    def _shard_records(self, url: str) -> Iterator[RawRecord]:
+        samples = iter(wds.WebDataset(url, shardshuffle=False, empty_check=False))
+        while True:
+            try:
+                sample = next(samples)
+            except StopIteration:
+                return
+            except Exception as e:  # webdataset raises tarfile/gzip/OS errors for a broken shard
+                raise InputError(f"{url}: not a readable tar shard ({type(e).__name__}: {e})") from None
+            yield self._record(url, sample)
+
+    @staticmethod
+    def _record(url: str, sample: dict) -> RawRecord:
+        key = sample["__key__"]
+        ext = next((e for e in IMAGE_EXTS if e in sample), None)
+        label = None
+        if "cls" in sample:
+            try:
+                label = int(sample["cls"].decode().strip())
+            except (UnicodeDecodeError, ValueError):
+                raise InputError(f"{url}: sample {key!r} has a cls field that is not an integer") from None
+        if ext is None:
+            fields = ", ".join(sorted(k for k in sample if not k.startswith("__"))) or "none"
+
+            def read() -> bytes:
+                raise OSError(f"no image field (fields: {fields})")
+        else:
+            data = sample[ext]
+            read = lambda: data  # noqa: E731 - the bytes are already in memory
+        return RawRecord(key, label, url, read)
+
+
+class BuiltinSource(WebDatasetSource):
+    """A data set shipped inside the package (see `scripts/make_cifar10_demo.py`)."""
+
+    def __init__(self, name: str):
+        if name not in BUILTINS:
+            raise InputError(f"builtin:{name}: unknown built-in data set (available: {', '.join(sorted(BUILTINS))})")
+        folder, split = BUILTINS[name]
+        root = BUILTIN_ROOT / folder
+        card = json.loads((root / "index.json").read_text())
+        shards = card["splits"][split]["shards"]
+        super().__init__([str(root / s["file"]) for s in shards], card["classes"], f"builtin:{name}")
+        self.expected = {str(root / s["file"]): s["sha256"] for s in shards}
+
+    def index(self) -> list[tuple[str, int | None]]:
+        if getattr(self, "_index", None) is None:
+            for path, sha in self.expected.items():
+                if hashlib.sha256(Path(path).read_bytes()).hexdigest() != sha:
+                    raise InputError(f"{path}: shipped shard is damaged (sha256 differs from index.json); reinstall")
+        return super().index()
+
+
+def open_source(spec: str | Path) -> ImageSource:
+    """Resolve SRC as the command line takes it: builtin:NAME, a WebDataset pattern, or a folder."""
+    spec = str(spec)
+    if spec.startswith("builtin:"):
+        return BuiltinSource(spec.removeprefix("builtin:"))
+    if ".tar" in spec or "{" in spec:
+        return WebDatasetSource(spec)
+    if Path(spec).is_dir():
+        return FolderSource(Path(spec))
+    raise InputError(
+        f"{spec}: not a folder of images, a WebDataset pattern (shards/train-{{000000..000009}}.tar) "
+        f"or builtin:NAME (available: {', '.join('builtin:' + n for n in sorted(BUILTINS))})"
+    )

@@ -1,0 +1,93 @@
+"""The Teacher interface: a frozen model that maps an image batch to class and patch tokens."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import asdict, dataclass
+
+import torch
+from PIL import Image
+from torch import nn
+from torchvision.transforms import v2
+
+
+@dataclass(frozen=True)
+class TeacherInfo:
+    name: str
+    source: str  # where the weights came from: a file, a folder, a Hub id
+    sha256: str  # of the weights
+    resolution: int  # square input side in pixels
+    patch_size: int  # pixels per patch-grid cell (a CNN's total stride)
+    token_dim: int  # width of `cls` and `patch`
+    embed_dim: int | None  # width of `embed`, where the teacher has one
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+
+    @property
+    def grid(self) -> int:
+        return self.resolution // self.patch_size
+
+    def to_dict(self) -> dict:
+        return asdict(self) | {"grid": self.grid}
+
+
+class Teacher(nn.Module):
+    """Frozen, eval mode, no grad. `forward` returns `cls` [B, D], `patch` [B, N, D] and maybe `embed`."""
+
+    def __init__(self, info: TeacherInfo):
+        super().__init__()
+        self.info = info
+        self.transform = v2.Compose([
+            v2.ToImage(),
+            v2.Resize(info.resolution, interpolation=v2.InterpolationMode.BICUBIC, antialias=True),
+            v2.CenterCrop(info.resolution),
+            v2.ToDtype(torch.float32, scale=True),
+            v2.Normalize(info.mean, info.std),
+        ])
+
+    def freeze(self) -> Teacher:
+        self.eval()
+        for p in self.parameters():
+            p.requires_grad_(False)
+        return self
+
+    def train(self, mode: bool = True) -> Teacher:
+        return super().train(False)  # a teacher never leaves eval mode
+
+    def preprocess(self, image: Image.Image) -> torch.Tensor:
+        return self.transform(image)
+
+
+def state_dict_sha256(module: nn.Module) -> str:
+    """A stable hash of a model's weights, for teachers that do not come from one file."""
+    h = hashlib.sha256()
+    for name, t in sorted(module.state_dict().items()):
+        h.update(name.encode())
+        h.update(t.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+def file_sha256(path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+class TeacherEncoder:
+    """Adapts a teacher to `subsets.embed.Encoder`: the embedding is the teacher's `cls`."""
+
+    def __init__(self, teacher: Teacher):
+        self.teacher = teacher
+        self.name, self.sha256, self.dim = teacher.info.name, teacher.info.sha256, teacher.info.token_dim
+
+    def preprocess(self, image: Image.Image) -> torch.Tensor:
+        return self.teacher.preprocess(image)
+
+    def encode(self, batch: torch.Tensor) -> torch.Tensor:
+        return self.teacher(batch)["cls"]
+
+    def to(self, device) -> TeacherEncoder:
+        self.teacher.to(device)
+        return self

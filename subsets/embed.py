@@ -111,13 +111,15 @@ def embed_corpus(source: ImageSource, encoder: Encoder, out: Path, config: Embed
     return out
 
 
+IDENTITY = ("corpus_hash", "encoder", "dim", "shard_size")  # the source's path may move; its content may not
+
+
 def _check_identity(path: Path, found: dict, expected: dict) -> None:
-    for field, want in expected.items():
-        if found.get(field) != want:
-            raise InputError(
-                f"{path}: made with {field} = {json.dumps(found.get(field))}, not {json.dumps(want)}; "
-                "use another --out or delete it"
-            )
+    for field in IDENTITY:
+        if found.get(field) != expected[field]:
+            what = "another corpus" if field == "corpus_hash" else f"{field} = {json.dumps(found.get(field))}"
+            raise InputError(f"{path}: made from {what}, not the one given now ({field} = "
+                             f"{json.dumps(expected[field])}); use another --out or delete it")
 
 
 def _embed_missing_shards(source, encoder, out, config, acc, n_rows) -> None:
@@ -177,7 +179,9 @@ class _ShardBuffer:
         emb = torch.cat(self.vectors) if self.vectors else torch.zeros(0, self.encoder.dim, dtype=torch.float16)
         data = save(
             {"emb": emb.contiguous(), "label": torch.tensor(self.labels, dtype=torch.int64)},
-            metadata={"keys": json.dumps(self.keys), "skipped": json.dumps(self.skipped)},
+            # One metadata entry: safetensors does not keep the order of several, and resumed or
+            # parallel runs must write byte-identical shards.
+            metadata={"info": json.dumps({"keys": self.keys, "skipped": self.skipped})},
         )
         self._reset()
         return data
@@ -193,14 +197,14 @@ def _read_shard(path: Path, dim: int | None = None) -> tuple[dict, dict]:
     except (SafetensorError, OSError, ValueError) as e:
         raise InputError(f"{path}: not a readable safetensors shard ({e})") from None
     emb = tensors.get("emb")
-    if emb is None or emb.ndim != 2 or "keys" not in meta:
-        raise InputError(f"{path}: not an embeddings shard (needs an 'emb' [n, d] tensor and keys)")
+    if emb is None or emb.ndim != 2 or "info" not in meta:
+        raise InputError(f"{path}: not an embeddings shard (needs an 'emb' [n, d] tensor and its keys)")
+    info = json.loads(meta["info"])
     if dim is not None and emb.shape[1] != dim:
         raise InputError(f"{path}: wrong dimension: emb is [{emb.shape[0]}, {emb.shape[1]}], meta.json says dim {dim}")
-    keys = json.loads(meta["keys"])
-    if len(keys) != emb.shape[0]:
-        raise InputError(f"{path}: {emb.shape[0]} vectors but {len(keys)} keys")
-    return tensors, {"keys": keys, "skipped": json.loads(meta.get("skipped", "[]"))}
+    if len(info["keys"]) != emb.shape[0]:
+        raise InputError(f"{path}: {emb.shape[0]} vectors but {len(info['keys'])} keys")
+    return tensors, info
 
 
 def _finalize(out: Path, identity: dict, n_shards: int) -> None:

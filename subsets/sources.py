@@ -53,7 +53,9 @@ def decode_image(record: RawRecord) -> Image.Image:
     try:
         with Image.open(io.BytesIO(data)) as im:
             return im.convert("RGB")
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+    except UnidentifiedImageError:
+        raise UnreadableImage(record.key, record.origin, "not a recognised image format") from None
+    except (OSError, SyntaxError, ValueError) as e:
         raise UnreadableImage(record.key, record.origin, str(e) or type(e).__name__) from None
 
 

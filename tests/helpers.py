@@ -1,0 +1,75 @@
+"""Test helpers: synthetic embeddings directories and small real image corpora."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import save_file
+
+from subsets.embed import _finalize, shard_name
+from subsets.sources import open_source
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def unit(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def clustered(n: int, d: int, centers: int, spread: float = 0.05, seed: int = 0, sizes=None):
+    """Unit vectors around `centers` random directions; returns (vectors, cluster of each row)."""
+    rng = np.random.default_rng(seed)
+    c = unit(rng.standard_normal((centers, d)))
+    lab = np.repeat(np.arange(centers), sizes) if sizes is not None else rng.integers(centers, size=n)
+    return unit(c[lab] + spread * rng.standard_normal((len(lab), d))), lab
+
+
+def write_embeddings(out: Path, vectors: np.ndarray, labels: np.ndarray | None = None,
+                     shard_size: int = 1000, source: str = "synthetic") -> Path:
+    """An embeddings directory holding `vectors`, written by the real finaliser."""
+    out = Path(out)
+    out.mkdir(parents=True)
+    n, d = vectors.shape
+    keys = [f"img-{i:06d}" for i in range(n)]
+    labels = np.full(n, -1) if labels is None else np.asarray(labels)
+    for s, start in enumerate(range(0, n, shard_size)):
+        sl = slice(start, start + shard_size)
+        save_file({"emb": torch.from_numpy(unit(vectors[sl])).half(), "label": torch.from_numpy(labels[sl]).long()},
+                  str(out / shard_name(s)), metadata={"info": json.dumps({"keys": keys[sl], "skipped": []})})
+    identity = {"source": source, "corpus_hash": f"synthetic-{n}-{d}", "count_in_source": n,
+                "encoder": {"name": "synthetic", "sha256": "0" * 64}, "dim": d, "shard_size": shard_size}
+    _finalize(out, identity, -(-n // shard_size))
+    return out
+
+
+def write_image_folder(out: Path, n: int, split: str = "builtin:cifar10-demo-test") -> Path:
+    """The first n images of a built-in set as PNG files in class subfolders."""
+    src = open_source(split)
+    for key, image, label in itertools.islice(src.iter_images(strict=True), n):
+        folder = Path(out) / src.classes[label]
+        folder.mkdir(parents=True, exist_ok=True)
+        image.save(folder / f"{key}.png")
+    return Path(out)
+
+
+def run_cli(*args: str, launcher: list[str] | None = None, **kw) -> subprocess.CompletedProcess:
+    """Run `python -m distill ...` (or under a launcher such as accelerate) and capture its output."""
+    cmd = (launcher or [sys.executable]) + ["-m", "distill", *map(str, args)]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "HF_HUB_OFFLINE": "1"}
+    return subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=kw.pop("cwd", ROOT), **kw)
+
+
+def error_line(res: subprocess.CompletedProcess) -> str:
+    """The one `error:` line a failed command printed (progress bars may share stderr)."""
+    errors = [line for line in res.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and res.stderr.rstrip().endswith(errors[0]), res.stderr
+    assert "Traceback" not in res.stderr
+    return errors[0]

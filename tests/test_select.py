@@ -1,0 +1,91 @@
+"""Selection methods: exactness, nesting, coverage and balance."""
+
+import numpy as np
+import pytest
+
+from subsets import select
+from subsets.coverage import coverage_curve
+from subsets.make_subset import SelectConfig, make_subset
+
+from .helpers import clustered, unit, write_embeddings
+
+
+@pytest.mark.parametrize("prune", [True, False])
+@pytest.mark.parametrize("seed", [0, 7])
+def test_kcenter_equals_bruteforce_farthest_point(prune, seed):
+    x = unit(np.random.default_rng(seed).standard_normal((400, 24)))
+    got = select.kcenter_greedy(x, 120, seed=seed, prune=prune)
+    np.testing.assert_array_equal(got, select.kcenter_reference(x, 120, seed=seed))
+
+
+def test_kcenter_pruning_is_exact_on_clustered_data():
+    # Clustered data is where pruning skips most rows: the picks must still be the plain ones.
+    x, _ = clustered(3000, 32, centers=20, spread=0.1, seed=1)
+    np.testing.assert_array_equal(select.kcenter_greedy(x, 300, seed=3),
+                                  select.kcenter_greedy(x, 300, seed=3, prune=False))
+
+
+def test_kcenter_with_exact_duplicates_never_repeats():
+    x = unit(np.repeat(np.random.default_rng(0).standard_normal((5, 8)), 4, axis=0))
+    order = select.kcenter_greedy(x, 20)
+    assert sorted(order) == list(range(20))
+
+
+@pytest.mark.parametrize("method", ["kcenter", "kmeans", "random"])
+def test_every_prefix_is_a_nested_subset_without_repeats(tmp_path, method):
+    x, labels = clustered(1500, 16, centers=12, seed=2)
+    emb = write_embeddings(tmp_path / "emb", x, labels)
+    small = make_subset(emb, tmp_path / "small", SelectConfig(method=method, k_max=100, seed=5, clusters=[60, 8]))
+    big = make_subset(emb, tmp_path / "big", SelectConfig(method=method, k_max=600, seed=5, clusters=[60, 8]))
+    assert len(np.unique(big.order)) == 600 and big.order.min() >= 0 and big.order.max() < 1500
+    # The k-subset of a long ordering is the ordering for k: one selection serves every k.
+    np.testing.assert_array_equal(small.order, big.order[:100])
+    assert big.keys[:100] == small.keys
+    for k in (1, 10, 99, 600):
+        order_k, keys_k = big.first(k)
+        assert set(order_k) <= set(big.order[: k + 1]) and len(set(keys_k)) == k
+
+
+def test_kcenter_covers_clustered_data_better_than_random():
+    x, _ = clustered(5000, 32, centers=40, spread=0.08, seed=3, sizes=np.geomspace(400, 5, 40).astype(int))
+    ks = [40, 100, 300]
+    kc = coverage_curve(x, select.kcenter_greedy(x, 300, seed=0), ks)
+    for seed in range(3):
+        rnd = coverage_curve(x, select.random_order(len(x), 300, seed), ks)
+        for a, b in zip(kc, rnd):
+            assert a["max_dist"] < b["max_dist"], (a, b)
+
+
+def test_balanced_kmeans_prefixes_are_balanced_across_clusters():
+    # Very unequal blob sizes: a random prefix is dominated by the big blobs, a balanced one is not.
+    sizes = np.array([1200, 600, 300, 150, 80, 40])
+    x, _ = clustered(sizes.sum(), 16, centers=6, spread=0.03, seed=4, sizes=sizes)
+    order, tree = select.kmeans_balanced(x, len(x), seed=0, clusters=[48, 6])
+    top = tree.top_cluster_of_rows()
+    n_top, smallest = top.max() + 1, np.bincount(top).min()
+    tolerance = 1  # round-robin: clusters differ by at most one pick until the smallest runs out
+    for m in range(1, n_top * smallest + 1):
+        counts = np.bincount(top[order[:m]], minlength=n_top)
+        assert counts.max() - counts.min() <= tolerance, (m, counts)
+    rnd = np.bincount(top[select.random_order(len(x), 60, 0)], minlength=n_top)
+    assert rnd.max() - rnd.min() > 10 * tolerance  # the test data is unbalanced enough to tell
+
+
+def test_dedup_removes_planted_near_duplicates_and_keeps_one_of_each():
+    rng = np.random.default_rng(5)
+    base = unit(rng.standard_normal((300, 32)))
+    planted = [3, 50, 51, 200]
+    copies = unit(base[planted] + 0.002 * rng.standard_normal((4, 32)))
+    x = np.vstack([base, copies, copies[:1] + 0.001])  # row 3 has two near-copies
+    keep = select.dedup(unit(x), threshold=0.99)
+    assert len(keep) == 300
+    np.testing.assert_array_equal(keep, np.arange(300))  # the first of each group stays
+
+
+def test_dedup_runs_before_selection(tmp_path):
+    x = unit(np.random.default_rng(6).standard_normal((200, 16)))
+    x = np.vstack([x, x[:50] + 1e-4])
+    emb = write_embeddings(tmp_path / "emb", x)
+    m = make_subset(emb, tmp_path / "sub", SelectConfig(method="kcenter", k_max=200, dedup=0.999))
+    assert m.meta["dedup"] == {"threshold": 0.999, "kept": 200, "removed": 50}
+    assert m.order.max() < 200  # the later copies never get picked

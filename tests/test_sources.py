@@ -1,0 +1,79 @@
+"""Image sources: folder, WebDataset shards, built-in demo data; unreadable images."""
+
+import io
+import tarfile
+
+import numpy as np
+import pytest
+import webdataset as wds
+
+from subsets.errors import InputError
+from subsets.sources import open_source
+
+
+def test_builtin_demo_is_class_balanced_and_offline():
+    train, test = open_source("builtin:cifar10-demo"), open_source("builtin:cifar10-demo-test")
+    assert len(train.classes) == 10 and train.classes[0] == "airplane"
+    for src, per_class in ((train, 1000), (test, 200)):
+        labels = np.array([label for _, label in src.index()])
+        assert np.bincount(labels).tolist() == [per_class] * 10
+    assert not {k for k, _ in train.index()} & {k for k, _ in test.index()}
+    key, image, label = next(train.iter_images(strict=True))
+    assert image.size == (32, 32) and image.mode == "RGB" and 0 <= label < 10
+
+
+def test_folder_source_takes_labels_from_subfolders(image_folder):
+    src = open_source(image_folder)
+    assert src.classes == sorted(p.name for p in image_folder.iterdir())
+    keys = [k for k, _ in src.index()]
+    assert keys == sorted(keys) and len(keys) == 120
+    for key, _, label in src.iter_images():
+        assert key.split("/")[0] == src.classes[label]
+
+
+def _write_tar(path, samples):
+    with wds.TarWriter(str(path)) as sink:
+        for s in samples:
+            sink.write(s)
+
+
+def _png_bytes(image):
+    buf = io.BytesIO()
+    image.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def test_webdataset_source_reports_unreadable_images_by_key(tmp_path):
+    good = next(open_source("builtin:cifar10-demo").iter_images())[1]
+    _write_tar(tmp_path / "a-0.tar", [{"__key__": "ok1", "png": _png_bytes(good), "cls": b"3"},
+                                      {"__key__": "broken", "jpg": b"not a jpeg", "cls": b"1"}])
+    _write_tar(tmp_path / "a-1.tar", [{"__key__": "ok2", "png": _png_bytes(good)},
+                                      {"__key__": "noimage", "txt": b"caption only"}])
+    src = open_source(str(tmp_path / "a-{0..1}.tar"))
+    assert [k for k, _ in src.index()] == ["ok1", "broken", "ok2", "noimage"]
+    skipped = []
+    got = [(k, label) for k, _, label in src.iter_images(skipped=skipped)]
+    assert got == [("ok1", 3), ("ok2", None)]
+    assert [e.key for e in skipped] == ["broken", "noimage"]
+    assert "no image field" in skipped[1].reason
+    with pytest.raises(InputError, match="broken"):
+        list(src.iter_images(strict=True))
+
+
+def test_bad_sources_say_what_is_wrong(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InputError, match="no images found"):
+        open_source(tmp_path / "empty").index()
+    with pytest.raises(InputError, match="no such shard"):
+        open_source(str(tmp_path / "missing-{0..3}.tar"))
+    with pytest.raises(InputError, match="unknown built-in"):
+        open_source("builtin:imagenet")
+    (tmp_path / "junk.tar").write_bytes(b"\x00garbage" * 100)
+    with pytest.raises(InputError, match="junk.tar"):
+        open_source(str(tmp_path / "junk.tar")).index()
+    with tarfile.open(tmp_path / "dup.tar", "w"):
+        pass
+    _write_tar(tmp_path / "d-0.tar", [{"__key__": "x", "jpg": b"1"}])
+    _write_tar(tmp_path / "d-1.tar", [{"__key__": "x", "jpg": b"2"}])
+    with pytest.raises(InputError, match="duplicate key 'x'"):
+        open_source(str(tmp_path / "d-{0..1}.tar")).index()

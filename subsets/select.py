@@ -15,13 +15,15 @@ METHODS = ("kcenter", "kmeans", "random")
 
 
 # --------------------------------------------------------------------------- k-center greedy
-def kcenter_greedy(x: np.ndarray, k: int, seed: int = 0, prune: bool = True) -> np.ndarray:
+def kcenter_greedy(x: np.ndarray, k: int, seed: int = 0, batch: int = 64) -> np.ndarray:
     """Greedy farthest-point selection (Sener & Savarese): each pick is the point farthest from all picks.
 
-    With `prune`, a point is re-measured only when the new center can be closer to it than its
-    current one: by the triangle inequality that needs d(new, its center) < 2 * its distance.
-    This gives exactly the same picks as the plain O(N * k * d) loop, at a fraction of the work
-    once the centers cover the data. `prune=False` is the plain loop (reference and baseline).
+    Exact, with batched updates: `bound` holds each row's distance to the nearest pick that has
+    been applied to all rows, an upper bound on its true distance. New picks wait in `pending`
+    and are applied `batch` at a time with one matrix product, so the corpus is read once per
+    `batch` picks rather than once per pick. A row is picked only after it has been measured
+    against the pending picks too and is still the largest: its distance is then exact and no
+    other row's true distance can exceed its bound. `batch=1` is the plain O(N * k * d) loop.
     """
     x = np.ascontiguousarray(x, dtype=np.float32)
     n = x.shape[0]
@@ -29,40 +31,42 @@ def kcenter_greedy(x: np.ndarray, k: int, seed: int = 0, prune: bool = True) -> 
     sq = np.einsum("ij,ij->i", x, x)
     order = np.empty(k, dtype=np.int64)
     order[0] = np.random.default_rng(seed).integers(n)
-    dist = _dist_to(x, sq, x[order[0]])
-    dist[order[0]] = -np.inf  # picked points never win the argmax again
-    assign = np.zeros(n, dtype=np.int32)  # which pick each point is nearest to
-    centers = np.empty((k, x.shape[1]), dtype=np.float32)
-    centers[0] = x[order[0]]
+    bound = np.full(n, np.inf, dtype=np.float32)
+    pending = [int(order[0])]
+    _apply_centers(x, sq, bound, pending)
+    bound[order[0]] = -np.inf  # picked rows never win the argmax again
     for t in range(1, k):
-        i = int(np.argmax(dist))
-        c = x[i]
-        order[t], centers[t] = i, c
-        if prune:
-            cc = np.sqrt(np.maximum(((centers[:t] - c) ** 2).sum(1), 0.0))
-            cand = np.flatnonzero(cc[assign] < 2.0 * dist + 1e-6)
-            if len(cand) > n // 4:  # copying most rows costs more than measuring them all
-                cand = None
-        else:
-            cand = None
-        if cand is None:
-            d_new = _dist_to(x, sq, c)
-            better = d_new < dist
-            dist = np.where(better, d_new, dist)
-            assign[better] = t
-        else:
-            d_new = _dist_to(x[cand], sq[cand], c)
-            better = d_new < dist[cand]
-            dist[cand[better]] = d_new[better]
-            assign[cand[better]] = t
-        dist[i] = -np.inf
-        assign[i] = t
+        if len(pending) >= batch:
+            _apply_centers(x, sq, bound, pending)
+        for tries in range(1, 1 << 30):
+            i = int(np.argmax(bound))
+            d = _dist_to_rows(x[i], sq[i], x[pending], sq[pending]) if pending else np.inf
+            if d >= bound[i]:
+                break  # exact and still the largest: the greedy pick
+            bound[i] = d
+            if tries % 32 == 0:  # many stale bounds at the top: cheaper to apply the pending picks now
+                _apply_centers(x, sq, bound, pending)
+        order[t] = i
+        bound[i] = -np.inf
+        pending.append(i)
     return order
 
 
-def _dist_to(x: np.ndarray, sq: np.ndarray, c: np.ndarray) -> np.ndarray:
-    d2 = sq + float(c @ c) - 2.0 * (x @ c)
-    return np.sqrt(np.maximum(d2, 0.0))
+def _apply_centers(x: np.ndarray, sq: np.ndarray, bound: np.ndarray, pending: list[int]) -> None:
+    """bound = min(bound, distance of every row to the pending picks); empties `pending`."""
+    if not pending:
+        return
+    c = x[pending]
+    for start in range(0, len(x), 65536):  # blocks keep the N x batch temporary small
+        g = x[start:start + 65536] @ (-2.0 * c.T)
+        g += (c * c).sum(1)
+        d2 = g.min(axis=1) + sq[start:start + 65536]
+        np.minimum(bound[start:start + 65536], np.sqrt(np.maximum(d2, 0.0)), out=bound[start:start + 65536])
+    pending.clear()
+
+
+def _dist_to_rows(v: np.ndarray, v_sq: float, rows: np.ndarray, rows_sq: np.ndarray) -> float:
+    return float(np.sqrt(max(float((rows_sq - 2.0 * (rows @ v)).min()) + float(v_sq), 0.0)))
 
 
 def kcenter_reference(x: np.ndarray, k: int, seed: int = 0) -> np.ndarray:

@@ -10,19 +10,19 @@ from subsets.make_subset import SelectConfig, make_subset
 from .helpers import clustered, unit, write_embeddings
 
 
-@pytest.mark.parametrize("prune", [True, False])
+@pytest.mark.parametrize("batch", [1, 7, 64])
 @pytest.mark.parametrize("seed", [0, 7])
-def test_kcenter_equals_bruteforce_farthest_point(prune, seed):
+def test_kcenter_equals_bruteforce_farthest_point(batch, seed):
     x = unit(np.random.default_rng(seed).standard_normal((400, 24)))
-    got = select.kcenter_greedy(x, 120, seed=seed, prune=prune)
+    got = select.kcenter_greedy(x, 120, seed=seed, batch=batch)
     np.testing.assert_array_equal(got, select.kcenter_reference(x, 120, seed=seed))
 
 
-def test_kcenter_pruning_is_exact_on_clustered_data():
-    # Clustered data is where pruning skips most rows: the picks must still be the plain ones.
+def test_kcenter_batched_updates_are_exact_on_clustered_data():
+    # Clustered data makes many stale bounds at the top: the picks must still be the plain ones.
     x, _ = clustered(3000, 32, centers=20, spread=0.1, seed=1)
     np.testing.assert_array_equal(select.kcenter_greedy(x, 300, seed=3),
-                                  select.kcenter_greedy(x, 300, seed=3, prune=False))
+                                  select.kcenter_greedy(x, 300, seed=3, batch=1))
 
 
 def test_kcenter_with_exact_duplicates_never_repeats():

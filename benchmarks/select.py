@@ -74,7 +74,7 @@ def main() -> None:
     p.add_argument("--k", type=int, default=1000)
     p.add_argument("--niter", type=int, default=20)
     a = p.parse_args()
-    console = Console()
+    console = Console(width=130)  # the table is meant for logs and notes, not an 80-column terminal
     table = Table(title=f"selection wall time, d = {a.dim}, k = {a.k} (seconds)")
     for col in ("N", "kcenter", "x per 2N", "kcenter plain numpy", "speed-up",
                 "kmeans (faiss)", "x per 2N", "kmeans plain numpy", "speed-up"):

@@ -24,8 +24,8 @@ from safetensors import SafetensorError
 from safetensors.numpy import load_file as load_numpy
 from safetensors.torch import save
 
-from .atomic import read_json, write_bytes_atomic, write_json_atomic, write_text_atomic
 from .errors import InputError
+from .fileio import file_sha256, read_json, write_bytes_atomic, write_json_atomic, write_npy_atomic, write_text_atomic
 from .progress import progress_bar
 from .sources import ImageSource, UnreadableImage, decode_image
 
@@ -215,14 +215,13 @@ def _finalize(out: Path, identity: dict, n_shards: int) -> None:
         keys += meta["keys"]
         labels.append(tensors["label"])
         skipped += meta["skipped"]
-        shards.append({"file": path.name, "count": len(meta["keys"]), "sha256": _sha256(path)})
+        shards.append({"file": path.name, "count": len(meta["keys"]), "sha256": file_sha256(path)})
     if not keys:
         raise InputError(f"{identity['source']}: none of its {identity['count_in_source']} images could be read")
     label_arr = np.concatenate(labels)
     write_text_atomic(out / "keys.txt", "".join(k + "\n" for k in keys))
     if (label_arr >= 0).any():
-        buf = _npy_bytes(label_arr)
-        write_bytes_atomic(out / "labels.npy", buf)
+        write_npy_atomic(out / "labels.npy", label_arr)
     meta = {
         "format": FORMAT, "version": VERSION, **identity, "dtype": "float16", "normalized": True,
         "count": len(keys), "skipped_count": len(skipped), "skipped": skipped, "shards": shards,
@@ -243,22 +242,6 @@ def _content_hash(identity: dict, shards: Sequence[dict]) -> str:
     return h.hexdigest()
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def _npy_bytes(arr: np.ndarray) -> bytes:
-    import io
-
-    buf = io.BytesIO()
-    np.save(buf, arr)
-    return buf.getvalue()
-
-
 def load_embeddings(path: Path, verify: bool = True) -> Embeddings:
     """Read a complete embeddings directory, checking it is whole and consistent."""
     path = Path(path)
@@ -275,7 +258,7 @@ def load_embeddings(path: Path, verify: bool = True) -> Embeddings:
         shard = path / s["file"]
         if not shard.exists():
             raise InputError(f"{shard}: missing (listed in meta.json)")
-        if verify and _sha256(shard) != s["sha256"]:
+        if verify and file_sha256(shard) != s["sha256"]:
             raise InputError(f"{shard}: content differs from the sha256 in meta.json (edited or truncated)")
         tensors, _ = _read_shard(shard, meta["dim"])
         vectors.append(tensors["emb"])

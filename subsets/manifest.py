@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import hashlib
-import io
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from .atomic import output_dir_atomic, read_json, write_json_atomic
 from .errors import InputError
+from .fileio import output_dir_atomic, read_json, write_json_atomic, write_npy_atomic
 
 FORMAT = "subset-distill/subset"
 VERSION = 1
@@ -50,9 +49,7 @@ def write_manifest(out: Path, meta: dict, order: np.ndarray, keys: list[str], ov
     meta = {"format": FORMAT, "version": VERSION, **meta, "k_max": int(len(order)),
             "hash": order_hash(order, meta["embeddings"]["hash"])}
     with output_dir_atomic(out, overwrite) as tmp:
-        buf = io.BytesIO()
-        np.save(buf, order)
-        (tmp / "order.npy").write_bytes(buf.getvalue())
+        write_npy_atomic(tmp / "order.npy", order)
         (tmp / "keys.txt").write_text("".join(k + "\n" for k in keys))
         write_json_atomic(tmp / "manifest.json", meta)
     return Path(out)

@@ -67,14 +67,6 @@ def state_dict_sha256(module: nn.Module) -> str:
     return h.hexdigest()
 
 
-def file_sha256(path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 class TeacherEncoder:
     """Adapts a teacher to `subsets.embed.Encoder`: the embedding is the teacher's `cls`."""
 

@@ -9,8 +9,9 @@ import torchvision
 from safetensors.torch import load_file
 
 from subsets.errors import InputError
+from subsets.fileio import file_sha256
 
-from .base import Teacher, TeacherInfo, file_sha256
+from .base import Teacher, TeacherInfo
 
 WEIGHTS = Path(__file__).parent / "weights" / "mobilenet_v2_imagenet1k.safetensors"
 WEIGHTS_SHA256 = "76c64b8b83a8df99e7d07cfeb08024b575f7f80b9085fda8ae8b5f0d30a985a8"

@@ -12,7 +12,7 @@ from subsets.errors import InputError
 from teachers import load_teacher
 from teachers.torchvision_cnn import WEIGHTS, MobileNetV2Teacher
 
-from .helpers import run_cli, error_line
+from .helpers import error_line, run_cli
 
 
 def test_mobilenet_outputs_equal_torchvision_features():

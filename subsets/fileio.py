@@ -1,8 +1,10 @@
-"""Write files and directories so that a reader never sees them half-written."""
+"""File helpers: atomic writes (a reader never sees a half-written file or directory), JSON, hashes."""
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import io
 import json
 import os
 import shutil
@@ -10,6 +12,8 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from .errors import InputError
 
@@ -31,6 +35,12 @@ def write_bytes_atomic(path: Path, data: bytes) -> None:
 
 def write_text_atomic(path: Path, text: str) -> None:
     write_bytes_atomic(path, text.encode())
+
+
+def write_npy_atomic(path: Path, array: np.ndarray) -> None:
+    buf = io.BytesIO()
+    np.save(buf, array)
+    write_bytes_atomic(path, buf.getvalue())
 
 
 def write_json_atomic(path: Path, obj: Any) -> None:
@@ -63,3 +73,11 @@ def output_dir_atomic(out: Path, overwrite: bool = False) -> Iterator[Path]:
     finally:
         if tmp.exists():
             shutil.rmtree(tmp)
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()

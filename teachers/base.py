@@ -55,7 +55,16 @@ class Teacher(nn.Module):
         return super().train(False)  # a teacher never leaves eval mode
 
     def preprocess(self, image: Image.Image) -> torch.Tensor:
+        """A whole image: resized, centre-cropped to the teacher's resolution, normalised."""
         return self.transform(image)
+
+    def normalize(self, image: Image.Image) -> torch.Tensor:
+        """An image already at the teacher's resolution (a stored view): to a normalised tensor."""
+        return self.transform.transforms[-1](self.transform.transforms[-2](self.transform.transforms[0](image)))
+
+    def autocast(self, x: torch.Tensor):
+        """bf16 autocast on GPU (teachers are run for targets, not trained); plain fp32 on CPU."""
+        return torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=x.device.type == "cuda")
 
 
 def state_dict_sha256(module: nn.Module) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 from subsets.errors import InputError
 
@@ -26,15 +27,54 @@ def _mobilenetv2(resolution: int | None = None) -> Teacher:
 
 
 def available_teachers() -> list[str]:
-    return sorted(_REGISTRY) + ["timm:NAME"]
+    from .clip import HUB_IDS as CLIP
+    from .dinov2 import HUB_IDS as DINOV2
+
+    return sorted(_REGISTRY) + sorted(DINOV2) + sorted(CLIP) + ["timm:NAME", "a Hub id", "a local folder"]
 
 
 def load_teacher(name: str, resolution: int | None = None) -> Teacher:
-    """Load a frozen teacher by registry name or `timm:NAME` (a timm model name or a local folder)."""
+    """A frozen teacher from a registry name, `timm:NAME`, a Hugging Face Hub id or a local folder.
+
+    Registry names of DINOv2 and CLIP resolve to their Hub ids, loaded from the Hugging Face cache
+    (or the Hub when online); a folder is recognised by its config.json.
+    """
+    from .clip import HUB_IDS as CLIP
+    from .clip import ClipTeacher
+    from .dinov2 import HUB_IDS as DINOV2
+    from .dinov2 import Dinov2Teacher
+    from .hf import folder_model_type
+    from .timm_teacher import TimmTeacher
+
     if name in _REGISTRY:
         return _REGISTRY[name](resolution=resolution)
+    if name in DINOV2:
+        return Dinov2Teacher(name, DINOV2[name], resolution)
+    if name in CLIP:
+        return ClipTeacher(name, CLIP[name], resolution)
     if name.startswith("timm:"):
-        from .timm_teacher import TimmTeacher
-
         return TimmTeacher(name.removeprefix("timm:"), resolution=resolution)
+    kind = folder_model_type(Path(name)) if Path(name).is_dir() else _hub_model_type(name)
+    if kind == "dinov2":
+        return Dinov2Teacher(name, name, resolution)
+    if kind in ("clip", "clip_vision_model"):
+        return ClipTeacher(name, name, resolution)
+    if kind == "timm":
+        return TimmTeacher(name, resolution=resolution)
+    if Path(name).is_dir():
+        raise InputError(f"{name}: a folder, but not a DINOv2, CLIP or timm model (config.json model_type {kind!r})")
     raise InputError(f"{name}: unknown teacher (available: {', '.join(available_teachers())})")
+
+
+def _hub_model_type(repo_id: str) -> str | None:
+    """model_type of a Hub id whose config.json is in the HF cache (or on the Hub when online)."""
+    if repo_id.count("/") != 1:
+        return None
+    from huggingface_hub import hf_hub_download
+
+    from .hf import folder_model_type
+
+    try:
+        return folder_model_type(Path(hf_hub_download(repo_id, "config.json")).parent)
+    except Exception:  # not cached and offline, or no such repo: then it is not a teacher we know
+        return None

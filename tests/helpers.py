@@ -63,7 +63,7 @@ def write_image_folder(out: Path, n: int, split: str = "builtin:cifar10-demo-tes
 def run_cli(*args: str, launcher: list[str] | None = None, **kw) -> subprocess.CompletedProcess:
     """Run `python -m distill ...` (or under a launcher such as accelerate) and capture its output."""
     cmd = (launcher or [sys.executable]) + ["-m", "distill", *map(str, args)]
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "HF_HUB_OFFLINE": "1"}
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "HF_HUB_OFFLINE": "1", **kw.pop("env_extra", {})}
     return subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=kw.pop("cwd", ROOT), **kw)
 
 

@@ -1,0 +1,40 @@
+"""CLIP image towers through transformers (CLIPVisionModelWithProjection)."""
+
+from __future__ import annotations
+
+import torch
+
+from .base import Teacher, TeacherInfo, state_dict_sha256
+from .hf import load_pretrained
+
+HUB_IDS = {
+    "clip_vitb32": "openai/clip-vit-base-patch32",
+    "clip_vitb16": "openai/clip-vit-base-patch16",
+    "clip_vitl14": "openai/clip-vit-large-patch14",
+}
+CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
+CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+
+
+class ClipTeacher(Teacher):
+    """`cls`: the pooled, post-norm class token; `patch`: last hidden patch tokens; `embed`: the projection."""
+
+    def __init__(self, name: str, source: str, resolution: int | None = None):
+        from transformers import CLIPVisionModelWithProjection
+
+        model = load_pretrained(CLIPVisionModelWithProjection, name, source)
+        cfg = model.config
+        super().__init__(TeacherInfo(
+            name=name, source=source, sha256=state_dict_sha256(model), resolution=resolution or cfg.image_size,
+            patch_size=cfg.patch_size, token_dim=cfg.hidden_size, embed_dim=cfg.projection_dim,
+            mean=CLIP_MEAN, std=CLIP_STD,
+        ))
+        self.model = model
+        self.freeze()
+
+    @torch.no_grad()
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        with self.autocast(x):
+            out = self.model.vision_model(pixel_values=x, interpolate_pos_encoding=True)
+            embed = self.model.visual_projection(out.pooler_output)
+        return {"cls": out.pooler_output.float(), "patch": out.last_hidden_state[:, 1:].float(), "embed": embed.float()}

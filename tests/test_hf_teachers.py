@@ -1,0 +1,91 @@
+"""DINOv2 and CLIP teachers: tiny random models saved by transformers, loaded as a user loads real ones."""
+
+import shutil
+
+import pytest
+import torch
+from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection, Dinov2Config, Dinov2Model
+
+from subsets.errors import InputError
+from teachers import load_teacher
+
+from .helpers import error_line, run_cli
+
+TINY = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64)
+
+
+@pytest.fixture(scope="module")
+def tiny_dinov2(tmp_path_factory):
+    torch.manual_seed(0)
+    model = Dinov2Model(Dinov2Config(**TINY, image_size=28, patch_size=14)).eval()
+    folder = tmp_path_factory.mktemp("dinov2") / "tiny-dinov2"
+    model.save_pretrained(folder)
+    return model, folder
+
+
+@pytest.fixture(scope="module")
+def tiny_clip(tmp_path_factory):
+    torch.manual_seed(0)
+    model = CLIPVisionModelWithProjection(CLIPVisionConfig(**TINY, image_size=32, patch_size=8, projection_dim=16)).eval()
+    folder = tmp_path_factory.mktemp("clip") / "tiny-clip"
+    model.save_pretrained(folder)
+    return model, folder
+
+
+def test_dinov2_from_a_local_folder_matches_the_library(tiny_dinov2):
+    model, folder = tiny_dinov2
+    teacher = load_teacher(str(folder), resolution=28)
+    assert (teacher.info.patch_size, teacher.info.grid, teacher.info.token_dim) == (14, 2, 32)
+    x = torch.randn(2, 3, 28, 28)
+    out = teacher(x)
+    with torch.no_grad():
+        ref = model(pixel_values=x)
+    torch.testing.assert_close(out["cls"], ref.pooler_output)
+    torch.testing.assert_close(out["patch"], ref.last_hidden_state[:, 1:])
+    assert out["patch"].shape == (2, 4, 32) and "embed" not in out
+
+
+def test_clip_from_a_local_folder_matches_the_library(tiny_clip):
+    model, folder = tiny_clip
+    teacher = load_teacher(str(folder))
+    assert (teacher.info.resolution, teacher.info.grid, teacher.info.embed_dim) == (32, 4, 16)
+    x = torch.randn(2, 3, 32, 32)
+    out = teacher(x)
+    with torch.no_grad():
+        ref = model(pixel_values=x)
+        pooled = model.vision_model(pixel_values=x).pooler_output
+    torch.testing.assert_close(out["embed"], ref.image_embeds)
+    torch.testing.assert_close(out["cls"], pooled)
+    torch.testing.assert_close(out["patch"], ref.last_hidden_state[:, 1:])
+
+
+def _as_hub_cache(folder, cache, repo_id):
+    """Lay a saved model out as the Hugging Face cache holds a download of `repo_id`."""
+    repo = cache / f"models--{repo_id.replace('/', '--')}"
+    snapshot = repo / "snapshots" / ("0" * 40)
+    shutil.copytree(folder, snapshot)
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text("0" * 40)
+
+
+def test_registry_names_load_from_the_hf_cache_offline(tmp_path, tiny_dinov2, tiny_clip, image_folder):
+    cache = tmp_path / "hub"
+    _as_hub_cache(tiny_dinov2[1], cache, "facebook/dinov2-small")
+    _as_hub_cache(tiny_clip[1], cache, "openai/clip-vit-base-patch16")
+    env = {"HF_HUB_CACHE": str(cache)}
+    for name in ("dinov2_vits14", "clip_vitb16"):
+        res = run_cli("subset", "embed", "--source", image_folder, "--encoder", name, "--out", tmp_path / name,
+                      "--resolution", "28" if "dinov2" in name else "32", env_extra=env)
+        assert res.returncode == 0, res.stderr
+    missing = run_cli("subset", "embed", "--source", image_folder, "--encoder", "dinov2_vitl14",
+                      "--out", tmp_path / "large", env_extra=env)
+    line = error_line(missing)
+    assert "dinov2_vitl14: no weights for facebook/dinov2-large" in line and str(cache) in line
+    assert "HF_HUB_OFFLINE=1" in line and not (tmp_path / "large").exists()
+
+
+def test_a_folder_that_is_no_teacher_is_refused(tmp_path):
+    (tmp_path / "x").mkdir()
+    (tmp_path / "x" / "config.json").write_text('{"model_type": "bert"}')
+    with pytest.raises(InputError, match="not a DINOv2, CLIP or timm model"):
+        load_teacher(str(tmp_path / "x"))

@@ -65,6 +65,26 @@ def cmd_subset_show(a: argparse.Namespace) -> None:
     print(f"plot: {png}")
 
 
+def cmd_cache(a: argparse.Namespace) -> None:
+    from subsets.manifest import read_manifest
+    from subsets.sources import open_source
+    from teachers import load_teacher
+    from teachers.cache import CacheConfig, cache_targets
+    from teachers.views import ViewPolicy
+
+    source, subset = open_source(a.source), read_manifest(a.subset)
+    teacher = load_teacher(a.teacher, resolution=a.resolution)
+    config = CacheConfig(views=ViewPolicy(views=a.views, seed=a.seed), batch_size=a.batch_size,
+                         shard_size=a.shard_size, patch_grid=a.patch_grid, strict=a.strict)
+    acc = _accelerator()
+    try:
+        out = cache_targets(source, subset, teacher, a.out, a.k, config, acc)
+        if acc.is_main_process:
+            print(f"targets: {out}")
+    finally:
+        acc.end_training()
+
+
 def cmd_demo(a: argparse.Namespace) -> None:
     from .demo import DemoConfig, run_demo
 
@@ -109,6 +129,21 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("subsets", nargs="+", type=Path)
     w.add_argument("--out", type=Path, default=None, help="PNG path (default: coverage.png beside the first)")
     w.set_defaults(func=cmd_subset_show)
+
+    c = sub.add_parser("cache", help="run a teacher once over a subset's views and store its targets")
+    c.add_argument("--source", required=True, help="the corpus the subset was selected from")
+    c.add_argument("--subset", required=True, type=Path, help="subset directory (manifest)")
+    c.add_argument("--teacher", default="mobilenetv2_imagenet", help="registry name, timm:NAME, Hub id or folder")
+    c.add_argument("--out", required=True, type=Path, help="target cache directory to write (or resume)")
+    c.add_argument("--k", type=int, default=None, help="cache only the first k of the subset (default: all)")
+    c.add_argument("--views", type=int, default=2, help="augmented views per image (view 0 is the whole image)")
+    c.add_argument("--seed", type=int, default=0, help="seed of the crops and flips")
+    c.add_argument("--patch-grid", type=int, default=None, help="pool patch tokens to g x g before storing")
+    c.add_argument("--resolution", type=int, default=None, help="teacher input side (default: the teacher's)")
+    c.add_argument("--batch-size", type=int, default=32)
+    c.add_argument("--shard-size", type=int, default=256, help="images per shard (the resume unit)")
+    c.add_argument("--strict", action="store_true", help="fail on an unreadable image instead of skipping it")
+    c.set_defaults(func=cmd_cache)
 
     d = sub.add_parser("demo", help="the embedded default, end to end, offline")
     d.add_argument("--out", type=Path, default=Path("demo-out"))

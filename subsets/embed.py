@@ -24,7 +24,7 @@ from safetensors import SafetensorError
 from safetensors.numpy import load_file as load_numpy
 from safetensors.torch import save
 
-from .errors import InputError
+from .errors import DiskFull, InputError
 from .fileio import file_sha256, read_json, write_bytes_atomic, write_json_atomic, write_npy_atomic, write_text_atomic
 from .progress import progress_bar
 from .sources import ImageSource, UnreadableImage, decode_image
@@ -103,8 +103,8 @@ def embed_corpus(source: ImageSource, encoder: Encoder, out: Path, config: Embed
         acc.wait_for_everyone()
         if acc.is_main_process:
             _finalize(out, identity, math.ceil(len(index) / config.shard_size))
-    except InputError:
-        if created and acc.is_main_process:
+    except InputError as e:
+        if created and acc.is_main_process and not isinstance(e, DiskFull):
             shutil.rmtree(out, ignore_errors=True)
         raise
     acc.wait_for_everyone()

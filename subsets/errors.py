@@ -4,3 +4,7 @@ class InputError(Exception):
     The command line prints its message as one line and exits with code 2, so the message must
     name the file or flag at fault and say what is wrong with it.
     """
+
+
+class DiskFull(InputError):
+    """The disk filled up mid-job. Complete outputs stay, so a rerun resumes where it stopped."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import io
 import json
@@ -15,21 +16,35 @@ from typing import Any
 
 import numpy as np
 
-from .errors import InputError
+from .errors import DiskFull, InputError
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def write_bytes_atomic(path: Path, data: bytes) -> None:
+    """Write to a temporary name, then rename: `path` is whole or absent, never half-written.
+
+    A full disk becomes a DiskFull error naming the file; the temporary file is removed.
+    """
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes files private; outputs are ordinary files
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        if isinstance(e, OSError) and e.errno == errno.ENOSPC:
+            raise DiskFull(f"{path}: disk full while writing {len(data):,} bytes; nothing was left half-written, "
+                           "free some space and rerun the same command to resume") from None
         raise
 
 

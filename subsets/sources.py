@@ -206,3 +206,17 @@ def open_source(spec: str | Path) -> ImageSource:
         f"{spec}: not a folder of images, a WebDataset pattern (shards/train-{{000000..000009}}.tar) "
         f"or builtin:NAME (available: {', '.join('builtin:' + n for n in sorted(BUILTINS))})"
     )
+
+
+def collect_records(source: ImageSource, keys: list[str]) -> dict[str, RawRecord]:
+    """The records of `keys`, found in one pass over the source.
+
+    A folder's records read lazily; a tar shard's carry their bytes, so a subset's raw images are
+    held in memory (a small subset is the premise: k images, not the corpus).
+    """
+    wanted = set(keys)
+    found = {r.key: r for r in source.records() if r.key in wanted}
+    missing = [k for k in keys if k not in found]
+    if missing:
+        raise InputError(f"{source.description}: lacks {len(missing)} image(s) of the subset (first: {missing[0]!r})")
+    return found

@@ -1,0 +1,298 @@
+"""The target cache: a teacher run once per stored view of a subset, its outputs in safetensors shards.
+
+Shard s holds manifest positions [s * shard_size, ...): `cls` [S, V, D], `patch` [S, V, N, D],
+optionally `embed` [S, V, F] (fp16), `view` [S, V, 5] (crop box and flip) and `row` [S]. Shards
+are written atomically and `index.json` last; a rerun skips complete shards; with W processes,
+rank r writes shards r, r + W, ... . A cache made for k serves every smaller k.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save
+
+from subsets.errors import DiskFull, InputError
+from subsets.fileio import file_sha256, read_json, write_bytes_atomic, write_json_atomic
+from subsets.manifest import Manifest
+from subsets.progress import progress_bar
+from subsets.sources import ImageSource, UnreadableImage, collect_records, decode_image
+
+from .base import Teacher
+from .views import ViewPolicy, apply_view, views_for
+
+FORMAT = "subset-distill/targets"
+VERSION = 1
+
+
+@dataclass
+class CacheConfig:
+    views: ViewPolicy = field(default_factory=ViewPolicy)
+    batch_size: int = 32  # images per teacher batch (each brings `views` crops)
+    shard_size: int = 256  # images per shard: the resume unit
+    patch_grid: int | None = None  # pool patch tokens to g x g before storing
+    strict: bool = False  # an unreadable image fails the job instead of being skipped
+
+
+def bytes_per_image_view(teacher: Teacher, patch_grid: int | None) -> int:
+    """(1 + N) * D * 2 bytes of fp16 tokens, plus the embedding and the view parameters."""
+    n = (patch_grid or teacher.info.grid) ** 2
+    return (1 + n) * teacher.info.token_dim * 2 + (teacher.info.embed_dim or 0) * 2 + 5 * 4
+
+
+def shard_name(s: int) -> str:
+    return f"shard-{s:05d}.safetensors"
+
+
+def cache_identity(teacher: Teacher, subset: Manifest, config: CacheConfig) -> dict:
+    return json.loads(json.dumps({  # as it reads back from index.json: tuples become lists
+        "teacher": teacher.info.to_dict(), "views": config.views.views, "view_policy": config.views.to_dict(),
+        "dtype": "float16", "patch_grid": config.patch_grid or teacher.info.grid, "shard_size": config.shard_size,
+        "subset": {"hash": subset.hash, "method": subset.method, "path": str(Path(subset.path).resolve())},
+    }))
+
+
+def cache_targets(source: ImageSource, subset: Manifest, teacher: Teacher, out: Path, k: int | None = None,
+                  config: CacheConfig = CacheConfig(), accelerator=None) -> Path:
+    """Run `teacher` over the first k images of `subset` (all of it by default) and store its targets."""
+    from accelerate import Accelerator
+
+    acc = accelerator or Accelerator(cpu=not torch.cuda.is_available())
+    k = len(subset.order) if k is None else k
+    _check_inputs(source, subset, teacher, config, k)
+    out = Path(out)
+    identity = cache_identity(teacher, subset, config)
+    previous = _previous_run(out, identity)
+    if previous.get("complete") and previous["k"] >= k:
+        if acc.is_main_process:
+            print(f"{out}: already holds k = {previous['k']} (>= {k}), nothing to do")
+        return out
+    per_view = bytes_per_image_view(teacher, config.patch_grid)
+    if acc.is_main_process:
+        total = k * config.views.views * per_view
+        print(f"storage estimate: {k:,} images x {config.views.views} views x {per_view:,} B = {total / 2**20:,.1f} MiB")
+    created = not out.exists()
+    acc.wait_for_everyone()
+    if acc.is_main_process:
+        out.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(out / "progress.json", identity)
+    acc.wait_for_everyone()
+    try:
+        _write_missing_shards(source, subset, teacher, out, k, config, acc)
+        acc.wait_for_everyone()
+        if acc.is_main_process:
+            index = _write_index(out, identity, k, config)
+            print(f"wrote {out}: {index['bytes'] / 2**20:,.1f} MiB in {len(index['shards'])} shards")
+    except InputError as e:
+        if created and acc.is_main_process and not isinstance(e, DiskFull):
+            shutil.rmtree(out, ignore_errors=True)
+        raise
+    acc.wait_for_everyone()
+    return out
+
+
+def _check_inputs(source, subset, teacher, config, k) -> None:
+    if not 1 <= k <= len(subset.order):
+        raise InputError(f"--k {k}: outside 1..{len(subset.order)}, the k_max of {subset.path / 'manifest.json'}")
+    if source.corpus_hash() != subset.meta["embeddings"]["corpus_hash"]:
+        raise InputError(f"{source.description}: not the corpus {subset.path} was selected from "
+                         f"({subset.meta['embeddings']['source']}; the keys or labels differ)")
+    if config.patch_grid is not None and not 1 <= config.patch_grid <= teacher.info.grid:
+        raise InputError(f"--patch-grid {config.patch_grid}: must lie in 1..{teacher.info.grid}, "
+                         f"the patch grid of {teacher.info.name} at {teacher.info.resolution} px")
+    if config.views.views < 1:
+        raise InputError(f"--views {config.views.views}: at least one view is needed")
+
+
+def _previous_run(out: Path, identity: dict) -> dict:
+    """What a previous run left in `out` (index.json or progress.json), refused if made otherwise."""
+    for name in ("index.json", "progress.json"):
+        if (out / name).exists():
+            found = read_json(out / name, "target cache")
+            _check_same(out / name, found, identity)
+            return found
+    if out.exists() and any(out.iterdir()):
+        raise InputError(f"{out}: exists and is not a target cache (no index.json or progress.json)")
+    return {}
+
+
+def _check_same(path: Path, found: dict, identity: dict) -> None:
+    if found.get("subset", {}).get("hash") != identity["subset"]["hash"]:
+        raise InputError(f"{path}: made for another subset ({found.get('subset', {}).get('path')}), "
+                         f"not {identity['subset']['path']}")
+    t_found, t_want = found.get("teacher", {}), identity["teacher"]
+    if (t_found.get("name"), t_found.get("sha256")) != (t_want["name"], t_want["sha256"]):
+        raise InputError(f"{path}: made with teacher {t_found.get('name')} (weights {str(t_found.get('sha256'))[:12]}), "
+                         f"not {t_want['name']} (weights {t_want['sha256'][:12]})")
+    where = {"source"}  # the same weights read from another place are the same teacher
+    if {k: v for k, v in t_found.items() if k not in where} != {k: v for k, v in t_want.items() if k not in where}:
+        raise InputError(f"{path}: made with other teacher settings ({json.dumps(t_found)}); use another --out")
+    for key in ("views", "view_policy", "dtype", "patch_grid", "shard_size"):
+        if found.get(key) != identity[key]:
+            raise InputError(f"{path}: made with other {key} ({json.dumps(found.get(key))}); use another --out")
+
+
+def _shard_ranges(k: int, shard_size: int) -> list[tuple[int, int]]:
+    return [(s * shard_size, min(k, (s + 1) * shard_size)) for s in range(math.ceil(k / shard_size))]
+
+
+def _shard_is_complete(path: Path, start: int, stop: int) -> bool:
+    if not path.exists():
+        return False
+    try:
+        with safe_open(str(path), "pt") as f:
+            info = json.loads((f.metadata() or {}).get("info", "{}"))
+    except (SafetensorError, OSError, ValueError):
+        return False  # a damaged shard is simply written again
+    return (info.get("start"), info.get("stop")) == (start, stop)
+
+
+def _write_missing_shards(source, subset, teacher, out, k, config, acc) -> None:
+    ranges = _shard_ranges(k, config.shard_size)
+    todo = [s for s in range(acc.process_index, len(ranges), acc.num_processes)
+            if not _shard_is_complete(out / shard_name(s), *ranges[s])]
+    if not todo:
+        return
+    keys = [subset.keys[p] for s in todo for p in range(*ranges[s])]
+    records = collect_records(source, keys)
+    teacher.to(acc.device)
+    with progress_bar("img", enabled=acc.is_local_main_process) as bar:
+        task = bar.add_task(f"cache [{acc.process_index}/{acc.num_processes}]", total=len(keys))
+        for s in todo:
+            start, stop = ranges[s]
+            data = _shard_bytes(records, subset, teacher, start, stop, config, acc.device, lambda n: bar.advance(task, n))
+            write_bytes_atomic(out / shard_name(s), data)
+
+
+def _shard_bytes(records, subset, teacher, start, stop, config, device, advance) -> bytes:
+    policy = config.views
+    views = np.stack([views_for(policy, p) for p in range(start, stop)])  # [S, V, 5]
+    outputs: dict[str, list[torch.Tensor]] = {}
+    skipped = []
+    for b0 in range(start, stop, config.batch_size):
+        crops = []
+        for p in range(b0, min(stop, b0 + config.batch_size)):
+            key = subset.keys[p]
+            try:
+                image = decode_image(records[key])
+            except UnreadableImage as e:
+                if config.strict:
+                    raise InputError(f"{e} (--strict)") from None
+                skipped.append({"position": p, "key": key, "error": e.reason})
+                image = None
+            for v in range(policy.views):
+                crops.append(torch.zeros(3, teacher.info.resolution, teacher.info.resolution) if image is None
+                             else teacher.normalize(apply_view(image, views[p - start, v], teacher.info.resolution)))
+        for name, t in teacher_targets(teacher, torch.stack(crops).to(device), config.patch_grid).items():
+            outputs.setdefault(name, []).append(t.half().cpu())
+        advance(len(crops) // policy.views)
+    n = stop - start
+    tensors = {name: torch.cat(ts).reshape(n, policy.views, *ts[0].shape[1:]).contiguous() for name, ts in outputs.items()}
+    for item in skipped:  # an unreadable image keeps its row, zeroed, and is listed as skipped
+        for t in tensors.values():
+            t[item["position"] - start] = 0
+    tensors["view"] = torch.from_numpy(views).float()
+    tensors["row"] = torch.arange(start, stop, dtype=torch.int64)
+    info = {"start": start, "stop": stop, "skipped": skipped}
+    return save(tensors, metadata={"info": json.dumps(info)})
+
+
+@torch.no_grad()
+def teacher_targets(teacher: Teacher, batch: torch.Tensor, patch_grid: int | None = None) -> dict[str, torch.Tensor]:
+    """The teacher's outputs for a batch of views, patch tokens pooled to patch_grid x patch_grid if asked."""
+    out = teacher(batch)
+    g = teacher.info.grid
+    if patch_grid and patch_grid != g:
+        fmap = out["patch"].transpose(1, 2).reshape(len(batch), -1, g, g)
+        out["patch"] = F.adaptive_avg_pool2d(fmap, patch_grid).flatten(2).transpose(1, 2)
+    return out
+
+
+def _write_index(out: Path, identity: dict, k: int, config: CacheConfig) -> dict:
+    shards, skipped = [], []
+    for s, (start, stop) in enumerate(_shard_ranges(k, config.shard_size)):
+        path = out / shard_name(s)
+        with safe_open(str(path), "pt") as f:
+            skipped += json.loads(f.metadata()["info"])["skipped"]
+        shards.append({"file": path.name, "start": start, "count": stop - start, "bytes": path.stat().st_size,
+                       "sha256": file_sha256(path)})
+    for stale in sorted(out.glob("shard-*.safetensors"))[len(shards):]:
+        stale.unlink()  # from an earlier, larger k: not part of this index
+    index = {"format": FORMAT, "version": VERSION, **identity, "k": k, "shards": shards, "skipped": skipped,
+             "bytes": sum(s["bytes"] for s in shards), "complete": True}
+    write_json_atomic(out / "index.json", index)
+    (out / "progress.json").unlink(missing_ok=True)
+    return index
+
+
+class TargetCache:
+    """Memory-mapped, random access to cached targets by manifest position."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        if not (self.path / "index.json").exists():
+            hint = " (the cache job has not finished: rerun it to resume)" if (self.path / "progress.json").exists() else ""
+            raise InputError(f"{self.path}: not a complete target cache, index.json is missing{hint}")
+        self.index = read_json(self.path / "index.json", "target cache index")
+        if self.index.get("format") != FORMAT or not self.index.get("complete"):
+            raise InputError(f"{self.path / 'index.json'}: not a complete target cache")
+        for s in self.index["shards"]:
+            f = self.path / s["file"]
+            if not f.exists() or f.stat().st_size != s["bytes"]:
+                raise InputError(f"{f}: missing or truncated ({f.stat().st_size if f.exists() else 0} of {s['bytes']} bytes)")
+        self.shard_size = self.index["shard_size"]
+        self.skipped = {item["position"] for item in self.index["skipped"]}
+        self._handles: dict[int, object] = {}
+        self._pid = os.getpid()
+
+    def __len__(self) -> int:
+        return self.index["k"]
+
+    @property
+    def names(self) -> list[str]:
+        return [n for n in ("cls", "patch", "embed") if n in self._handle(0).keys()]
+
+    def check_subset(self, subset: Manifest, k: int | None = None) -> None:
+        if self.index["subset"]["hash"] != subset.hash:
+            raise InputError(f"{self.path}: made for another subset ({self.index['subset']['path']}), not {subset.path}")
+        if k is not None and k > len(self):
+            raise InputError(f"k = {k}: {self.path} holds only the first {len(self)} images of its subset")
+
+    def verify(self) -> None:
+        """Hash every shard against index.json: finds edited as well as truncated shards."""
+        for s in self.index["shards"]:
+            if file_sha256(self.path / s["file"]) != s["sha256"]:
+                raise InputError(f"{self.path / s['file']}: content differs from the sha256 in index.json (edited?)")
+
+    def _handle(self, s: int):
+        if os.getpid() != self._pid:  # a DataLoader worker: open its own memory maps
+            self._handles, self._pid = {}, os.getpid()
+        if s not in self._handles:
+            self._handles[s] = safe_open(str(self.path / self.index["shards"][s]["file"]), "pt")
+        return self._handles[s]
+
+    def targets(self, position: int) -> dict[str, torch.Tensor]:
+        """`cls` [V, D], `patch` [V, N, D], maybe `embed` [V, F], and `view` [V, 5] of one position."""
+        if not 0 <= position < len(self):
+            raise IndexError(f"position {position} outside 0..{len(self) - 1}")
+        f = self._handle(position // self.shard_size)
+        i = position % self.shard_size
+        return {name: f.get_slice(name)[i] for name in (*self.names, "view")}
+
+    def first(self, k: int, name: str) -> torch.Tensor:
+        """One target for the first k positions, e.g. `cls` [k, V, D] (reads whole shards)."""
+        parts, need = [], k
+        for s in range(math.ceil(k / self.shard_size)):
+            t = self._handle(s).get_slice(name)[: min(need, self.shard_size)]
+            parts.append(t)
+            need -= len(t)
+        return torch.cat(parts)

@@ -1,0 +1,41 @@
+"""A torch Dataset over a target cache: the student's view of each cached image-view, with its targets."""
+
+from __future__ import annotations
+
+import torch
+from torchvision.transforms import v2
+
+from subsets.errors import InputError
+from subsets.manifest import Manifest
+from subsets.sources import ImageSource, collect_records, decode_image
+
+from .cache import TargetCache
+from .views import apply_view
+
+
+class CachedViews(torch.utils.data.Dataset):
+    """Item i is view i % V of position i // V: the stored crop and flip of the original image, at the
+    student's resolution, with the teacher's `cls`, `patch` (and `embed`) for exactly those pixels."""
+
+    def __init__(self, cache: TargetCache, source: ImageSource, subset: Manifest, resolution: int,
+                 k: int | None = None, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225)):
+        cache.check_subset(subset, k)
+        if resolution < 8:
+            raise InputError(f"student resolution {resolution} px: too small to show a cached view")
+        k = len(cache) if k is None else k
+        self.cache, self.subset, self.resolution = cache, subset, resolution
+        self.positions = [p for p in range(k) if p not in cache.skipped]
+        self.views = cache.index["views"]
+        self.records = collect_records(source, subset.keys[:k])
+        self.to_tensor = v2.Compose([v2.ToImage(), v2.ToDtype(torch.float32, scale=True), v2.Normalize(mean, std)])
+
+    def __len__(self) -> int:
+        return len(self.positions) * self.views
+
+    def __getitem__(self, i: int) -> dict:
+        position, view = self.positions[i // self.views], i % self.views
+        targets = self.cache.targets(position)
+        image = decode_image(self.records[self.subset.keys[position]])
+        crop = apply_view(image, targets["view"][view].numpy(), self.resolution)
+        item = {name: t[view].float() for name, t in targets.items() if name != "view"}
+        return {"image": self.to_tensor(crop), **item, "position": position, "view": view}

@@ -1,0 +1,222 @@
+"""The target cache: equal to a fresh teacher pass, resumable, parallel, nested in k, guarded."""
+
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from subsets.embed import EmbedConfig, embed_corpus
+from subsets.errors import InputError
+from subsets.make_subset import SelectConfig, make_subset
+from subsets.manifest import read_manifest
+from subsets.sources import open_source
+from teachers import load_teacher
+from teachers.cache import CacheConfig, TargetCache, bytes_per_image_view, cache_targets
+from teachers.cached_views import CachedViews
+from teachers.views import ViewPolicy, apply_view, views_for
+
+from .helpers import ROOT, error_line, run_cli
+
+
+@pytest.fixture(scope="module")
+def subsets_dir(tmp_path_factory, image_folder, encoder):
+    """Two subsets (random, kcenter) of the 120-image test corpus."""
+    root = tmp_path_factory.mktemp("subsets")
+    emb = embed_corpus(open_source(image_folder), encoder, root / "emb", EmbedConfig())
+    for method in ("random", "kcenter"):
+        make_subset(emb, root / method, SelectConfig(method=method, k_max=40, seed=1))
+    return root
+
+
+@pytest.fixture(scope="module")
+def teacher():
+    return load_teacher("mobilenetv2_imagenet", resolution=64)
+
+
+def _cache(subsets_dir, image_folder, teacher, out, k=None, method="random", **kw):
+    config = CacheConfig(views=ViewPolicy(views=2, seed=3), batch_size=8, shard_size=kw.pop("shard_size", 8), **kw)
+    return cache_targets(open_source(image_folder), read_manifest(subsets_dir / method), teacher, out, k, config)
+
+
+def test_cached_targets_equal_a_fresh_teacher_pass_on_the_stored_view(tmp_path, subsets_dir, image_folder, teacher):
+    cache = TargetCache(_cache(subsets_dir, image_folder, teacher, tmp_path / "t"))
+    subset = read_manifest(subsets_dir / "random")
+    images = {k: im for k, im, _ in open_source(image_folder).iter_images()}
+    assert len(cache) == 40 and cache.names == ["cls", "patch"]
+    for position in (0, 13, 39):
+        t = cache.targets(position)
+        assert t["cls"].dtype == torch.float16 and t["patch"].shape == (2, 4, 1280)
+        np.testing.assert_allclose(t["view"].numpy(), views_for(ViewPolicy(views=2, seed=3), position))
+        crops = torch.stack([teacher.normalize(apply_view(images[subset.keys[position]], v, 64)) for v in t["view"].numpy()])
+        fresh = teacher(crops)
+        torch.testing.assert_close(t["cls"].float(), fresh["cls"], atol=2e-3, rtol=2e-3)
+        torch.testing.assert_close(t["patch"].float(), fresh["patch"], atol=2e-2, rtol=2e-3)
+    assert cache.index["bytes"] >= 40 * 2 * bytes_per_image_view(teacher, None)
+
+
+def test_views_differ_but_are_reproducible():
+    policy = ViewPolicy(views=3, seed=0)
+    a, b = views_for(policy, 5), views_for(policy, 5)
+    np.testing.assert_array_equal(a, b)
+    assert a[0].tolist() == [0, 0, 1, 1, 0] and not np.allclose(a[1], a[2])
+    assert not np.allclose(views_for(policy, 6)[1], a[1])
+    assert ((a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1]) >= 0.35 - 1e-6).all()
+
+
+def test_first_k_of_a_large_cache_equals_a_cache_made_for_k(tmp_path, subsets_dir, image_folder, teacher):
+    big = TargetCache(_cache(subsets_dir, image_folder, teacher, tmp_path / "big"))
+    small = TargetCache(_cache(subsets_dir, image_folder, teacher, tmp_path / "small", k=13))
+    assert len(small) == 13
+    for name in ("cls", "patch", "view"):
+        torch.testing.assert_close(big.first(13, name), small.first(13, name), atol=0, rtol=0)
+    # A cache for k serves any smaller k, and asking it for more than it holds says so.
+    subset = read_manifest(subsets_dir / "random")
+    big.check_subset(subset, 13)
+    with pytest.raises(InputError, match="holds only the first 13"):
+        small.check_subset(subset, 20)
+    # Growing the small cache reuses its complete shards and then equals the big one.
+    before = (tmp_path / "small" / "shard-00000.safetensors").stat().st_mtime_ns
+    _cache(subsets_dir, image_folder, teacher, tmp_path / "small")
+    assert (tmp_path / "small" / "shard-00000.safetensors").stat().st_mtime_ns == before
+    assert TargetCache(tmp_path / "small").index["shards"] == big.index["shards"]
+
+
+def test_cache_for_another_subset_or_teacher_is_refused(tmp_path, subsets_dir, image_folder, teacher):
+    out = _cache(subsets_dir, image_folder, teacher, tmp_path / "t", k=8)
+    with pytest.raises(InputError, match="made for another subset"):
+        _cache(subsets_dir, image_folder, teacher, out, method="kcenter")
+    with pytest.raises(InputError, match="made for another subset"):
+        TargetCache(out).check_subset(read_manifest(subsets_dir / "kcenter"))
+    other = load_teacher("mobilenetv2_imagenet", resolution=96)
+    with pytest.raises(InputError, match="other teacher"):
+        _cache(subsets_dir, image_folder, other, out)
+
+
+def test_truncated_or_edited_shards_are_detected(tmp_path, subsets_dir, image_folder, teacher):
+    out = _cache(subsets_dir, image_folder, teacher, tmp_path / "t", k=16)
+    shard = out / "shard-00001.safetensors"
+    data = shard.read_bytes()
+    shard.write_bytes(data[:-100])
+    with pytest.raises(InputError, match="shard-00001.safetensors: missing or truncated"):
+        TargetCache(out)
+    shard.write_bytes(data[:-4] + bytes(4))
+    cache = TargetCache(out)
+    with pytest.raises(InputError, match="shard-00001.safetensors: content differs"):
+        cache.verify()
+
+
+def test_dataset_yields_the_students_view_with_its_targets_across_workers(tmp_path, subsets_dir, image_folder, teacher):
+    cache = TargetCache(_cache(subsets_dir, image_folder, teacher, tmp_path / "t", k=16))
+    subset = read_manifest(subsets_dir / "random")
+    ds = CachedViews(cache, open_source(image_folder), subset, resolution=32, k=12)
+    assert len(ds) == 24
+    batches = list(torch.utils.data.DataLoader(ds, batch_size=5, num_workers=2))
+    positions = torch.cat([b["position"] for b in batches])
+    views = torch.cat([b["view"] for b in batches])
+    assert positions.tolist() == [p for p in range(12) for _ in range(2)] and views.tolist() == [0, 1] * 12
+    images = {k: im for k, im, _ in open_source(image_folder).iter_images()}
+    item = ds[7]  # position 3, view 1
+    params = cache.targets(3)["view"][1].numpy()
+    expected = ds.to_tensor(apply_view(images[subset.keys[3]], params, 32))
+    torch.testing.assert_close(item["image"], expected)
+    torch.testing.assert_close(torch.cat([b["cls"] for b in batches])[7], cache.targets(3)["cls"][1].float())
+    assert batches[0]["image"].shape == (5, 3, 32, 32) and batches[0]["patch"].shape == (5, 4, 1280)
+
+
+def test_full_disk_leaves_no_half_written_shard_and_a_rerun_resumes(tmp_path, subsets_dir, image_folder, teacher,
+                                                                   monkeypatch):
+    import errno
+
+    import subsets.fileio as fileio
+
+    real_fdopen, calls = fileio.os.fdopen, []
+
+    class FullDisk:
+        def __init__(self, f):
+            self.f = f
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.f.close()
+
+        def write(self, data):
+            self.f.write(data[: len(data) // 2])
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    def fdopen(fd, mode):
+        calls.append(fd)
+        return FullDisk(real_fdopen(fd, mode)) if len(calls) == 4 else real_fdopen(fd, mode)
+
+    monkeypatch.setattr(fileio.os, "fdopen", fdopen)
+    with pytest.raises(InputError, match="shard-00002.safetensors: disk full"):
+        _cache(subsets_dir, image_folder, teacher, tmp_path / "t", k=40)
+    monkeypatch.setattr(fileio.os, "fdopen", real_fdopen)
+    files = sorted(p.name for p in (tmp_path / "t").iterdir())
+    assert files == ["progress.json", "shard-00000.safetensors", "shard-00001.safetensors"]
+    done = (tmp_path / "t" / "shard-00000.safetensors").stat().st_mtime_ns
+    _cache(subsets_dir, image_folder, teacher, tmp_path / "t", k=40)
+    assert (tmp_path / "t" / "shard-00000.safetensors").stat().st_mtime_ns == done
+    assert len(TargetCache(tmp_path / "t")) == 40
+
+
+def _cache_args(image_folder, subsets_dir, out, *extra):
+    return ["cache", "--source", image_folder, "--subset", subsets_dir / "random", "--out", out, "--resolution", "64",
+            "--shard-size", "4", "--batch-size", "4", *extra]
+
+
+def test_killed_cache_job_resumes_to_the_same_bytes(tmp_path, subsets_dir, image_folder):
+    out = tmp_path / "killed"
+    proc = subprocess.Popen([sys.executable, "-m", "distill", *map(str, _cache_args(image_folder, subsets_dir, out))],
+                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while not (out / "shard-00001.safetensors").exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (out / "index.json").exists(), "the job finished before it could be killed"
+    assert 2 <= len(list(out.glob("shard-*"))) < 10
+    assert run_cli(*_cache_args(image_folder, subsets_dir, out)).returncode == 0
+    assert run_cli(*_cache_args(image_folder, subsets_dir, tmp_path / "straight")).returncode == 0
+    for f in sorted((tmp_path / "straight").iterdir()):
+        assert (out / f.name).read_bytes() == f.read_bytes(), f.name
+
+
+def test_two_process_cache_equals_one_process(tmp_path, subsets_dir, image_folder):
+    assert run_cli(*_cache_args(image_folder, subsets_dir, tmp_path / "one")).returncode == 0
+    launcher = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+                "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]
+    two = run_cli(*_cache_args(image_folder, subsets_dir, tmp_path / "two"), launcher=launcher)
+    assert two.returncode == 0, two.stderr
+    a, b = TargetCache(tmp_path / "one"), TargetCache(tmp_path / "two")
+    assert [s["count"] for s in a.index["shards"]] == [s["count"] for s in b.index["shards"]]
+    for name in ("cls", "patch", "view"):
+        torch.testing.assert_close(a.first(40, name).float(), b.first(40, name).float(), atol=2e-2, rtol=2e-3)
+
+
+@pytest.mark.parametrize("case", ["k_too_large", "other_corpus", "patch_grid", "bad_teacher_weights"])
+def test_bad_cache_input_is_one_line_and_exit_2(tmp_path, subsets_dir, image_folder, case):
+    args = _cache_args(image_folder, subsets_dir, tmp_path / "o")
+    if case == "k_too_large":
+        args += ["--k", "41"]
+        expect = "--k 41: outside 1..40"
+    elif case == "other_corpus":
+        args[2] = "builtin:cifar10-demo-test"
+        expect = "builtin:cifar10-demo-test: not the corpus"
+    elif case == "patch_grid":
+        args += ["--patch-grid", "3"]
+        expect = "--patch-grid 3: must lie in 1..2"
+    else:
+        (tmp_path / "w").mkdir()
+        (tmp_path / "w" / "config.json").write_text(json.dumps({"model_type": "dinov2"}))
+        args[args.index("--resolution"):args.index("--resolution") + 2] = ["--teacher", tmp_path / "w"]
+        expect = "no weights for"
+    res = run_cli(*args)
+    assert res.returncode == 2 and expect in error_line(res)
+    assert not (tmp_path / "o").exists()

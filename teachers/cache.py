@@ -234,6 +234,29 @@ def _write_index(out: Path, identity: dict, k: int, config: CacheConfig) -> dict
     return index
 
 
+_DTYPES = {"F16": np.float16, "F32": np.float32, "I64": np.int64, "BF16": None}
+
+
+class _MappedShard:
+    """A safetensors file memory-mapped as numpy views: indexing a row copies only that row."""
+
+    def __init__(self, path: Path):
+        import mmap
+        import struct
+
+        with open(path, "rb") as f:
+            self._mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+        (n,) = struct.unpack("<Q", self._mm[:8])
+        header = json.loads(self._mm[8:8 + n])
+        self.metadata = header.pop("__metadata__", {})
+        self.arrays = {}
+        for name, t in header.items():
+            start, stop = t["data_offsets"]
+            dtype = np.dtype(_DTYPES[t["dtype"]])
+            self.arrays[name] = np.frombuffer(self._mm, dtype, (stop - start) // dtype.itemsize,
+                                              8 + n + start).reshape(t["shape"])
+
+
 class TargetCache:
     """Memory-mapped, random access to cached targets by manifest position."""
 
@@ -251,7 +274,7 @@ class TargetCache:
                 raise InputError(f"{f}: missing or truncated ({f.stat().st_size if f.exists() else 0} of {s['bytes']} bytes)")
         self.shard_size = self.index["shard_size"]
         self.skipped = {item["position"] for item in self.index["skipped"]}
-        self._handles: dict[int, object] = {}
+        self._shards: dict[int, _MappedShard] = {}
         self._pid = os.getpid()
 
     def __len__(self) -> int:
@@ -259,7 +282,7 @@ class TargetCache:
 
     @property
     def names(self) -> list[str]:
-        return [n for n in ("cls", "patch", "embed") if n in self._handle(0).keys()]
+        return [n for n in ("cls", "patch", "embed") if n in self._shard(0).arrays]
 
     def check_subset(self, subset: Manifest, k: int | None = None) -> None:
         if self.index["subset"]["hash"] != subset.hash:
@@ -273,26 +296,37 @@ class TargetCache:
             if file_sha256(self.path / s["file"]) != s["sha256"]:
                 raise InputError(f"{self.path / s['file']}: content differs from the sha256 in index.json (edited?)")
 
-    def _handle(self, s: int):
-        if os.getpid() != self._pid:  # a DataLoader worker: open its own memory maps
-            self._handles, self._pid = {}, os.getpid()
-        if s not in self._handles:
-            self._handles[s] = safe_open(str(self.path / self.index["shards"][s]["file"]), "pt")
-        return self._handles[s]
+    def _shard(self, s: int) -> _MappedShard:
+        if os.getpid() != self._pid:  # a DataLoader worker: map the files itself
+            self._shards, self._pid = {}, os.getpid()
+        if s not in self._shards:
+            self._shards[s] = _MappedShard(self.path / self.index["shards"][s]["file"])
+        return self._shards[s]
 
     def targets(self, position: int) -> dict[str, torch.Tensor]:
         """`cls` [V, D], `patch` [V, N, D], maybe `embed` [V, F], and `view` [V, 5] of one position."""
         if not 0 <= position < len(self):
             raise IndexError(f"position {position} outside 0..{len(self) - 1}")
-        f = self._handle(position // self.shard_size)
+        arrays = self._shard(position // self.shard_size).arrays
         i = position % self.shard_size
-        return {name: f.get_slice(name)[i] for name in (*self.names, "view")}
+        return {name: torch.from_numpy(arrays[name][i].copy()) for name in (*self.names, "view")}
+
+    def targets_many(self, positions) -> dict[str, torch.Tensor]:
+        """The same for a batch of positions, [B, V, ...]: one gather per shard and tensor."""
+        positions = np.asarray(positions, dtype=np.int64)
+        if len(positions) and not (0 <= positions.min() and positions.max() < len(self)):
+            raise IndexError(f"positions outside 0..{len(self) - 1}")
+        shard_of = positions // self.shard_size
+        out = {}
+        for name in (*self.names, "view"):
+            first = self._shard(0).arrays[name]
+            buf = np.empty((len(positions), *first.shape[1:]), dtype=first.dtype)
+            for s in np.unique(shard_of):
+                rows = np.flatnonzero(shard_of == s)
+                buf[rows] = self._shard(int(s)).arrays[name][positions[rows] - s * self.shard_size]
+            out[name] = torch.from_numpy(buf)
+        return out
 
     def first(self, k: int, name: str) -> torch.Tensor:
-        """One target for the first k positions, e.g. `cls` [k, V, D] (reads whole shards)."""
-        parts, need = [], k
-        for s in range(math.ceil(k / self.shard_size)):
-            t = self._handle(s).get_slice(name)[: min(need, self.shard_size)]
-            parts.append(t)
-            need -= len(t)
-        return torch.cat(parts)
+        """One target for the first k positions, e.g. `cls` [k, V, D]."""
+        return self.targets_many(np.arange(k))[name]

@@ -23,7 +23,7 @@ from subsets.make_subset import SelectConfig, make_subset
 from subsets.manifest import read_manifest
 from subsets.sources import open_source
 from teachers import load_teacher
-from teachers.cache import CacheConfig, TargetCache, bytes_per_image_view, cache_targets
+from teachers.cache import CacheConfig, TargetCache, cache_targets
 
 
 def subset_for(work: Path, k: int):

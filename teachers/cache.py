@@ -87,7 +87,8 @@ def cache_targets(source: ImageSource, subset: Manifest, teacher: Teacher, out: 
         write_json_atomic(out / "progress.json", identity)
     acc.wait_for_everyone()
     try:
-        _write_missing_shards(source, subset, teacher, out, k, config, acc)
+        known = {sh["file"]: sh["sha256"] for sh in previous.get("shards", [])}  # hashes of a finished run
+        _write_missing_shards(source, subset, teacher, out, k, config, acc, known)
         acc.wait_for_everyone()
         if acc.is_main_process:
             index = _write_index(out, identity, k, config)
@@ -145,8 +146,12 @@ def _shard_ranges(k: int, shard_size: int) -> list[tuple[int, int]]:
     return [(s * shard_size, min(k, (s + 1) * shard_size)) for s in range(math.ceil(k / shard_size))]
 
 
-def _shard_is_complete(path: Path, start: int, stop: int) -> bool:
+def _shard_is_complete(path: Path, start: int, stop: int, sha256: str | None = None) -> bool:
+    """A shard written for [start, stop), readable, and equal to its recorded hash where one is known."""
     if not path.exists():
+        return False
+    if sha256 is not None and file_sha256(path) != sha256:
+        print(f"{path}: differs from the sha256 in index.json, writing it again")
         return False
     try:
         with safe_open(str(path), "pt") as f:
@@ -156,10 +161,10 @@ def _shard_is_complete(path: Path, start: int, stop: int) -> bool:
     return (info.get("start"), info.get("stop")) == (start, stop)
 
 
-def _write_missing_shards(source, subset, teacher, out, k, config, acc) -> None:
+def _write_missing_shards(source, subset, teacher, out, k, config, acc, known: dict) -> None:
     ranges = _shard_ranges(k, config.shard_size)
     todo = [s for s in range(acc.process_index, len(ranges), acc.num_processes)
-            if not _shard_is_complete(out / shard_name(s), *ranges[s])]
+            if not _shard_is_complete(out / shard_name(s), *ranges[s], known.get(shard_name(s)))]
     if not todo:
         return
     keys = [subset.keys[p] for s in todo for p in range(*ranges[s])]

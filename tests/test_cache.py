@@ -220,3 +220,32 @@ def test_bad_cache_input_is_one_line_and_exit_2(tmp_path, subsets_dir, image_fol
     res = run_cli(*args)
     assert res.returncode == 2 and expect in error_line(res)
     assert not (tmp_path / "o").exists()
+
+
+def test_rerun_rewrites_a_damaged_shard_of_a_finished_cache(tmp_path, subsets_dir, image_folder, teacher):
+    out = _cache(subsets_dir, image_folder, teacher, tmp_path / "t", k=16)
+    good = (out / "shard-00000.safetensors").read_bytes()
+    (out / "shard-00000.safetensors").write_bytes(good[:-4] + bytes(4))
+    _cache(subsets_dir, image_folder, teacher, out, k=24)  # growing k reuses shards only after checking them
+    assert (out / "shard-00000.safetensors").read_bytes() == good
+    TargetCache(out).verify()
+
+
+def test_unreadable_image_in_the_subset_is_skipped_and_listed_or_fails_with_strict(tmp_path, subsets_dir, image_folder,
+                                                                                   teacher):
+    import shutil
+
+    corpus = tmp_path / "corpus"
+    shutil.copytree(image_folder, corpus)
+    subset = read_manifest(subsets_dir / "random")
+    broken = subset.keys[5]
+    (corpus / f"{broken}.png").write_bytes(b"damaged since it was embedded")
+    out = _cache(subsets_dir, corpus, teacher, tmp_path / "t", k=16)
+    cache = TargetCache(out)
+    assert [(i["position"], i["key"]) for i in cache.index["skipped"]] == [(5, broken)]
+    assert not cache.targets(5)["cls"].any()
+    ds = CachedViews(cache, open_source(corpus), subset, resolution=32)
+    assert len(ds) == 30 and 5 not in {ds[i]["position"] for i in range(len(ds))}
+    with pytest.raises(InputError, match=f"{broken}.* is unreadable .*--strict"):
+        _cache(subsets_dir, corpus, teacher, tmp_path / "strict", k=16, strict=True)
+    assert not (tmp_path / "strict").exists()

@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,8 +23,9 @@ from safetensors import SafetensorError
 from safetensors.numpy import load_file as load_numpy
 from safetensors.torch import save
 
-from .errors import DiskFull, InputError
+from .errors import InputError
 from .fileio import file_sha256, read_json, write_bytes_atomic, write_json_atomic, write_npy_atomic, write_text_atomic
+from .jobs import resumable_job
 from .progress import progress_bar
 from .sources import ImageSource, UnreadableImage, decode_image
 
@@ -87,27 +87,15 @@ def embed_corpus(source: ImageSource, encoder: Encoder, out: Path, config: Embed
         if acc.is_main_process:
             print(f"{out}: already complete, nothing to do")
         return out
-    created = not out.exists()
     if (out / "progress.json").exists():
         _check_identity(out / "progress.json", read_json(out / "progress.json", "embedding progress"), identity)
     elif out.exists() and any(out.iterdir()):
         raise InputError(f"{out}: exists and is not an embeddings directory (no meta.json or progress.json)")
-    acc.wait_for_everyone()
-    if acc.is_main_process:
-        out.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(out / "progress.json", identity)
-    acc.wait_for_everyone()
-
-    try:
+    with resumable_job(out, identity, acc):
         _embed_missing_shards(source, encoder, out, config, acc, len(index))
         acc.wait_for_everyone()
         if acc.is_main_process:
             _finalize(out, identity, math.ceil(len(index) / config.shard_size))
-    except InputError as e:
-        if created and acc.is_main_process and not isinstance(e, DiskFull):
-            shutil.rmtree(out, ignore_errors=True)
-        raise
-    acc.wait_for_everyone()
     return out
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,8 +20,9 @@ import torch.nn.functional as F
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save
 
-from subsets.errors import DiskFull, InputError
+from subsets.errors import InputError
 from subsets.fileio import file_sha256, read_json, write_bytes_atomic, write_json_atomic
+from subsets.jobs import resumable_job
 from subsets.manifest import Manifest
 from subsets.progress import progress_bar
 from subsets.sources import ImageSource, UnreadableImage, collect_records, decode_image
@@ -80,24 +80,13 @@ def cache_targets(source: ImageSource, subset: Manifest, teacher: Teacher, out: 
     if acc.is_main_process:
         total = k * config.views.views * per_view
         print(f"storage estimate: {k:,} images x {config.views.views} views x {per_view:,} B = {total / 2**20:,.1f} MiB")
-    created = not out.exists()
-    acc.wait_for_everyone()
-    if acc.is_main_process:
-        out.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(out / "progress.json", identity)
-    acc.wait_for_everyone()
-    try:
+    with resumable_job(out, identity, acc):
         known = {sh["file"]: sh["sha256"] for sh in previous.get("shards", [])}  # hashes of a finished run
         _write_missing_shards(source, subset, teacher, out, k, config, acc, known)
         acc.wait_for_everyone()
         if acc.is_main_process:
             index = _write_index(out, identity, k, config)
             print(f"wrote {out}: {index['bytes'] / 2**20:,.1f} MiB in {len(index['shards'])} shards")
-    except InputError as e:
-        if created and acc.is_main_process and not isinstance(e, DiskFull):
-            shutil.rmtree(out, ignore_errors=True)
-        raise
-    acc.wait_for_everyone()
     return out
 
 

@@ -17,6 +17,9 @@ from subsets.embed import _finalize, shard_name
 from subsets.sources import open_source
 
 ROOT = Path(__file__).resolve().parents[1]
+# Two CPU processes over gloo, as a user would start them.
+ACCELERATE_2PROC = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+                    "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]
 
 
 def unit(x: np.ndarray) -> np.ndarray:

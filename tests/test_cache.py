@@ -20,7 +20,7 @@ from teachers.cache import CacheConfig, TargetCache, bytes_per_image_view, cache
 from teachers.cached_views import CachedViews
 from teachers.views import ViewPolicy, apply_view, views_for
 
-from .helpers import ROOT, error_line, run_cli
+from .helpers import ACCELERATE_2PROC, ROOT, error_line, run_cli
 
 
 @pytest.fixture(scope="module")
@@ -190,9 +190,7 @@ def test_killed_cache_job_resumes_to_the_same_bytes(tmp_path, subsets_dir, image
 
 def test_two_process_cache_equals_one_process(tmp_path, subsets_dir, image_folder):
     assert run_cli(*_cache_args(image_folder, subsets_dir, tmp_path / "one")).returncode == 0
-    launcher = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
-                "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]
-    two = run_cli(*_cache_args(image_folder, subsets_dir, tmp_path / "two"), launcher=launcher)
+    two = run_cli(*_cache_args(image_folder, subsets_dir, tmp_path / "two"), launcher=ACCELERATE_2PROC)
     assert two.returncode == 0, two.stderr
     a, b = TargetCache(tmp_path / "one"), TargetCache(tmp_path / "two")
     assert [s["count"] for s in a.index["shards"]] == [s["count"] for s in b.index["shards"]]

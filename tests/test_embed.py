@@ -15,7 +15,7 @@ from subsets.embed import EmbedConfig, embed_corpus, load_embeddings
 from subsets.errors import InputError
 from subsets.sources import open_source
 
-from .helpers import ROOT, error_line, run_cli, write_embeddings
+from .helpers import ACCELERATE_2PROC, ROOT, error_line, run_cli, write_embeddings
 
 
 def test_embeddings_are_normalised_fp16_rows_of_the_encoder(tmp_path, image_folder, encoder):
@@ -77,9 +77,7 @@ def test_two_processes_give_the_same_embeddings_as_one(tmp_path, image_folder):
     args = ["--resolution", "64"]
     one = run_cli(*_embed_args(image_folder, tmp_path / "one"), *args)
     assert one.returncode == 0, one.stderr
-    launcher = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
-                "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]
-    two = run_cli(*_embed_args(image_folder, tmp_path / "two"), *args, launcher=launcher)
+    two = run_cli(*_embed_args(image_folder, tmp_path / "two"), *args, launcher=ACCELERATE_2PROC)
     assert two.returncode == 0, two.stderr
     a, b = load_embeddings(tmp_path / "one"), load_embeddings(tmp_path / "two")
     assert a.keys == b.keys and (a.labels == b.labels).all()

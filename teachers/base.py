@@ -37,12 +37,12 @@ class Teacher(nn.Module):
     def __init__(self, info: TeacherInfo):
         super().__init__()
         self.info = info
+        self.to_tensor = v2.Compose([v2.ToImage(), v2.ToDtype(torch.float32, scale=True), v2.Normalize(info.mean, info.std)])
         self.transform = v2.Compose([
-            v2.ToImage(),
+            v2.ToImage(),  # resize the uint8 tensor, as the recorded embeddings and caches were made
             v2.Resize(info.resolution, interpolation=v2.InterpolationMode.BICUBIC, antialias=True),
             v2.CenterCrop(info.resolution),
-            v2.ToDtype(torch.float32, scale=True),
-            v2.Normalize(info.mean, info.std),
+            self.to_tensor,
         ])
 
     def freeze(self) -> Teacher:
@@ -60,7 +60,7 @@ class Teacher(nn.Module):
 
     def normalize(self, image: Image.Image) -> torch.Tensor:
         """An image already at the teacher's resolution (a stored view): to a normalised tensor."""
-        return self.transform.transforms[-1](self.transform.transforms[-2](self.transform.transforms[0](image)))
+        return self.to_tensor(image)
 
     def autocast(self, x: torch.Tensor):
         """bf16 autocast on GPU (teachers are run for targets, not trained); plain fp32 on CPU."""

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +24,7 @@ from safetensors.torch import save
 
 from .errors import InputError
 from .fileio import file_sha256, read_json, write_bytes_atomic, write_json_atomic, write_npy_atomic, write_text_atomic
-from .jobs import resumable_job
+from .jobs import resumable_job, shard_ranges
 from .progress import progress_bar
 from .sources import ImageSource, UnreadableImage, decode_image
 
@@ -95,7 +94,7 @@ def embed_corpus(source: ImageSource, encoder: Encoder, out: Path, config: Embed
         _embed_missing_shards(source, encoder, out, config, acc, len(index))
         acc.wait_for_everyone()
         if acc.is_main_process:
-            _finalize(out, identity, math.ceil(len(index) / config.shard_size))
+            _finalize(out, identity, len(shard_ranges(len(index), config.shard_size)))
     return out
 
 
@@ -111,12 +110,12 @@ def _check_identity(path: Path, found: dict, expected: dict) -> None:
 
 
 def _embed_missing_shards(source, encoder, out, config, acc, n_rows) -> None:
-    n_shards = math.ceil(n_rows / config.shard_size)
-    todo = {s for s in range(acc.process_index, n_shards, acc.num_processes) if not (out / shard_name(s)).exists()}
+    ranges = shard_ranges(n_rows, config.shard_size)
+    todo = {s for s in range(acc.process_index, len(ranges), acc.num_processes) if not (out / shard_name(s)).exists()}
     if not todo:
         return
     encoder = encoder.to(acc.device)
-    rows_todo = sum(min(config.shard_size, n_rows - s * config.shard_size) for s in todo)
+    rows_todo = sum(ranges[s][1] - ranges[s][0] for s in todo)
     shard = _ShardBuffer(encoder, config, acc.device)
     with progress_bar("img", enabled=acc.is_local_main_process) as bar:
         task = bar.add_task(f"embed [{acc.process_index}/{acc.num_processes}]", total=rows_todo)
@@ -126,7 +125,7 @@ def _embed_missing_shards(source, encoder, out, config, acc, n_rows) -> None:
                 continue
             shard.add(record)
             bar.advance(task)
-            if row == min(n_rows, (s + 1) * config.shard_size) - 1:
+            if row == ranges[s][1] - 1:
                 write_bytes_atomic(out / shard_name(s), shard.finish())
 
 

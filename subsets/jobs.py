@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import math
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -31,3 +32,8 @@ def resumable_job(out: Path, identity: dict, accelerator) -> Iterator[None]:
         if created and accelerator.is_main_process and not isinstance(e, DiskFull):
             shutil.rmtree(out, ignore_errors=True)
         raise
+
+
+def shard_ranges(n: int, shard_size: int) -> list[tuple[int, int]]:
+    """[start, stop) of each shard of n rows: fixed by n and shard_size alone, so every process and every rerun agree."""
+    return [(s * shard_size, min(n, (s + 1) * shard_size)) for s in range(math.ceil(n / shard_size))]

@@ -9,7 +9,6 @@ rank r writes shards r, r + W, ... . A cache made for k serves every smaller k.
 from __future__ import annotations
 
 import json
-import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +21,7 @@ from safetensors.torch import save
 
 from subsets.errors import InputError
 from subsets.fileio import file_sha256, read_json, write_bytes_atomic, write_json_atomic
-from subsets.jobs import resumable_job
+from subsets.jobs import resumable_job, shard_ranges
 from subsets.manifest import Manifest
 from subsets.progress import progress_bar
 from subsets.sources import ImageSource, UnreadableImage, collect_records, decode_image
@@ -131,10 +130,6 @@ def _check_same(path: Path, found: dict, identity: dict) -> None:
             raise InputError(f"{path}: made with other {key} ({json.dumps(found.get(key))}); use another --out")
 
 
-def _shard_ranges(k: int, shard_size: int) -> list[tuple[int, int]]:
-    return [(s * shard_size, min(k, (s + 1) * shard_size)) for s in range(math.ceil(k / shard_size))]
-
-
 def _shard_is_complete(path: Path, start: int, stop: int, sha256: str | None = None) -> bool:
     """A shard written for [start, stop), readable, and equal to its recorded hash where one is known."""
     if not path.exists():
@@ -151,7 +146,7 @@ def _shard_is_complete(path: Path, start: int, stop: int, sha256: str | None = N
 
 
 def _write_missing_shards(source, subset, teacher, out, k, config, acc, known: dict) -> None:
-    ranges = _shard_ranges(k, config.shard_size)
+    ranges = shard_ranges(k, config.shard_size)
     todo = [s for s in range(acc.process_index, len(ranges), acc.num_processes)
             if not _shard_is_complete(out / shard_name(s), *ranges[s], known.get(shard_name(s)))]
     if not todo:
@@ -213,7 +208,7 @@ def teacher_targets(teacher: Teacher, batch: torch.Tensor, patch_grid: int | Non
 
 def _write_index(out: Path, identity: dict, k: int, config: CacheConfig) -> dict:
     shards, skipped = [], []
-    for s, (start, stop) in enumerate(_shard_ranges(k, config.shard_size)):
+    for s, (start, stop) in enumerate(shard_ranges(k, config.shard_size)):
         path = out / shard_name(s)
         with safe_open(str(path), "pt") as f:
             skipped += json.loads(f.metadata()["info"])["skipped"]

@@ -6,10 +6,13 @@ Runs the same under `accelerate launch -m distill ...` with any number of proces
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
 from subsets.errors import InputError
+
+from .config import add_config_flags
 
 
 def _ints(text: str) -> list[int]:
@@ -85,6 +88,18 @@ def cmd_cache(a: argparse.Namespace) -> None:
         acc.end_training()
 
 
+def cmd_train(a: argparse.Namespace) -> None:
+    from .config import config_from_args
+    from .train import make_accelerator, train
+
+    config = config_from_args(a)
+    acc = make_accelerator(config)
+    try:
+        train(config, acc, resume=a.resume, stop_after=a.stop_after)
+    finally:
+        acc.end_training()
+
+
 def cmd_demo(a: argparse.Namespace) -> None:
     from .demo import DemoConfig, run_demo
 
@@ -145,6 +160,17 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--strict", action="store_true", help="fail on an unreadable image instead of skipping it")
     c.set_defaults(func=cmd_cache)
 
+    t = sub.add_parser("train", help="distil a ViT student from target caches (or a teacher run online)",
+                       description="Every setting has a working default; --config FILE (YAML) sets many at once "
+                                   "and flags override it. Under `accelerate launch -m distill.train` the same flags apply.")
+    t.add_argument("--config", type=Path, default=None, help="YAML file of settings (flags override it)")
+    t.add_argument("--resume", nargs="?", const="latest", default=None, metavar="CHECKPOINT",
+                   help="continue the run in --out from its latest checkpoint (or the one named)")
+    t.add_argument("--stop-after", type=int, default=None, metavar="N",
+                   help="stop after N more steps (with a checkpoint); continue later with --resume")
+    add_config_flags(t)
+    t.set_defaults(func=cmd_train)
+
     d = sub.add_parser("demo", help="the embedded default, end to end, offline")
     d.add_argument("--out", type=Path, default=Path("demo-out"))
     d.set_defaults(func=cmd_demo)
@@ -156,7 +182,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args.func(args)
     except InputError as e:
-        print(f"error: {e}", file=sys.stderr)
+        if os.environ.get("RANK", "0") == "0":  # under accelerate launch, one process reports it
+            print(f"error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -1,0 +1,202 @@
+"""The training configuration: one typed dataclass, from flags or a YAML file, saved into the run directory."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+import yaml
+
+from subsets.errors import InputError
+
+from .losses import DISTANCES
+
+PRECISIONS = ("no", "bf16", "fp16")
+
+
+@dataclass
+class TrainConfig:
+    out: str = "runs/student"  # run directory: config.yaml, checkpoints/, metrics.jsonl, student/
+    # what to learn from: target caches (one per teacher), or one teacher run online over a subset
+    targets: list[str] = field(default_factory=list)
+    teacher: str | None = None  # online mode: a teacher name, in place of targets
+    subset: str | None = None  # online mode: the subset directory (cached mode reads it from the cache)
+    source: str | None = None  # the corpus (default: the one the subset was selected from)
+    k: int | None = None  # train on the first k images of the subset (default: all the cache holds)
+    views: int = 2  # online mode: views per image (cached mode: the cache's)
+    view_seed: int = 0  # online mode: seed of the crops and flips
+    teacher_resolution: int | None = None  # online mode: teacher input side (default: the teacher's)
+    patch_grid: int | None = None  # online mode: pool teacher patch tokens to g x g, as the cache would
+    # the student
+    student: str = "vit_tiny_patch16_224"
+    img_size: int = 32
+    patch_size: int = 4
+    student_kwargs: dict = field(default_factory=dict)  # more timm.create_model arguments, e.g. {depth: 6}
+    attention: str = "auto"  # auto | xformers | sdpa | naive
+    # losses
+    w_token: float = 1.0
+    w_feature: float = 1.0
+    w_patch: float = 1.0
+    w_embed: float = 0.0  # on a teacher's `embed` (CLIP's projected embedding), where its cache has one
+    distance: str = "mse"  # mse | cosine | smooth_l1
+    normalize_targets: bool = False  # per-teacher, per-channel target normalisation (Theia)
+    mask_ratio: float = 0.5  # share of patches replaced by the mask token in a masked sample
+    mask_share: float = 0.5  # share of each batch that is masked (patch loss); the rest is unmasked (feature loss)
+    # optimisation: a run is a number of steps, so runs at different k cost the same
+    steps: int = 1000
+    batch_size: int = 64  # global: split over processes and accumulation steps
+    grad_accum: int = 1
+    lr: float = 1e-3
+    min_lr: float = 1e-5
+    warmup: float = 0.05  # share of the steps with a linear warm-up, then cosine decay to min_lr
+    weight_decay: float = 0.05
+    grad_clip: float | None = 1.0
+    ema: float = 0.0  # EMA decay of the student's weights (0 = off); the exported student is the EMA
+    precision: str = "no"  # no | bf16 | fp16 (accelerate mixed precision)
+    seed: int = 0
+    workers: int = 2  # DataLoader worker processes per training process
+    checkpoint_every: int = 200
+    keep_checkpoints: int = 2
+    log_every: int = 10
+
+    def validate(self) -> TrainConfig:
+        if bool(self.targets) == bool(self.teacher):
+            raise InputError("give either --targets (cached mode) or --teacher with --subset (online mode)")
+        if self.teacher and not self.subset:
+            raise InputError("online mode (--teacher) needs --subset, the subset directory to train on")
+        checks = [
+            (self.steps >= 1, f"steps {self.steps}: at least 1"),
+            (self.batch_size >= 1 and self.grad_accum >= 1, "batch_size and grad_accum must be at least 1"),
+            (self.k is None or self.k >= 1, f"k {self.k}: at least 1"),
+            (0 <= self.mask_ratio < 1, f"mask_ratio {self.mask_ratio}: must lie in [0, 1)"),
+            (0 <= self.mask_share <= 1, f"mask_share {self.mask_share}: must lie in [0, 1]"),
+            (0 <= self.warmup < 1, f"warmup {self.warmup}: a share of the steps in [0, 1)"),
+            (0 <= self.ema < 1, f"ema {self.ema}: a decay in [0, 1)"),
+            (self.distance in DISTANCES, f"distance {self.distance!r}: choose one of {', '.join(DISTANCES)}"),
+            (self.precision in PRECISIONS, f"precision {self.precision!r}: choose one of {', '.join(PRECISIONS)}"),
+            (min(self.w_token, self.w_feature, self.w_patch, self.w_embed) >= 0, "loss weights must not be negative"),
+            (self.w_token + self.w_feature + self.w_patch + self.w_embed > 0, "every loss weight is zero"),
+            (self.views >= 1, f"views {self.views}: at least 1"),
+            (self.checkpoint_every >= 1 and self.log_every >= 1, "checkpoint_every and log_every: at least 1"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise InputError(message)
+        return self
+
+    @property
+    def levels(self) -> list[str]:
+        """The loss levels with a non-zero weight."""
+        return [lv for lv in ("token", "feature", "patch", "embed") if getattr(self, f"w_{lv}") > 0]
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def save(self, path: Path) -> None:
+        from subsets.fileio import write_text_atomic
+
+        write_text_atomic(Path(path), yaml.safe_dump(self.to_dict(), sort_keys=False))
+
+    @classmethod
+    def from_dict(cls, values: dict, origin: str = "config") -> TrainConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise InputError(f"{origin}: unknown setting(s) {', '.join(unknown)}")
+        hints = typing.get_type_hints(cls)
+        for name, value in values.items():
+            if not _fits(value, hints[name]):
+                raise InputError(f"{origin}: {name} = {value!r} is not a {_type_name(hints[name])}")
+        if isinstance(values.get("targets"), str):
+            values = {**values, "targets": [values["targets"]]}
+        return cls(**values)
+
+    @classmethod
+    def load(cls, path: Path) -> TrainConfig:
+        path = Path(path)
+        try:
+            values = yaml.safe_load(path.read_text()) or {}
+        except OSError as e:
+            raise InputError(f"{path}: cannot read the config ({e.strerror})") from None
+        except yaml.YAMLError as e:
+            raise InputError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
+        if not isinstance(values, dict):
+            raise InputError(f"{path}: a config file must be a mapping of setting: value")
+        return cls.from_dict(values, str(path))
+
+
+def _base(hint):
+    """X for X | None, else the hint itself."""
+    if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
+        return next(t for t in typing.get_args(hint) if t is not type(None))
+    return hint
+
+
+def _fits(value, hint) -> bool:
+    if value is None:
+        return type(None) in typing.get_args(hint)
+    origin = typing.get_origin(_base(hint)) or _base(hint)
+    if origin is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if origin is list:
+        return isinstance(value, (list, str))
+    if origin is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, origin)
+
+
+def _type_name(hint) -> str:
+    return str(hint).replace("typing.", "")
+
+
+# ---- flags: one per field, generated, so the command line and the dataclass cannot drift apart ----
+
+def _parse_kwargs(text: str) -> dict:
+    out = {}
+    for item in filter(None, text.split(",")):
+        if "=" not in item:
+            raise argparse.ArgumentTypeError(f"{item!r}: expected key=value")
+        key, value = item.split("=", 1)
+        out[key.strip()] = yaml.safe_load(value)
+    return out
+
+
+def add_config_flags(parser: argparse.ArgumentParser) -> None:
+    """--field-name for every TrainConfig field; unset flags stay absent, so a --config file fills them."""
+    helps = _field_comments()
+    for f in fields(TrainConfig):
+        flag = "--" + f.name.replace("_", "-")
+        hint = typing.get_type_hints(TrainConfig)[f.name]
+        default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+        kw = {"dest": f.name, "default": argparse.SUPPRESS, "help": f"{helps.get(f.name, '')} (default: {default})"}
+        if hint is bool:
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, **kw)
+        elif f.name == "targets":
+            parser.add_argument(flag, type=lambda s: [p for p in s.split(",") if p], metavar="DIR[,DIR...]", **kw)
+        elif f.name == "student_kwargs":
+            parser.add_argument(flag, type=_parse_kwargs, metavar="KEY=VALUE[,...]", **kw)
+        else:
+            parser.add_argument(flag, type=_base(hint), **kw)
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    """A --config file (if given), then every flag that was set on the command line."""
+    values = TrainConfig.load(args.config).to_dict() if getattr(args, "config", None) else {}
+    values.update({f.name: getattr(args, f.name) for f in fields(TrainConfig) if hasattr(args, f.name)})
+    return TrainConfig.from_dict(values).validate()
+
+
+def _field_comments() -> dict[str, str]:
+    """The comment after each field in this file: the --help text and the dataclass stay one source."""
+    import inspect
+
+    out = {}
+    for line in inspect.getsource(TrainConfig).splitlines():
+        name, _, rest = line.strip().partition(":")
+        if "#" in rest and name.isidentifier():
+            out[name] = rest.split("#", 1)[1].strip()
+    return out

@@ -1,0 +1,59 @@
+"""The module the trainer optimises: the student and one head set per teacher, returning the loss terms."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from students import Student, StudentSpec, TeacherHeads
+
+from .data import TeacherTargets
+from .losses import check_grids, teacher_losses
+
+
+class DistillModel(nn.Module):
+    def __init__(self, spec: StudentSpec, teachers: list[TeacherTargets], weights: dict[str, float],
+                 distance: str = "mse", normalize_targets: bool = False):
+        super().__init__()
+        self.student = Student(spec)
+        self.weights = {lv: w for lv, w in weights.items() if w > 0}
+        self.distance = distance
+        levels = list(self.weights)
+        for t in teachers:
+            check_grids(t.info["name"], t.tokens, self.student.grid, levels)
+        self.heads = nn.ModuleDict({
+            t.key: TeacherHeads(self.student.width, t.info["token_dim"], levels, t.info.get("embed_dim"), normalize_targets)
+            for t in teachers
+        })
+        # Without a patch loss no pass is masked; a mask token that never gets a gradient would stall DDP.
+        self.student.mask_token.requires_grad_("patch" in self.weights)
+
+    def forward(self, images: torch.Tensor, mask: torch.Tensor | None,
+                targets: dict[str, dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+        """`loss` (weighted sum) and `TEACHER/LEVEL` for every teacher and level."""
+        out = self.student(images, mask)
+        terms = {}
+        for key, heads in self.heads.items():
+            for level, value in teacher_losses(out, mask, targets[key], heads, self.weights, self.distance,
+                                               self.student.grid).items():
+                terms[f"{key}/{level}"] = value
+        terms["loss"] = sum(self.weights[name.rsplit("/", 1)[1]] * v for name, v in terms.items())
+        return terms
+
+    @torch.no_grad()
+    def set_target_stats(self, sample: dict[str, dict[str, torch.Tensor]]) -> None:
+        """Per-teacher normalisation statistics from a sample of its targets."""
+        for key, heads in self.heads.items():
+            if "tokens" in heads.norms:
+                t = sample[key]
+                heads.norms["tokens"].set(torch.cat([t["cls"][:, None], t["patch"]], 1))
+            if "embed" in heads.norms:
+                heads.norms["embed"].set(sample[key]["embed"])
+
+    def param_groups(self, weight_decay: float) -> list[dict]:
+        """AdamW groups: no weight decay on biases, norms, and the class, position and mask tokens."""
+        decay, no_decay = [], []
+        for name, p in self.named_parameters():
+            if p.requires_grad:
+                (no_decay if p.ndim <= 1 or name.endswith(("token", "pos_embed")) else decay).append(p)
+        return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]

@@ -1,0 +1,376 @@
+"""The trainer: a plain loop over steps. `distill train` and `accelerate launch -m distill.train` run this code.
+
+A run is a number of optimisation steps at a global batch size, so runs at different k cost the
+same; the order of samples depends only on the seed and the global batch, so a resumed run and a
+run on another number of processes see the same samples at the same step.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from safetensors.torch import save
+
+from students import StudentSpec, set_attention
+from subsets.errors import InputError
+from subsets.fileio import read_json, write_bytes_atomic, write_json_atomic
+from teachers.cache import TargetCache, teacher_targets
+from teachers.views import ViewPolicy
+
+from .config import TrainConfig
+from .data import (
+    STUDENT_MEAN,
+    STUDENT_STD,
+    CachedTargets,
+    OnlineViews,
+    StepBatches,
+    TeacherTargets,
+    head_key,
+    resolve_source,
+    resolve_subset,
+)
+from .losses import make_masks
+from .model import DistillModel
+
+RUN_FORMAT = "subset-distill/run"
+STATS_ITEMS = 256  # target-normalisation statistics come from the first items of the subset
+# Settings that do not change what a run computes: a checkpoint made under other values still resumes.
+OPERATIONAL = {"out", "workers", "checkpoint_every", "keep_checkpoints", "log_every", "attention"}
+
+
+class Diverged(InputError):
+    """The loss became NaN or infinite; training stopped without touching the last good checkpoint."""
+
+
+@dataclass
+class Inputs:
+    dataset: torch.utils.data.Dataset
+    teachers: list[TeacherTargets]
+    subset: dict  # path, hash, method, k
+    teacher: torch.nn.Module | None  # the online teacher; None in cached mode
+
+
+def prepare_inputs(config: TrainConfig) -> Inputs:
+    """The dataset and its teachers, from target caches or from a teacher to run online."""
+    if config.targets:
+        caches = [TargetCache(Path(p)) for p in config.targets]
+        subset = resolve_subset(config.subset, caches)
+        dataset = CachedTargets(caches, resolve_source(config.source, subset), subset, config.img_size, config.k)
+        teachers, teacher = dataset.teachers, None
+        k = config.k or min(len(c) for c in caches)
+    else:
+        from teachers import load_teacher
+
+        subset = resolve_subset(config.subset, [])
+        teacher = load_teacher(config.teacher, resolution=config.teacher_resolution)
+        k = config.k or len(subset.order)
+        info = teacher.info
+        if config.patch_grid is not None and not 1 <= config.patch_grid <= info.grid:
+            raise InputError(f"patch_grid {config.patch_grid}: must lie in 1..{info.grid} for {info.name}")
+        dataset = OnlineViews(resolve_source(config.source, subset), subset, k,
+                              ViewPolicy(views=config.views, seed=config.view_seed), config.img_size,
+                              info.resolution, info.mean, info.std)
+        teachers = [TeacherTargets(head_key(info.name, set()), info.to_dict(), (config.patch_grid or info.grid) ** 2)]
+    if len(dataset) == 0:
+        raise InputError(f"{subset.path}: no readable image among the first {k}")
+    return Inputs(dataset, teachers, {"path": str(subset.path), "hash": subset.hash, "method": subset.method, "k": k},
+                  teacher)
+
+
+def lr_at(config: TrainConfig, step: int) -> float:
+    """Linear warm-up over the first `warmup` share of the steps, then cosine decay to min_lr."""
+    warm = round(config.warmup * config.steps)
+    if step < warm:
+        return config.lr * (step + 1) / warm
+    t = (step - warm) / max(1, config.steps - warm)
+    return config.min_lr + 0.5 * (config.lr - config.min_lr) * (1 + math.cos(math.pi * t))
+
+
+def identity(config: TrainConfig, inputs: Inputs) -> dict:
+    """What a checkpoint must agree with to be resumed by this run."""
+    settings = {k: v for k, v in config.to_dict().items() if k not in OPERATIONAL}
+    return json.loads(json.dumps({"settings": settings, "subset": inputs.subset,
+                                  "teachers": [{"name": t.info["name"], "sha256": t.info["sha256"]} for t in inputs.teachers]}))
+
+
+# ---- checkpoints: accelerate's save_state into a temporary folder, renamed when complete ----
+
+def checkpoint_dir(run: Path, step: int) -> Path:
+    return run / "checkpoints" / f"step-{step:06d}"
+
+
+def latest_checkpoint(run: Path) -> Path | None:
+    done = sorted(p for p in (run / "checkpoints").glob("step-??????") if (p / "state.json").exists())
+    return done[-1] if done else None
+
+
+def save_checkpoint(acc, run: Path, step: int, ident: dict, keep: int) -> Path:
+    final = checkpoint_dir(run, step)
+    tmp = final.with_name(final.name + ".tmp")
+    if acc.is_main_process:
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+    acc.wait_for_everyone()
+    acc.save_state(str(tmp))
+    acc.wait_for_everyone()
+    if acc.is_main_process:
+        write_json_atomic(tmp / "state.json", {"format": RUN_FORMAT + "/checkpoint", "step": step, "identity": ident})
+        shutil.rmtree(final, ignore_errors=True)
+        tmp.rename(final)
+        done = sorted(p for p in (run / "checkpoints").glob("step-??????") if (p / "state.json").exists())
+        for old in done[:-keep]:
+            shutil.rmtree(old)
+    acc.wait_for_everyone()
+    return final
+
+
+def checkpoint_to_resume(run: Path, resume: str | bool | None, ident: dict) -> tuple[Path, int] | None:
+    """The checkpoint `--resume` names (or the latest in the run), checked to belong to this run."""
+    if not resume:
+        return None
+    path = latest_checkpoint(run) if resume is True or resume == "latest" else Path(resume)
+    if path is None:
+        raise InputError(f"--resume: no checkpoint in {run / 'checkpoints'}")
+    state_file = path / "state.json"
+    if not state_file.exists():
+        raise InputError(f"--resume {path}: not a checkpoint of this trainer (no state.json)")
+    state = read_json(state_file, "checkpoint state")
+    if state.get("identity") != ident:
+        theirs, ours = state.get("identity", {}), ident
+        diff = sorted(k for k in set(theirs.get("settings", {})) | set(ours["settings"])
+                      if theirs.get("settings", {}).get(k) != ours["settings"].get(k))
+        what = ", ".join(diff) if diff else "subset or teachers"
+        raise InputError(f"--resume {path}: a checkpoint of another run (differs in {what})")
+    return path, int(state["step"])
+
+
+def prepare_run_dir(run: Path, config: TrainConfig, ident: dict, resume) -> bool:
+    """False when the run is already complete with these settings; refuses to mix two runs in one folder."""
+    done = run / "run.json"
+    if done.exists() and read_json(done, "run record").get("identity") == ident:
+        return False
+    if (run / "config.yaml").exists() and not resume:
+        raise InputError(f"{run}: holds a run already; pass --resume to continue it, or choose another --out")
+    if run.exists() and any(run.iterdir()) and not (run / "config.yaml").exists():
+        raise InputError(f"{run}: exists and is not a run directory; choose another --out")
+    return True
+
+
+# ---- the loop ----
+
+def make_accelerator(config: TrainConfig):
+    from accelerate import Accelerator
+
+    return Accelerator(cpu=not torch.cuda.is_available(), mixed_precision=config.precision,
+                       gradient_accumulation_steps=config.grad_accum)
+
+
+def _to(batch, device):
+    if isinstance(batch, dict):
+        return {k: _to(v, device) for k, v in batch.items()}
+    return batch.to(device, non_blocking=True) if isinstance(batch, torch.Tensor) else batch
+
+
+def _progress(enabled: bool) -> Progress:
+    return Progress(TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
+                    TimeRemainingColumn(), console=Console(stderr=True), disable=not enabled)
+
+
+def train(config: TrainConfig, accelerator=None, resume: str | bool | None = None,
+          stop_after: int | None = None) -> Path:
+    """Train a student as `config` says; returns the run directory. `stop_after` ends this invocation early
+    (after a checkpoint), e.g. for time-limited jobs; `resume` continues from the latest or a named checkpoint."""
+    config.validate()
+    acc = accelerator or make_accelerator(config)
+    run = Path(config.out)
+    inputs = prepare_inputs(config)
+    ident = identity(config, inputs)
+    if not prepare_run_dir(run, config, ident, resume):
+        if acc.is_main_process:
+            print(f"{run}: already complete ({config.steps} steps), nothing to do")
+        return run
+    start_ckpt = checkpoint_to_resume(run, resume, ident)
+
+    spec = StudentSpec(config.student, config.img_size, config.patch_size, tuple(sorted(config.student_kwargs.items())))
+    weights = {lv: getattr(config, f"w_{lv}") for lv in ("token", "feature", "patch", "embed")}
+    torch.manual_seed(config.seed)  # after the teacher is built: loading it may draw random numbers
+    model = DistillModel(spec, inputs.teachers, weights, config.distance, config.normalize_targets)
+    backend = set_attention(model.student, config.attention, acc.device)
+    if config.normalize_targets:
+        model.set_target_stats(_target_sample(inputs, range(min(len(inputs.dataset), STATS_ITEMS)), acc.device))
+    optimizer = torch.optim.AdamW(model.param_groups(config.weight_decay), lr=config.lr, betas=(0.9, 0.999))
+    model, optimizer = acc.prepare(model, optimizer)
+    ema = None
+    if config.ema:
+        from timm.utils import ModelEmaV3
+
+        ema = ModelEmaV3(acc.unwrap_model(model), decay=config.ema)
+        acc.register_for_checkpointing(ema)
+    teacher = inputs.teacher.to(acc.device) if inputs.teacher is not None else None
+
+    if acc.is_main_process:
+        run.mkdir(parents=True, exist_ok=True)
+        config.save(run / "config.yaml")
+    step = 0
+    if start_ckpt:
+        acc.load_state(str(start_ckpt[0]))
+        step = start_ckpt[1]
+    _trim_metrics(run / "metrics.jsonl", step, acc.is_main_process)
+
+    n = len(inputs.dataset)
+    sampler = StepBatches(n, config.batch_size, acc.num_processes, acc.process_index, config.grad_accum, config.seed,
+                          step, config.steps)
+    loader = torch.utils.data.DataLoader(inputs.dataset, batch_sampler=sampler, num_workers=config.workers,
+                                         pin_memory=acc.device.type == "cuda")
+    end = config.steps if stop_after is None else min(config.steps, step + stop_after)
+    if acc.is_main_process:
+        params = sum(p.numel() for p in acc.unwrap_model(model).student.parameters()) / 1e6
+        print(f"student {config.student} ({params:.1f}M params, {config.img_size} px / patch {config.patch_size} = "
+              f"{spec.img_size // spec.patch_size}^2 tokens, attention {backend}) <- "
+              f"{', '.join(t.info['name'] for t in inputs.teachers)} ({'online' if teacher else 'cached'}); "
+              f"k = {inputs.subset['k']} x {n // max(1, inputs.subset['k'])} views; {config.steps} steps x "
+              f"{config.batch_size} = {config.steps * config.batch_size / n:.1f} epochs; {acc.num_processes} process(es)")
+
+    model.train()
+    batches = iter(loader)
+    start_time, last = time.perf_counter(), (time.perf_counter(), step)
+    seen_at_start = step
+    last_ckpt = start_ckpt[0] if start_ckpt else None
+    with _progress(acc.is_main_process) as bar:
+        task = bar.add_task("train", total=config.steps, completed=step, info="")
+        while step < end:
+            for g in optimizer.param_groups:
+                g["lr"] = lr_at(config, step)
+            for a in range(config.grad_accum):
+                batch = _to(next(batches), acc.device)
+                targets = batch["targets"] if teacher is None else _online_targets(teacher, batch, inputs, config)
+                mask = None
+                if config.w_patch > 0:
+                    ids = sampler.micro_ids(a)
+                    mask = make_masks(config.seed, step, ids, acc.unwrap_model(model).student.grid ** 2,
+                                      config.mask_ratio, config.mask_share).to(acc.device)
+                with acc.accumulate(model):
+                    with acc.autocast():
+                        terms = model(batch["image"], mask, targets)
+                    _check_finite(acc, terms, step, run, last_ckpt)
+                    acc.backward(terms["loss"])
+                    if acc.sync_gradients and config.grad_clip:
+                        acc.clip_grad_norm_(model.parameters(), config.grad_clip)
+                    optimizer.step()
+                    optimizer.zero_grad(set_to_none=True)
+            if ema is not None:
+                ema.update(acc.unwrap_model(model), step=step)
+            if step % config.log_every == 0 or step == config.steps - 1:
+                now = time.perf_counter()
+                rate = (step + 1 - last[1]) * config.batch_size / max(1e-9, now - last[0]) if step > last[1] else None
+                last = (now, step + 1)
+                record = _log(acc, run, terms, step, lr_at(config, step), rate, config, n)
+                bar.update(task, info=f"loss {record['loss']:.4f}" + (f" · {rate:,.0f} img/s" if rate else ""))
+            step += 1
+            bar.update(task, completed=step)
+            if step % config.checkpoint_every == 0 or step == end:
+                last_ckpt = save_checkpoint(acc, run, step, ident, config.keep_checkpoints)
+
+    if step == config.steps:
+        _finish(acc, run, model, ema, config, inputs, ident, backend, time.perf_counter() - start_time, seen_at_start)
+    elif acc.is_main_process:
+        print(f"stopped at step {step} of {config.steps}; continue with --resume (checkpoint {last_ckpt})")
+    return run
+
+
+@torch.no_grad()
+def _online_targets(teacher, batch, inputs: Inputs, config: TrainConfig) -> dict:
+    with teacher.autocast(batch["teacher_image"]):
+        out = teacher_targets(teacher, batch["teacher_image"], config.patch_grid)
+    # The cache stores fp16; rounding the same way makes online and cached targets identical in value.
+    return {inputs.teachers[0].key: {k: v.half().float() for k, v in out.items()}}
+
+
+def _target_sample(inputs: Inputs, items: range, device) -> dict:
+    if inputs.teacher is None:
+        return {k: {n: t.to(device) for n, t in v.items()} for k, v in inputs.dataset.target_sample(items).items()}
+    teacher = inputs.teacher.to(device)
+    parts = []
+    for b0 in range(items.start, items.stop, 64):
+        imgs = torch.stack([inputs.dataset[i]["teacher_image"] for i in range(b0, min(items.stop, b0 + 64))]).to(device)
+        parts.append(teacher_targets(teacher, imgs))
+    key = inputs.teachers[0].key
+    return {key: {n: torch.cat([p[n] for p in parts]).half().float() for n in parts[0]}}
+
+
+def _check_finite(acc, terms: dict, step: int, run: Path, last_ckpt: Path | None) -> None:
+    finite = torch.stack([torch.isfinite(v.detach()).all() for v in terms.values()]).float()
+    finite = acc.gather(finite[None]).amin(0)
+    if bool(finite.all()):
+        return
+    bad = [name for name, ok in zip(terms, finite.tolist()) if not ok and name != "loss"]
+    kept = f"the last good checkpoint is kept: {last_ckpt}" if last_ckpt else "no checkpoint was written yet"
+    raise Diverged(f"loss became NaN/inf at step {step} ({', '.join(bad) or 'loss'}); stopped, {kept}. "
+                   "Lower --lr or raise --warmup and start again")
+
+
+def _log(acc, run: Path, terms: dict, step: int, lr: float, rate: float | None, config: TrainConfig, n: int) -> dict:
+    names = list(terms)
+    values = acc.reduce(torch.stack([terms[k].detach().float() for k in names]), reduction="mean").tolist()
+    record = {"step": step, **dict(zip(names, values)), "lr": lr, "images_per_s": rate,
+              "epoch": step * config.batch_size / n}
+    if acc.is_main_process:
+        with open(run / "metrics.jsonl", "a") as f:
+            f.write(json.dumps(record) + "\n")
+    return record
+
+
+def _trim_metrics(path: Path, step: int, main: bool) -> None:
+    """On resume, drop log lines past the checkpoint: those steps run again."""
+    if not main or not path.exists():
+        return
+    keep = [line for line in path.read_text().splitlines() if line and json.loads(line)["step"] < step]
+    path.write_text("".join(line + "\n" for line in keep))
+
+
+def _finish(acc, run: Path, model, ema, config: TrainConfig, inputs: Inputs, ident: dict, backend: str,
+            seconds: float, first_step: int) -> None:
+    acc.wait_for_everyone()
+    if not acc.is_main_process:
+        return
+    final = ema.module if ema is not None else acc.unwrap_model(model)
+    state = {k: v.detach().float().cpu().contiguous() for k, v in final.state_dict().items()}
+    write_bytes_atomic(run / "student.safetensors", save(state, metadata={"format": RUN_FORMAT}))
+    metrics = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line]
+    n = len(inputs.dataset)
+    k = inputs.subset["k"]
+    record = {
+        "format": RUN_FORMAT, "complete": True, "identity": ident, "config": config.to_dict(),
+        "student": {"name": config.student, "img_size": config.img_size, "patch_size": config.patch_size,
+                    "kwargs": config.student_kwargs, "mean": list(STUDENT_MEAN), "std": list(STUDENT_STD),
+                    "ema": bool(config.ema)},
+        "teachers": [t.info | {"key": t.key} for t in inputs.teachers], "subset": inputs.subset,
+        "mode": "online" if inputs.teacher is not None else "cached", "targets": config.targets,
+        "steps": config.steps, "batch_size": config.batch_size, "samples_seen": config.steps * config.batch_size,
+        "epochs": config.steps * config.batch_size / n, "passes_per_image": config.steps * config.batch_size / k,
+        "processes": acc.num_processes, "attention": backend, "seconds_this_invocation": round(seconds, 2),
+        "resumed_at": first_step or None, "final_metrics": metrics[-1] if metrics else None,
+    }
+    write_json_atomic(run / "run.json", record)
+    print(f"run complete: {run} ({config.steps} steps, {record['epochs']:.1f} epochs of k = {k}, "
+          f"final loss {record['final_metrics']['loss']:.4f})")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`accelerate launch -m distill.train ...`: the same flags as `distill train`."""
+    from .cli import main as cli_main
+
+    return cli_main(["train", *(sys.argv[1:] if argv is None else argv)])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,55 @@
+"""Projection heads: LayerNorm + Linear from the student's width to a teacher's, one per teacher and level."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class ProjectionHead(nn.Sequential):
+    def __init__(self, width: int, out: int):
+        super().__init__(nn.LayerNorm(width), nn.Linear(width, out))
+
+
+class TargetNorm(nn.Module):
+    """Per-channel mean and std of one teacher's targets (Theia-style normalisation), saved with the model."""
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(dim))
+        self.register_buffer("std", torch.ones(dim))
+
+    def set(self, samples: torch.Tensor) -> None:
+        flat = samples.reshape(-1, samples.shape[-1]).float()
+        self.mean.copy_(flat.mean(0))
+        self.std.copy_(flat.std(0).clamp_min(1e-6))
+
+    def forward(self, target: torch.Tensor) -> torch.Tensor:
+        return (target - self.mean) / self.std
+
+    def inverse(self, prediction: torch.Tensor) -> torch.Tensor:
+        return prediction * self.std + self.mean
+
+
+class TeacherHeads(nn.Module):
+    """The heads of one teacher: `token`, `feature`, `patch` (width D) and `embed` (width F), as asked."""
+
+    def __init__(self, width: int, token_dim: int, levels: list[str], embed_dim: int | None = None,
+                 normalize: bool = False):
+        super().__init__()
+        self.heads = nn.ModuleDict({
+            level: ProjectionHead(width, embed_dim if level == "embed" else token_dim) for level in levels
+        })
+        self.norms = nn.ModuleDict()
+        if normalize:
+            self.norms["tokens"] = TargetNorm(token_dim)
+            if "embed" in levels:
+                self.norms["embed"] = TargetNorm(embed_dim)
+
+    def forward(self, level: str, x: torch.Tensor) -> torch.Tensor:
+        return self.heads[level](x)
+
+    def target(self, level: str, t: torch.Tensor) -> torch.Tensor:
+        """A teacher target as the loss sees it: normalised when this teacher normalises its targets."""
+        key = "embed" if level == "embed" else "tokens"
+        return self.norms[key](t) if key in self.norms else t

@@ -150,7 +150,7 @@ def _fits(value, hint) -> bool:
 
 
 def _type_name(hint) -> str:
-    return str(hint).replace("typing.", "")
+    return hint.__name__ if isinstance(hint, type) else str(hint).replace("typing.", "")
 
 
 # ---- flags: one per field, generated, so the command line and the dataclass cannot drift apart ----

@@ -168,9 +168,7 @@ class StepBatches(torch.utils.data.Sampler):
 
     def __init__(self, n: int, global_batch: int, world: int, rank: int, accum: int, seed: int,
                  start_step: int, steps: int):
-        if global_batch % (world * accum):
-            raise InputError(f"batch size {global_batch} does not split into {world} process(es) x {accum} "
-                             "accumulation step(s)")
+        assert global_batch % (world * accum) == 0, "checked by the trainer"
         self.n, self.G, self.W, self.r, self.accum, self.seed = n, global_batch, world, rank, accum, seed
         self.b = global_batch // (world * accum)
         self.start, self.steps = start_step, steps

@@ -86,6 +86,14 @@ def prepare_inputs(config: TrainConfig) -> Inputs:
                   teacher)
 
 
+def build_model(config: TrainConfig, teachers: list[TeacherTargets]) -> DistillModel:
+    """The student and its heads, initialised from the config's seed alone."""
+    spec = StudentSpec(config.student, config.img_size, config.patch_size, tuple(sorted(config.student_kwargs.items())))
+    weights = {lv: getattr(config, f"w_{lv}") for lv in ("token", "feature", "patch", "embed")}
+    torch.manual_seed(config.seed)
+    return DistillModel(spec, teachers, weights, config.distance, config.normalize_targets)
+
+
 def lr_at(config: TrainConfig, step: int) -> float:
     """Linear warm-up over the first `warmup` share of the steps, then cosine decay to min_lr."""
     warm = round(config.warmup * config.steps)
@@ -192,6 +200,9 @@ def train(config: TrainConfig, accelerator=None, resume: str | bool | None = Non
     config.validate()
     acc = accelerator or make_accelerator(config)
     run = Path(config.out)
+    if config.batch_size % (acc.num_processes * config.grad_accum):
+        raise InputError(f"batch size {config.batch_size} does not split into {acc.num_processes} process(es) x "
+                         f"{config.grad_accum} accumulation step(s)")
     inputs = prepare_inputs(config)
     ident = identity(config, inputs)
     if not prepare_run_dir(run, config, ident, resume):
@@ -200,10 +211,7 @@ def train(config: TrainConfig, accelerator=None, resume: str | bool | None = Non
         return run
     start_ckpt = checkpoint_to_resume(run, resume, ident)
 
-    spec = StudentSpec(config.student, config.img_size, config.patch_size, tuple(sorted(config.student_kwargs.items())))
-    weights = {lv: getattr(config, f"w_{lv}") for lv in ("token", "feature", "patch", "embed")}
-    torch.manual_seed(config.seed)  # after the teacher is built: loading it may draw random numbers
-    model = DistillModel(spec, inputs.teachers, weights, config.distance, config.normalize_targets)
+    model = build_model(config, inputs.teachers)
     backend = set_attention(model.student, config.attention, acc.device)
     if config.normalize_targets:
         model.set_target_stats(_target_sample(inputs, range(min(len(inputs.dataset), STATS_ITEMS)), acc.device))
@@ -235,7 +243,7 @@ def train(config: TrainConfig, accelerator=None, resume: str | bool | None = Non
     if acc.is_main_process:
         params = sum(p.numel() for p in acc.unwrap_model(model).student.parameters()) / 1e6
         print(f"student {config.student} ({params:.1f}M params, {config.img_size} px / patch {config.patch_size} = "
-              f"{spec.img_size // spec.patch_size}^2 tokens, attention {backend}) <- "
+              f"{config.img_size // config.patch_size}^2 tokens, attention {backend}) <- "
               f"{', '.join(t.info['name'] for t in inputs.teachers)} ({'online' if teacher else 'cached'}); "
               f"k = {inputs.subset['k']} x {n // max(1, inputs.subset['k'])} views; {config.steps} steps x "
               f"{config.batch_size} = {config.steps * config.batch_size / n:.1f} epochs; {acc.num_processes} process(es)")
@@ -278,6 +286,7 @@ def train(config: TrainConfig, accelerator=None, resume: str | bool | None = Non
             step += 1
             bar.update(task, completed=step)
             if step % config.checkpoint_every == 0 or step == end:
+                _check_finite_weights(acc, model, step, last_ckpt)
                 last_ckpt = save_checkpoint(acc, run, step, ident, config.keep_checkpoints)
 
     if step == config.steps:
@@ -316,6 +325,15 @@ def _check_finite(acc, terms: dict, step: int, run: Path, last_ckpt: Path | None
     kept = f"the last good checkpoint is kept: {last_ckpt}" if last_ckpt else "no checkpoint was written yet"
     raise Diverged(f"loss became NaN/inf at step {step} ({', '.join(bad) or 'loss'}); stopped, {kept}. "
                    "Lower --lr or raise --warmup and start again")
+
+
+def _check_finite_weights(acc, model, step: int, last_ckpt: Path | None) -> None:
+    """A finite loss can still come with an update that overflowed the weights: never checkpoint those."""
+    finite = torch.stack([torch.isfinite(p).all() for p in model.parameters()]).all().float()
+    if bool(acc.gather(finite[None]).amin() > 0):
+        return
+    kept = f"the last good checkpoint is kept: {last_ckpt}" if last_ckpt else "no checkpoint was written yet"
+    raise Diverged(f"weights became NaN/inf by step {step}; stopped, {kept}. Lower --lr or raise --warmup and start again")
 
 
 def _log(acc, run: Path, terms: dict, step: int, lr: float, rate: float | None, config: TrainConfig, n: int) -> dict:

@@ -141,7 +141,9 @@ class WebDatasetSource(ImageSource):
             yield from self._shard_records(url)
 
     def _shard_records(self, url: str) -> Iterator[RawRecord]:
-        samples = iter(wds.WebDataset(url, shardshuffle=False, empty_check=False))
+        # Every process reads whole shards itself and picks its images by key, so webdataset must not
+        # split shards between processes or loader workers.
+        samples = iter(wds.WebDataset(url, shardshuffle=False, empty_check=False, nodesplitter=None, workersplitter=None))
         while True:
             try:
                 sample = next(samples)

@@ -10,9 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from subsets.embed import EmbedConfig, embed_corpus
 from subsets.errors import InputError
-from subsets.make_subset import SelectConfig, make_subset
 from subsets.manifest import read_manifest
 from subsets.sources import open_source
 from teachers import load_teacher
@@ -21,16 +19,6 @@ from teachers.cached_views import CachedViews
 from teachers.views import ViewPolicy, apply_view, views_for
 
 from .helpers import ACCELERATE_2PROC, ROOT, error_line, run_cli
-
-
-@pytest.fixture(scope="module")
-def subsets_dir(tmp_path_factory, image_folder, encoder):
-    """Two subsets (random, kcenter) of the 120-image test corpus."""
-    root = tmp_path_factory.mktemp("subsets")
-    emb = embed_corpus(open_source(image_folder), encoder, root / "emb", EmbedConfig())
-    for method in ("random", "kcenter"):
-        make_subset(emb, root / method, SelectConfig(method=method, k_max=40, seed=1))
-    return root
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,183 @@
+"""The trainer: the loss falls, cached equals online, resume equals a straight run, 2 processes, 2 teachers, bad input."""
+
+import json
+import re
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from distill.config import TrainConfig
+from distill.train import build_model, prepare_inputs, train
+from subsets.manifest import read_manifest
+from subsets.sources import open_source
+from teachers import load_teacher
+from teachers.cache import CacheConfig, cache_targets
+from teachers.views import ViewPolicy
+
+from .helpers import ACCELERATE_2PROC, error_line, run_cli
+
+VIEWS = ViewPolicy(views=2, seed=5)
+
+
+@pytest.fixture(scope="module")
+def caches(tmp_path_factory, subsets_dir, image_folder):
+    """Target caches of the 40-image kcenter subset: MobileNetV2 at 64 px (2x2 map), 96 px (3x3) and 32 px (1x1)."""
+    root = tmp_path_factory.mktemp("targets")
+    subset = read_manifest(subsets_dir / "kcenter")
+    for res in (64, 96, 32):
+        cache_targets(open_source(image_folder), subset, load_teacher("mobilenetv2_imagenet", resolution=res),
+                      root / f"t{res}", config=CacheConfig(views=VIEWS, batch_size=16, shard_size=16))
+    return root
+
+
+def _config(tmp_path, caches, name="run", **kw) -> TrainConfig:
+    base = dict(out=str(tmp_path / name), targets=[str(caches / "t64")], student_kwargs={"depth": 2}, batch_size=16,
+                steps=10, workers=0, log_every=1, checkpoint_every=5, lr=1e-3)
+    return TrainConfig(**(base | kw))
+
+
+def _metrics(run) -> list[dict]:
+    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_total_loss_falls_clearly_within_50_steps(tmp_path, caches):
+    config = _config(tmp_path, caches, steps=50, batch_size=32, checkpoint_every=50)
+    run = train(config)
+    assert TrainConfig.load(run / "config.yaml") == config  # the run directory says how it was made
+    losses = [m["loss"] for m in _metrics(run)]
+    assert len(losses) == 50
+    first, last = sum(losses[:5]) / 5, sum(losses[-5:]) / 5
+    assert last < 0.75 * first, (first, last)  # measured: 4.57 -> 2.86
+    record = json.loads((run / "run.json").read_text())
+    assert record["complete"] and record["steps"] == 50 and record["subset"]["k"] == 40
+    assert record["epochs"] == pytest.approx(50 * 32 / 80)  # 40 images x 2 views per epoch
+
+
+def test_cached_and_online_modes_give_the_same_loss_at_step_0(tmp_path, caches, subsets_dir):
+    cached = train(_config(tmp_path, caches, "cached", steps=1))
+    online = train(_config(tmp_path, caches, "online", steps=1, targets=[], teacher="mobilenetv2_imagenet",
+                           teacher_resolution=64, subset=str(subsets_dir / "kcenter"), views=2, view_seed=5))
+    a, b = _metrics(cached)[0], _metrics(online)[0]
+    assert a.keys() == b.keys() and {"mobilenetv2_imagenet/token", "mobilenetv2_imagenet/patch"} <= a.keys()
+    for name in a:
+        if name.startswith("mobilenetv2") or name == "loss":
+            assert a[name] == pytest.approx(b[name], rel=1e-5), name
+
+
+def test_a_run_stopped_at_20_and_resumed_to_40_equals_a_straight_40_step_run(tmp_path, caches):
+    kw = dict(steps=40, checkpoint_every=10, ema=0.9, normalize_targets=True)
+    straight = train(_config(tmp_path, caches, "straight", **kw))
+    config = _config(tmp_path, caches, "resumed", **kw)
+    train(config, stop_after=20)
+    assert not (tmp_path / "resumed" / "run.json").exists()
+    assert sorted(p.name for p in (tmp_path / "resumed" / "checkpoints").iterdir()) == ["step-000010", "step-000020"]
+    resumed = train(TrainConfig(**(config.to_dict() | {"workers": 2})), resume=True)  # loader workers change nothing
+    a, b = load_file(straight / "student.safetensors"), load_file(resumed / "student.safetensors")
+    assert a.keys() == b.keys()
+    for name in a:
+        torch.testing.assert_close(a[name], b[name], rtol=1e-5, atol=1e-6)
+    assert [m["loss"] for m in _metrics(straight)] == pytest.approx([m["loss"] for m in _metrics(resumed)], rel=1e-5)
+
+
+def test_two_cpu_processes_train_and_write_one_checkpoint_equal_to_one_process(tmp_path, caches):
+    args = ["train", "--targets", caches / "t64", "--student-kwargs", "depth=2", "--batch-size", "16", "--steps", "4",
+            "--workers", "0", "--checkpoint-every", "4", "--log-every", "1"]
+    res = run_cli(*args, "--out", tmp_path / "two", launcher=ACCELERATE_2PROC)
+    assert res.returncode == 0, res.stderr[-3000:]
+    one = run_cli(*args, "--out", tmp_path / "one")
+    assert one.returncode == 0, one.stderr[-3000:]
+    ckpt = tmp_path / "two" / "checkpoints" / "step-000004"
+    assert [p.name for p in (tmp_path / "two" / "checkpoints").iterdir()] == ["step-000004"]
+    assert {"model.safetensors", "optimizer.bin", "random_states_0.pkl", "random_states_1.pkl", "state.json"} <= \
+        {p.name for p in ckpt.iterdir()}
+    assert json.loads((tmp_path / "two" / "run.json").read_text())["processes"] == 2
+    # both processes saw their half of every global batch: the result equals one process seeing all of it
+    a, b = load_file(tmp_path / "two" / "student.safetensors"), load_file(tmp_path / "one" / "student.safetensors")
+    for name in a:
+        torch.testing.assert_close(a[name], b[name], rtol=1e-3, atol=1e-4)
+    saved = load_file(ckpt / "model.safetensors")
+    torch.testing.assert_close(saved["student.vit.pos_embed"], a["student.vit.pos_embed"])
+
+
+def test_a_two_teacher_run_trains_both_head_sets(tmp_path, caches):
+    config = _config(tmp_path, caches, targets=[str(caches / "t64"), str(caches / "t96")], steps=5)
+    run = train(config)
+    trained = load_file(run / "student.safetensors")
+    heads = {k.split(".")[1] for k in trained if k.startswith("heads.")}
+    assert heads == {"mobilenetv2_imagenet", "mobilenetv2_imagenet_2"}
+    init = build_model(config, prepare_inputs(config).teachers).state_dict()
+    for key in heads:
+        for level in ("token", "feature", "patch"):
+            for part in ("0.weight", "1.weight", "1.bias"):
+                name = f"heads.{key}.heads.{level}.{part}"
+                assert not torch.allclose(trained[name], init[name]), name
+    first = _metrics(run)[0]
+    assert {f"{k}/{lv}" for k in heads for lv in ("token", "feature", "patch")} <= first.keys()
+    teachers = json.loads((run / "run.json").read_text())["teachers"]
+    assert [t["grid"] for t in teachers] == [2, 3]
+
+
+def test_config_round_trips_through_yaml_and_flags_override_the_file(tmp_path):
+    from distill.cli import build_parser
+    from distill.config import config_from_args
+
+    config = TrainConfig(targets=["a", "b"], student_kwargs={"depth": 3}, lr=3e-4, ema=0.99, grad_clip=None, k=100,
+                         normalize_targets=True, distance="cosine")
+    config.save(tmp_path / "c.yaml")
+    assert TrainConfig.load(tmp_path / "c.yaml") == config
+    args = build_parser().parse_args(["train", "--config", str(tmp_path / "c.yaml"), "--lr", "0.01",
+                                      "--no-normalize-targets", "--student-kwargs", "depth=4,num_heads=2"])
+    merged = config_from_args(args)
+    assert merged == TrainConfig(**(config.to_dict() | {"lr": 0.01, "normalize_targets": False,
+                                                         "student_kwargs": {"depth": 4, "num_heads": 2}}))
+    (tmp_path / "bad.yaml").write_text("lr: fast\n")
+    with pytest.raises(Exception, match="lr = 'fast' is not a float"):
+        TrainConfig.load(tmp_path / "bad.yaml")
+    (tmp_path / "bad.yaml").write_text("learning_rate: 0.1\n")
+    with pytest.raises(Exception, match="unknown setting.*learning_rate"):
+        TrainConfig.load(tmp_path / "bad.yaml")
+
+
+def _train_cli(caches, out, *extra, cache="t64"):
+    return run_cli("train", "--targets", caches / cache, "--out", out, "--student-kwargs", "depth=1", "--batch-size", "8",
+                   "--workers", "0", *extra)
+
+
+@pytest.mark.parametrize("extra, cache, message", [
+    (["--k", "100"], "t64", "holds only the first 40 images"),
+    ([], "t32", "patch map is 1x1"),
+    (["--batch-size", "10", "--grad-accum", "4"], "t64", "does not split into 1 process"),
+    (["--resume"], "t64", "no checkpoint in"),
+    (["--attention", "xformers"], "t64", "attention backend xformers"),
+])
+def test_bad_training_input_gives_one_line_and_leaves_no_run_directory(tmp_path, caches, extra, cache, message):
+    res = _train_cli(caches, tmp_path / "run", "--steps", "2", *extra, cache=cache)
+    assert res.returncode == 2 and message in error_line(res)
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_nan_loss_stops_with_a_message_and_keeps_the_last_good_checkpoint(tmp_path, caches):
+    res = _train_cli(caches, tmp_path / "run", "--steps", "30", "--lr", "1e5", "--warmup", "0", "--grad-clip", "1e9",
+                     "--checkpoint-every", "1")
+    line = error_line(res)
+    assert res.returncode == 2 and re.search(r"(loss|weights) became NaN/inf (at|by) step", line)
+    assert "last good checkpoint is kept" in line
+    kept = line.split("kept: ")[1].split(". ")[0]
+    state = load_file(f"{kept}/model.safetensors")
+    assert all(torch.isfinite(t).all() for t in state.values())
+    assert not (tmp_path / "run" / "run.json").exists()
+
+
+def test_resume_refuses_a_foreign_checkpoint_and_a_second_run_in_the_same_folder(tmp_path, caches):
+    assert _train_cli(caches, tmp_path / "a", "--steps", "4", "--stop-after", "2").returncode == 0
+    res = _train_cli(caches, tmp_path / "a", "--steps", "4", "--lr", "0.5", "--resume")
+    assert res.returncode == 2 and "a checkpoint of another run (differs in lr)" in error_line(res)
+    res = _train_cli(caches, tmp_path / "a", "--steps", "4")
+    assert res.returncode == 2 and "holds a run already; pass --resume" in error_line(res)
+    res = _train_cli(caches, tmp_path / "b", "--steps", "4", "--resume", tmp_path / "a")
+    assert res.returncode == 2 and "not a checkpoint of this trainer" in error_line(res)
+    done = _train_cli(caches, tmp_path / "a", "--steps", "4", "--resume")
+    assert done.returncode == 0 and "run complete" in done.stdout
+    again = _train_cli(caches, tmp_path / "a", "--steps", "4")
+    assert again.returncode == 0 and "already complete" in again.stdout

@@ -279,10 +279,10 @@ def train(config: TrainConfig, accelerator=None, resume: str | bool | None = Non
                 ema.update(acc.unwrap_model(model), step=step)
             if step % config.log_every == 0 or step == config.steps - 1:
                 now = time.perf_counter()
-                rate = (step + 1 - last[1]) * config.batch_size / max(1e-9, now - last[0]) if step > last[1] else None
+                rate = (step + 1 - last[1]) * config.batch_size / max(1e-9, now - last[0])
                 last = (now, step + 1)
                 record = _log(acc, run, terms, step, lr_at(config, step), rate, config, n)
-                bar.update(task, info=f"loss {record['loss']:.4f}" + (f" · {rate:,.0f} img/s" if rate else ""))
+                bar.update(task, info=f"loss {record['loss']:.4f} · {rate:,.1f} img/s")
             step += 1
             bar.update(task, completed=step)
             if step % config.checkpoint_every == 0 or step == end:
@@ -336,7 +336,7 @@ def _check_finite_weights(acc, model, step: int, last_ckpt: Path | None) -> None
     raise Diverged(f"weights became NaN/inf by step {step}; stopped, {kept}. Lower --lr or raise --warmup and start again")
 
 
-def _log(acc, run: Path, terms: dict, step: int, lr: float, rate: float | None, config: TrainConfig, n: int) -> dict:
+def _log(acc, run: Path, terms: dict, step: int, lr: float, rate: float, config: TrainConfig, n: int) -> dict:
     names = list(terms)
     values = acc.reduce(torch.stack([terms[k].detach().float() for k in names]), reduction="mean").tolist()
     record = {"step": step, **dict(zip(names, values)), "lr": lr, "images_per_s": rate,

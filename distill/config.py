@@ -62,6 +62,7 @@ class TrainConfig:
     checkpoint_every: int = 200
     keep_checkpoints: int = 2
     log_every: int = 10
+    log_with: list[str] = field(default_factory=list)  # also log to these accelerate trackers (tensorboard, wandb, ...)
 
     def validate(self) -> TrainConfig:
         if bool(self.targets) == bool(self.teacher):
@@ -111,8 +112,9 @@ class TrainConfig:
         for name, value in values.items():
             if not _fits(value, hints[name]):
                 raise InputError(f"{origin}: {name} = {value!r} is not a {_type_name(hints[name])}")
-        if isinstance(values.get("targets"), str):
-            values = {**values, "targets": [values["targets"]]}
+        for name in ("targets", "log_with"):
+            if isinstance(values.get(name), str):
+                values = {**values, name: [values[name]]}
         return cls(**values)
 
     @classmethod
@@ -175,8 +177,8 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
         kw = {"dest": f.name, "default": argparse.SUPPRESS, "help": f"{helps.get(f.name, '')} (default: {default})"}
         if hint is bool:
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, **kw)
-        elif f.name == "targets":
-            parser.add_argument(flag, type=lambda s: [p for p in s.split(",") if p], metavar="DIR[,DIR...]", **kw)
+        elif typing.get_origin(hint) is list:
+            parser.add_argument(flag, type=lambda s: [p for p in s.split(",") if p], metavar="A[,B...]", **kw)
         elif f.name == "student_kwargs":
             parser.add_argument(flag, type=_parse_kwargs, metavar="KEY=VALUE[,...]", **kw)
         else:

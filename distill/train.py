@@ -44,7 +44,7 @@ from .model import DistillModel
 RUN_FORMAT = "subset-distill/run"
 STATS_ITEMS = 256  # target-normalisation statistics come from the first items of the subset
 # Settings that do not change what a run computes: a checkpoint made under other values still resumes.
-OPERATIONAL = {"out", "workers", "checkpoint_every", "keep_checkpoints", "log_every", "attention"}
+OPERATIONAL = {"out", "workers", "checkpoint_every", "keep_checkpoints", "log_every", "log_with", "attention"}
 
 
 class Diverged(InputError):
@@ -178,8 +178,13 @@ def prepare_run_dir(run: Path, config: TrainConfig, ident: dict, resume) -> bool
 def make_accelerator(config: TrainConfig):
     from accelerate import Accelerator
 
-    return Accelerator(cpu=not torch.cuda.is_available(), mixed_precision=config.precision,
-                       gradient_accumulation_steps=config.grad_accum)
+    acc = Accelerator(cpu=not torch.cuda.is_available(), mixed_precision=config.precision,
+                      gradient_accumulation_steps=config.grad_accum, log_with=config.log_with or None,
+                      project_dir=config.out)
+    if len(acc.log_with) < len(config.log_with):
+        raise InputError(f"log_with {', '.join(config.log_with)}: not all of these trackers are installed "
+                         f"(usable: {', '.join(map(str, acc.log_with)) or 'none'})")
+    return acc
 
 
 def _to(batch, device):
@@ -228,6 +233,9 @@ def train(config: TrainConfig, accelerator=None, resume: str | bool | None = Non
     if acc.is_main_process:
         run.mkdir(parents=True, exist_ok=True)
         config.save(run / "config.yaml")
+    if acc.log_with:
+        simple = {k: v for k, v in config.to_dict().items() if isinstance(v, (int, float, str, bool))}
+        acc.init_trackers(run.name, config=simple)
     step = 0
     if start_ckpt:
         acc.load_state(str(start_ckpt[0]))
@@ -344,6 +352,8 @@ def _log(acc, run: Path, terms: dict, step: int, lr: float, rate: float, config:
     if acc.is_main_process:
         with open(run / "metrics.jsonl", "a") as f:
             f.write(json.dumps(record) + "\n")
+    if acc.trackers:
+        acc.log({k: v for k, v in record.items() if k != "step"}, step=step)
     return record
 
 

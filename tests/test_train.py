@@ -181,3 +181,32 @@ def test_resume_refuses_a_foreign_checkpoint_and_a_second_run_in_the_same_folder
     assert done.returncode == 0 and "run complete" in done.stdout
     again = _train_cli(caches, tmp_path / "a", "--steps", "4")
     assert again.returncode == 0 and "already complete" in again.stdout
+
+
+def test_metrics_also_go_to_an_accelerate_tracker(tmp_path, caches):
+    from accelerate import Accelerator
+    from accelerate.tracking import GeneralTracker
+
+    class Recorder(GeneralTracker):
+        name, requires_logging_directory = "recorder", False
+
+        def __init__(self):
+            super().__init__()
+            self.config, self.logged = None, []
+
+        @property
+        def tracker(self):
+            return self
+
+        def store_init_configuration(self, values):
+            self.config = values
+
+        def log(self, values, step=None, **kwargs):
+            self.logged.append((step, values))
+
+    recorder = Recorder()
+    acc = Accelerator(cpu=True, log_with=[recorder])
+    run = train(_config(tmp_path, caches, steps=3), accelerator=acc)
+    acc.end_training()
+    assert recorder.config["batch_size"] == 16
+    assert [(s, v["loss"]) for s, v in recorder.logged] == [(m["step"], m["loss"]) for m in _metrics(run)]

@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-from safetensors.torch import save
+from safetensors.torch import load_file, save, save_file
 
 from students import StudentSpec, set_attention
 from subsets.errors import InputError
@@ -121,7 +121,7 @@ def latest_checkpoint(run: Path) -> Path | None:
     return done[-1] if done else None
 
 
-def save_checkpoint(acc, run: Path, step: int, ident: dict, keep: int) -> Path:
+def save_checkpoint(acc, run: Path, step: int, ident: dict, keep: int, ema=None) -> Path:
     final = checkpoint_dir(run, step)
     tmp = final.with_name(final.name + ".tmp")
     if acc.is_main_process:
@@ -131,6 +131,8 @@ def save_checkpoint(acc, run: Path, step: int, ident: dict, keep: int) -> Path:
     acc.save_state(str(tmp))
     acc.wait_for_everyone()
     if acc.is_main_process:
+        if ema is not None:  # kept apart from accelerate's state, so one Accelerator can serve run after run
+            save_file({k: v.contiguous() for k, v in ema.state_dict().items()}, str(tmp / "ema.safetensors"))
         write_json_atomic(tmp / "state.json", {"format": RUN_FORMAT + "/checkpoint", "step": step, "identity": ident})
         shutil.rmtree(final, ignore_errors=True)
         tmp.rename(final)
@@ -227,7 +229,6 @@ def train(config: TrainConfig, accelerator=None, resume: str | bool | None = Non
         from timm.utils import ModelEmaV3
 
         ema = ModelEmaV3(acc.unwrap_model(model), decay=config.ema)
-        acc.register_for_checkpointing(ema)
     teacher = inputs.teacher.to(acc.device) if inputs.teacher is not None else None
 
     if acc.is_main_process:
@@ -240,6 +241,8 @@ def train(config: TrainConfig, accelerator=None, resume: str | bool | None = Non
     if start_ckpt:
         acc.load_state(str(start_ckpt[0]))
         step = start_ckpt[1]
+        if ema is not None:
+            ema.load_state_dict(load_file(str(start_ckpt[0] / "ema.safetensors"), device=str(acc.device)))
     _trim_metrics(run / "metrics.jsonl", step, acc.is_main_process)
 
     n = len(inputs.dataset)
@@ -295,8 +298,10 @@ def train(config: TrainConfig, accelerator=None, resume: str | bool | None = Non
             bar.update(task, completed=step)
             if step % config.checkpoint_every == 0 or step == end:
                 _check_finite_weights(acc, model, step, last_ckpt)
-                last_ckpt = save_checkpoint(acc, run, step, ident, config.keep_checkpoints)
+                last_ckpt = save_checkpoint(acc, run, step, ident, config.keep_checkpoints, ema)
 
+    acc.wait_for_everyone()
+    acc.free_memory()  # the accelerator may train another run next (a sweep)
     if step == config.steps:
         _finish(acc, run, model, ema, config, inputs, ident, backend, time.perf_counter() - start_time, seen_at_start)
     elif acc.is_main_process:
@@ -381,7 +386,7 @@ def _finish(acc, run: Path, model, ema, config: TrainConfig, inputs: Inputs, ide
         "student": {"name": config.student, "img_size": config.img_size, "patch_size": config.patch_size,
                     "kwargs": config.student_kwargs, "mean": list(STUDENT_MEAN), "std": list(STUDENT_STD),
                     "ema": bool(config.ema)},
-        "teachers": [t.info | {"key": t.key} for t in inputs.teachers], "subset": inputs.subset,
+        "teachers": [t.info | {"key": t.key, "tokens": t.tokens} for t in inputs.teachers], "subset": inputs.subset,
         "mode": "online" if inputs.teacher is not None else "cached", "targets": config.targets,
         "steps": config.steps, "batch_size": config.batch_size, "samples_seen": config.steps * config.batch_size,
         "epochs": config.steps * config.batch_size / n, "passes_per_image": config.steps * config.batch_size / k,

@@ -1,0 +1,241 @@
+"""Evaluation on a labelled train/test pair: k-NN and a linear probe on frozen features, agreement with the
+teachers on held-out images, and the same evaluation of each teacher (the reference row)."""
+
+from __future__ import annotations
+
+import functools
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from safetensors.torch import load_file
+from torchvision.transforms import v2
+
+from subsets.errors import InputError
+from subsets.fileio import read_json, write_json_atomic
+from subsets.progress import progress_bar
+from subsets.sources import UnreadableImage, collect_records, decode_image, open_source
+
+from .config import TrainConfig
+from .data import TeacherTargets
+
+EVAL_FORMAT = "subset-distill/eval"
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    train_source: str = "builtin:cifar10-demo"  # labelled images: the k-NN memory and the probe's training set
+    test_source: str = "builtin:cifar10-demo-test"  # labelled held-out images: accuracy and agreement
+    train_samples: int | None = 2000  # a seeded sample of the train source (None: all of it)
+    test_samples: int | None = None  # likewise for the test source
+    seed: int = 0
+    knn_k: int = 20
+    temperature: float = 0.07  # of the k-NN vote weights exp(cos / T), as in DINO
+    probe_weight_decay: float = 1e-3
+    probe_iters: int = 100  # L-BFGS iterations of the logistic-regression probe
+    batch_size: int = 256
+    teachers: bool = True  # also evaluate each teacher: the reference row
+
+    def eval_set(self) -> dict:
+        """What must be equal for two evaluations to be comparable."""
+        keep = ("train_source", "test_source", "train_samples", "test_samples", "seed", "knn_k", "temperature",
+                "probe_weight_decay", "probe_iters")
+        return {k: v for k, v in asdict(self).items() if k in keep} | {
+            "train_corpus": _labelled(self.train_source, self.train_samples, self.seed).corpus_hash,
+            "test_corpus": _labelled(self.test_source, self.test_samples, self.seed).corpus_hash}
+
+
+@dataclass(frozen=True)
+class LabelledImages:
+    images: tuple[Image.Image, ...]
+    labels: torch.Tensor
+    classes: int
+    corpus_hash: str
+
+
+@functools.lru_cache(maxsize=4)
+def _labelled(spec: str, samples: int | None, seed: int) -> LabelledImages:
+    """A seeded sample of a labelled source, decoded once per process (runs of a sweep share it)."""
+    src = open_source(spec)
+    index = src.index()
+    if any(label is None for _, label in index):
+        raise InputError(f"{spec}: images without labels; evaluation needs class subfolders or a `cls` field")
+    rows = np.arange(len(index))
+    if samples is not None and samples < len(index):
+        rows = np.sort(np.random.default_rng(seed).choice(len(index), samples, replace=False))
+    keys = [index[i][0] for i in rows]
+    records = collect_records(src, keys)
+    try:
+        images = tuple(decode_image(records[k]) for k in keys)
+    except UnreadableImage as e:
+        raise InputError(f"{e}: evaluation sets must be readable throughout") from None
+    labels = torch.tensor([index[i][1] for i in rows])
+    return LabelledImages(images, labels, int(max(label for _, label in index)) + 1, src.corpus_hash())
+
+
+@torch.no_grad()
+def extract(fn, images, transform, batch_size: int, device, what: str) -> torch.Tensor:
+    """fn(batch) -> [B, D] over every image, as float32 on the CPU."""
+    out = []
+    with progress_bar("img") as bar:
+        task = bar.add_task(what, total=len(images))
+        for b0 in range(0, len(images), batch_size):
+            x = torch.stack([transform(im) for im in images[b0:b0 + batch_size]]).to(device)
+            out.append(fn(x).float().cpu())
+            bar.advance(task, len(x))
+    return torch.cat(out)
+
+
+def knn_accuracy(train: torch.Tensor, train_y: torch.Tensor, test: torch.Tensor, test_y: torch.Tensor,
+                 classes: int, k: int = 20, temperature: float = 0.07) -> float:
+    """Weighted k-NN on cosine similarity (DINO): each of the k nearest votes exp(cos / T) for its class."""
+    train, test = F.normalize(train, dim=1), F.normalize(test, dim=1)
+    k = min(k, len(train))
+    correct = 0
+    for b0 in range(0, len(test), 1024):
+        sim, idx = (test[b0:b0 + 1024] @ train.T).topk(k, dim=1)
+        votes = torch.zeros(len(sim), classes).scatter_add_(1, train_y[idx], (sim / temperature).exp())
+        correct += (votes.argmax(1) == test_y[b0:b0 + 1024]).sum().item()
+    return correct / len(test)
+
+
+def probe_accuracy(train: torch.Tensor, train_y: torch.Tensor, test: torch.Tensor, test_y: torch.Tensor,
+                   classes: int, weight_decay: float = 1e-3, iters: int = 100) -> float:
+    """Multinomial logistic regression on standardised frozen features, fitted by L-BFGS (deterministic)."""
+    mean, std = train.mean(0), train.std(0).clamp_min(1e-6)
+    x, xt = (train - mean) / std, (test - mean) / std
+    w = torch.zeros(x.shape[1], classes, requires_grad=True)
+    b = torch.zeros(classes, requires_grad=True)
+    opt = torch.optim.LBFGS([w, b], lr=1, max_iter=iters, history_size=20, line_search_fn="strong_wolfe")
+
+    def closure():
+        opt.zero_grad()
+        loss = F.cross_entropy(x @ w + b, train_y) + weight_decay * w.square().sum()
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    with torch.no_grad():
+        return ((xt @ w + b).argmax(1) == test_y).float().mean().item()
+
+
+def _to_tensor(resolution: int, mean, std) -> v2.Compose:
+    """The whole image at the model's resolution: view 0 of training (no crop: CIFAR-like images are square)."""
+    return v2.Compose([v2.ToImage(), v2.Resize((resolution, resolution), interpolation=v2.InterpolationMode.BICUBIC,
+                                               antialias=True),
+                       v2.ToDtype(torch.float32, scale=True), v2.Normalize(mean, std)])
+
+
+def load_run(run: Path):
+    """The trained student and heads of a complete run, and its run.json."""
+    from .train import build_model
+
+    run = Path(run)
+    if not (run / "run.json").exists():
+        hint = "it has checkpoints: finish it with --resume" if (run / "checkpoints").exists() else "no run.json"
+        raise InputError(f"{run}: not a complete training run ({hint})")
+    record = read_json(run / "run.json", "run record")
+    config = TrainConfig.from_dict(record["config"], str(run / "run.json"))
+    teachers = [TeacherTargets(t["key"], t, t["tokens"]) for t in record["teachers"]]
+    model = build_model(config, teachers)
+    model.load_state_dict(load_file(str(run / "student.safetensors")))
+    return model.eval(), record
+
+
+@functools.lru_cache(maxsize=4)
+def _teacher(name: str, resolution: int, sha256: str):
+    from teachers import load_teacher
+
+    teacher = load_teacher(name, resolution=resolution)
+    if teacher.info.sha256 != sha256:
+        raise InputError(f"{name}: loads weights {teacher.info.sha256[:12]}, the run was distilled from {sha256[:12]}")
+    return teacher
+
+
+_teacher_features_cache: dict = {}
+
+
+def teacher_features(info: dict, which: str, config: EvalConfig, device) -> torch.Tensor:
+    """A teacher's `cls` on the train or test images (computed once per process)."""
+    key = (info["name"], info["resolution"], info["sha256"], which, config)
+    if key not in _teacher_features_cache:
+        teacher = _teacher(info["name"], info["resolution"], info["sha256"]).to(device)
+        data = _data(config, which)
+        fn = lambda x: teacher(x)["cls"]  # noqa: E731
+        _teacher_features_cache[key] = extract(fn, data.images, _to_tensor(info["resolution"], info["mean"], info["std"]),
+                                               config.batch_size, device, f"{info['name']} on {which}")
+    return _teacher_features_cache[key]
+
+
+def _data(config: EvalConfig, which: str) -> LabelledImages:
+    if which == "train":
+        return _labelled(config.train_source, config.train_samples, config.seed)
+    return _labelled(config.test_source, config.test_samples, config.seed)
+
+
+def scores(train_f, test_f, config: EvalConfig) -> dict[str, float]:
+    tr, te = _data(config, "train"), _data(config, "test")
+    return {"knn_top1": knn_accuracy(train_f, tr.labels, test_f, te.labels, tr.classes, config.knn_k, config.temperature),
+            "probe_top1": probe_accuracy(train_f, tr.labels, test_f, te.labels, tr.classes, config.probe_weight_decay,
+                                         config.probe_iters)}
+
+
+@torch.no_grad()
+def agreement(model, record: dict, student_cls: torch.Tensor, config: EvalConfig, device) -> dict[str, float | None]:
+    """Mean cosine between the student's projected class token and each teacher's `cls` on the held-out images."""
+    out = {}
+    for info in record["teachers"]:
+        heads = model.heads[info["key"]]
+        level = next((lv for lv in ("token", "feature") if lv in heads.heads), None)
+        try:
+            target = teacher_features(info, "test", config, device)
+        except InputError as e:
+            print(f"agreement with {info['name']} skipped: {e}")
+            out[info["name"]] = None
+            continue
+        if level is None:
+            out[info["name"]] = None
+            continue
+        pred = heads(level, student_cls.to(device)).cpu()
+        if "tokens" in heads.norms:  # the head predicts normalised targets
+            pred = heads.norms["tokens"].inverse(pred.to(device)).cpu()
+        out[info["name"]] = F.cosine_similarity(pred, target, dim=1).mean().item()
+    return out
+
+
+def evaluate_run(run: Path, config: EvalConfig = EvalConfig(), device=None) -> dict:
+    """Evaluate a complete run; writes and returns RUN/eval.json."""
+    device = device or torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    start = time.perf_counter()
+    model, record = load_run(run)
+    model.to(device)
+    s = record["student"]
+    transform = _to_tensor(s["img_size"], s["mean"], s["std"])
+    train, test = _data(config, "train"), _data(config, "test")
+    fn = lambda x: model.student(x)["cls"]  # noqa: E731
+    train_f = extract(fn, train.images, transform, config.batch_size, device, "student on train")
+    test_f = extract(fn, test.images, transform, config.batch_size, device, "student on test")
+    result = {
+        "format": EVAL_FORMAT, "run": str(Path(run).resolve()), "eval_set": config.eval_set(),
+        "student": scores(train_f, test_f, config) | {"agreement": agreement(model, record, test_f, config, device)},
+        "teachers": {info["name"]: evaluate_teacher(info, config, device) for info in record["teachers"]}
+        if config.teachers else {},
+        "method": record["subset"]["method"], "k": record["subset"]["k"], "seed": record["config"]["seed"],
+    }
+    result["seconds"] = round(time.perf_counter() - start, 2)
+    write_json_atomic(Path(run) / "eval.json", result)
+    return result
+
+
+def evaluate_teacher(info: dict, config: EvalConfig, device) -> dict | None:
+    try:
+        train_f = teacher_features(info, "train", config, device)
+        test_f = teacher_features(info, "test", config, device)
+    except InputError as e:
+        print(f"reference row for {info['name']} skipped: {e}")
+        return None
+    return scores(train_f, test_f, config)

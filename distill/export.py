@@ -1,0 +1,110 @@
+"""Export a trained student as a Hub-ready timm folder: config.json, model.safetensors, README.md (model card)."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+
+import yaml
+
+from subsets.errors import InputError
+from subsets.fileio import read_json
+
+from .evaluate import load_run
+
+
+def export_run(run: Path, out: Path, overwrite: bool = False) -> Path:
+    """Write the student of a complete run as a folder `timm.create_model("local-dir:OUT", pretrained=True)` loads."""
+    from timm.models import save_for_hf
+
+    run, out = Path(run), Path(out)
+    model, record = load_run(run)
+    if out.exists() and any(out.iterdir()) and not overwrite:
+        raise InputError(f"{out}: exists and is not empty; choose another --out or pass --overwrite")
+    s = record["student"]
+    vit = model.student.vit
+    vit.pretrained_cfg = {**vit.pretrained_cfg, "input_size": (3, s["img_size"], s["img_size"]), "mean": tuple(s["mean"]),
+                          "std": tuple(s["std"]), "interpolation": "bicubic", "crop_pct": 1.0, "crop_mode": "center",
+                          "num_classes": 0, "tag": None, "hf_hub_id": None}
+    vit.pretrained_cfg.pop("license", None)  # the architecture's default cfg; it says nothing of these weights
+    model_args = {"img_size": s["img_size"], "patch_size": s["patch_size"], **s["kwargs"]}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        save_for_hf(vit, str(tmp), model_args=model_args, safe_serialization=True)
+        evaluation = read_json(run / "eval.json", "evaluation") if (run / "eval.json").exists() else None
+        (tmp / "README.md").write_text(model_card(record, evaluation, s["name"], vit.num_features))
+        if out.exists():
+            shutil.rmtree(out)
+        tmp.rename(out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out
+
+
+def model_card(record: dict, evaluation: dict | None, name: str, width: int) -> str:
+    teachers = ", ".join(f"`{t['name']}` ({t['resolution']} px)" for t in record["teachers"])
+    sub = record["subset"]
+    front = {"library_name": "timm", "tags": ["image-feature-extraction", "knowledge-distillation", "subset-distill"],
+             "pipeline_tag": "image-feature-extraction"}
+    lines = [
+        "---", yaml.safe_dump(front, sort_keys=False).strip(), "---", "",
+        f"# {name} distilled on a {sub['k']:,}-image {sub['method']} subset", "",
+        f"A `{name}` student ({record['student']['img_size']} px, patch {record['student']['patch_size']}) distilled "
+        f"from {teachers} on the first {sub['k']:,} images of a **{sub['method']}** subset (manifest hash "
+        f"`{sub['hash'][:16]}`), made with subset-distill in {record['steps']:,} steps of "
+        f"{record['batch_size']} ({record['epochs']:.1f} epochs of the subset's views, {record['mode']} targets"
+        f"{', EMA weights' if record['student']['ema'] else ''}).", "",
+        "The model returns the final class token (`num_classes=0`): an image feature for k-NN, probes or retrieval.", "",
+    ]
+    if evaluation:
+        es = evaluation["eval_set"]
+        lines += ["## Evaluation", "",
+                  f"Frozen features; k-NN (k = {es['knn_k']}, T = {es['temperature']}) and a linear probe trained on "
+                  f"`{es['train_source']}` ({es['train_samples'] or 'all'} images), tested on `{es['test_source']}`.", "",
+                  "| model | k-NN top-1 | linear probe top-1 | cosine to teacher |", "|---|---|---|---|"]
+        st = evaluation["student"]
+        agree = ", ".join(f"{v:.3f}" for v in st["agreement"].values() if v is not None) or "-"
+        lines.append(f"| this student | {st['knn_top1']:.3f} | {st['probe_top1']:.3f} | {agree} |")
+        for tname, t in evaluation.get("teachers", {}).items():
+            if t:
+                lines.append(f"| teacher `{tname}` | {t['knn_top1']:.3f} | {t['probe_top1']:.3f} | 1 |")
+        lines.append("")
+    s = record["student"]
+    lines += [
+        "## How to load", "", "```python", "import timm, torch",
+        'model = timm.create_model("hf-hub:REPO_ID", pretrained=True)  # or "local-dir:/path/to/this/folder"',
+        "model.eval()",
+        "cfg = timm.data.resolve_data_config(model=model)  # input size, mean and std used in training",
+        "transform = timm.data.create_transform(**cfg)",
+        f"features = model(transform(image).unsqueeze(0))  # [1, {width}]",
+        "```", "",
+        f"Inputs: {s['img_size']} x {s['img_size']} RGB, resized whole (bicubic), normalised with mean {s['mean']} and "
+        f"std {s['std']}.", "",
+        "## Training configuration", "", "```yaml", yaml.safe_dump(record["config"], sort_keys=False).strip(), "```", "",
+    ]
+    return "\n".join(lines)
+
+
+def push(folder: Path, repo_id: str, private: bool = False) -> str:
+    """Upload an exported folder to the Hub; one clear line when there is no token or no network."""
+    from huggingface_hub import HfApi, get_token
+    from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled
+
+    if not (Path(folder) / "config.json").exists():
+        raise InputError(f"{folder}: not an exported model folder (no config.json)")
+    if get_token() is None:
+        raise InputError(f"--push {repo_id}: no Hugging Face token (set HF_TOKEN or run `hf auth login`); "
+                         f"the folder {folder} is ready to upload")
+    api = HfApi()
+    try:
+        api.create_repo(repo_id, private=private, exist_ok=True)
+        info = api.upload_folder(repo_id=repo_id, folder_path=str(folder), commit_message="Upload subset-distill student")
+    except OfflineModeIsEnabled:
+        raise InputError(f"--push {repo_id}: HF_HUB_OFFLINE is set; unset it on a connected machine "
+                         f"(the folder {folder} is ready)") from None
+    except (HfHubHTTPError, OSError) as e:
+        raise InputError(f"--push {repo_id}: upload failed ({type(e).__name__}: {str(e).splitlines()[0]}); "
+                         f"no network or no write access? The folder {folder} is ready") from None
+    return str(info)

@@ -100,6 +100,58 @@ def cmd_train(a: argparse.Namespace) -> None:
         acc.end_training()
 
 
+def cmd_eval(a: argparse.Namespace) -> None:
+    from .evaluate import EvalConfig, evaluate_run
+
+    config = EvalConfig(train_source=a.train_source, test_source=a.source, train_samples=a.train_samples or None,
+                        test_samples=a.test_samples or None, knn_k=a.knn_k, teachers=not a.no_teacher)
+    result = evaluate_run(a.run, config)
+    st = result["student"]
+    agree = ", ".join(f"{n} {v:.3f}" for n, v in st["agreement"].items() if v is not None) or "-"
+    print(f"{a.run}: k-NN top-1 {st['knn_top1']:.3f}, linear probe top-1 {st['probe_top1']:.3f}, "
+          f"cosine to teacher {agree}")
+    for name, t in result["teachers"].items():
+        if t:
+            print(f"  teacher {name}: k-NN top-1 {t['knn_top1']:.3f}, linear probe top-1 {t['probe_top1']:.3f}")
+    print(f"wrote {a.run / 'eval.json'}")
+
+
+def cmd_compare(a: argparse.Namespace) -> None:
+    from .compare import compare_runs
+
+    paths = compare_runs(a.runs, a.out)
+    for name, path in paths.items():
+        print(f"{name:9s} {path}")
+
+
+def cmd_export(a: argparse.Namespace) -> None:
+    from .export import export_run, push
+
+    folder = export_run(a.run, a.out, overwrite=a.overwrite)
+    print(f"exported {a.run} to {folder} (timm.create_model('local-dir:{folder}', pretrained=True))")
+    if a.push:
+        print(f"pushed: {push(folder, a.push, a.private)}")
+
+
+def cmd_sweep(a: argparse.Namespace) -> None:
+    from .sweep import SweepConfig, example_sweep_file, run_sweep
+    from .train import make_accelerator
+
+    if a.example:
+        print(example_sweep_file(), end="")
+        return
+    if a.config is None:
+        raise InputError("distill sweep: give --config SWEEP_FILE (distill sweep --example prints one)")
+    config = SweepConfig.load(a.config)
+    if a.out:
+        config.out = str(a.out)
+    acc = make_accelerator(config.train_config(Path(config.out), config.ks[0], config.seeds[0]))
+    try:
+        run_sweep(config, acc)
+    finally:
+        acc.end_training()
+
+
 def cmd_demo(a: argparse.Namespace) -> None:
     from .demo import DemoConfig, run_demo
 
@@ -170,6 +222,35 @@ def build_parser() -> argparse.ArgumentParser:
                    help="stop after N more steps (with a checkpoint); continue later with --resume")
     add_config_flags(t)
     t.set_defaults(func=cmd_train)
+
+    v = sub.add_parser("eval", help="k-NN and linear probe on frozen features, agreement with the teacher")
+    v.add_argument("--run", required=True, type=Path, help="a complete training run")
+    v.add_argument("--source", default="builtin:cifar10-demo-test", help="labelled held-out images (the test set)")
+    v.add_argument("--train-source", default="builtin:cifar10-demo", help="labelled images for the k-NN memory and probe")
+    v.add_argument("--train-samples", type=int, default=2000, help="a seeded sample of the train source (0: all)")
+    v.add_argument("--test-samples", type=int, default=0, help="a seeded sample of the test source (0: all)")
+    v.add_argument("--knn-k", type=int, default=20)
+    v.add_argument("--no-teacher", action="store_true", help="skip the teacher's reference row")
+    v.set_defaults(func=cmd_eval)
+
+    m = sub.add_parser("compare", help="gather evaluated runs: table, CSV, Markdown and plots against k")
+    m.add_argument("runs", nargs="+", type=Path)
+    m.add_argument("--out", required=True, type=Path)
+    m.set_defaults(func=cmd_compare)
+
+    x = sub.add_parser("export", help="a Hub-ready timm folder with a model card; --push uploads it")
+    x.add_argument("--run", required=True, type=Path)
+    x.add_argument("--out", required=True, type=Path)
+    x.add_argument("--push", default=None, metavar="REPO_ID", help="upload to this Hub repository (needs a token)")
+    x.add_argument("--private", action="store_true", help="create the Hub repository as private")
+    x.add_argument("--overwrite", action="store_true")
+    x.set_defaults(func=cmd_export)
+
+    w = sub.add_parser("sweep", help="methods x k x seeds end to end, reusing one selection and one cache per method")
+    w.add_argument("--config", type=Path, default=None, help="sweep file (YAML)")
+    w.add_argument("--out", type=Path, default=None, help="override the sweep file's out")
+    w.add_argument("--example", action="store_true", help="print a sweep file with every setting and exit")
+    w.set_defaults(func=cmd_sweep)
 
     d = sub.add_parser("demo", help="the embedded default, end to end, offline")
     d.add_argument("--out", type=Path, default=Path("demo-out"))

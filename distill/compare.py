@@ -137,7 +137,7 @@ def compare_runs(runs: list[Path], out: Path, console: Console | None = None) ->
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
     writer.writeheader()
-    writer.writerows(rows)
+    writer.writerows([{k: round(v, 4) if isinstance(v, float) else v for k, v in r.items()} for r in rows])
     write_text_atomic(out / "results.csv", buf.getvalue())
     write_text_atomic(out / "results.md", markdown(agg, teachers))
     write_text_atomic(out / "results.json", json.dumps({"runs": rows, "aggregate": agg, "teachers": teachers}, indent=1))

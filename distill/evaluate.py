@@ -49,7 +49,7 @@ class EvalConfig:
             "test_corpus": _labelled(self.test_source, self.test_samples, self.seed).corpus_hash}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # hashed by identity: one object per loaded set (see _labelled)
 class LabelledImages:
     images: tuple[Image.Image, ...]
     labels: torch.Tensor
@@ -77,16 +77,24 @@ def _labelled(spec: str, samples: int | None, seed: int) -> LabelledImages:
     return LabelledImages(images, labels, int(max(label for _, label in index)) + 1, src.corpus_hash())
 
 
+@functools.lru_cache(maxsize=8)
+def _pixels(data: LabelledImages, resolution: int, mean: tuple, std: tuple) -> torch.Tensor:
+    """The whole images at a model's resolution, normalised: made once per process, shared by every run of a sweep."""
+    transform = _to_tensor(resolution, mean, std)
+    return torch.stack([transform(im) for im in data.images])
+
+
 @torch.no_grad()
-def extract(fn, images, transform, batch_size: int, device, what: str) -> torch.Tensor:
+def extract(fn, data: LabelledImages, resolution: int, mean, std, batch_size: int, device, what: str,
+            keep_pixels: bool = True) -> torch.Tensor:
     """fn(batch) -> [B, D] over every image, as float32 on the CPU."""
+    pixels = (_pixels if keep_pixels else _pixels.__wrapped__)(data, resolution, tuple(mean), tuple(std))
     out = []
     with progress_bar("img") as bar:
-        task = bar.add_task(what, total=len(images))
-        for b0 in range(0, len(images), batch_size):
-            x = torch.stack([transform(im) for im in images[b0:b0 + batch_size]]).to(device)
-            out.append(fn(x).float().cpu())
-            bar.advance(task, len(x))
+        task = bar.add_task(what, total=len(pixels))
+        for b0 in range(0, len(pixels), batch_size):
+            out.append(fn(pixels[b0:b0 + batch_size].to(device)).float().cpu())
+            bar.advance(task, len(out[-1]))
     return torch.cat(out)
 
 
@@ -164,10 +172,10 @@ def teacher_features(info: dict, which: str, config: EvalConfig, device) -> torc
     key = (info["name"], info["resolution"], info["sha256"], which, config)
     if key not in _teacher_features_cache:
         teacher = _teacher(info["name"], info["resolution"], info["sha256"]).to(device)
-        data = _data(config, which)
         fn = lambda x: teacher(x)["cls"]  # noqa: E731
-        _teacher_features_cache[key] = extract(fn, data.images, _to_tensor(info["resolution"], info["mean"], info["std"]),
-                                               config.batch_size, device, f"{info['name']} on {which}")
+        _teacher_features_cache[key] = extract(fn, _data(config, which), info["resolution"], info["mean"], info["std"],
+                                               config.batch_size, device, f"{info['name']} on {which}",
+                                               keep_pixels=False)  # its features are kept instead
     return _teacher_features_cache[key]
 
 
@@ -214,11 +222,9 @@ def evaluate_run(run: Path, config: EvalConfig = EvalConfig(), device=None) -> d
     model, record = load_run(run)
     model.to(device)
     s = record["student"]
-    transform = _to_tensor(s["img_size"], s["mean"], s["std"])
-    train, test = _data(config, "train"), _data(config, "test")
     fn = lambda x: model.student(x)["cls"]  # noqa: E731
-    train_f = extract(fn, train.images, transform, config.batch_size, device, "student on train")
-    test_f = extract(fn, test.images, transform, config.batch_size, device, "student on test")
+    train_f, test_f = (extract(fn, _data(config, which), s["img_size"], s["mean"], s["std"], config.batch_size, device,
+                               f"student on {which}") for which in ("train", "test"))
     result = {
         "format": EVAL_FORMAT, "run": str(Path(run).resolve()), "eval_set": config.eval_set(),
         "student": scores(train_f, test_f, config) | {"agreement": agreement(model, record, test_f, config, device)},

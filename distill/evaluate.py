@@ -194,7 +194,8 @@ def scores(train_f, test_f, config: EvalConfig) -> dict[str, float]:
 
 @torch.no_grad()
 def agreement(model, record: dict, student_cls: torch.Tensor, config: EvalConfig, device) -> dict[str, float | None]:
-    """Mean cosine between the student's projected class token and each teacher's `cls` on the held-out images."""
+    """Mean cosine between the student's projected class token and each teacher's `cls` on the held-out images
+    (both normalised by the teacher's target statistics when the run normalised its targets)."""
     out = {}
     for info in record["teachers"]:
         heads = model.heads[info["key"]]
@@ -208,10 +209,10 @@ def agreement(model, record: dict, student_cls: torch.Tensor, config: EvalConfig
         if level is None:
             out[info["name"]] = None
             continue
-        pred = heads(level, student_cls.to(device)).cpu()
-        if "tokens" in heads.norms:  # the head predicts normalised targets
-            pred = heads.norms["tokens"].inverse(pred.to(device)).cpu()
-        out[info["name"]] = F.cosine_similarity(pred, target, dim=1).mean().item()
+        # Compared where the loss compared them: a run with normalised targets predicts normalised ones
+        # (and under cosine distance their scale is free, so mapping back to the raw space would mislead).
+        pred = heads(level, student_cls.to(device))
+        out[info["name"]] = F.cosine_similarity(pred, heads.target("token", target.to(device)), dim=1).mean().item()
     return out
 
 

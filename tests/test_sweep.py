@@ -23,7 +23,8 @@ EVAL = {"train_source": "builtin:cifar10-demo", "train_samples": 200, "test_sour
 def _sweep(out, image_folder) -> SweepConfig:
     return SweepConfig(out=str(out), source=str(image_folder), encoder_resolution=32, methods=["kcenter", "random"],
                        ks=[20, 40], teacher_resolution=64,
-                       train={"steps": 4, "batch_size": 8, "student_kwargs": {"depth": 1}, "workers": 0},
+                       train={"steps": 4, "batch_size": 8, "student_kwargs": {"depth": 1}, "workers": 0,
+                              "normalize_targets": True, "distance": "cosine"},
                        eval=EVAL).check()
 
 
@@ -127,3 +128,24 @@ def test_a_bad_sweep_file_fails_before_any_work(tmp_path, image_folder, change, 
     res = run_cli("sweep", "--config", tmp_path / "sweep.yaml")
     assert res.returncode == 2 and message in error_line(res)
     assert not (tmp_path / "sw").exists()
+
+
+def test_agreement_is_measured_where_the_loss_compared_student_and_teacher(sweep):
+    """With normalised targets and cosine distance the head's output scale is free: agreement must not depend on it."""
+    from distill.evaluate import _data, agreement, extract
+
+    run = sweep[1]["runs"][0]
+    model, record = load_run(run)
+    config = EvalConfig(**EVAL)
+    s = record["student"]
+    feats = extract(lambda x: model.student(x)["cls"], _data(config, "test"), s["img_size"], s["mean"], s["std"], 64,
+                    "cpu", "student")
+    before = agreement(model, record, feats, config, "cpu")["mobilenetv2_imagenet"]
+    head = model.heads["mobilenetv2_imagenet"].heads["token"][1]
+    with torch.no_grad():
+        head.weight.mul_(10)
+        head.bias.mul_(10)
+    after = agreement(model, record, feats, config, "cpu")["mobilenetv2_imagenet"]
+    assert after == pytest.approx(before, abs=1e-5) and -1 <= before <= 1
+    assert before == pytest.approx(json.loads((run / "eval.json").read_text())["student"]["agreement"]["mobilenetv2_imagenet"],
+                                   abs=1e-5)

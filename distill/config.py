@@ -119,16 +119,20 @@ class TrainConfig:
 
     @classmethod
     def load(cls, path: Path) -> TrainConfig:
-        path = Path(path)
-        try:
-            values = yaml.safe_load(path.read_text()) or {}
-        except OSError as e:
-            raise InputError(f"{path}: cannot read the config ({e.strerror})") from None
-        except yaml.YAMLError as e:
-            raise InputError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
-        if not isinstance(values, dict):
-            raise InputError(f"{path}: a config file must be a mapping of setting: value")
-        return cls.from_dict(values, str(path))
+        return cls.from_dict(read_yaml_mapping(Path(path), "config"), str(path))
+
+
+def read_yaml_mapping(path: Path, what: str) -> dict:
+    """A YAML file of `setting: value` lines; unreadable, invalid or non-mapping files give one line."""
+    try:
+        values = yaml.safe_load(Path(path).read_text()) or {}
+    except OSError as e:
+        raise InputError(f"{path}: cannot read the {what} file ({e.strerror})") from None
+    except yaml.YAMLError as e:
+        raise InputError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
+    if not isinstance(values, dict):
+        raise InputError(f"{path}: a {what} file must be a mapping of setting: value")
+    return values
 
 
 def _base(hint):

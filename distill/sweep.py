@@ -28,7 +28,7 @@ from teachers.cache import CacheConfig, cache_targets
 from teachers.views import ViewPolicy
 
 from .compare import compare_runs
-from .config import TrainConfig
+from .config import TrainConfig, read_yaml_mapping
 from .encoders import DEFAULT_ENCODER, resolve_encoder
 from .evaluate import EvalConfig, evaluate_run
 from .train import OPERATIONAL, make_accelerator, train
@@ -56,15 +56,7 @@ class SweepConfig:
 
     @classmethod
     def load(cls, path: Path) -> SweepConfig:
-        path = Path(path)
-        try:
-            values = yaml.safe_load(path.read_text()) or {}
-        except OSError as e:
-            raise InputError(f"{path}: cannot read the sweep file ({e.strerror})") from None
-        except yaml.YAMLError as e:
-            raise InputError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
-        if not isinstance(values, dict):
-            raise InputError(f"{path}: a sweep file must be a mapping of setting: value")
+        values = read_yaml_mapping(Path(path), "sweep")
         unknown = sorted(set(values) - {f.name for f in fields(cls)})
         if unknown:
             raise InputError(f"{path}: unknown setting(s) {', '.join(unknown)}")

@@ -18,6 +18,7 @@ from rich.table import Table
 
 from subsets.errors import InputError
 from subsets.fileio import read_json, write_text_atomic
+from subsets.report import save_figure
 
 METRICS = {"knn_top1": "k-NN top-1", "probe_top1": "linear probe top-1", "agreement": "cosine to teacher"}
 COLUMNS = ["run", "method", "k", "seed", "steps", "epochs", "knn_top1", "probe_top1", "agreement"]
@@ -121,12 +122,7 @@ def plot(agg: list[dict], teachers: dict, png: Path, title: str) -> Path:
     axes[0][0].legend(fontsize=7)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    png.parent.mkdir(parents=True, exist_ok=True)
-    tmp = png.with_name(f".{png.name}.tmp.png")
-    fig.savefig(tmp, dpi=120)
-    plt.close(fig)
-    tmp.replace(png)
-    return png
+    return save_figure(fig, png)
 
 
 def compare_runs(runs: list[Path], out: Path, console: Console | None = None) -> dict[str, Path]:

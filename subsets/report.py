@@ -88,6 +88,13 @@ def plot_coverage(manifests: list[Manifest], png: Path) -> Path:
     fig.suptitle(f"{manifests[0].meta['embeddings']['source']} embedded by "
                  f"{manifests[0].meta['embeddings']['encoder']['name']}", fontsize=10)
     fig.tight_layout()
+    return save_figure(fig, png)
+
+
+def save_figure(fig, png: Path) -> Path:
+    """Write a matplotlib figure as PNG under a temporary name, then rename: no half-written plot."""
+    import matplotlib.pyplot as plt
+
     png = Path(png)
     png.parent.mkdir(parents=True, exist_ok=True)
     tmp = png.with_name(f".{png.name}.tmp.png")

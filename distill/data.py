@@ -9,11 +9,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torchvision.transforms import v2
 
 from subsets.errors import InputError
 from subsets.manifest import Manifest, read_manifest
 from subsets.sources import ImageSource, UnreadableImage, collect_records, decode_image, open_source
+from teachers.base import to_normalized_tensor
 from teachers.cache import TargetCache
 from teachers.cached_views import CachedViews
 from teachers.views import ViewPolicy, apply_view, view_params
@@ -38,10 +38,6 @@ def head_key(name: str, taken: set[str]) -> str:
     while key in taken:
         key, n = f"{base}_{n}", n + 1
     return key
-
-
-def _to_tensor(mean, std) -> v2.Compose:
-    return v2.Compose([v2.ToImage(), v2.ToDtype(torch.float32, scale=True), v2.Normalize(mean, std)])
 
 
 def resolve_subset(subset: str | Path | None, caches: list[TargetCache]) -> Manifest:
@@ -128,8 +124,8 @@ class OnlineViews(torch.utils.data.Dataset):
         self.views = policy.views
         self.records = collect_records(source, subset.keys[:k])
         self.resolution, self.teacher_resolution = resolution, teacher_resolution
-        self.student_tensor = _to_tensor(STUDENT_MEAN, STUDENT_STD)
-        self.teacher_tensor = _to_tensor(teacher_mean, teacher_std)
+        self.student_tensor = to_normalized_tensor(STUDENT_MEAN, STUDENT_STD)
+        self.teacher_tensor = to_normalized_tensor(teacher_mean, teacher_std)
 
     def __len__(self) -> int:
         return self.k * self.views

@@ -19,6 +19,7 @@ from subsets.errors import InputError
 from subsets.fileio import read_json, write_json_atomic
 from subsets.progress import progress_bar
 from subsets.sources import UnreadableImage, collect_records, decode_image, open_source
+from teachers.base import to_normalized_tensor
 
 from .config import TrainConfig
 from .data import TeacherTargets
@@ -134,8 +135,7 @@ def probe_accuracy(train: torch.Tensor, train_y: torch.Tensor, test: torch.Tenso
 def _to_tensor(resolution: int, mean, std) -> v2.Compose:
     """The whole image at the model's resolution: view 0 of training (no crop: CIFAR-like images are square)."""
     return v2.Compose([v2.ToImage(), v2.Resize((resolution, resolution), interpolation=v2.InterpolationMode.BICUBIC,
-                                               antialias=True),
-                       v2.ToDtype(torch.float32, scale=True), v2.Normalize(mean, std)])
+                                               antialias=True), to_normalized_tensor(mean, std)])
 
 
 def load_run(run: Path):

@@ -11,6 +11,11 @@ from torch import nn
 from torchvision.transforms import v2
 
 
+def to_normalized_tensor(mean, std) -> v2.Compose:
+    """PIL image -> float tensor in [0, 1] -> normalised by mean and std (teachers and students alike)."""
+    return v2.Compose([v2.ToImage(), v2.ToDtype(torch.float32, scale=True), v2.Normalize(mean, std)])
+
+
 @dataclass(frozen=True)
 class TeacherInfo:
     name: str
@@ -37,7 +42,7 @@ class Teacher(nn.Module):
     def __init__(self, info: TeacherInfo):
         super().__init__()
         self.info = info
-        self.to_tensor = v2.Compose([v2.ToImage(), v2.ToDtype(torch.float32, scale=True), v2.Normalize(info.mean, info.std)])
+        self.to_tensor = to_normalized_tensor(info.mean, info.std)
         self.transform = v2.Compose([
             v2.ToImage(),  # resize the uint8 tensor, as the recorded embeddings and caches were made
             v2.Resize(info.resolution, interpolation=v2.InterpolationMode.BICUBIC, antialias=True),

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import torch
-from torchvision.transforms import v2
 
 from subsets.errors import InputError
 from subsets.manifest import Manifest
 from subsets.sources import ImageSource, collect_records, decode_image
 
+from .base import to_normalized_tensor
 from .cache import TargetCache
 from .views import apply_view
 
@@ -27,7 +27,7 @@ class CachedViews(torch.utils.data.Dataset):
         self.positions = [p for p in range(k) if p not in cache.skipped]
         self.views = cache.index["views"]
         self.records = collect_records(source, subset.keys[:k])
-        self.to_tensor = v2.Compose([v2.ToImage(), v2.ToDtype(torch.float32, scale=True), v2.Normalize(mean, std)])
+        self.to_tensor = to_normalized_tensor(mean, std)
 
     def __len__(self) -> int:
         return len(self.positions) * self.views

@@ -163,7 +163,7 @@ def checkpoint_to_resume(run: Path, resume: str | bool | None, ident: dict) -> t
     return path, int(state["step"])
 
 
-def prepare_run_dir(run: Path, config: TrainConfig, ident: dict, resume) -> bool:
+def prepare_run_dir(run: Path, ident: dict, resume) -> bool:
     """False when the run is already complete with these settings; refuses to mix two runs in one folder."""
     done = run / "run.json"
     if done.exists() and read_json(done, "run record").get("identity") == ident:
@@ -212,7 +212,7 @@ def train(config: TrainConfig, accelerator=None, resume: str | bool | None = Non
                          f"{config.grad_accum} accumulation step(s)")
     inputs = prepare_inputs(config)
     ident = identity(config, inputs)
-    if not prepare_run_dir(run, config, ident, resume):
+    if not prepare_run_dir(run, ident, resume):
         if acc.is_main_process:
             print(f"{run}: already complete ({config.steps} steps), nothing to do")
         return run

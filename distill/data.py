@@ -117,8 +117,7 @@ class OnlineViews(torch.utils.data.Dataset):
 
     def __init__(self, source: ImageSource, subset: Manifest, k: int, policy: ViewPolicy, resolution: int,
                  teacher_resolution: int, teacher_mean, teacher_std):
-        if not 1 <= k <= len(subset.order):
-            raise InputError(f"k = {k}: outside 1..{len(subset.order)}, the k_max of {subset.path / 'manifest.json'}")
+        subset.check_k(k)
         self.subset, self.policy, self.k = subset, policy, k
         self.positions = list(range(k))
         self.views = policy.views

@@ -30,6 +30,11 @@ class Manifest:
     def hash(self) -> str:
         return self.meta["hash"]
 
+    def check_k(self, k: int) -> None:
+        """A k the command line asked for (`--k`) must lie within this ordering."""
+        if not 1 <= k <= len(self.order):
+            raise InputError(f"--k {k}: outside 1..{len(self.order)}, the k_max of {self.path / 'manifest.json'}")
+
     def first(self, k: int) -> tuple[np.ndarray, list[str]]:
         """The k-subset: nested by construction, it is just the first k entries."""
         if k > len(self.order):

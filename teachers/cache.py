@@ -90,8 +90,7 @@ def cache_targets(source: ImageSource, subset: Manifest, teacher: Teacher, out: 
 
 
 def _check_inputs(source, subset, teacher, config, k) -> None:
-    if not 1 <= k <= len(subset.order):
-        raise InputError(f"--k {k}: outside 1..{len(subset.order)}, the k_max of {subset.path / 'manifest.json'}")
+    subset.check_k(k)
     if source.corpus_hash() != subset.meta["embeddings"]["corpus_hash"]:
         raise InputError(f"{source.description}: not the corpus {subset.path} was selected from "
                          f"({subset.meta['embeddings']['source']}; the keys or labels differ)")

@@ -200,14 +200,13 @@ def agreement(model, record: dict, student_cls: torch.Tensor, config: EvalConfig
     for info in record["teachers"]:
         heads = model.heads[info["key"]]
         level = next((lv for lv in ("token", "feature") if lv in heads.heads), None)
+        out[info["name"]] = None
+        if level is None:  # no head maps the class token to this teacher: nothing to compare
+            continue
         try:
             target = teacher_features(info, "test", config, device)
         except InputError as e:
             print(f"agreement with {info['name']} skipped: {e}")
-            out[info["name"]] = None
-            continue
-        if level is None:
-            out[info["name"]] = None
             continue
         # Compared where the loss compared them: a run with normalised targets predicts normalised ones
         # (and under cosine distance their scale is free, so mapping back to the raw space would mislead).

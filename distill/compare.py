@@ -1,8 +1,9 @@
 """Comparison of evaluated runs: student quality against subset size k, one series per selection method.
 
 Writes `results.csv` (one row per run), `results.md` (mean ± std over seeds per method and k, the
-teacher as the reference row) and `results.png` (each metric against k on a log axis, error bars
-over seeds, the teacher dashed), and prints the table.
+untrained student of the same shape as the floor row, the teacher as the ceiling row) and
+`results.png` (each metric against k on a log axis, error bars over seeds, floor and teacher
+dashed), and prints the table.
 """
 
 from __future__ import annotations
@@ -21,15 +22,17 @@ from subsets.fileio import read_json, write_text_atomic
 from subsets.report import save_figure
 
 METRICS = {"knn_top1": "k-NN top-1", "probe_top1": "linear probe top-1", "agreement": "cosine to teacher"}
-COLUMNS = ["run", "method", "k", "seed", "steps", "epochs", "knn_top1", "probe_top1", "agreement"]
+COLUMNS = ["run", "method", "k", "seed", "steps", "epochs", "knn_top1", "probe_top1", "agreement",
+           "untrained_knn_top1", "untrained_probe_top1"]
+FLOOR = "untrained student"
 
 
 def load_rows(runs: list[Path]) -> tuple[list[dict], dict]:
-    """One row per run (from run.json and eval.json) and the teachers' reference scores; refuses runs
-    evaluated on different sets."""
+    """One row per run (from run.json and eval.json) and the reference rows (the untrained floor, averaged over
+    the runs, and each teacher's scores); refuses runs evaluated on different sets."""
     if not runs:
         raise InputError("compare: no runs given")
-    rows, first, teachers = [], None, {}
+    rows, first, references = [], None, {}
     for run in map(Path, runs):
         if not (run / "eval.json").exists():
             raise InputError(f"{run}: no eval.json; evaluate it first (distill eval --run {run})")
@@ -44,12 +47,16 @@ def load_rows(runs: list[Path]) -> tuple[list[dict], dict]:
         rows.append({"run": run.name, "method": rec["subset"]["method"], "k": rec["subset"]["k"],
                      "seed": rec["config"]["seed"], "steps": rec["steps"], "epochs": round(rec["epochs"], 2),
                      "knn_top1": ev["student"]["knn_top1"], "probe_top1": ev["student"]["probe_top1"],
-                     "agreement": statistics.fmean(agreements) if agreements else None})
+                     "agreement": statistics.fmean(agreements) if agreements else None,
+                     "untrained_knn_top1": ev.get("untrained", {}).get("knn_top1"),
+                     "untrained_probe_top1": ev.get("untrained", {}).get("probe_top1")})
         for name, scores in ev.get("teachers", {}).items():
             if scores:
-                teachers.setdefault(name, scores)
+                references.setdefault(f"teacher: {name}", scores)
     rows.sort(key=lambda r: (r["method"], r["k"], r["seed"]))
-    return rows, teachers
+    floors = [r for r in rows if r["untrained_knn_top1"] is not None]
+    reference = {FLOOR: {m: statistics.fmean(r[f"untrained_{m}"] for r in floors) for m in ("knn_top1", "probe_top1")}}
+    return rows, (reference if floors else {}) | references
 
 
 def aggregate(rows: list[dict]) -> list[dict]:
@@ -74,17 +81,17 @@ def _cell(mean, std, seeds) -> str:
     return f"{mean:.3f} ± {std:.3f}" if seeds > 1 else f"{mean:.3f}"
 
 
-def markdown(agg: list[dict], teachers: dict) -> str:
+def markdown(agg: list[dict], references: dict) -> str:
     lines = ["| method | k | seeds | " + " | ".join(METRICS.values()) + " |", "|---|---|---|" + "---|" * len(METRICS)]
     for a in agg:
         lines.append(f"| {a['method']} | {a['k']:,} | {a['seeds']} | "
                      + " | ".join(_cell(a[m], a[m + '_std'], a['seeds']) for m in METRICS) + " |")
-    for name, t in teachers.items():
-        lines.append(f"| teacher: {name} | | | {t['knn_top1']:.3f} | {t['probe_top1']:.3f} | 1 |")
+    for name, t in references.items():
+        lines.append(f"| {name} | | | {t['knn_top1']:.3f} | {t['probe_top1']:.3f} | {'-' if name == FLOOR else 1} |")
     return "\n".join(lines) + "\n"
 
 
-def rich_table(agg: list[dict], teachers: dict) -> Table:
+def rich_table(agg: list[dict], references: dict) -> Table:
     table = Table(title="student quality against subset size k (mean ± std over seeds)", title_style="bold")
     for col in ("method", "k", "seeds", *METRICS.values()):
         table.add_column(col, justify="left" if col == "method" else "right")
@@ -93,12 +100,13 @@ def rich_table(agg: list[dict], teachers: dict) -> Table:
         cells = [_cell(a[m], a[m + "_std"], a["seeds"]) for m in METRICS]
         cells = [f"[bold]{c}[/]" if a[m] is not None and a[m] == best[m] else c for c, m in zip(cells, METRICS)]
         table.add_row(a["method"], f"{a['k']:,}", str(a["seeds"]), *cells)
-    for name, t in teachers.items():
-        table.add_row(f"[dim]teacher {name}[/]", "", "", f"{t['knn_top1']:.3f}", f"{t['probe_top1']:.3f}", "1")
+    for name, t in references.items():
+        table.add_row(f"[dim]{name}[/]", "", "", f"{t['knn_top1']:.3f}", f"{t['probe_top1']:.3f}",
+                      "-" if name == FLOOR else "1")
     return table
 
 
-def plot(agg: list[dict], teachers: dict, png: Path, title: str) -> Path:
+def plot(agg: list[dict], references: dict, png: Path, title: str) -> Path:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -113,8 +121,9 @@ def plot(agg: list[dict], teachers: dict, png: Path, title: str) -> Path:
                 ax.errorbar([a["k"] for a in pts], [a[metric] for a in pts], yerr=[a[metric + "_std"] for a in pts],
                             marker="o", ms=4, capsize=3, label=method)
         if metric != "agreement":
-            for i, (name, t) in enumerate(teachers.items()):
-                ax.axhline(t[metric], ls="--", color=f"C{len(methods) + i}", lw=1, label=f"teacher {name}")
+            for i, (name, t) in enumerate(references.items()):
+                color = "0.5" if name == FLOOR else f"C{len(methods) + i}"
+                ax.axhline(t[metric], ls="--", color=color, lw=1, label=name)
         ax.set_xscale("log")
         ax.set_xlabel("subset size k")
         ax.set_title(label, fontsize=10)
@@ -126,7 +135,7 @@ def plot(agg: list[dict], teachers: dict, png: Path, title: str) -> Path:
 
 
 def compare_runs(runs: list[Path], out: Path, console: Console | None = None) -> dict[str, Path]:
-    rows, teachers = load_rows(runs)
+    rows, references = load_rows(runs)
     agg = aggregate(rows)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -135,10 +144,10 @@ def compare_runs(runs: list[Path], out: Path, console: Console | None = None) ->
     writer.writeheader()
     writer.writerows([{k: round(v, 4) if isinstance(v, float) else v for k, v in r.items()} for r in rows])
     write_text_atomic(out / "results.csv", buf.getvalue())
-    write_text_atomic(out / "results.md", markdown(agg, teachers))
-    write_text_atomic(out / "results.json", json.dumps({"runs": rows, "aggregate": agg, "teachers": teachers}, indent=1))
+    write_text_atomic(out / "results.md", markdown(agg, references))
+    write_text_atomic(out / "results.json", json.dumps({"runs": rows, "aggregate": agg, "references": references}, indent=1))
     first = read_json(Path(runs[0]) / "eval.json", "evaluation")["eval_set"]
     title = f"k-NN / probe: {first['train_source']} -> {first['test_source']}; students at equal step budgets"
-    png = plot(agg, teachers, out / "results.png", title)
-    (console or Console()).print(rich_table(agg, teachers))
+    png = plot(agg, references, out / "results.png", title)
+    (console or Console()).print(rich_table(agg, references))
     return {"csv": out / "results.csv", "markdown": out / "results.md", "plot": png}

@@ -36,6 +36,7 @@ class TrainConfig:
     img_size: int = 32
     patch_size: int = 4
     student_kwargs: dict = field(default_factory=dict)  # more timm.create_model arguments, e.g. {depth: 6}
+    stem: str = "patch"  # ViT students: patch (timm's patch embedding) | scott (masked convolutional tokenizer)
     attention: str = "auto"  # auto | xformers | sdpa | naive
     # losses
     w_token: float = 1.0
@@ -56,7 +57,7 @@ class TrainConfig:
     weight_decay: float = 0.05
     grad_clip: float | None = 1.0
     ema: float = 0.0  # EMA decay of the student's weights (0 = off); the exported student is the EMA
-    precision: str = "no"  # no | bf16 | fp16 (accelerate mixed precision)
+    precision: str | None = None  # no | bf16 | fp16 (accelerate mixed precision; unset: accelerate launch's / its config)
     seed: int = 0
     workers: int = 2  # DataLoader worker processes per training process
     checkpoint_every: int = 200
@@ -78,7 +79,10 @@ class TrainConfig:
             (0 <= self.warmup < 1, f"warmup {self.warmup}: a share of the steps in [0, 1)"),
             (0 <= self.ema < 1, f"ema {self.ema}: a decay in [0, 1)"),
             (self.distance in DISTANCES, f"distance {self.distance!r}: choose one of {', '.join(DISTANCES)}"),
-            (self.precision in PRECISIONS, f"precision {self.precision!r}: choose one of {', '.join(PRECISIONS)}"),
+            (self.precision is None or self.precision in PRECISIONS,
+             f"precision {self.precision!r}: choose one of {', '.join(PRECISIONS)}"),
+            (self.keep_checkpoints >= 1, f"keep_checkpoints {self.keep_checkpoints}: at least 1 (the latest is what "
+                                         "--resume continues from)"),
             (min(self.w_token, self.w_feature, self.w_patch, self.w_embed) >= 0, "loss weights must not be negative"),
             (self.w_token + self.w_feature + self.w_patch + self.w_embed > 0, "every loss weight is zero"),
             (self.views >= 1, f"views {self.views}: at least 1"),

@@ -100,17 +100,6 @@ class CachedTargets(torch.utils.data.Dataset):
     def positions(self) -> list[int]:
         return self.views.positions
 
-    def target_sample(self, items: range) -> dict[str, dict[str, torch.Tensor]]:
-        """The targets of some items without decoding their images (for target statistics)."""
-        V = self.views.views
-        rows = [(self.positions[i // V], i % V) for i in items]
-        out = {}
-        for t, cache in zip(self.teachers, self.caches):
-            found = cache.targets_many([p for p, _ in rows])
-            views = torch.tensor([v for _, v in rows])
-            out[t.key] = {n: found[n][torch.arange(len(rows)), views].float() for n in cache.names}
-        return out
-
 
 class OnlineViews(torch.utils.data.Dataset):
     """The same items as a cache would hold: each view of each image, at the student's and the teacher's resolution."""

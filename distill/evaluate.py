@@ -211,7 +211,7 @@ def agreement(model, record: dict, student_cls: torch.Tensor, config: EvalConfig
         # Compared where the loss compared them: a run with normalised targets predicts normalised ones
         # (and under cosine distance their scale is free, so mapping back to the raw space would mislead).
         pred = heads(level, student_cls.to(device))
-        out[info["name"]] = F.cosine_similarity(pred, heads.target("token", target.to(device)), dim=1).mean().item()
+        out[info["name"]] = F.cosine_similarity(pred, heads.target("cls", target.to(device)), dim=1).mean().item()
     return out
 
 
@@ -228,6 +228,7 @@ def evaluate_run(run: Path, config: EvalConfig = EvalConfig(), device=None) -> d
     result = {
         "format": EVAL_FORMAT, "run": str(Path(run).resolve()), "eval_set": config.eval_set(),
         "student": scores(train_f, test_f, config) | {"agreement": agreement(model, record, test_f, config, device)},
+        "untrained": evaluate_untrained(record, config, device),
         "teachers": {info["name"]: evaluate_teacher(info, config, device) for info in record["teachers"]}
         if config.teachers else {},
         "method": record["subset"]["method"], "k": record["subset"]["k"], "seed": record["config"]["seed"],
@@ -235,6 +236,20 @@ def evaluate_run(run: Path, config: EvalConfig = EvalConfig(), device=None) -> d
     result["seconds"] = round(time.perf_counter() - start, 2)
     write_json_atomic(Path(run) / "eval.json", result)
     return result
+
+
+@torch.no_grad()
+def evaluate_untrained(record: dict, config: EvalConfig, device) -> dict:
+    """The floor: the run's student as initialised (same shape, same seed), before any training."""
+    from .train import build_model
+
+    run_config = TrainConfig.from_dict(record["config"], "run.json")
+    twin = build_model(run_config, [TeacherTargets(t["key"], t, t["tokens"]) for t in record["teachers"]]).eval().to(device)
+    s = record["student"]
+    fn = lambda x: twin.student(x)["cls"]  # noqa: E731
+    train_f, test_f = (extract(fn, _data(config, which), s["img_size"], s["mean"], s["std"], config.batch_size, device,
+                               f"untrained on {which}") for which in ("train", "test"))
+    return scores(train_f, test_f, config)
 
 
 def evaluate_teacher(info: dict, config: EvalConfig, device) -> dict | None:

@@ -23,12 +23,13 @@ def export_run(run: Path, out: Path, overwrite: bool = False) -> Path:
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise InputError(f"{out}: exists and is not empty; choose another --out or pass --overwrite")
     s = record["student"]
-    vit = model.student.vit
+    vit = model.student.timm_model
     vit.pretrained_cfg = {**vit.pretrained_cfg, "input_size": (3, s["img_size"], s["img_size"]), "mean": tuple(s["mean"]),
                           "std": tuple(s["std"]), "interpolation": "bicubic", "crop_pct": 1.0, "crop_mode": "center",
                           "num_classes": 0, "tag": None, "hf_hub_id": None}
     vit.pretrained_cfg.pop("license", None)  # the architecture's default cfg; it says nothing of these weights
-    model_args = {"img_size": s["img_size"], "patch_size": s["patch_size"], **s["kwargs"]}
+    model_args = s["kwargs"] if hasattr(model.student, "cnn") else {"img_size": s["img_size"], "patch_size": s["patch_size"],
+                                                                      **s["kwargs"]}
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
@@ -73,7 +74,11 @@ def model_card(record: dict, evaluation: dict | None, name: str, width: int) -> 
         lines.append("")
     s = record["student"]
     lines += [
-        "## How to load", "", "```python", "import timm, torch",
+        "## How to load", "",
+        *(["This student has the SCOTT convolutional stem: its timm architecture `vit_scott` is registered by "
+           "subset-distill (`pip install subset-distill`, then `import students` before creating the model).", ""]
+          if s.get("stem") == "scott" else []),
+        "```python", "import timm, torch", *(["import students  # registers vit_scott in timm"] if s.get("stem") == "scott" else []),
         'model = timm.create_model("hf-hub:REPO_ID", pretrained=True)  # or "local-dir:/path/to/this/folder"',
         "model.eval()",
         "cfg = timm.data.resolve_data_config(model=model)  # input size, mean and std used in training",

@@ -78,7 +78,7 @@ def teacher_losses(out: dict[str, torch.Tensor], mask: torch.Tensor | None, targ
     """The unweighted loss of each level with a non-zero weight, for one teacher."""
     losses = {}
     if weights.get("token"):
-        losses["token"] = distance(heads("token", out["cls"]), heads.target("token", targets["cls"]), kind)
+        losses["token"] = distance(heads("token", out["cls"]), heads.target("cls", targets["cls"]), kind)
     if weights.get("embed"):
         if "embed" not in targets:
             raise InputError("w_embed > 0, but the teacher has no `embed` target (only CLIP teachers store one)")
@@ -89,7 +89,7 @@ def teacher_losses(out: dict[str, torch.Tensor], mask: torch.Tensor | None, targ
         if weights.get("feature"):
             keep = ~masked  # the whole map of the unmasked samples: [class token; patch tokens]
             pred = heads("feature", torch.cat([out["cls"][keep, None], out["patch"][keep]], 1))
-            target = torch.cat([heads.target("token", targets["cls"][keep, None]), t_patch[keep]], 1)
+            target = torch.cat([heads.target("cls", targets["cls"][keep, None]), t_patch[keep]], 1)
             losses["feature"] = distance(pred, target, kind)
         if weights.get("patch"):
             m = mask if mask is not None else torch.zeros(t_patch.shape[:2], dtype=torch.bool, device=t_patch.device)

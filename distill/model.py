@@ -5,7 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from students import Student, StudentSpec, TeacherHeads
+from students import StudentSpec, TeacherHeads, build_student
+from subsets.errors import InputError
 
 from .data import TeacherTargets
 from .losses import check_grids, teacher_losses
@@ -15,8 +16,11 @@ class DistillModel(nn.Module):
     def __init__(self, spec: StudentSpec, teachers: list[TeacherTargets], weights: dict[str, float],
                  distance: str = "mse", normalize_targets: bool = False):
         super().__init__()
-        self.student = Student(spec)
+        self.student = build_student(spec)
         self.weights = {lv: w for lv, w in weights.items() if w > 0}
+        if "patch" in self.weights and not self.student.maskable:
+            raise InputError(f"student {spec.name}: the patch level needs a masked pass, which only ViT students have; "
+                             "set w_patch to 0")
         self.distance = distance
         levels = list(self.weights)
         for t in teachers:
@@ -25,8 +29,9 @@ class DistillModel(nn.Module):
             t.key: TeacherHeads(self.student.width, t.info["token_dim"], levels, t.info.get("embed_dim"), normalize_targets)
             for t in teachers
         })
-        # Without a patch loss no pass is masked; a mask token that never gets a gradient would stall DDP.
-        self.student.mask_token.requires_grad_("patch" in self.weights)
+        if self.student.maskable:
+            # Without a patch loss no pass is masked; a mask token that never gets a gradient would stall DDP.
+            self.student.mask_token.requires_grad_("patch" in self.weights)
 
     def forward(self, images: torch.Tensor, mask: torch.Tensor | None,
                 targets: dict[str, dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
@@ -41,14 +46,10 @@ class DistillModel(nn.Module):
         return terms
 
     @torch.no_grad()
-    def set_target_stats(self, sample: dict[str, dict[str, torch.Tensor]]) -> None:
-        """Per-teacher normalisation statistics from a sample of its targets."""
+    def set_target_stats(self, stats: dict[str, dict[str, torch.Tensor]]) -> None:
+        """Each teacher's normalisation statistics (by head key), as its target cache stores them."""
         for key, heads in self.heads.items():
-            if "tokens" in heads.norms:
-                t = sample[key]
-                heads.norms["tokens"].set(torch.cat([t["cls"][:, None], t["patch"]], 1))
-            if "embed" in heads.norms:
-                heads.norms["embed"].set(sample[key]["embed"])
+            heads.set_stats(stats[key])
 
     def param_groups(self, weight_decay: float) -> list[dict]:
         """AdamW groups: no weight decay on biases, norms, and the class, position and mask tokens."""

@@ -20,10 +20,11 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from safetensors.torch import load_file, save, save_file
 
-from students import StudentSpec, set_attention
+from students import Student, StudentSpec, set_attention
 from subsets.errors import InputError
 from subsets.fileio import read_json, write_bytes_atomic, write_json_atomic
 from teachers.cache import TargetCache, teacher_targets
+from teachers.stats import target_stats
 from teachers.views import ViewPolicy
 
 from .config import TrainConfig
@@ -42,7 +43,6 @@ from .losses import make_masks
 from .model import DistillModel
 
 RUN_FORMAT = "subset-distill/run"
-STATS_ITEMS = 256  # target-normalisation statistics come from the first items of the subset
 # Settings that do not change what a run computes: a checkpoint made under other values still resumes.
 OPERATIONAL = {"out", "workers", "checkpoint_every", "keep_checkpoints", "log_every", "log_with", "attention"}
 
@@ -57,6 +57,13 @@ class Inputs:
     teachers: list[TeacherTargets]
     subset: dict  # path, hash, method, k
     teacher: torch.nn.Module | None  # the online teacher; None in cached mode
+    source: object  # the corpus (an ImageSource)
+
+    def target_stats(self, patch_grid: int | None, device) -> dict[str, dict[str, torch.Tensor]]:
+        """Each teacher's target statistics on the corpus: stored with its cache, or computed alike online."""
+        if self.teacher is None:
+            return {t.key: c.stats() for t, c in zip(self.teachers, self.dataset.caches)}
+        return {self.teachers[0].key: target_stats(self.teacher, self.source, patch_grid, device=device)}
 
 
 def prepare_inputs(config: TrainConfig) -> Inputs:
@@ -64,31 +71,34 @@ def prepare_inputs(config: TrainConfig) -> Inputs:
     if config.targets:
         caches = [TargetCache(Path(p)) for p in config.targets]
         subset = resolve_subset(config.subset, caches)
-        dataset = CachedTargets(caches, resolve_source(config.source, subset), subset, config.img_size, config.k)
+        source = resolve_source(config.source, subset)
+        dataset = CachedTargets(caches, source, subset, config.img_size, config.k)
         teachers, teacher = dataset.teachers, None
         k = config.k or min(len(c) for c in caches)
     else:
         from teachers import load_teacher
 
         subset = resolve_subset(config.subset, [])
+        source = resolve_source(config.source, subset)
         teacher = load_teacher(config.teacher, resolution=config.teacher_resolution)
         k = config.k or len(subset.order)
         info = teacher.info
         if config.patch_grid is not None and not 1 <= config.patch_grid <= info.grid:
             raise InputError(f"patch_grid {config.patch_grid}: must lie in 1..{info.grid} for {info.name}")
-        dataset = OnlineViews(resolve_source(config.source, subset), subset, k,
+        dataset = OnlineViews(source, subset, k,
                               ViewPolicy(views=config.views, seed=config.view_seed), config.img_size,
                               info.resolution, info.mean, info.std)
         teachers = [TeacherTargets(head_key(info.name, set()), info.to_dict(), (config.patch_grid or info.grid) ** 2)]
     if len(dataset) == 0:
         raise InputError(f"{subset.path}: no readable image among the first {k}")
     return Inputs(dataset, teachers, {"path": str(subset.path), "hash": subset.hash, "method": subset.method, "k": k},
-                  teacher)
+                  teacher, source)
 
 
 def build_model(config: TrainConfig, teachers: list[TeacherTargets]) -> DistillModel:
     """The student and its heads, initialised from the config's seed alone."""
-    spec = StudentSpec(config.student, config.img_size, config.patch_size, tuple(sorted(config.student_kwargs.items())))
+    spec = StudentSpec(config.student, config.img_size, config.patch_size, tuple(sorted(config.student_kwargs.items())),
+                       config.stem)
     weights = {lv: getattr(config, f"w_{lv}") for lv in ("token", "feature", "patch", "embed")}
     torch.manual_seed(config.seed)
     return DistillModel(spec, teachers, weights, config.distance, config.normalize_targets)
@@ -178,6 +188,7 @@ def prepare_run_dir(run: Path, ident: dict, resume) -> bool:
 # ---- the loop ----
 
 def make_accelerator(config: TrainConfig):
+    """An Accelerator for this config: precision from --precision, else from `accelerate launch` / accelerate's config."""
     from accelerate import Accelerator
 
     acc = Accelerator(cpu=not torch.cuda.is_available(), mixed_precision=config.precision,
@@ -187,6 +198,15 @@ def make_accelerator(config: TrainConfig):
         raise InputError(f"log_with {', '.join(config.log_with)}: not all of these trackers are installed "
                          f"(usable: {', '.join(map(str, acc.log_with)) or 'none'})")
     return acc
+
+
+def adopt_accelerator(acc, config: TrainConfig) -> None:
+    """Make a given Accelerator (a sweep's, a notebook's) run this config: its accumulation steps are set to the
+    config's; a precision the config asks for must be the accelerator's, which cannot change once made."""
+    acc.gradient_accumulation_steps = config.grad_accum
+    if config.precision is not None and config.precision != acc.mixed_precision:
+        raise InputError(f"precision {config.precision}: the accelerator given runs {acc.mixed_precision}; "
+                         "make it with this precision, or leave precision unset to use the accelerator's")
 
 
 def _to(batch, device):
@@ -206,6 +226,7 @@ def train(config: TrainConfig, accelerator=None, resume: str | bool | None = Non
     (after a checkpoint), e.g. for time-limited jobs; `resume` continues from the latest or a named checkpoint."""
     config.validate()
     acc = accelerator or make_accelerator(config)
+    adopt_accelerator(acc, config)
     run = Path(config.out)
     if config.batch_size % (acc.num_processes * config.grad_accum):
         raise InputError(f"batch size {config.batch_size} does not split into {acc.num_processes} process(es) x "
@@ -219,16 +240,18 @@ def train(config: TrainConfig, accelerator=None, resume: str | bool | None = Non
     start_ckpt = checkpoint_to_resume(run, resume, ident)
 
     model = build_model(config, inputs.teachers)
-    backend = set_attention(model.student, config.attention, acc.device)
+    backend = set_attention(model.student, config.attention, acc.device) if isinstance(model.student, Student) else "none"
     if config.normalize_targets:
-        model.set_target_stats(_target_sample(inputs, range(min(len(inputs.dataset), STATS_ITEMS)), acc.device))
+        model.set_target_stats(inputs.target_stats(config.patch_grid, acc.device))
     optimizer = torch.optim.AdamW(model.param_groups(config.weight_decay), lr=config.lr, betas=(0.9, 0.999))
     model, optimizer = acc.prepare(model, optimizer)
     ema = None
     if config.ema:
         from timm.utils import ModelEmaV3
 
-        ema = ModelEmaV3(acc.unwrap_model(model), decay=config.ema)
+        # Warm-up (decay 1 - (1 + t)^-2/3, capped at `ema`): without it a decay of 0.9998 would keep
+        # the saved student near its initialisation for thousands of steps.
+        ema = ModelEmaV3(acc.unwrap_model(model), decay=config.ema, use_warmup=True)
     teacher = inputs.teacher.to(acc.device) if inputs.teacher is not None else None
 
     if acc.is_main_process:
@@ -269,6 +292,7 @@ def train(config: TrainConfig, accelerator=None, resume: str | bool | None = Non
         while step < end:
             for g in optimizer.param_groups:
                 g["lr"] = lr_at(config, step)
+            micro_terms = []
             for a in range(config.grad_accum):
                 batch = _to(next(batches), acc.device)
                 targets = batch["targets"] if teacher is None else _online_targets(teacher, batch, inputs, config)
@@ -281,6 +305,7 @@ def train(config: TrainConfig, accelerator=None, resume: str | bool | None = Non
                     with acc.autocast():
                         terms = model(batch["image"], mask, targets)
                     _check_finite(acc, terms, step, run, last_ckpt)
+                    micro_terms.append({k: v.detach() for k, v in terms.items()})
                     acc.backward(terms["loss"])
                     if acc.sync_gradients and config.grad_clip:
                         acc.clip_grad_norm_(model.parameters(), config.grad_clip)
@@ -292,7 +317,8 @@ def train(config: TrainConfig, accelerator=None, resume: str | bool | None = Non
                 now = time.perf_counter()
                 rate = (step + 1 - last[1]) * config.batch_size / max(1e-9, now - last[0])
                 last = (now, step + 1)
-                record = _log(acc, run, terms, step, lr_at(config, step), rate, config, n)
+                step_terms = {k: torch.stack([t[k] for t in micro_terms]).mean() for k in micro_terms[0]}
+                record = _log(acc, run, step_terms, step, lr_at(config, step), rate, config, n)
                 bar.update(task, info=f"loss {record['loss']:.4f} · {rate:,.1f} img/s")
             step += 1
             bar.update(task, completed=step)
@@ -315,18 +341,6 @@ def _online_targets(teacher, batch, inputs: Inputs, config: TrainConfig) -> dict
         out = teacher_targets(teacher, batch["teacher_image"], config.patch_grid)
     # The cache stores fp16; rounding the same way makes online and cached targets identical in value.
     return {inputs.teachers[0].key: {k: v.half().float() for k, v in out.items()}}
-
-
-def _target_sample(inputs: Inputs, items: range, device) -> dict:
-    if inputs.teacher is None:
-        return {k: {n: t.to(device) for n, t in v.items()} for k, v in inputs.dataset.target_sample(items).items()}
-    teacher = inputs.teacher.to(device)
-    parts = []
-    for b0 in range(items.start, items.stop, 64):
-        imgs = torch.stack([inputs.dataset[i]["teacher_image"] for i in range(b0, min(items.stop, b0 + 64))]).to(device)
-        parts.append(teacher_targets(teacher, imgs))
-    key = inputs.teachers[0].key
-    return {key: {n: torch.cat([p[n] for p in parts]).half().float() for n in parts[0]}}
 
 
 def _check_finite(acc, terms: dict, step: int, run: Path, last_ckpt: Path | None) -> None:
@@ -384,13 +398,13 @@ def _finish(acc, run: Path, model, ema, config: TrainConfig, inputs: Inputs, ide
     record = {
         "format": RUN_FORMAT, "complete": True, "identity": ident, "config": config.to_dict(),
         "student": {"name": config.student, "img_size": config.img_size, "patch_size": config.patch_size,
-                    "kwargs": config.student_kwargs, "mean": list(STUDENT_MEAN), "std": list(STUDENT_STD),
+                    "kwargs": config.student_kwargs, "stem": config.stem, "mean": list(STUDENT_MEAN), "std": list(STUDENT_STD),
                     "ema": bool(config.ema)},
         "teachers": [t.info | {"key": t.key, "tokens": t.tokens} for t in inputs.teachers], "subset": inputs.subset,
         "mode": "online" if inputs.teacher is not None else "cached", "targets": config.targets,
         "steps": config.steps, "batch_size": config.batch_size, "samples_seen": config.steps * config.batch_size,
         "epochs": config.steps * config.batch_size / n, "passes_per_image": config.steps * config.batch_size / k,
-        "processes": acc.num_processes, "attention": backend, "seconds_this_invocation": round(seconds, 2),
+        "processes": acc.num_processes, "precision": acc.mixed_precision, "attention": backend, "seconds_this_invocation": round(seconds, 2),
         "resumed_at": first_step or None, "final_metrics": metrics[-1] if metrics else None,
     }
     write_json_atomic(run / "run.json", record)

@@ -2,6 +2,8 @@
 
 from .attention import BACKENDS, set_attention
 from .heads import ProjectionHead, TeacherHeads
-from .vit import Student, StudentSpec, create_student
+from .scott import ScottEmbed
+from .vit import STEMS, CnnStudent, Student, StudentSpec, build_student, create_student
 
-__all__ = ["BACKENDS", "ProjectionHead", "Student", "StudentSpec", "TeacherHeads", "create_student", "set_attention"]
+__all__ = ["BACKENDS", "STEMS", "CnnStudent", "ProjectionHead", "ScottEmbed", "Student", "StudentSpec", "TeacherHeads",
+           "build_student", "create_student", "set_attention"]

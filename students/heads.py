@@ -12,17 +12,16 @@ class ProjectionHead(nn.Sequential):
 
 
 class TargetNorm(nn.Module):
-    """Per-channel mean and std of one teacher's targets (Theia-style normalisation), saved with the model."""
+    """Per-channel mean and std of one kind of a teacher's targets (Theia-style normalisation), saved with the model."""
 
     def __init__(self, dim: int):
         super().__init__()
         self.register_buffer("mean", torch.zeros(dim))
         self.register_buffer("std", torch.ones(dim))
 
-    def set(self, samples: torch.Tensor) -> None:
-        flat = samples.reshape(-1, samples.shape[-1]).float()
-        self.mean.copy_(flat.mean(0))
-        self.std.copy_(flat.std(0).clamp_min(1e-6))
+    def set(self, mean: torch.Tensor, std: torch.Tensor) -> None:
+        self.mean.copy_(mean)
+        self.std.copy_(std)
 
     def forward(self, target: torch.Tensor) -> torch.Tensor:
         return (target - self.mean) / self.std
@@ -32,7 +31,10 @@ class TargetNorm(nn.Module):
 
 
 class TeacherHeads(nn.Module):
-    """The heads of one teacher: `token`, `feature`, `patch` (width D) and `embed` (width F), as asked."""
+    """The heads of one teacher: `token`, `feature`, `patch` (width D) and `embed` (width F), as asked.
+
+    With `normalize`, each kind of target (`cls`, `patch`, `embed`: different spaces) has its own statistics.
+    """
 
     def __init__(self, width: int, token_dim: int, levels: list[str], embed_dim: int | None = None,
                  normalize: bool = False):
@@ -42,14 +44,21 @@ class TeacherHeads(nn.Module):
         })
         self.norms = nn.ModuleDict()
         if normalize:
-            self.norms["tokens"] = TargetNorm(token_dim)
+            self.norms["cls"] = TargetNorm(token_dim)
+            if {"feature", "patch"} & set(levels):
+                self.norms["patch"] = TargetNorm(token_dim)
             if "embed" in levels:
                 self.norms["embed"] = TargetNorm(embed_dim)
 
     def forward(self, level: str, x: torch.Tensor) -> torch.Tensor:
         return self.heads[level](x)
 
-    def target(self, level: str, t: torch.Tensor) -> torch.Tensor:
-        """A teacher target as the loss sees it: normalised when this teacher normalises its targets."""
-        key = "embed" if level == "embed" else "tokens"
-        return self.norms[key](t) if key in self.norms else t
+    def target(self, kind: str, t: torch.Tensor) -> torch.Tensor:
+        """A teacher target of one kind (`cls`, `patch`, `embed`) as the loss sees it: normalised when this
+        teacher normalises its targets."""
+        return self.norms[kind](t) if kind in self.norms else t
+
+    def set_stats(self, stats: dict[str, torch.Tensor]) -> None:
+        """Statistics as a target cache stores them: `cls_mean`, `cls_std`, `patch_mean`, ..."""
+        for kind, norm in self.norms.items():
+            norm.set(stats[f"{kind}_mean"], stats[f"{kind}_std"])

@@ -27,10 +27,12 @@ from subsets.progress import progress_bar
 from subsets.sources import ImageSource, UnreadableImage, collect_records, decode_image
 
 from .base import Teacher
+from .stats import StatsConfig, target_stats
 from .views import ViewPolicy, apply_view, views_for
 
 FORMAT = "subset-distill/targets"
-VERSION = 1
+VERSION = 2  # 2: target statistics of the corpus (stats.safetensors, index.json `stats`)
+STATS_FILE = "stats.safetensors"
 
 
 @dataclass
@@ -40,6 +42,7 @@ class CacheConfig:
     shard_size: int = 256  # images per shard: the resume unit
     patch_grid: int | None = None  # pool patch tokens to g x g before storing
     strict: bool = False  # an unreadable image fails the job instead of being skipped
+    stats: StatsConfig = field(default_factory=StatsConfig)  # the corpus sample for target statistics
 
 
 def bytes_per_image_view(teacher: Teacher, patch_grid: int | None) -> int:
@@ -72,8 +75,12 @@ def cache_targets(source: ImageSource, subset: Manifest, teacher: Teacher, out: 
     identity = cache_identity(teacher, subset, config)
     previous = _previous_run(out, identity)
     if previous.get("complete") and previous["k"] >= k:
-        if acc.is_main_process:
+        if "stats" not in previous and acc.is_main_process:  # made before caches stored statistics
+            stats = _write_stats(out, source, teacher, config, acc.device)
+            write_json_atomic(out / "index.json", previous | {"version": VERSION, "stats": stats})
+        elif acc.is_main_process:
             print(f"{out}: already holds k = {previous['k']} (>= {k}), nothing to do")
+        acc.wait_for_everyone()
         return out
     per_view = bytes_per_image_view(teacher, config.patch_grid)
     if acc.is_main_process:
@@ -84,7 +91,8 @@ def cache_targets(source: ImageSource, subset: Manifest, teacher: Teacher, out: 
         _write_missing_shards(source, subset, teacher, out, k, config, acc, known)
         acc.wait_for_everyone()
         if acc.is_main_process:
-            index = _write_index(out, identity, k, config)
+            stats = previous.get("stats") or _write_stats(out, source, teacher, config, acc.device)
+            index = _write_index(out, identity, k, config, stats)
             print(f"wrote {out}: {index['bytes'] / 2**20:,.1f} MiB in {len(index['shards'])} shards")
     return out
 
@@ -205,7 +213,16 @@ def teacher_targets(teacher: Teacher, batch: torch.Tensor, patch_grid: int | Non
     return out
 
 
-def _write_index(out: Path, identity: dict, k: int, config: CacheConfig) -> dict:
+def _write_stats(out: Path, source: ImageSource, teacher: Teacher, config: CacheConfig, device) -> dict:
+    """The teacher's target statistics on a seeded sample of the corpus, beside the shards; their index entry."""
+    print(f"target statistics: {teacher.info.name} on {config.stats.samples:,} images of {source.description}")
+    stats = target_stats(teacher, source, config.patch_grid, config.stats, device)
+    write_bytes_atomic(out / STATS_FILE, save({k: v.contiguous() for k, v in stats.items()}))
+    return {"file": STATS_FILE, "samples": config.stats.samples, "seed": config.stats.seed,
+            "source": source.description, "sha256": file_sha256(out / STATS_FILE)}
+
+
+def _write_index(out: Path, identity: dict, k: int, config: CacheConfig, stats: dict) -> dict:
     shards, skipped = [], []
     for s, (start, stop) in enumerate(shard_ranges(k, config.shard_size)):
         path = out / shard_name(s)
@@ -216,7 +233,7 @@ def _write_index(out: Path, identity: dict, k: int, config: CacheConfig) -> dict
     for stale in sorted(out.glob("shard-*.safetensors"))[len(shards):]:
         stale.unlink()  # from an earlier, larger k: not part of this index
     index = {"format": FORMAT, "version": VERSION, **identity, "k": k, "shards": shards, "skipped": skipped,
-             "bytes": sum(s["bytes"] for s in shards), "complete": True}
+             "bytes": sum(s["bytes"] for s in shards), "stats": stats, "complete": True}
     write_json_atomic(out / "index.json", index)
     (out / "progress.json").unlink(missing_ok=True)
     return index
@@ -277,6 +294,19 @@ class TargetCache:
             raise InputError(f"{self.path}: made for another subset ({self.index['subset']['path']}), not {subset.path}")
         if k is not None and k > len(self):
             raise InputError(f"k = {k}: {self.path} holds only the first {len(self)} images of its subset")
+
+    def stats(self) -> dict[str, torch.Tensor]:
+        """The teacher's target statistics on the corpus (`cls_mean`, `cls_std`, `patch_mean`, ...)."""
+        entry = self.index.get("stats")
+        if entry is None:
+            raise InputError(f"{self.path}: made before target caches stored target statistics; rerun the same "
+                             "`distill cache` command to add them")
+        from safetensors.torch import load_file
+
+        path = self.path / entry["file"]
+        if not path.exists() or file_sha256(path) != entry["sha256"]:
+            raise InputError(f"{path}: missing or differs from the sha256 in index.json; rerun `distill cache` to rewrite it")
+        return load_file(str(path))
 
     def verify(self) -> None:
         """Hash every shard against index.json: finds edited as well as truncated shards."""

@@ -17,7 +17,8 @@ CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
 
 class ClipTeacher(Teacher):
-    """`cls`: the pooled, post-norm class token; `patch`: last hidden patch tokens; `embed`: the projection."""
+    """`cls`: the pooled, post-norm class token; `patch`: the patch tokens after the same final norm (one space
+    for both, as DINOv2's outputs are); `embed`: the projection of `cls`."""
 
     def __init__(self, name: str, source: str, resolution: int | None = None):
         from transformers import CLIPVisionModelWithProjection
@@ -37,4 +38,5 @@ class ClipTeacher(Teacher):
         with self.autocast(x):
             out = self.model.vision_model(pixel_values=x, interpolate_pos_encoding=True)
             embed = self.model.visual_projection(out.pooler_output)
-        return {"cls": out.pooler_output.float(), "patch": out.last_hidden_state[:, 1:].float(), "embed": embed.float()}
+            patch = self.model.vision_model.post_layernorm(out.last_hidden_state[:, 1:])
+        return {"cls": out.pooler_output.float(), "patch": patch.float(), "embed": embed.float()}

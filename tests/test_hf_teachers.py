@@ -56,7 +56,11 @@ def test_clip_from_a_local_folder_matches_the_library(tiny_clip):
         pooled = model.vision_model(pixel_values=x).pooler_output
     torch.testing.assert_close(out["embed"], ref.image_embeds)
     torch.testing.assert_close(out["cls"], pooled)
-    torch.testing.assert_close(out["patch"], ref.last_hidden_state[:, 1:])
+    # patch tokens in the same space as `cls`: after CLIP's final norm, as DINOv2's are
+    normed = model.vision_model.post_layernorm(ref.last_hidden_state)
+    torch.testing.assert_close(out["cls"], normed[:, 0])
+    torch.testing.assert_close(out["patch"], normed[:, 1:])
+    assert not torch.allclose(out["patch"], ref.last_hidden_state[:, 1:])
 
 
 def _as_hub_cache(folder, cache, repo_id):

@@ -78,3 +78,58 @@ def test_teacher_grids_are_aligned_to_the_student_grid_or_refused():
     with pytest.raises(InputError, match="1x1"):
         check_grids("t", 1, 8, ["feature"])
     check_grids("t", 1, 8, ["token"])  # a token-only run needs no map
+
+
+def _scott_with_masked_pixels_changed(model, x, mask):
+    """The stem's tokens for x, and for x with other pixels under the masked patches."""
+    g, p = model.grid, model.spec.patch_size
+    under = mask.reshape(len(x), 1, g, g).repeat_interleave(p, 2).repeat_interleave(p, 3).expand_as(x)
+    other = torch.where(under, torch.randn_like(x) * 5, x)
+    return model.vit.patch_embed(x, mask), model.vit.patch_embed(other, mask)
+
+
+def test_the_scott_stem_keeps_masked_patches_at_zero_and_out_of_visible_tokens():
+    torch.manual_seed(0)
+    model = create_student(stem="scott", patch_size=8, depth=1).train()  # batch statistics: the leak-prone mode
+    x = torch.randn(4, 3, 32, 32)
+    mask = make_masks(seed=0, step=0, sample_ids=torch.arange(4).numpy(), patches=16, ratio=0.5, share=0.5)
+    assert mask.any(1).tolist() == [False, True, False, True]
+    tokens, tokens_other = _scott_with_masked_pixels_changed(model, x, mask)
+    assert torch.equal(tokens[mask], torch.zeros_like(tokens[mask]))  # masked positions are exactly zero
+    assert torch.equal(tokens, tokens_other)  # nothing of the masked pixels reaches any token of any sample
+    assert (tokens[~mask].abs().amax(-1) > 0).all()
+    # the whole student: the masked pass depends on visible pixels alone
+    torch.testing.assert_close(model(x, mask)["cls"], model(torch.where(mask.reshape(4, 1, 4, 4).repeat_interleave(
+        8, 2).repeat_interleave(8, 3).expand_as(x), 0 * x, x), mask)["cls"], rtol=0, atol=0)
+    # a mask with nothing masked is the plain pass
+    model.eval()
+    no_mask = torch.zeros_like(mask)
+    torch.testing.assert_close(model.vit.patch_embed(x, no_mask), model.vit.patch_embed(x), rtol=0, atol=0)
+
+
+def test_a_scott_student_is_a_timm_vit_that_timm_rebuilds_by_name():
+    import timm
+
+    model = create_student(stem="scott", patch_size=8, depth=2).eval()
+    assert model.grid == 4 and model.vit.pretrained_cfg["architecture"] == "vit_scott"
+    rebuilt = timm.create_model("vit_scott", num_classes=0, **{k: v for k, v in model.vit._model_args.items()
+                                                              if k != "num_classes"}).eval()
+    rebuilt.load_state_dict(model.vit.state_dict())
+    x = torch.randn(2, 3, 32, 32)
+    torch.testing.assert_close(rebuilt(x), model(x)["cls"])
+    with pytest.raises(InputError, match="power of 2"):
+        create_student(stem="scott", img_size=36, patch_size=6)
+    with pytest.raises(InputError, match="choose one of patch, scott"):
+        create_student(stem="conv")
+
+
+def test_any_timm_cnn_is_a_student_with_its_map_as_patch_tokens_and_no_masked_pass():
+    model = create_student("resnet10t", img_size=64)
+    out = model(torch.randn(2, 3, 64, 64))
+    assert (model.grid, model.width) == (2, 512) and not model.maskable
+    assert out["cls"].shape == (2, 512) and out["patch"].shape == (2, 4, 512)
+    torch.testing.assert_close(out["cls"], out["patch"].mean(1))  # the pooled feature is the class token
+    with pytest.raises(InputError, match="no masked pass"):
+        model(torch.randn(2, 3, 64, 64), torch.ones(2, 4, dtype=torch.bool))
+    with pytest.raises(InputError, match="stem scott is for ViT students"):
+        create_student("resnet10t", stem="scott")

@@ -210,3 +210,77 @@ def test_metrics_also_go_to_an_accelerate_tracker(tmp_path, caches):
     acc.end_training()
     assert recorder.config["batch_size"] == 16
     assert [(s, v["loss"]) for s, v in recorder.logged] == [(m["step"], m["loss"]) for m in _metrics(run)]
+
+
+def test_target_statistics_come_from_the_corpus_alike_for_every_subset_and_for_online_mode(
+        tmp_path, caches, subsets_dir, image_folder):
+    from teachers.cache import TargetCache
+    from teachers.stats import target_stats
+
+    teacher = load_teacher("mobilenetv2_imagenet", resolution=64)
+    other = cache_targets(open_source(image_folder), read_manifest(subsets_dir / "random"), teacher, tmp_path / "random",
+                          config=CacheConfig(views=VIEWS, batch_size=16, shard_size=16))
+    kcenter, random = TargetCache(caches / "t64").stats(), TargetCache(other).stats()
+    fresh = target_stats(teacher, open_source(image_folder))
+    assert set(kcenter) == {"cls_mean", "cls_std", "patch_mean", "patch_std"}
+    for name in kcenter:  # the same target space whatever the subset: stats of the corpus, not of the subset
+        assert torch.equal(kcenter[name], random[name]) and torch.equal(kcenter[name], fresh[name]), name
+    assert not torch.allclose(kcenter["cls_std"], kcenter["patch_std"])  # two spaces, two sets of statistics
+    online = _config(tmp_path, caches, "online", targets=[], teacher="mobilenetv2_imagenet", teacher_resolution=64,
+                     subset=str(subsets_dir / "kcenter"), normalize_targets=True)
+    stats = prepare_inputs(online).target_stats(None, "cpu")["mobilenetv2_imagenet"]
+    for name in kcenter:
+        torch.testing.assert_close(stats[name], kcenter[name], rtol=1e-4, atol=1e-5)
+    # what a run normalises by is those statistics
+    run = train(_config(tmp_path, caches, "normalised", steps=1, normalize_targets=True))
+    saved = load_file(run / "student.safetensors")
+    assert torch.equal(saved["heads.mobilenetv2_imagenet.norms.cls.std"], kcenter["cls_std"])
+    assert torch.equal(saved["heads.mobilenetv2_imagenet.norms.patch.mean"], kcenter["patch_mean"])
+
+
+def test_a_channel_constant_over_the_sample_is_not_blown_up():
+    from teachers.stats import VARIANCE_FLOOR, channel_stats
+
+    x = torch.randn(500, 4)
+    x[:, 2] = 3.0
+    mean, std = channel_stats(x)
+    assert mean[2] == 3.0
+    assert std[2] == pytest.approx((VARIANCE_FLOOR * x.var(0)[[0, 1, 3]].sum().item() / 4) ** 0.5, rel=1e-3)
+    assert std[0] == pytest.approx(x[:, 0].std().item(), rel=1e-3)
+
+
+def test_an_ema_student_follows_the_trained_weights_from_the_first_steps(tmp_path, caches):
+    config = _config(tmp_path, caches, steps=30, checkpoint_every=30, ema=0.9998, lr=3e-3)
+    run = train(config)
+    ema = load_file(run / "student.safetensors")
+    trained = load_file(run / "checkpoints" / "step-000030" / "model.safetensors")
+    init = build_model(config, prepare_inputs(config).teachers).state_dict()
+    names = [n for n in ema if n.startswith("student.") and ema[n].is_floating_point() and n != "student.mask_token"]
+    moved = sum((trained[n] - init[n]).norm() ** 2 for n in names) ** 0.5
+    ema_to_trained = sum((ema[n] - trained[n]).norm() ** 2 for n in names) ** 0.5
+    ema_to_init = sum((ema[n] - init[n]).norm() ** 2 for n in names) ** 0.5
+    assert ema_to_trained < 0.3 * moved < ema_to_init, (ema_to_trained, moved, ema_to_init)
+
+
+def test_two_accumulation_steps_equal_one_at_the_same_global_batch(tmp_path, caches):
+    one = train(_config(tmp_path, caches, "one", steps=4))
+    two = train(_config(tmp_path, caches, "two", steps=4, grad_accum=2))
+    a, b = load_file(one / "student.safetensors"), load_file(two / "student.safetensors")
+    for name in a:
+        torch.testing.assert_close(a[name], b[name], rtol=1e-4, atol=1e-5)
+    # the logged loss is the step's (the mean over its micro-batches), not its last micro-batch's
+    assert [m["loss"] for m in _metrics(one)] == pytest.approx([m["loss"] for m in _metrics(two)], rel=1e-5)
+
+
+def test_a_given_accelerator_runs_the_configs_accumulation_and_a_clashing_precision_is_refused(tmp_path, caches):
+    from accelerate import Accelerator
+
+    from subsets.errors import InputError
+
+    acc = Accelerator(cpu=True)
+    run = train(_config(tmp_path, caches, "acc", steps=2, grad_accum=2), accelerator=acc)
+    assert acc.gradient_accumulation_steps == 2 and json.loads((run / "run.json").read_text())["precision"] == "no"
+    with pytest.raises(InputError, match="precision bf16: the accelerator given runs no"):
+        train(_config(tmp_path, caches, "bf16", steps=2, precision="bf16"), accelerator=acc)
+    with pytest.raises(InputError, match="keep_checkpoints 0: at least 1"):
+        train(_config(tmp_path, caches, "keep0", steps=2, keep_checkpoints=0))

@@ -238,12 +238,24 @@ def evaluate_run(run: Path, config: EvalConfig = EvalConfig(), device=None) -> d
     return result
 
 
+_untrained_cache: dict = {}
+
+
 @torch.no_grad()
 def evaluate_untrained(record: dict, config: EvalConfig, device) -> dict:
-    """The floor: the run's student as initialised (same shape, same seed), before any training."""
+    """The floor: the run's student as initialised (same shape, same seed), before any training; runs of a sweep
+    that share shape and seed share it."""
+    run_config = TrainConfig.from_dict(record["config"], "run.json")
+    shape = ("student", "img_size", "patch_size", "student_kwargs", "stem", "seed")
+    key = (repr([getattr(run_config, f) for f in shape]), config)
+    if key not in _untrained_cache:
+        _untrained_cache[key] = _untrained_scores(run_config, record, config, device)
+    return _untrained_cache[key]
+
+
+def _untrained_scores(run_config: TrainConfig, record: dict, config: EvalConfig, device) -> dict:
     from .train import build_model
 
-    run_config = TrainConfig.from_dict(record["config"], "run.json")
     twin = build_model(run_config, [TeacherTargets(t["key"], t, t["tokens"]) for t in record["teachers"]]).eval().to(device)
     s = record["student"]
     fn = lambda x: twin.student(x)["cls"]  # noqa: E731

@@ -47,7 +47,9 @@ def test_a_tiny_sweep_yields_an_eval_per_run_a_csv_with_exactly_those_rows_and_a
                                                                 ("random", 40)]
     assert all(r["steps"] == "4" for r in rows)
     assert paths["comparison_plot"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert "teacher: mobilenetv2_imagenet" in paths["comparison_markdown"].read_text()
+    table = paths["comparison_markdown"].read_text()
+    assert "teacher: mobilenetv2_imagenet" in table and "| untrained student |" in table  # ceiling and floor rows
+    assert all(0 < float(r["untrained_knn_top1"]) < 1 for r in rows)
     # one cache per method, made at the largest k and read by both k
     assert sorted(p.name for p in (out / "targets").iterdir()) == ["kcenter", "random"]
     assert json.loads((out / "targets" / "kcenter" / "index.json").read_text())["k"] == 40
@@ -149,3 +151,22 @@ def test_agreement_is_measured_where_the_loss_compared_student_and_teacher(sweep
     assert after == pytest.approx(before, abs=1e-5) and -1 <= before <= 1
     assert before == pytest.approx(json.loads((run / "eval.json").read_text())["student"]["agreement"]["mobilenetv2_imagenet"],
                                    abs=1e-5)
+
+
+@pytest.mark.parametrize("student", [{"stem": "scott", "patch_size": 8}, {"student": "resnet10t", "w_patch": 0.0}])
+def test_scott_and_cnn_students_export_to_folders_timm_loads(sweep, tmp_path, student):
+    import students  # noqa: F401  (registers vit_scott, as the model card says)
+    from distill.train import train
+
+    out, _ = sweep
+    config = TrainConfig(**({"targets": [str(out / "targets" / "random")], "k": 20, "steps": 2, "batch_size": 8,
+                             "workers": 0, "out": str(tmp_path / "run")} | student))
+    run = train(config)
+    folder = export_run(run, tmp_path / "hub")
+    model = timm.create_model(f"local-dir:{folder}", pretrained=True).eval()
+    trained, _ = load_run(run)
+    x = torch.randn(3, 3, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), trained.student.features(x))
+    card = (folder / "README.md").read_text()
+    assert ("import students" in card) == (student.get("stem") == "scott")

@@ -1,7 +1,8 @@
 """Recipe ablation: how well a student learns on a small subset, one change at a time, at the demo's budget.
 
     python benchmarks/recipe.py --demo-out demo-out               # every variant below, on the demo's caches
-    python benchmarks/recipe.py --demo-out demo-out --only scott,scott-lr1e-3
+    python benchmarks/recipe.py --demo-out demo-out --k 100 --only "+ 1,200 steps (the demo)"
+    python benchmarks/recipe.py --demo-out demo-out --k 100 --cache targets-k100-v16 --only ...  # more views
 
 Each variant is a set of TrainConfig settings over a base (the demo's recipe before this ablation);
 it is trained on the demo's cache of one selection method at one k and evaluated as `distill eval`
@@ -27,22 +28,40 @@ from distill.config import TrainConfig  # noqa: E402
 from distill.evaluate import EvalConfig, evaluate_run  # noqa: E402
 from distill.train import train  # noqa: E402
 
-# The demo's recipe before issue 10: a 4-block ViT-Ti, patch 8, token + feature levels, cosine on normalised targets.
+# The demo's recipe before issue 10: a 4-block ViT-Ti, patch 8, token + feature levels, cosine on normalised targets
+# (now normalised by the corpus's statistics).
 BASE = {"student": "vit_tiny_patch16_224", "img_size": 32, "patch_size": 8, "student_kwargs": {"depth": 4},
         "steps": 200, "batch_size": 64, "lr": 3e-3, "warmup": 0.1, "w_patch": 0.0, "distance": "cosine",
         "normalize_targets": True, "checkpoint_every": 1000, "log_every": 50}
+FINAL = {"stem": "scott", "student_kwargs": {"depth": 2}, "lr": 1e-3, "batch_size": 16, "steps": 1200}
+# From the old recipe to the demo's, one change at a time, then single changes to the demo's recipe.
 VARIANTS = {
-    "base": {},
-    "base-lr1e-3": {"lr": 1e-3},
-    "scott": {"stem": "scott"},
-    "scott-lr1e-3": {"stem": "scott", "lr": 1e-3},
-    "scott-token": {"stem": "scott", "w_feature": 0.0},
-    "scott-lr1e-3-token": {"stem": "scott", "lr": 1e-3, "w_feature": 0.0},
-    "scott-mse": {"stem": "scott", "distance": "mse"},
-    "scott-depth6": {"stem": "scott", "student_kwargs": {"depth": 6}},
-    "scott-wd0": {"stem": "scott", "weight_decay": 0.0},
-    "resnet18": {"student": "resnet18", "lr": 1e-3},
+    "old demo recipe": {},
+    "+ lr 1e-3": {"lr": 1e-3},
+    "+ SCOTT stem": {"lr": 1e-3, "stem": "scott"},
+    "+ depth 2": {"lr": 1e-3, "stem": "scott", "student_kwargs": {"depth": 2}},
+    "+ batch 16 x 800 steps": {"lr": 1e-3, "stem": "scott", "student_kwargs": {"depth": 2}, "batch_size": 16,
+                               "steps": 800},
+    "+ 1,200 steps (the demo)": FINAL,
+    "demo, patch stem": FINAL | {"stem": "patch"},
+    "demo, depth 4": FINAL | {"student_kwargs": {"depth": 4}},
+    "demo, token level only": FINAL | {"w_feature": 0.0},
+    "demo, mse": FINAL | {"distance": "mse"},
+    "demo, EMA 0.99": FINAL | {"ema": 0.99},
+    "demo, lr 5e-4": FINAL | {"lr": 5e-4},
+    "demo budget, resnet18 (CNN)": FINAL | {"student": "resnet18", "student_kwargs": {}, "stem": "patch"},
 }
+
+
+DEMO = "+ 1,200 steps (the demo)"
+
+
+def reference(name: str) -> str | None:
+    """What a variant is compared with: the previous step on the path to the demo's recipe, or the demo's recipe."""
+    names = list(VARIANTS)
+    if name == names[0]:
+        return None
+    return names[names.index(name) - 1] if names.index(name) <= names.index(DEMO) else DEMO
 
 
 def interval(p: float, n: int) -> float:
@@ -50,8 +69,14 @@ def interval(p: float, n: int) -> float:
     return 1.96 * math.sqrt(p * (1 - p) / n)
 
 
+def difference(a: float, b: float, n: int) -> str:
+    """a - b with the half-width of its 95% interval, treating the two accuracies as independent (conservative:
+    both were measured on the same test images)."""
+    return f"{a - b:+.3f} ± {1.96 * math.sqrt((a * (1 - a) + b * (1 - b)) / n):.3f}"
+
+
 def run_variant(name: str, settings: dict, cache: Path, k: int, out: Path, eval_config: EvalConfig) -> dict:
-    run = out / "runs" / name
+    run = out / "runs" / name.replace(" ", "_").replace(",", "").replace("+", "plus")
     config = TrainConfig.from_dict({**BASE, **settings, "targets": [str(cache)], "k": k, "out": str(run)})
     train(config)
     result = evaluate_run(run, eval_config)
@@ -65,28 +90,35 @@ def main() -> None:
     parser.add_argument("--demo-out", type=Path, default=Path("demo-out"), help="a finished `distill demo --out` folder")
     parser.add_argument("--method", default="random")
     parser.add_argument("--k", type=int, default=1000)
-    parser.add_argument("--only", default="", help="comma-separated variant names (default: all)")
+    parser.add_argument("--only", default="", help="variant names separated by ';' (default: all)")
+    parser.add_argument("--cache", type=Path, default=None,
+                        help="another target cache of the method's subset (e.g. with more views; default: the demo's)")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/out/recipe"))
     args = parser.parse_args()
-    names = [n for n in args.only.split(",") if n] or list(VARIANTS)
-    results_file = args.out / f"results-{args.method}-k{args.k}.json"
+    names = [n for n in args.only.split(";") if n] or list(VARIANTS)
+    cache = args.cache or args.demo_out / "targets" / args.method
+    views = json.loads((cache / "index.json").read_text())["views"]
+    results_file = args.out / f"results-{args.method}-k{args.k}-v{views}.json"
     results = json.loads(results_file.read_text()) if results_file.exists() else {}
     eval_config = EvalConfig(teachers=False)
     for name in names:
         if name in results and results[name]["settings"] == VARIANTS[name]:
             continue
-        results[name] = run_variant(name, VARIANTS[name], args.demo_out / "targets" / args.method, args.k, args.out,
+        results[name] = run_variant(name, VARIANTS[name], cache, args.k, args.out / f"{args.method}-k{args.k}-v{views}",
                                     eval_config)
         results_file.parent.mkdir(parents=True, exist_ok=True)
         results_file.write_text(json.dumps(results, indent=1))
     n = 2000  # the demo test set
-    table = Table(title=f"recipe ablation: {args.method} k = {args.k}, {BASE['steps']} steps x {BASE['batch_size']} "
-                        "(95% interval over the test images)")
-    for col in ("variant", "changes", "k-NN top-1", "untrained k-NN", "probe top-1", "untrained probe", "train s"):
+    table = Table(title=f"recipe ablation: {args.method} k = {args.k}, {views} views, base {BASE['steps']} steps x "
+                        f"{BASE['batch_size']} (95% interval over the test images)")
+    for col in ("variant", "k-NN top-1", "untrained k-NN", "k-NN change (vs)", "probe top-1", "untrained probe",
+                "train s"):
         table.add_column(col)
-    for name, r in results.items():
-        table.add_row(name, json.dumps(r["settings"]), f"{r['knn_top1']:.3f} ± {interval(r['knn_top1'], n):.3f}",
-                      f"{r['untrained_knn_top1']:.3f}", f"{r['probe_top1']:.3f} ± {interval(r['probe_top1'], n):.3f}",
+    for name in [v for v in VARIANTS if v in results]:
+        r, ref = results[name], reference(name)
+        change = "" if ref not in results else f"{difference(r['knn_top1'], results[ref]['knn_top1'], n)} ({ref})"
+        table.add_row(name, f"{r['knn_top1']:.3f} ± {interval(r['knn_top1'], n):.3f}", f"{r['untrained_knn_top1']:.3f}",
+                      change, f"{r['probe_top1']:.3f} ± {interval(r['probe_top1'], n):.3f}",
                       f"{r['untrained_probe_top1']:.3f}", f"{r['seconds']:.0f}")
     Console().print(table)
 

@@ -1,8 +1,9 @@
 """Training throughput: the student alone (targets in memory), with cached targets, with the teacher online;
 and sdpa against naive attention at 197 tokens, forward and backward.
 
-    python benchmarks/train.py                    # both regimes below
-    python benchmarks/train.py --regime demo      # ViT-Ti/4 at 32 px <- MobileNetV2 at 128 px (the demo)
+    python benchmarks/train.py                    # all regimes below
+    python benchmarks/train.py --regime demo-scott  # the demo's student (SCOTT stem) <- MobileNetV2 at 128 px
+    python benchmarks/train.py --regime demo-patch  # the same student with timm's patch embedding
     python benchmarks/train.py --regime vitb14    # ViT-S/16 at 224 px <- a DINOv2-B/14-sized ViT at 224 px
 
 The ViT-B/14 teacher has random weights (same compute as DINOv2-B/14); it is saved as a timm folder
@@ -26,6 +27,7 @@ from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
 from distill.config import TrainConfig  # noqa: E402
+from distill.demo import DemoConfig  # noqa: E402
 from distill.encoders import resolve_encoder  # noqa: E402
 from distill.losses import make_masks  # noqa: E402
 from distill.train import build_model, prepare_inputs, train  # noqa: E402
@@ -39,9 +41,13 @@ from teachers.cache import CacheConfig, cache_targets  # noqa: E402
 from teachers.views import ViewPolicy  # noqa: E402
 
 SOURCE = "builtin:cifar10-demo"
+_DEMO = DemoConfig().train
+_DEMO_STUDENT = {"student": _DEMO["student"], "img_size": _DEMO["img_size"], "patch_size": _DEMO["patch_size"],
+                 "student_kwargs": _DEMO["student_kwargs"], "teacher": "mobilenetv2_imagenet", "teacher_resolution": 128,
+                 "batch_size": _DEMO["batch_size"], "k": 512, "steps": 24}
 REGIMES = {
-    "demo": {"student": "vit_tiny_patch16_224", "img_size": 32, "patch_size": 4, "teacher": "mobilenetv2_imagenet",
-             "teacher_resolution": 128, "batch_size": 64, "k": 512, "steps": 12},
+    "demo-patch": _DEMO_STUDENT | {"stem": "patch"},  # the demo's student with timm's patch embedding
+    "demo-scott": _DEMO_STUDENT | {"stem": "scott"},  # ... and with the SCOTT stem (the demo's choice)
     "vitb14": {"student": "vit_small_patch16_224", "img_size": 224, "patch_size": 16, "teacher": "RANDOM_VITB14",
                "teacher_resolution": 224, "batch_size": 16, "k": 48, "steps": 5},
 }
@@ -140,7 +146,8 @@ def run_regime(name: str, work: Path, console: Console) -> dict:
                       load_teacher(r["teacher"], resolution=r["teacher_resolution"]), cache,
                       config=CacheConfig(views=ViewPolicy(views=1)))
     common = dict(student=r["student"], img_size=r["img_size"], patch_size=r["patch_size"], batch_size=r["batch_size"],
-                  steps=r["steps"], log_every=1, checkpoint_every=10_000, workers=2)
+                  steps=r["steps"], log_every=1, checkpoint_every=10_000, workers=2, stem=r.get("stem", "patch"),
+                  student_kwargs=r.get("student_kwargs", {}))
     cached_cfg = TrainConfig(out=str(work / f"run-{name}-cached-{time.time_ns()}"), targets=[str(cache)], **common)
     console.print(f"[{name}] student alone, targets in memory")
     limit = student_only_rate(cached_cfg, r["steps"])
@@ -150,7 +157,8 @@ def run_regime(name: str, work: Path, console: Console) -> dict:
     online_cfg = TrainConfig(out=str(work / f"run-{name}-online-{time.time_ns()}"), teacher=r["teacher"],
                              teacher_resolution=r["teacher_resolution"], subset=str(subset), views=1, **common)
     online = loop_rate(train(online_cfg))
-    return {"regime": f"{r['student']} @ {r['img_size']}/{r['patch_size']} <- {Path(r['teacher']).name} @ "
+    return {"regime": f"{r['student']} {r.get('stem', 'patch')} stem {r.get('student_kwargs') or ''} @ "
+                      f"{r['img_size']}/{r['patch_size']} <- {Path(r['teacher']).name} @ "
                       f"{r['teacher_resolution']}", "batch": r["batch_size"], "limit": limit, "cached": cached,
             "online": online}
 

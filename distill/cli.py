@@ -73,12 +73,14 @@ def cmd_cache(a: argparse.Namespace) -> None:
     from subsets.sources import open_source
     from teachers import load_teacher
     from teachers.cache import CacheConfig, cache_targets
+    from teachers.stats import StatsConfig
     from teachers.views import ViewPolicy
 
     source, subset = open_source(a.source), read_manifest(a.subset)
     teacher = load_teacher(a.teacher, resolution=a.resolution)
     config = CacheConfig(views=ViewPolicy(views=a.views, seed=a.seed), batch_size=a.batch_size,
-                         shard_size=a.shard_size, patch_grid=a.patch_grid, strict=a.strict)
+                         shard_size=a.shard_size, patch_grid=a.patch_grid, strict=a.strict,
+                         stats=StatsConfig(samples=a.stats_samples))
     acc = _accelerator()
     try:
         out = cache_targets(source, subset, teacher, a.out, a.k, config, acc)
@@ -210,9 +212,11 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--batch-size", type=int, default=32)
     c.add_argument("--shard-size", type=int, default=256, help="images per shard (the resume unit)")
     c.add_argument("--strict", action="store_true", help="fail on an unreadable image instead of skipping it")
+    c.add_argument("--stats-samples", type=int, default=1000,
+                   help="images of the corpus (a seeded sample) for the target statistics every run normalises by")
     c.set_defaults(func=cmd_cache)
 
-    t = sub.add_parser("train", help="distil a ViT student from target caches (or a teacher run online)",
+    t = sub.add_parser("train", help="distil a student (ViT, SCOTT-stem ViT or CNN) from target caches (or a teacher run online)",
                        description="Every setting has a working default; --config FILE (YAML) sets many at once "
                                    "and flags override it. Under `accelerate launch -m distill.train` the same flags apply.")
     t.add_argument("--config", type=Path, default=None, help="YAML file of settings (flags override it)")

@@ -1,10 +1,11 @@
 """The SCOTT stem: a masked convolutional tokenizer for ViT students on small data.
 
-From "Escaping the Big Data Paradigm in Self-Supervised Representation Learning" (SCOTT): a few
+From "Escaping the Big Data Paradigm in Self-Supervised Representation Learning" (SCOTT): two
 conv -> norm -> ReLU -> max-blur-pool stages replace the patch projection, giving the ViT the
-locality bias it lacks on small data. Each stage here halves the side (a 3x3 conv at stride 1,
-then the pool at stride 2), so a patch size of 2^n is n stages: 32 px at patch 8 is three
-stages to a 4x4 grid.
+locality bias it lacks on small data. Each pool halves the side; the convs' strides make up the
+rest of the patch size, as SCOTT's 7x7 stride-2 convs do at 224 px / patch 16. Re-strided for small
+images, the convs here are 3x3: at patch 8 the first has stride 2 and the second stride 1
+(32 px -> 16 -> 8 -> 8 -> 4), at patch 4 both stride 1, at patch 16 both stride 2.
 
 Masked (as SparK makes convnets maskable): the patch mask is applied to the pixels and again after
 every conv, norm and pool, and the norm takes its batch statistics over visible positions only, so
@@ -34,14 +35,14 @@ def pascal_kernel(size: int) -> torch.Tensor:
 
 
 class MaxBlurPool(nn.Module):
-    """Anti-aliased max pooling (Zhang 2019): a dense 2x2 max, then a 3x3 binomial blur at stride 2."""
+    """Anti-aliased max pooling (Zhang 2019): a dense 2x2 max, then a 3x3 binomial blur at stride 2 (side / 2)."""
 
     def __init__(self, channels: int):
         super().__init__()
         self.register_buffer("kernel", pascal_kernel(3).expand(channels, 1, 3, 3).clone(), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = F.max_pool2d(F.pad(x, (0, 1, 0, 1)), kernel_size=2, stride=1)  # pad right/bottom: keeps the side
+        x = F.max_pool2d(x, kernel_size=2, stride=1)
         return F.conv2d(x, self.kernel.to(x.dtype), padding=1, stride=2, groups=x.shape[1])
 
 
@@ -65,17 +66,17 @@ def _resize_mask(visible: torch.Tensor, side: int) -> torch.Tensor:
 
 
 class ScottStage(nn.Module):
-    """conv 3x3 -> masked BN -> ReLU -> max-blur-pool (side / 2), masked after each."""
+    """conv 3x3 (stride s) -> masked BN -> ReLU -> max-blur-pool (side / 2), masked after each."""
 
-    def __init__(self, cin: int, cout: int):
+    def __init__(self, cin: int, cout: int, stride: int):
         super().__init__()
-        self.conv = nn.Conv2d(cin, cout, 3, padding=1, bias=False)
+        self.conv = nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False)
         self.norm = MaskedBatchNorm2d(cout)
         self.pool = MaxBlurPool(cout)
 
     def forward(self, x: torch.Tensor, visible: torch.Tensor | None) -> torch.Tensor:
-        keep = None if visible is None else _resize_mask(visible, x.shape[-1]).to(x.dtype)
         x = self.conv(x)
+        keep = None if visible is None else _resize_mask(visible, x.shape[-1]).to(x.dtype)
         if keep is not None:
             x = x * keep
         x = F.relu(self.norm(x, None if visible is None else keep.bool()))
@@ -83,13 +84,18 @@ class ScottStage(nn.Module):
         return x if visible is None else x * _resize_mask(visible, x.shape[-1]).to(x.dtype)
 
 
-def stage_widths(stages: int, embed_dim: int) -> list[int]:
-    """Channel widths doubling towards the embedding width (at least 32): ViT-Ti at patch 8 is 48, 96, 192."""
-    return [max(32, embed_dim // 2 ** (stages - 1 - i)) for i in range(stages)]
+def conv_strides(patch: int) -> tuple[int, int]:
+    """The two convs' strides for a patch size 2^n >= 4 (the two pools give the other factor of 4)."""
+    rest = patch // 4
+    second = 2 if rest >= 4 else 1
+    return rest // second, second
+
+
+STEM_WIDTH = 64  # channels of the first stage, as in SCOTT; the second has the ViT's width
 
 
 class ScottEmbed(nn.Module):
-    """Image -> [B, N, D] tokens through log2(patch_size) masked conv stages and a 1x1 projection.
+    """Image -> [B, N, D] tokens through two masked conv stages and a 1x1 projection.
 
     `forward(x, mask)` takes the student's patch mask ([B, N], True = masked); timm calls it without one.
     """
@@ -100,17 +106,17 @@ class ScottEmbed(nn.Module):
         super().__init__()
         img = img_size if isinstance(img_size, int) else img_size[0]
         patch = patch_size if isinstance(patch_size, int) else patch_size[0]
-        if patch < 2 or patch & (patch - 1):
-            raise ValueError(f"the SCOTT stem halves the image per stage: patch size {patch} must be a power of 2")
+        if patch < 4 or patch & (patch - 1):
+            raise ValueError(f"the SCOTT stem downsamples by powers of 2: patch size {patch} must be 4, 8, 16, ...")
         if output_fmt is not None or dynamic_img_pad or not strict_img_size:
             raise ValueError("the SCOTT stem takes fixed-size images (no dynamic_img_size / dynamic_img_pad)")
         self.img_size, self.patch_size = (img, img), (patch, patch)
         self.grid_size = (img // patch, img // patch)
         self.num_patches = self.grid_size[0] * self.grid_size[1]
         self.flatten, self.dynamic_img_pad = True, False
-        widths = stage_widths(int(math.log2(patch)), embed_dim)
-        self.stages = nn.ModuleList(ScottStage(cin, cout) for cin, cout in zip([in_chans, *widths[:-1]], widths))
-        self.proj = nn.Conv2d(widths[-1], embed_dim, 1, bias=bias)
+        first, second = conv_strides(patch)
+        self.stages = nn.ModuleList([ScottStage(in_chans, STEM_WIDTH, first), ScottStage(STEM_WIDTH, embed_dim, second)])
+        self.proj = nn.Conv2d(embed_dim, embed_dim, 1, bias=bias)  # tokens are not confined to ReLU's half-space
         self.norm = norm_layer(embed_dim) if norm_layer else nn.Identity()
         for m in self.modules():
             if isinstance(m, nn.Conv2d) and m is not self.proj:
@@ -123,6 +129,7 @@ class ScottEmbed(nn.Module):
         return img_size[0] // self.patch_size[0], img_size[1] // self.patch_size[1]
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        x = x.contiguous(memory_format=torch.channels_last)  # CPU max-pooling is ~6x faster channels-last
         visible = None
         if mask is not None and bool(mask.any()):
             g = self.grid_size[0]

@@ -45,10 +45,21 @@ def channel_stats(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return mean.float(), var.sqrt().float()
 
 
-@torch.no_grad()
+_computed: dict = {}  # one computation per teacher, corpus and grid in a process: a sweep's caches share it
+
+
 def target_stats(teacher: Teacher, source: ImageSource, patch_grid: int | None = None,
                  config: StatsConfig = StatsConfig(), device=None) -> dict[str, torch.Tensor]:
     """`{NAME}_mean` and `{NAME}_std` for each of the teacher's outputs, on whole images of a corpus sample."""
+    key = (teacher.info.sha256, teacher.info.resolution, source.corpus_hash(), patch_grid, config)
+    if key not in _computed:
+        _computed[key] = _compute_stats(teacher, source, patch_grid, config, device)
+    return {name: t.clone() for name, t in _computed[key].items()}
+
+
+@torch.no_grad()
+def _compute_stats(teacher: Teacher, source: ImageSource, patch_grid: int | None, config: StatsConfig,
+                   device) -> dict[str, torch.Tensor]:
     from .cache import teacher_targets
 
     keys = sample_keys(source, config)

@@ -21,13 +21,25 @@ def test_demo_runs_end_to_end_exports_the_best_student_and_reuses_its_work(tmp_p
     console = Console(record=True, width=120)
     paths = run_demo(config, console=console)
     text = console.export_text()
-    for words in ("radius", "k-NN top-1", "teacher mobilenetv2_imagenet", "best student by k-NN", "comparison_plot"):
+    for words in ("radius", "k-NN top-1", "teacher: mobilenetv2_imagenet", "untrained student", "best student by k-NN",
+                  "comparison_plot"):
         assert words in text
     for method in ("kcenter", "random"):
         assert len(read_manifest(tmp_path / "demo" / "subsets" / method).order) == 40
     best = max(paths["runs"], key=lambda r: json.loads((r / "eval.json").read_text())["student"]["knn_top1"])
     assert f"best student by k-NN: {best.name}" in text
-    assert timm.create_model(f"local-dir:{paths['best_student']}", pretrained=True).num_features == 192
+    exported = timm.create_model(f"local-dir:{paths['best_student']}", pretrained=True).eval()  # vit_scott
+    assert exported.num_features == 192
+    # loaded by timm, the exported student reproduces the k-NN accuracy its evaluation reported
+    from distill.evaluate import _data, extract, knn_accuracy
+
+    ev = json.loads((best / "eval.json").read_text())
+    eval_config = config.sweep().eval_config()
+    cfg = timm.data.resolve_data_config(model=exported)
+    train_f, test_f = (extract(exported, _data(eval_config, w), cfg["input_size"][-1], cfg["mean"], cfg["std"], 256, "cpu",
+                               w) for w in ("train", "test"))
+    tr, te = _data(eval_config, "train"), _data(eval_config, "test")
+    assert knn_accuracy(train_f, tr.labels, test_f, te.labels, tr.classes) == ev["student"]["knn_top1"]
     assert paths["comparison_plot"].stat().st_size > 10_000
     stamp = (best / "run.json").stat().st_mtime_ns
     again = Console(record=True, width=120)

@@ -117,7 +117,7 @@ def test_a_scott_student_is_a_timm_vit_that_timm_rebuilds_by_name():
     rebuilt.load_state_dict(model.vit.state_dict())
     x = torch.randn(2, 3, 32, 32)
     torch.testing.assert_close(rebuilt(x), model(x)["cls"])
-    with pytest.raises(InputError, match="power of 2"):
+    with pytest.raises(InputError, match="patch size 6 must be 4, 8, 16"):
         create_student(stem="scott", img_size=36, patch_size=6)
     with pytest.raises(InputError, match="choose one of patch, scott"):
         create_student(stem="conv")

@@ -214,13 +214,16 @@ def test_metrics_also_go_to_an_accelerate_tracker(tmp_path, caches):
 
 def test_target_statistics_come_from_the_corpus_alike_for_every_subset_and_for_online_mode(
         tmp_path, caches, subsets_dir, image_folder):
+    from teachers import stats as stats_module
     from teachers.cache import TargetCache
     from teachers.stats import target_stats
 
     teacher = load_teacher("mobilenetv2_imagenet", resolution=64)
+    stats_module._computed.clear()  # computed afresh below, not reused from the fixture's caches
     other = cache_targets(open_source(image_folder), read_manifest(subsets_dir / "random"), teacher, tmp_path / "random",
                           config=CacheConfig(views=VIEWS, batch_size=16, shard_size=16))
     kcenter, random = TargetCache(caches / "t64").stats(), TargetCache(other).stats()
+    stats_module._computed.clear()
     fresh = target_stats(teacher, open_source(image_folder))
     assert set(kcenter) == {"cls_mean", "cls_std", "patch_mean", "patch_std"}
     for name in kcenter:  # the same target space whatever the subset: stats of the corpus, not of the subset
@@ -228,6 +231,7 @@ def test_target_statistics_come_from_the_corpus_alike_for_every_subset_and_for_o
     assert not torch.allclose(kcenter["cls_std"], kcenter["patch_std"])  # two spaces, two sets of statistics
     online = _config(tmp_path, caches, "online", targets=[], teacher="mobilenetv2_imagenet", teacher_resolution=64,
                      subset=str(subsets_dir / "kcenter"), normalize_targets=True)
+    stats_module._computed.clear()
     stats = prepare_inputs(online).target_stats(None, "cpu")["mobilenetv2_imagenet"]
     for name in kcenter:
         torch.testing.assert_close(stats[name], kcenter[name], rtol=1e-4, atol=1e-5)

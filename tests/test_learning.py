@@ -19,8 +19,11 @@ from teachers.views import ViewPolicy
 
 from .helpers import write_image_folder
 
-K, STEPS = 600, 150
-MARGIN = 0.05  # k-NN gain over the untrained twin; measured: see the test's docstring
+K, STEPS = 600, 800
+# k-NN gain over the untrained twin that the test demands. Measured on this project's 2-core CPU (1,000 memory /
+# 1,000 test images): 0.384 against 0.292 untrained (+0.092) after 800 steps; +0.062 after 500; -0.009 after 150,
+# where the student has learnt little more than the mean target (which a falling loss does not tell apart).
+MARGIN = 0.05
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +37,6 @@ def cache(tmp_path_factory, encoder):
 
 
 def test_a_short_run_of_the_demo_recipe_beats_the_untrained_student_by_a_clear_margin(tmp_path, cache):
-    """Measured on this project's CPU: k-NN GAIN_MEASURED over the untrained twin (1,000 memory / 1,000 test images)."""
     settings = DemoConfig().train | {"steps": STEPS, "workers": 0}
     run = train(TrainConfig.from_dict(settings | {"targets": [str(cache)], "out": str(tmp_path / "run")}))
     result = evaluate_run(run, EvalConfig(train_samples=1000, test_samples=1000, teachers=False))

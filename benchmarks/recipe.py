@@ -1,7 +1,7 @@
 """Recipe ablation: how well a student learns on a small subset, one change at a time, at the demo's budget.
 
     python benchmarks/recipe.py --demo-out demo-out               # every variant below, on the demo's caches
-    python benchmarks/recipe.py --demo-out demo-out --k 100 --only "+ 1,200 steps (the demo)"
+    python benchmarks/recipe.py --demo-out demo-out --k 100 --only "+ 1,500 steps (the demo)"
     python benchmarks/recipe.py --demo-out demo-out --k 100 --cache targets-k100-v16 --only ...  # more views
 
 Each variant is a set of TrainConfig settings over a base (the demo's recipe before this ablation);
@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import shutil
 import sys
 from pathlib import Path
 
@@ -25,15 +26,17 @@ from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
 from distill.config import TrainConfig  # noqa: E402
+from distill.demo import DemoConfig  # noqa: E402
 from distill.evaluate import EvalConfig, evaluate_run  # noqa: E402
-from distill.train import train  # noqa: E402
+from distill.train import latest_checkpoint, train  # noqa: E402
 
 # The demo's recipe before issue 10: a 4-block ViT-Ti, patch 8, token + feature levels, cosine on normalised targets
 # (now normalised by the corpus's statistics).
 BASE = {"student": "vit_tiny_patch16_224", "img_size": 32, "patch_size": 8, "student_kwargs": {"depth": 4},
         "steps": 200, "batch_size": 64, "lr": 3e-3, "warmup": 0.1, "w_patch": 0.0, "distance": "cosine",
         "normalize_targets": True, "checkpoint_every": 1000, "log_every": 50}
-FINAL = {"stem": "scott", "student_kwargs": {"depth": 2}, "lr": 1e-3, "batch_size": 16, "steps": 1200}
+DEMO_TRAIN = DemoConfig().train
+FINAL = {k: DEMO_TRAIN[k] for k in ("stem", "student_kwargs", "lr", "batch_size", "steps")}  # the demo's recipe
 # From the old recipe to the demo's, one change at a time, then single changes to the demo's recipe.
 VARIANTS = {
     "old demo recipe": {},
@@ -42,7 +45,8 @@ VARIANTS = {
     "+ depth 2": {"lr": 1e-3, "stem": "scott", "student_kwargs": {"depth": 2}},
     "+ batch 16 x 800 steps": {"lr": 1e-3, "stem": "scott", "student_kwargs": {"depth": 2}, "batch_size": 16,
                                "steps": 800},
-    "+ 1,200 steps (the demo)": FINAL,
+    "+ 1,200 steps": FINAL | {"steps": 1200},
+    "+ 1,500 steps (the demo)": FINAL,
     "demo, patch stem": FINAL | {"stem": "patch"},
     "demo, depth 4": FINAL | {"student_kwargs": {"depth": 4}},
     "demo, token level only": FINAL | {"w_feature": 0.0},
@@ -53,7 +57,7 @@ VARIANTS = {
 }
 
 
-DEMO = "+ 1,200 steps (the demo)"
+DEMO = "+ 1,500 steps (the demo)"
 
 
 def reference(name: str) -> str | None:
@@ -77,8 +81,10 @@ def difference(a: float, b: float, n: int) -> str:
 
 def run_variant(name: str, settings: dict, cache: Path, k: int, out: Path, eval_config: EvalConfig) -> dict:
     run = out / "runs" / name.replace(" ", "_").replace(",", "").replace("+", "plus")
-    config = TrainConfig.from_dict({**BASE, **settings, "targets": [str(cache)], "k": k, "out": str(run)})
-    train(config)
+    config = TrainConfig.from_dict({**BASE, **settings, "targets": [str(cache)], "k": k, "out": str(run), "workers": 0})
+    if not (run / "run.json").exists() and latest_checkpoint(run) is None:
+        shutil.rmtree(run, ignore_errors=True)  # cut off before its first checkpoint: start again
+    train(config, resume=latest_checkpoint(run) is not None and not (run / "run.json").exists() or None)
     result = evaluate_run(run, eval_config)
     return {"settings": settings, "knn_top1": result["student"]["knn_top1"], "probe_top1": result["student"]["probe_top1"],
             "untrained_knn_top1": result["untrained"]["knn_top1"], "untrained_probe_top1": result["untrained"]["probe_top1"],
@@ -114,13 +120,17 @@ def main() -> None:
     for col in ("variant", "k-NN top-1", "untrained k-NN", "k-NN change (vs)", "probe top-1", "untrained probe",
                 "train s"):
         table.add_column(col)
+    lines = ["| " + " | ".join(c.header for c in table.columns) + " |", "|---" * len(table.columns) + "|"]
     for name in [v for v in VARIANTS if v in results]:
         r, ref = results[name], reference(name)
         change = "" if ref not in results else f"{difference(r['knn_top1'], results[ref]['knn_top1'], n)} ({ref})"
-        table.add_row(name, f"{r['knn_top1']:.3f} ± {interval(r['knn_top1'], n):.3f}", f"{r['untrained_knn_top1']:.3f}",
-                      change, f"{r['probe_top1']:.3f} ± {interval(r['probe_top1'], n):.3f}",
-                      f"{r['untrained_probe_top1']:.3f}", f"{r['seconds']:.0f}")
-    Console().print(table)
+        cells = [name, f"{r['knn_top1']:.3f} ± {interval(r['knn_top1'], n):.3f}", f"{r['untrained_knn_top1']:.3f}",
+                 change, f"{r['probe_top1']:.3f} ± {interval(r['probe_top1'], n):.3f}", f"{r['untrained_probe_top1']:.3f}",
+                 f"{r['seconds']:.0f}"]
+        table.add_row(*cells)
+        lines.append("| " + " | ".join(cells) + " |")
+    Console(width=200).print(table)
+    results_file.with_suffix(".md").write_text("\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":

@@ -78,7 +78,8 @@ def model_card(record: dict, evaluation: dict | None, name: str, width: int) -> 
         *(["This student has the SCOTT convolutional stem: its timm architecture `vit_scott` is registered by "
            "subset-distill (`pip install subset-distill`, then `import students` before creating the model).", ""]
           if s.get("stem") == "scott" else []),
-        "```python", "import timm, torch", *(["import students  # registers vit_scott in timm"] if s.get("stem") == "scott" else []),
+        "```python", "import timm, torch",
+        *(["import students  # registers vit_scott in timm"] if s.get("stem") == "scott" else []),
         'model = timm.create_model("hf-hub:REPO_ID", pretrained=True)  # or "local-dir:/path/to/this/folder"',
         "model.eval()",
         "cfg = timm.data.resolve_data_config(model=model)  # input size, mean and std used in training",

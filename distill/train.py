@@ -404,7 +404,8 @@ def _finish(acc, run: Path, model, ema, config: TrainConfig, inputs: Inputs, ide
         "mode": "online" if inputs.teacher is not None else "cached", "targets": config.targets,
         "steps": config.steps, "batch_size": config.batch_size, "samples_seen": config.steps * config.batch_size,
         "epochs": config.steps * config.batch_size / n, "passes_per_image": config.steps * config.batch_size / k,
-        "processes": acc.num_processes, "precision": acc.mixed_precision, "attention": backend, "seconds_this_invocation": round(seconds, 2),
+        "processes": acc.num_processes, "precision": acc.mixed_precision, "attention": backend,
+        "seconds_this_invocation": round(seconds, 2),
         "resumed_at": first_step or None, "final_metrics": metrics[-1] if metrics else None,
     }
     write_json_atomic(run / "run.json", record)

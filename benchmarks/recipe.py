@@ -54,6 +54,8 @@ VARIANTS = {
     "demo, EMA 0.99": FINAL | {"ema": 0.99},
     "demo, lr 5e-4": FINAL | {"lr": 5e-4},
     "demo budget, resnet18 (CNN)": FINAL | {"student": "resnet18", "student_kwargs": {}, "stem": "patch"},
+    "demo, weight decay 0.3": FINAL | {"weight_decay": 0.3},
+    "demo, drop path 0.2": FINAL | {"student_kwargs": {"depth": 2, "drop_path_rate": 0.2}},
 }
 
 

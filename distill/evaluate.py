@@ -8,7 +8,6 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
@@ -18,7 +17,7 @@ from torchvision.transforms import v2
 from subsets.errors import InputError
 from subsets.fileio import read_json, write_json_atomic
 from subsets.progress import progress_bar
-from subsets.sources import UnreadableImage, collect_records, decode_image, open_source
+from subsets.sources import UnreadableImage, collect_records, decode_image, open_source, seeded_rows
 from teachers.base import to_normalized_tensor
 
 from .config import TrainConfig
@@ -65,9 +64,7 @@ def _labelled(spec: str, samples: int | None, seed: int) -> LabelledImages:
     index = src.index()
     if any(label is None for _, label in index):
         raise InputError(f"{spec}: images without labels; evaluation needs class subfolders or a `cls` field")
-    rows = np.arange(len(index))
-    if samples is not None and samples < len(index):
-        rows = np.sort(np.random.default_rng(seed).choice(len(index), samples, replace=False))
+    rows = seeded_rows(len(index), samples, seed)
     keys = [index[i][0] for i in rows]
     records = collect_records(src, keys)
     try:
@@ -185,6 +182,14 @@ def _data(config: EvalConfig, which: str) -> LabelledImages:
     return _labelled(config.test_source, config.test_samples, config.seed)
 
 
+def student_features(student, record: dict, config: EvalConfig, device, what: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """A student's class token on the train and test images, at the resolution and normalisation it was trained with."""
+    s = record["student"]
+    fn = lambda x: student(x)["cls"]  # noqa: E731
+    return tuple(extract(fn, _data(config, which), s["img_size"], s["mean"], s["std"], config.batch_size, device,
+                         f"{what} on {which}") for which in ("train", "test"))
+
+
 def scores(train_f, test_f, config: EvalConfig) -> dict[str, float]:
     tr, te = _data(config, "train"), _data(config, "test")
     return {"knn_top1": knn_accuracy(train_f, tr.labels, test_f, te.labels, tr.classes, config.knn_k, config.temperature),
@@ -221,10 +226,7 @@ def evaluate_run(run: Path, config: EvalConfig = EvalConfig(), device=None) -> d
     start = time.perf_counter()
     model, record = load_run(run)
     model.to(device)
-    s = record["student"]
-    fn = lambda x: model.student(x)["cls"]  # noqa: E731
-    train_f, test_f = (extract(fn, _data(config, which), s["img_size"], s["mean"], s["std"], config.batch_size, device,
-                               f"student on {which}") for which in ("train", "test"))
+    train_f, test_f = student_features(model.student, record, config, device, "student")
     result = {
         "format": EVAL_FORMAT, "run": str(Path(run).resolve()), "eval_set": config.eval_set(),
         "student": scores(train_f, test_f, config) | {"agreement": agreement(model, record, test_f, config, device)},
@@ -257,11 +259,7 @@ def _untrained_scores(run_config: TrainConfig, record: dict, config: EvalConfig,
     from .train import build_model
 
     twin = build_model(run_config, [TeacherTargets(t["key"], t, t["tokens"]) for t in record["teachers"]]).eval().to(device)
-    s = record["student"]
-    fn = lambda x: twin.student(x)["cls"]  # noqa: E731
-    train_f, test_f = (extract(fn, _data(config, which), s["img_size"], s["mean"], s["std"], config.batch_size, device,
-                               f"untrained on {which}") for which in ("train", "test"))
-    return scores(train_f, test_f, config)
+    return scores(*student_features(twin.student, record, config, device, "untrained"), config)
 
 
 def evaluate_teacher(info: dict, config: EvalConfig, device) -> dict | None:

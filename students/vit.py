@@ -58,9 +58,9 @@ class Student(nn.Module):
             raise InputError(f"stem {spec.stem!r}: choose one of {', '.join(STEMS)}")
         if spec.img_size % spec.patch_size:
             raise InputError(f"student image size {spec.img_size} is not a multiple of its patch size {spec.patch_size}")
-        if spec.stem == "scott" and (spec.patch_size < 4 or spec.patch_size & (spec.patch_size - 1)):
-            raise InputError(f"stem scott downsamples by powers of 2: patch size {spec.patch_size} must be 4, 8, 16, ...")
         if spec.stem == "scott":
+            if spec.patch_size < 4 or spec.patch_size & (spec.patch_size - 1):
+                raise InputError(f"stem scott downsamples by powers of 2: patch size {spec.patch_size} must be 4, 8, 16, ...")
             # The named ViT's shape as `vit_scott`, the registered timm architecture, so the export loads by name.
             with torch.device("meta"):
                 shape = scott_vit_args(_create(spec, img_size=spec.img_size, patch_size=spec.patch_size))

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import braceexpand
+import numpy as np
 import webdataset as wds
 from PIL import Image, UnidentifiedImageError
 
@@ -208,6 +209,13 @@ def open_source(spec: str | Path) -> ImageSource:
         f"{spec}: not a folder of images, a WebDataset pattern (shards/train-{{000000..000009}}.tar) "
         f"or builtin:NAME (available: {', '.join('builtin:' + n for n in sorted(BUILTINS))})"
     )
+
+
+def seeded_rows(count: int, samples: int | None, seed: int) -> np.ndarray:
+    """Sorted rows of a seeded random sample of `samples` out of `count` (all rows when samples is None or larger)."""
+    if samples is None or samples >= count:
+        return np.arange(count)
+    return np.sort(np.random.default_rng(seed).choice(count, samples, replace=False))
 
 
 def collect_records(source: ImageSource, keys: list[str]) -> dict[str, RawRecord]:

@@ -10,11 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 
 from subsets.errors import InputError
-from subsets.sources import ImageSource, UnreadableImage, collect_records, decode_image
+from subsets.sources import ImageSource, UnreadableImage, collect_records, decode_image, seeded_rows
 
 from .base import Teacher
 
@@ -32,9 +31,7 @@ class StatsConfig:
 
 def sample_keys(source: ImageSource, config: StatsConfig) -> list[str]:
     index = source.index()
-    n = min(config.samples, len(index))
-    rows = np.sort(np.random.default_rng(config.seed).choice(len(index), n, replace=False))
-    return [index[i][0] for i in rows]
+    return [index[i][0] for i in seeded_rows(len(index), config.samples, config.seed)]
 
 
 def channel_stats(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -104,7 +104,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("benchmarks/out/recipe"))
     args = parser.parse_args()
     names = [n for n in args.only.split(";") if n] or list(VARIANTS)
-    cache = args.cache or args.demo_out / "targets" / args.method
+    cache = args.cache or args.demo_out / "targets" / f"{args.method}-s0"
     views = json.loads((cache / "index.json").read_text())["views"]
     results_file = args.out / f"results-{args.method}-k{args.k}-v{views}.json"
     results = json.loads(results_file.read_text()) if results_file.exists() else {}

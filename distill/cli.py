@@ -121,7 +121,7 @@ def cmd_eval(a: argparse.Namespace) -> None:
 def cmd_compare(a: argparse.Namespace) -> None:
     from .compare import compare_runs
 
-    paths = compare_runs(a.runs, a.out)
+    paths = compare_runs(a.runs, a.out, baseline=a.baseline, require_verdicts=a.verdicts)
     for name, path in paths.items():
         print(f"{name:9s} {path}")
 
@@ -147,7 +147,7 @@ def cmd_sweep(a: argparse.Namespace) -> None:
     config = SweepConfig.load(a.config)
     if a.out:
         config.out = str(a.out)
-    acc = make_accelerator(config.train_config(Path(config.out), config.ks[0], config.seeds[0]))
+    acc = make_accelerator(config.train_config(Path(config.out), 1, config.seeds[0]))
     try:
         run_sweep(config, acc)
     finally:
@@ -183,12 +183,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = ss.add_parser("select", help="select a nested, ordered subset (first k entries = the k-subset)")
     s.add_argument("--embeddings", required=True, type=Path)
-    s.add_argument("--method", default="kcenter", help="kcenter | kmeans | random")
+    s.add_argument("--method", default="kcenter", help="kcenter | kmeans | kmeans-random | prototypes | random")
     s.add_argument("--k-max", type=int, default=1000, help="length of the ordering; every k <= k_max is served")
     s.add_argument("--out", required=True, type=Path)
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--dedup", type=float, default=None, metavar="T", help="drop near-duplicates above cosine T first")
-    s.add_argument("--clusters", type=_ints, default=None, help="kmeans clusters per level, finest first, e.g. 500,22")
+    s.add_argument("--clusters", type=_ints, default=None, help="kmeans: clusters per level, finest first, e.g. 500,22; prototypes: one count")
     s.add_argument("--niter", type=int, default=20, help="kmeans iterations per level")
     s.add_argument("--report-k", type=_ints, default=None, help="k values for coverage (default 10,20,50,...,k_max)")
     s.add_argument("--overwrite", action="store_true")
@@ -237,9 +237,13 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--no-teacher", action="store_true", help="skip the teacher's reference row")
     v.set_defaults(func=cmd_eval)
 
-    m = sub.add_parser("compare", help="gather evaluated runs: table, CSV, Markdown and plots against k")
+    m = sub.add_parser("compare", help="gather evaluated runs: tables with 95%% intervals, verdicts against a "
+                                       "baseline method, rank correlations with full-corpus runs, CSV, plots")
     m.add_argument("runs", nargs="+", type=Path)
     m.add_argument("--out", required=True, type=Path)
+    m.add_argument("--baseline", default="random", help="the method every other one is compared with, paired by seed")
+    m.add_argument("--verdicts", action="store_true",
+                   help="fail unless verdicts can be given (at least two seeds of each method at a k)")
     m.set_defaults(func=cmd_compare)
 
     x = sub.add_parser("export", help="a Hub-ready timm folder with a model card; --push uploads it")

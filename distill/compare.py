@@ -1,9 +1,12 @@
-"""Comparison of evaluated runs: student quality against subset size k, one series per selection method.
+"""Comparison of evaluated runs: student quality against subset size k, per recipe and selection method, with
+95% intervals, paired verdicts against a baseline method, and (with full-corpus runs) whether small k ranks
+recipes as the full corpus does.
 
-Writes `results.csv` (one row per run), `results.md` (mean ± std over seeds per method and k, the
-untrained student of the same shape as the floor row, the teacher as the ceiling row) and
-`results.png` (each metric against k on a log axis, error bars over seeds, floor and teacher
-dashed), and prints the table.
+Writes `results.csv` (one row per run), `results.md` and `results.json` (the accuracy table with intervals, the
+untrained student of the same shape as the floor row and the teacher as the ceiling row; the verdict table;
+the rank correlations), `results.png` (each metric against k, one line per method, 95% intervals, floor,
+teacher and full corpus dashed) and, with several recipes, `recipes.png`; and prints the tables.
+Intervals and verdicts come from one bootstrap over seeds and test images (`distill.intervals`).
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import json
 import statistics
 from pathlib import Path
 
+import numpy as np
 from rich.console import Console
 from rich.table import Table
 
@@ -21,15 +25,25 @@ from subsets.errors import InputError
 from subsets.fileio import read_json, write_text_atomic
 from subsets.report import save_figure
 
+from .intervals import Bootstrap, Estimate, verdict
+
 METRICS = {"knn_top1": "k-NN top-1", "probe_top1": "linear probe top-1", "agreement": "cosine to teacher"}
-COLUMNS = ["run", "method", "k", "seed", "steps", "epochs", "knn_top1", "probe_top1", "agreement",
+SCORED = ("knn_top1", "probe_top1")  # per-image results exist for these: intervals and verdicts
+COLUMNS = ["run", "recipe", "method", "k", "seed", "steps", "epochs", "knn_top1", "probe_top1", "agreement",
            "untrained_knn_top1", "untrained_probe_top1"]
 FLOOR = "untrained student"
+FULL = "full"
+
+
+def k_order(k) -> tuple:
+    """Subset sizes ascending, the full corpus last."""
+    return (1, 0) if k == FULL else (0, k)
 
 
 def load_rows(runs: list[Path]) -> tuple[list[dict], dict]:
-    """One row per run (from run.json and eval.json) and the reference rows (the untrained floor, averaged over
-    the runs, and each teacher's scores); refuses runs evaluated on different sets."""
+    """One row per run (from run.json and eval.json; `correct` holds its per-image results) and the reference rows
+    (the untrained floor, averaged over the runs, and each teacher's scores); refuses runs evaluated on different
+    sets or without per-image results."""
     if not runs:
         raise InputError("compare: no runs given")
     rows, first, references = [], None, {}
@@ -43,111 +57,335 @@ def load_rows(runs: list[Path]) -> tuple[list[dict], dict]:
             diff = sorted(k for k in ev["eval_set"] if ev["eval_set"][k] != first[1].get(k))
             raise InputError(f"{run}: evaluated on another set than {first[0]} (differs in {', '.join(diff)}); "
                              "re-evaluate them alike to compare")
+        if "correct" not in ev["student"]:
+            raise InputError(f"{run / 'eval.json'}: has no per-image results (made by an older version); "
+                             f"re-evaluate it (distill eval --run {run})")
         agreements = [v for v in ev["student"]["agreement"].values() if v is not None]
-        rows.append({"run": run.name, "method": rec["subset"]["method"], "k": rec["subset"]["k"],
+        subset = rec["subset"]
+        rows.append({"run": _run_label(run, rec), "recipe": rec["config"].get("recipe") or "",
+                     "method": FULL if subset.get("full") else subset["method"],
+                     "k": FULL if subset.get("full") else subset["k"],
                      "seed": rec["config"]["seed"], "steps": rec["steps"], "epochs": round(rec["epochs"], 2),
                      "knn_top1": ev["student"]["knn_top1"], "probe_top1": ev["student"]["probe_top1"],
                      "agreement": statistics.fmean(agreements) if agreements else None,
                      "untrained_knn_top1": ev.get("untrained", {}).get("knn_top1"),
-                     "untrained_probe_top1": ev.get("untrained", {}).get("probe_top1")})
+                     "untrained_probe_top1": ev.get("untrained", {}).get("probe_top1"),
+                     "correct": {m: np.frombuffer(ev["student"]["correct"][m].encode(), np.uint8) == ord("1")
+                                 for m in SCORED}})
         for name, scores in ev.get("teachers", {}).items():
             if scores:
                 references.setdefault(f"teacher: {name}", scores)
-    rows.sort(key=lambda r: (r["method"], r["k"], r["seed"]))
-    floors = [r for r in rows if r["untrained_knn_top1"] is not None]
-    reference = {FLOOR: {m: statistics.fmean(r[f"untrained_{m}"] for r in floors) for m in ("knn_top1", "probe_top1")}}
-    return rows, (reference if floors else {}) | references
+    rows.sort(key=lambda r: (r["recipe"], r["method"], k_order(r["k"]), r["seed"]))
+    _refuse_duplicates(rows)
+    return rows, floor_rows(rows) | references
 
 
-def aggregate(rows: list[dict]) -> list[dict]:
-    """Mean and std over seeds for each (method, k)."""
-    groups: dict[tuple, list[dict]] = {}
+def floor_rows(rows: list[dict]) -> dict:
+    """The untrained student, averaged over the runs; one row per recipe when recipes differ in the floor (another
+    student shape or seed gives another untrained twin)."""
+    by_recipe: dict[str, dict] = {}
+    for recipe in dict.fromkeys(r["recipe"] for r in rows):
+        floors = [r for r in rows if r["recipe"] == recipe and r["untrained_knn_top1"] is not None]
+        if floors:
+            by_recipe[recipe] = {m: statistics.fmean(r[f"untrained_{m}"] for r in floors) for m in SCORED}
+    if len({tuple(v.values()) for v in by_recipe.values()}) <= 1:
+        return {FLOOR: v for v in list(by_recipe.values())[:1]}
+    return {f"{FLOOR} ({recipe})": v for recipe, v in by_recipe.items()}
+
+
+def _run_label(run: Path, rec: dict) -> str:
+    return f"{rec['config']['recipe']}/{run.name}" if rec["config"].get("recipe") else run.name
+
+
+def _refuse_duplicates(rows: list[dict]) -> None:
+    seen = {}
     for r in rows:
-        groups.setdefault((r["method"], r["k"]), []).append(r)
+        key = (r["recipe"], r["method"], r["k"], r["seed"])
+        if key in seen:
+            raise InputError(f"compare: runs {seen[key]} and {r['run']} are the same recipe, method, k and seed; "
+                             "give each once")
+        seen[key] = r["run"]
+
+
+def _groups(rows: list[dict]) -> dict[tuple, dict[int, dict]]:
+    """(recipe, method, k) -> {seed: row}."""
+    groups: dict[tuple, dict[int, dict]] = {}
+    for r in rows:
+        groups.setdefault((r["recipe"], r["method"], r["k"]), {})[r["seed"]] = r
+    return groups
+
+
+def _stack(runs: list[dict], metric: str) -> np.ndarray:
+    return np.stack([r["correct"][metric] for r in runs])
+
+
+def aggregate(rows: list[dict], boot: Bootstrap) -> list[dict]:
+    """Per (recipe, method, k): mean over seeds, std, and the 95% interval (seeds and test images resampled)."""
     out = []
-    for (method, k), rs in sorted(groups.items()):
-        agg = {"method": method, "k": k, "seeds": len(rs)}
+    for (recipe, method, k), by_seed in sorted(_groups(rows).items(), key=lambda g: (g[0][0], g[0][1], k_order(g[0][2]))):
+        rs = [by_seed[s] for s in sorted(by_seed)]
+        agg = {"recipe": recipe, "method": method, "k": k, "seeds": len(rs)}
         for m in METRICS:
             vals = [r[m] for r in rs if r[m] is not None]
             agg[m] = statistics.fmean(vals) if vals else None
             agg[m + "_std"] = statistics.stdev(vals) if len(vals) > 1 else 0.0
+        for m in SCORED:
+            est = boot.mean(_stack(rs, m))
+            agg[m + "_low"], agg[m + "_high"] = est.low, est.high
         out.append(agg)
     return out
 
 
-def _cell(mean, std, seeds) -> str:
-    if mean is None:
+def verdicts(rows: list[dict], boot: Bootstrap, baseline: str) -> tuple[list[dict], str | None]:
+    """Each method against `baseline` at each k of each recipe: the mean over seeds of the paired difference (same
+    seed, same test images), its 95% interval, and a verdict. Returns (rows, why there are none, if so)."""
+    groups = _groups(rows)
+    out, single = [], False
+    for (recipe, method, k), by_seed in sorted(groups.items(), key=lambda g: (g[0][0], k_order(g[0][2]), g[0][1])):
+        base = groups.get((recipe, baseline, k))
+        if method in (baseline, FULL) or base is None:
+            continue
+        seeds = sorted(set(by_seed) & set(base))
+        if len(seeds) < 2:
+            single = True
+            continue
+        row = {"recipe": recipe, "k": k, "method": method, "baseline": baseline, "seeds": len(seeds)}
+        for m in SCORED:
+            d = boot.difference(_stack([by_seed[s] for s in seeds], m), _stack([base[s] for s in seeds], m))
+            row |= {f"{m}_diff": d.value, f"{m}_low": d.low, f"{m}_high": d.high, f"{m}_verdict": verdict(d.low, d.high)}
+        out.append(row)
+    if out:
+        return out, None
+    if single:
+        return [], (f"no verdicts: a verdict against {baseline} needs at least two seeds of each method at a k "
+                    "(paired by seed); these runs have one")
+    return [], f"no verdicts: no method has runs beside {baseline} at the same k"
+
+
+def rank_correlations(rows: list[dict], boot: Bootstrap, metric: str = "knn_top1") -> list[dict]:
+    """With runs on the full corpus: for each method and small k, Spearman's correlation between the ranking of
+    recipes there and on the full corpus, with its 95% interval (recipes paired by seed)."""
+    groups = _groups(rows)
+    full = {recipe: g for (recipe, method, _), g in groups.items() if method == FULL}
+    out = []
+    for method in sorted({m for (_, m, _) in groups if m != FULL}):
+        for k in sorted({k for (_, m, k) in groups if m == method}, key=k_order):
+            recipes = [r for r in sorted(full) if (r, method, k) in groups]
+            if len(recipes) < 3:  # with two, any ranking correlates +-1
+                continue
+            seeds = sorted(set.intersection(*[set(groups[(r, method, k)]) & set(full[r]) for r in recipes]))
+            if not seeds:
+                continue
+            est: Estimate = boot.rank_correlation([_stack([groups[(r, method, k)][s] for s in seeds], metric) for r in recipes],
+                                                  [_stack([full[r][s] for s in seeds], metric) for r in recipes])
+            out.append({"method": method, "k": k, "recipes": len(recipes), "seeds": len(seeds), "metric": metric,
+                        "spearman": est.value, "low": est.low, "high": est.high})
+    return out
+
+
+# ------------------------------------------------------------------------------------------ tables
+def _cell(a: dict, m: str) -> str:
+    if a[m] is None:
         return "-"
-    return f"{mean:.3f} ± {std:.3f}" if seeds > 1 else f"{mean:.3f}"
+    if m in SCORED:
+        return f"{a[m]:.3f} [{a[m + '_low']:.3f}, {a[m + '_high']:.3f}]"
+    return f"{a[m]:.3f} ± {a[m + '_std']:.3f}" if a["seeds"] > 1 else f"{a[m]:.3f}"
 
 
-def markdown(agg: list[dict], references: dict) -> str:
-    lines = ["| method | k | seeds | " + " | ".join(METRICS.values()) + " |", "|---|---|---|" + "---|" * len(METRICS)]
+def _diff(v: dict, m: str) -> str:
+    return f"{v[m + '_diff']:+.3f} [{v[m + '_low']:+.3f}, {v[m + '_high']:+.3f}]"
+
+
+def _k(k) -> str:
+    return FULL if k == FULL else f"{k:,}"
+
+
+def _recipes(agg: list[dict]) -> bool:
+    return any(a["recipe"] for a in agg)
+
+
+def markdown(agg: list[dict], references: dict, verdict_rows: list[dict], ranks: list[dict], notes: list[str]) -> str:
+    lead = ["recipe"] if _recipes(agg) else []
+    head = lead + ["method", "k", "seeds"] + [f"{METRICS[m]} [95% interval]" if m in SCORED else
+                                             f"{METRICS[m]} (± std)" for m in METRICS]
+    lines = ["## Student quality against k", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for a in agg:
-        lines.append(f"| {a['method']} | {a['k']:,} | {a['seeds']} | "
-                     + " | ".join(_cell(a[m], a[m + '_std'], a['seeds']) for m in METRICS) + " |")
+        lines.append("| " + " | ".join(([a["recipe"]] if lead else []) + [a["method"], _k(a["k"]), str(a["seeds"])]
+                                       + [_cell(a, m) for m in METRICS]) + " |")
     for name, t in references.items():
-        lines.append(f"| {name} | | | {t['knn_top1']:.3f} | {t['probe_top1']:.3f} | {'-' if name == FLOOR else 1} |")
-    return "\n".join(lines) + "\n"
+        lines.append("| " + " | ".join([name] + [""] * (len(lead) + 2) + [f"{t['knn_top1']:.3f}", f"{t['probe_top1']:.3f}",
+                                                                         "-" if name.startswith(FLOOR) else "1"]) + " |")
+    if verdict_rows:
+        head = lead + ["k", "method", "seeds"] + [f"{METRICS[m]}: difference [95% interval]" for m in SCORED] + \
+            [f"{METRICS[m]}: verdict" for m in SCORED]
+        lines += ["", f"## Against {verdict_rows[0]['baseline']} (paired by seed and test image)", "",
+                  "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        for v in verdict_rows:
+            lines.append("| " + " | ".join(([v["recipe"]] if lead else []) + [_k(v["k"]), v["method"], str(v["seeds"])]
+                                           + [_diff(v, m) for m in SCORED] + [v[m + "_verdict"] for m in SCORED]) + " |")
+    if ranks:
+        lines += ["", "## Does a small k rank recipes as the full corpus does? (Spearman, k-NN)", "",
+                  "| method | k | recipes | seeds | Spearman [95% interval] |", "|---|---|---|---|---|"]
+        for r in ranks:
+            lines.append(f"| {r['method']} | {_k(r['k'])} | {r['recipes']} | {r['seeds']} | "
+                         f"{r['spearman']:+.2f} [{r['low']:+.2f}, {r['high']:+.2f}] |")
+    lines += [""] + [f"_{n}_" for n in notes]
+    return "\n".join(lines).rstrip() + "\n"
 
 
-def rich_table(agg: list[dict], references: dict) -> Table:
-    table = Table(title="student quality against subset size k (mean ± std over seeds)", title_style="bold")
-    for col in ("method", "k", "seeds", *METRICS.values()):
-        table.add_column(col, justify="left" if col == "method" else "right")
+def rich_tables(agg: list[dict], references: dict, verdict_rows: list[dict], ranks: list[dict]) -> list[Table]:
+    lead = ["recipe"] if _recipes(agg) else []
+    table = Table(title="student quality against subset size k (mean over seeds [95% interval])", title_style="bold")
+    for col in (*lead, "method", "k", "seeds", *METRICS.values()):
+        table.add_column(col, justify="left" if col in ("method", "recipe") else "right")
     best = {m: max((a[m] for a in agg if a[m] is not None), default=None) for m in METRICS}
     for a in agg:
-        cells = [_cell(a[m], a[m + "_std"], a["seeds"]) for m in METRICS]
+        cells = [_cell(a, m) for m in METRICS]
         cells = [f"[bold]{c}[/]" if a[m] is not None and a[m] == best[m] else c for c, m in zip(cells, METRICS)]
-        table.add_row(a["method"], f"{a['k']:,}", str(a["seeds"]), *cells)
+        table.add_row(*([a["recipe"]] if lead else []), a["method"], _k(a["k"]), str(a["seeds"]), *cells)
     for name, t in references.items():
-        table.add_row(f"[dim]{name}[/]", "", "", f"{t['knn_top1']:.3f}", f"{t['probe_top1']:.3f}",
-                      "-" if name == FLOOR else "1")
-    return table
+        table.add_row(f"[dim]{name}[/]", *[""] * (len(lead) + 2), f"{t['knn_top1']:.3f}", f"{t['probe_top1']:.3f}",
+                      "-" if name.startswith(FLOOR) else "1")
+    tables = [table]
+    if verdict_rows:
+        vt = Table(title=f"against {verdict_rows[0]['baseline']}, paired by seed (difference [95% interval], verdict)",
+                   title_style="bold")
+        for col in (*lead, "k", "method", "seeds", *(METRICS[m] for m in SCORED)):
+            vt.add_column(col, justify="left" if col in ("method", "recipe") else "right")
+        colour = {"better": "green", "worse": "red", "not resolved": "dim"}
+        for v in verdict_rows:
+            vt.add_row(*([v["recipe"]] if lead else []), _k(v["k"]), v["method"], str(v["seeds"]),
+                       *(f"{_diff(v, m)} [{colour[v[m + '_verdict']]}]{v[m + '_verdict']}[/]" for m in SCORED))
+        tables.append(vt)
+    if ranks:
+        rt = Table(title="does a small k rank recipes as the full corpus does? (Spearman on k-NN [95% interval])",
+                   title_style="bold")
+        for col in ("method", "k", "recipes", "seeds", "Spearman"):
+            rt.add_column(col, justify="left" if col == "method" else "right")
+        for r in ranks:
+            rt.add_row(r["method"], _k(r["k"]), str(r["recipes"]), str(r["seeds"]),
+                       f"{r['spearman']:+.2f} [{r['low']:+.2f}, {r['high']:+.2f}]")
+        tables.append(rt)
+    return tables
+
+
+# ------------------------------------------------------------------------------------------ plots
+def _errorbar(ax, pts: list[dict], metric: str, **style) -> None:
+    x = [a["k"] for a in pts]
+    y = [a[metric] for a in pts]
+    if metric in SCORED:
+        err = [[a[metric] - a[metric + "_low"] for a in pts], [a[metric + "_high"] - a[metric] for a in pts]]
+    else:
+        err = [a[metric + "_std"] for a in pts]
+    ax.errorbar(x, y, yerr=err, marker="o", ms=4, capsize=3, **style)
+
+
+def _full_line(ax, full: dict | None, metric: str, color: str, label: str) -> None:
+    if full is None or full[metric] is None:
+        return
+    ax.axhline(full[metric], ls="-.", color=color, lw=1, label=label)
+    if metric in SCORED:
+        ax.axhspan(full[metric + "_low"], full[metric + "_high"], color=color, alpha=0.12, lw=0)
 
 
 def plot(agg: list[dict], references: dict, png: Path, title: str) -> Path:
+    """Each metric against k for the first recipe: one line per method with its 95% interval; the floor, the
+    teachers and the full corpus as horizontal lines."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    methods = sorted({a["method"] for a in agg})
+    recipe = agg[0]["recipe"]
+    agg = [a for a in agg if a["recipe"] == recipe]
+    methods = sorted({a["method"] for a in agg if a["method"] != FULL})
+    full = next((a for a in agg if a["method"] == FULL), None)
     fig, axes = plt.subplots(1, len(METRICS), figsize=(4.4 * len(METRICS), 3.6), squeeze=False)
     for ax, (metric, label) in zip(axes[0], METRICS.items()):
-        for method in methods:
+        for i, method in enumerate(methods):
             pts = [a for a in agg if a["method"] == method and a[metric] is not None]
             if pts:
-                ax.errorbar([a["k"] for a in pts], [a[metric] for a in pts], yerr=[a[metric + "_std"] for a in pts],
-                            marker="o", ms=4, capsize=3, label=method)
+                _errorbar(ax, pts, metric, label=method, color=f"C{i}")
+        _full_line(ax, full, metric, "k", "full corpus")
         if metric != "agreement":
             for i, (name, t) in enumerate(references.items()):
-                color = "0.5" if name == FLOOR else f"C{len(methods) + i}"
+                if name.startswith(FLOOR) and name not in (FLOOR, f"{FLOOR} ({recipe})"):
+                    continue  # another recipe's floor
+                color = "0.5" if name.startswith(FLOOR) else f"C{len(methods) + i}"
                 ax.axhline(t[metric], ls="--", color=color, lw=1, label=name)
         ax.set_xscale("log")
         ax.set_xlabel("subset size k")
         ax.set_title(label, fontsize=10)
         ax.grid(alpha=0.3)
     axes[0][0].legend(fontsize=7)
+    fig.suptitle(title + (f" (recipe {recipe})" if recipe else ""), fontsize=10)
+    fig.tight_layout()
+    return save_figure(fig, png)
+
+
+def plot_recipes(agg: list[dict], png: Path, title: str, metric: str = "knn_top1") -> Path:
+    """k-NN against k per recipe (one panel per method the recipes share), each recipe's full-corpus result as a
+    horizontal line of its colour: whether the lines keep their order from small k to the full corpus."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    recipes = sorted({a["recipe"] for a in agg})
+    shared = [m for m in sorted({a["method"] for a in agg if a["method"] != FULL})
+              if sum(any(a["recipe"] == r and a["method"] == m for a in agg) for r in recipes) > 1]
+    fig, axes = plt.subplots(1, max(1, len(shared)), figsize=(4.6 * max(1, len(shared)), 3.6), squeeze=False)
+    for ax, method in zip(axes[0], shared):
+        for i, recipe in enumerate(recipes):
+            pts = [a for a in agg if a["recipe"] == recipe and a["method"] == method]
+            if pts:
+                _errorbar(ax, pts, metric, label=recipe, color=f"C{i}")
+            _full_line(ax, next((a for a in agg if a["recipe"] == recipe and a["method"] == FULL), None), metric,
+                       f"C{i}", None)
+        ax.set_xscale("log")
+        ax.set_xlabel("subset size k")
+        ax.set_title(f"{METRICS[metric]}, {method} subsets (dash-dot: full corpus)", fontsize=9)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return save_figure(fig, png)
 
 
-def compare_runs(runs: list[Path], out: Path, console: Console | None = None) -> dict[str, Path]:
+# ------------------------------------------------------------------------------------------ the whole comparison
+def compare_runs(runs: list[Path], out: Path, console: Console | None = None, baseline: str = "random",
+                 require_verdicts: bool = False) -> dict[str, Path]:
     rows, references = load_rows(runs)
-    agg = aggregate(rows)
+    n_images = len(rows[0]["correct"]["knn_top1"])
+    boot = Bootstrap(n_images)
+    agg = aggregate(rows, boot)
+    verdict_rows, why_not = verdicts(rows, boot, baseline)
+    if why_not and require_verdicts:
+        raise InputError(f"compare: {why_not}")
+    ranks = rank_correlations(rows, boot)
+    notes = [f"95% intervals: {boot.replicates:,} bootstrap replicates over seeds and the {n_images:,} test images."]
+    notes += [why_not] if why_not else []
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    plain = [{k: v for k, v in r.items() if k != "correct"} for r in rows]
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
     writer.writeheader()
-    writer.writerows([{k: round(v, 4) if isinstance(v, float) else v for k, v in r.items()} for r in rows])
+    writer.writerows([{k: round(v, 4) if isinstance(v, float) else v for k, v in r.items()} for r in plain])
     write_text_atomic(out / "results.csv", buf.getvalue())
-    write_text_atomic(out / "results.md", markdown(agg, references))
-    write_text_atomic(out / "results.json", json.dumps({"runs": rows, "aggregate": agg, "references": references}, indent=1))
+    write_text_atomic(out / "results.md", markdown(agg, references, verdict_rows, ranks, notes))
+    write_text_atomic(out / "results.json", json.dumps({"runs": plain, "aggregate": agg, "verdicts": verdict_rows,
+                                                        "rank_correlations": ranks, "references": references,
+                                                        "notes": notes}, indent=1))
     first = read_json(Path(runs[0]) / "eval.json", "evaluation")["eval_set"]
     title = f"k-NN / probe: {first['train_source']} -> {first['test_source']}; students at equal step budgets"
-    png = plot(agg, references, out / "results.png", title)
-    (console or Console()).print(rich_table(agg, references))
-    return {"csv": out / "results.csv", "markdown": out / "results.md", "plot": png}
+    paths = {"csv": out / "results.csv", "markdown": out / "results.md", "json": out / "results.json",
+             "plot": plot(agg, references, out / "results.png", title)}
+    if len({a["recipe"] for a in agg}) > 1:
+        paths["recipes_plot"] = plot_recipes(agg, out / "recipes.png", "recipes against k")
+    console = console or Console()
+    for table in rich_tables(agg, references, verdict_rows, ranks):
+        console.print(table)
+    for note in notes[1:]:
+        console.print(f"[dim]{note}[/]")
+    return paths

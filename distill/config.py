@@ -59,6 +59,7 @@ class TrainConfig:
     ema: float = 0.0  # EMA decay of the student's weights (0 = off); the exported student is the EMA
     precision: str | None = None  # no | bf16 | fp16 (accelerate mixed precision; unset: accelerate launch's / its config)
     seed: int = 0
+    recipe: str | None = None  # a name for these settings, by which `distill compare` groups runs (sweeps set it)
     workers: int = 2  # DataLoader worker processes per training process
     checkpoint_every: int = 200
     keep_checkpoints: int = 2

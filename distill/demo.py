@@ -44,7 +44,7 @@ class DemoConfig:
     def sweep(self) -> SweepConfig:
         return SweepConfig(
             out=str(self.out), source=self.source, encoder=self.encoder, methods=list(self.methods), ks=list(self.ks),
-            seeds=[self.seed], select_seed=self.seed, teacher=DEFAULT_ENCODER, teacher_resolution=128, views=2,
+            seeds=[self.seed], teacher=DEFAULT_ENCODER, teacher_resolution=128, views=2,
             train=dict(self.train), eval={"test_source": self.test_source, "train_source": self.source},
         ).check("demo")
 

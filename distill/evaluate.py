@@ -98,20 +98,36 @@ def extract(fn, data: LabelledImages, resolution: int, mean, std, batch_size: in
 
 def knn_accuracy(train: torch.Tensor, train_y: torch.Tensor, test: torch.Tensor, test_y: torch.Tensor,
                  classes: int, k: int = 20, temperature: float = 0.07) -> float:
-    """Weighted k-NN on cosine similarity (DINO): each of the k nearest votes exp(cos / T) for its class."""
+    return _share(knn_correct(train, train_y, test, test_y, classes, k, temperature))
+
+
+def _share(correct: torch.Tensor) -> float:
+    return correct.sum().item() / len(correct)
+
+
+def knn_correct(train: torch.Tensor, train_y: torch.Tensor, test: torch.Tensor, test_y: torch.Tensor,
+                classes: int, k: int = 20, temperature: float = 0.07) -> torch.Tensor:
+    """Weighted k-NN on cosine similarity (DINO): each of the k nearest votes exp(cos / T) for its class.
+    Returns whether each test image is classified correctly."""
     train, test = F.normalize(train, dim=1), F.normalize(test, dim=1)
     k = min(k, len(train))
-    correct = 0
+    correct = []
     for b0 in range(0, len(test), 1024):
         sim, idx = (test[b0:b0 + 1024] @ train.T).topk(k, dim=1)
         votes = torch.zeros(len(sim), classes).scatter_add_(1, train_y[idx], (sim / temperature).exp())
-        correct += (votes.argmax(1) == test_y[b0:b0 + 1024]).sum().item()
-    return correct / len(test)
+        correct.append(votes.argmax(1) == test_y[b0:b0 + 1024])
+    return torch.cat(correct)
 
 
 def probe_accuracy(train: torch.Tensor, train_y: torch.Tensor, test: torch.Tensor, test_y: torch.Tensor,
                    classes: int, weight_decay: float = 1e-3, iters: int = 100) -> float:
-    """Multinomial logistic regression on standardised frozen features, fitted by L-BFGS (deterministic)."""
+    return _share(probe_correct(train, train_y, test, test_y, classes, weight_decay, iters))
+
+
+def probe_correct(train: torch.Tensor, train_y: torch.Tensor, test: torch.Tensor, test_y: torch.Tensor,
+                  classes: int, weight_decay: float = 1e-3, iters: int = 100) -> torch.Tensor:
+    """Multinomial logistic regression on standardised frozen features, fitted by L-BFGS (deterministic).
+    Returns whether each test image is classified correctly."""
     mean, std = train.mean(0), train.std(0).clamp_min(1e-6)
     x, xt = (train - mean) / std, (test - mean) / std
     w = torch.zeros(x.shape[1], classes, requires_grad=True)
@@ -126,7 +142,7 @@ def probe_accuracy(train: torch.Tensor, train_y: torch.Tensor, test: torch.Tenso
 
     opt.step(closure)
     with torch.no_grad():
-        return ((xt @ w + b).argmax(1) == test_y).float().mean().item()
+        return (xt @ w + b).argmax(1) == test_y
 
 
 def _to_tensor(resolution: int, mean, std) -> v2.Compose:
@@ -190,11 +206,18 @@ def student_features(student, record: dict, config: EvalConfig, device, what: st
                          f"{what} on {which}") for which in ("train", "test"))
 
 
-def scores(train_f, test_f, config: EvalConfig) -> dict[str, float]:
+def scores(train_f, test_f, config: EvalConfig, per_image: bool = False) -> dict:
+    """k-NN and probe accuracy; with per_image, also which test images each got right (as a string of 0/1 in
+    test-set order), so a comparison can pair two runs image by image and resample the test set."""
     tr, te = _data(config, "train"), _data(config, "test")
-    return {"knn_top1": knn_accuracy(train_f, tr.labels, test_f, te.labels, tr.classes, config.knn_k, config.temperature),
-            "probe_top1": probe_accuracy(train_f, tr.labels, test_f, te.labels, tr.classes, config.probe_weight_decay,
-                                         config.probe_iters)}
+    correct = {"knn_top1": knn_correct(train_f, tr.labels, test_f, te.labels, tr.classes, config.knn_k,
+                                       config.temperature),
+               "probe_top1": probe_correct(train_f, tr.labels, test_f, te.labels, tr.classes, config.probe_weight_decay,
+                                           config.probe_iters)}
+    out = {metric: _share(c) for metric, c in correct.items()}
+    if per_image:
+        out["correct"] = {metric: "".join("1" if v else "0" for v in c.tolist()) for metric, c in correct.items()}
+    return out
 
 
 @torch.no_grad()
@@ -229,7 +252,8 @@ def evaluate_run(run: Path, config: EvalConfig = EvalConfig(), device=None) -> d
     train_f, test_f = student_features(model.student, record, config, device, "student")
     result = {
         "format": EVAL_FORMAT, "run": str(Path(run).resolve()), "eval_set": config.eval_set(),
-        "student": scores(train_f, test_f, config) | {"agreement": agreement(model, record, test_f, config, device)},
+        "student": scores(train_f, test_f, config, per_image=True)
+        | {"agreement": agreement(model, record, test_f, config, device)},
         "untrained": evaluate_untrained(record, config, device),
         "teachers": {info["name"]: evaluate_teacher(info, config, device) for info in record["teachers"]}
         if config.teachers else {},

@@ -1,13 +1,17 @@
-"""Sweeps: selection methods x subset sizes k x seeds, end to end.
+"""Sweeps: recipes x selection methods x subset sizes k x seeds, end to end.
 
-One embedding of the corpus, one selection per method (ordered to the largest k), one target
-cache per method made at the largest k and read for every smaller k, one training run and one
-evaluation per (method, k, seed), then the comparison. Finished runs are skipped, so an
-interrupted sweep rerun with the same file resumes.
+One embedding of the corpus; for each method and seed one selection (a seed draws another subset: random
+another permutation, kcenter another start, the k-means methods another initialisation) ordered to the
+largest k, and one target cache made at the largest k and read for every smaller k. `full` as a k trains on
+the whole corpus (one cache, whatever the method). Each recipe (named train settings over the shared ones)
+trains one run per (method, k, seed), then every run is evaluated and the comparison made. Finished runs
+are skipped, so an interrupted sweep rerun with the same file resumes.
 """
 
 from __future__ import annotations
 
+import re
+import shutil
 import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -21,10 +25,10 @@ from subsets.fileio import read_json
 from subsets.make_subset import SelectConfig, make_subset
 from subsets.manifest import Manifest, read_manifest
 from subsets.report import plot_coverage, print_coverage
-from subsets.select import METHODS
+from subsets.select import METHODS, dedup
 from subsets.sources import open_source
 from teachers import load_teacher
-from teachers.cache import CacheConfig, cache_targets
+from teachers.cache import CacheConfig, bytes_per_image_view, cache_targets
 from teachers.views import ViewPolicy
 
 from .compare import compare_runs
@@ -33,7 +37,9 @@ from .encoders import DEFAULT_ENCODER, resolve_encoder
 from .evaluate import EvalConfig, evaluate_run
 from .train import OPERATIONAL, make_accelerator, train
 
-SET_BY_SWEEP = {"out", "targets", "teacher", "subset", "source", "k", "seed"}
+SET_BY_SWEEP = {"out", "targets", "teacher", "subset", "source", "k", "seed", "recipe"}
+FULL = "full"
+RECIPE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
 @dataclass
@@ -43,15 +49,18 @@ class SweepConfig:
     encoder: str = DEFAULT_ENCODER  # embeds the corpus for selection
     encoder_resolution: int | None = None
     methods: list[str] = field(default_factory=lambda: ["kcenter", "kmeans", "random"])
-    ks: list[int] = field(default_factory=lambda: [100, 300, 1000])
-    seeds: list[int] = field(default_factory=lambda: [0])  # training seeds: error bars come from these
-    select_seed: int = 0
+    ks: list = field(default_factory=lambda: [100, 300, 1000])  # subset sizes; "full" is the whole corpus
+    seeds: list[int] = field(default_factory=lambda: [0])  # each seed draws its own subset and trains its own student
     dedup: float | None = None  # drop near-duplicates above this cosine before selecting
     teacher: str = "mobilenetv2_imagenet"
     teacher_resolution: int | None = None
     views: int = 2
     patch_grid: int | None = None
     train: dict = field(default_factory=dict)  # TrainConfig settings shared by every run (steps, student, ...)
+    # named train settings over `train`, e.g. [{name: patch-stem, train: {stem: patch}}]; none: one recipe, `train`
+    recipes: list[dict] = field(default_factory=list)
+    recipe_methods: list[str] | None = None  # the methods every recipe after the first runs on (default: all)
+    baseline: str = "random"  # the method each other one is compared with, paired by seed
     eval: dict = field(default_factory=dict)  # EvalConfig settings
 
     @classmethod
@@ -64,27 +73,74 @@ class SweepConfig:
 
     def check(self, origin: str = "sweep") -> SweepConfig:
         """Everything that can be refused is refused here, before any work starts."""
-        bad = [m for m in self.methods if m not in METHODS]
+        bad = [m for m in self.methods + (self.recipe_methods or []) if m not in METHODS]
         if bad or not self.methods:
             raise InputError(f"{origin}: unknown method(s) {', '.join(map(str, bad)) or '(none given)'} "
                              f"(choose from {', '.join(METHODS)})")
-        if not self.ks or any(not isinstance(k, int) or k < 1 for k in self.ks):
-            raise InputError(f"{origin}: ks must be a list of positive integers, not {self.ks}")
-        if not self.seeds or any(not isinstance(s, int) for s in self.seeds):
-            raise InputError(f"{origin}: seeds must be a list of integers, not {self.seeds}")
+        outside = sorted(set(self.recipe_methods or []) - set(self.methods))
+        if outside:
+            raise InputError(f"{origin}: recipe_methods {', '.join(outside)} not among the sweep's methods")
+        if not self.ks or any(k != FULL and (not isinstance(k, int) or isinstance(k, bool) or k < 1) for k in self.ks):
+            raise InputError(f"{origin}: ks must be a list of positive integers or \"full\", not {self.ks}")
+        if not self.seeds or any(not isinstance(s, int) for s in self.seeds) or len(set(self.seeds)) < len(self.seeds):
+            raise InputError(f"{origin}: seeds must be a list of distinct integers, not {self.seeds}")
+        self._check_recipes(origin)
+        self.train_config(Path(self.out), self.small_ks[0] if self.small_ks else 1, self.seeds[0])  # validates
+        self.eval_config()
+        size = self.corpus_size
+        if self.small_ks and max(self.small_ks) > size:
+            raise InputError(f"{origin}: k = {max(self.small_ks):,} is above the corpus size ({size:,} images in "
+                             f"{self.source}); \"full\" trains on all of it")
+        return self
+
+    def _check_recipes(self, origin: str) -> None:
+        if not isinstance(self.recipes, list) or any(not isinstance(r, dict) for r in self.recipes):
+            raise InputError(f"{origin}: recipes must be a list of {{name: ..., train: {{...}}}}")
+        seen: dict[str, str] = {}
+        for r in self.recipes:
+            extra = sorted(set(r) - {"name", "train"})
+            name = r.get("name")
+            if extra or not isinstance(name, str) or not RECIPE_NAME.match(name) or not isinstance(r.get("train", {}), dict):
+                raise InputError(f"{origin}: recipe {r}: needs a name (letters, digits, _ . -) and a train mapping"
+                                 + (f", not {', '.join(extra)}" if extra else ""))
+            if name.lower() in seen:  # run folders of the two would collide (on case-insensitive disks too)
+                raise InputError(f"{origin}: recipe names {seen[name.lower()]!r} and {name!r} collide; name each "
+                                 "recipe differently")
+            seen[name.lower()] = name
+            clash = sorted(set(r.get("train", {})) & SET_BY_SWEEP)
+            if clash:
+                raise InputError(f"{origin}: recipe {name}: train.{clash[0]} is set by the sweep itself, per run")
         clash = sorted(set(self.train) & SET_BY_SWEEP)
         if clash:
             raise InputError(f"{origin}: train.{clash[0]} is set by the sweep itself, per run")
-        self.train_config(Path(self.out), self.ks[0], self.seeds[0])  # validates the train settings
-        self.eval_config()
-        size = len(open_source(self.source).index())
-        if max(self.ks) > size:
-            raise InputError(f"{origin}: k = {max(self.ks):,} is above the corpus size ({size:,} images in {self.source})")
-        return self
 
-    def train_config(self, cache: Path, k: int, seed: int, out: Path | None = None) -> TrainConfig:
-        values = {**self.train, "targets": [str(cache)], "k": k, "seed": seed, "out": str(out or Path(self.out))}
-        return TrainConfig.from_dict(values, "sweep train settings").validate()
+    @property
+    def corpus_size(self) -> int:
+        return len(open_source(self.source).index())
+
+    @property
+    def small_ks(self) -> list[int]:
+        return sorted(k for k in self.ks if k != FULL)
+
+    @property
+    def has_full(self) -> bool:
+        return FULL in self.ks
+
+    @property
+    def k_max(self) -> int:
+        return max(self.small_ks, default=0)
+
+    def recipe_list(self) -> list[tuple[str | None, dict]]:
+        """(name, train settings) per recipe; no recipes: one unnamed recipe, the shared `train`."""
+        if not self.recipes:
+            return [(None, dict(self.train))]
+        return [(r["name"], {**self.train, **r.get("train", {})}) for r in self.recipes]
+
+    def train_config(self, cache: Path, k: int, seed: int, out: Path | None = None, recipe: str | None = None,
+                     settings: dict | None = None) -> TrainConfig:
+        values = {**(self.train if settings is None else settings), "targets": [str(cache)], "k": k, "seed": seed,
+                  "out": str(out or Path(self.out)), "recipe": recipe}
+        return TrainConfig.from_dict(values, f"sweep train settings{f' (recipe {recipe})' if recipe else ''}").validate()
 
     def eval_config(self) -> EvalConfig:
         unknown = sorted(set(self.eval) - {f.name for f in fields(EvalConfig)})
@@ -92,40 +148,81 @@ class SweepConfig:
             raise InputError(f"sweep eval settings: unknown setting(s) {', '.join(unknown)}")
         return EvalConfig(**self.eval)
 
-    @property
-    def k_max(self) -> int:
-        return max(self.ks)
+
+def run_name(method: str, k: int | str, seed: int) -> str:
+    return f"{FULL}-s{seed}" if k == FULL else f"{method}-k{k}-s{seed}"
 
 
-def run_name(method: str, k: int, seed: int) -> str:
-    return f"{method}-k{k}-s{seed}"
+def selection_name(method: str, seed: int) -> str:
+    return f"{method}-s{seed}"
 
 
-def select_subsets(config: SweepConfig, out: Path, acc, console: Console) -> list[Manifest]:
-    """One embedding of the corpus and one nested selection per method, reused when already made."""
+def planned_runs(config: SweepConfig) -> list[tuple[str | None, dict, str, int | str, int]]:
+    """(recipe, its train settings, method, k, seed) of every run, in the order they are trained: the first recipe
+    over every method, then each other recipe over `recipe_methods`; `full` once per recipe and seed."""
+    plan = []
+    for i, (recipe, settings) in enumerate(config.recipe_list()):
+        methods = config.methods if i == 0 or config.recipe_methods is None else config.recipe_methods
+        plan += [(recipe, settings, m, k, s) for m in methods for k in config.small_ks for s in config.seeds]
+        if config.has_full:
+            plan += [(recipe, settings, FULL, FULL, s) for s in config.seeds]
+    return plan
+
+
+def selections_needed(config: SweepConfig) -> list[tuple[str, int]]:
+    """(method, seed) of every selection the planned runs read (the full corpus needs none of these)."""
+    needed = {(m, s) for _, _, m, k, s in planned_runs(config) if k != FULL}
+    return [(m, s) for m in config.methods for s in config.seeds if (m, s) in needed]
+
+
+def select_subsets(config: SweepConfig, out: Path, acc, console: Console) -> dict[tuple[str, int], Manifest]:
+    """One embedding of the corpus and one nested selection per (method, seed), reused when already made; with
+    `full`, an ordering of the whole corpus too."""
     emb_dir = out / "embeddings"
     console.print(f"[bold]embedding[/] {config.source} with {config.encoder} into {emb_dir}")
     embed_corpus(open_source(config.source), resolve_encoder(config.encoder, config.encoder_resolution), emb_dir,
                  EmbedConfig(), acc)
     acc.wait_for_everyone()
     emb = load_embeddings(emb_dir)
-    manifests = []
-    for method in config.methods:
-        sub = out / "subsets" / method
+    wanted = {selection_name(m, s): SelectConfig(method=m, k_max=config.k_max, seed=s, dedup=config.dedup)
+              for m, s in selections_needed(config)}
+    if config.has_full:  # the whole corpus: its order does not matter, only that every image is in it
+        pool = len(emb.keys) if config.dedup is None else len(dedup(emb.vectors, config.dedup, seed=0))
+        wanted[FULL] = SelectConfig(method="random", k_max=pool, seed=0, dedup=config.dedup)
+    manifests = {}
+    for name, select in wanted.items():
+        sub = out / "subsets" / name
         if (sub / "manifest.json").exists():
             m = read_manifest(sub)
-            if m.meta["embeddings"]["hash"] != emb.hash or m.meta["k_max"] != config.k_max:
-                raise InputError(f"{sub}: made from other embeddings or k_max; use another out or delete it")
-            console.print(f"[bold]selection[/] {method}: reusing {sub}")
+            if m.meta["embeddings"]["hash"] != emb.hash or m.meta["params"] != asdict(select):
+                raise InputError(f"{sub}: made from other embeddings or settings; use another out or delete it")
+            console.print(f"[bold]selection[/] {name}: reusing {sub}")
         else:
-            console.print(f"[bold]selection[/] {config.k_max:,} images by {method} into {sub}")
+            console.print(f"[bold]selection[/] {select.k_max:,} images by {select.method} (seed {select.seed}) "
+                          f"into {sub}")
             if acc.is_main_process:
-                make_subset(emb, sub, SelectConfig(method=method, k_max=config.k_max, seed=config.select_seed,
-                                                   dedup=config.dedup))
+                make_subset(emb, sub, select)
             acc.wait_for_everyone()
             m = read_manifest(sub)
-        manifests.append(m)
+        manifests[name] = m
     return manifests
+
+
+def check_disk(config: SweepConfig, teacher, out: Path) -> None:
+    """Refuse, before any work, a sweep whose target caches will not fit on the disk of `out`."""
+    per_image = bytes_per_image_view(teacher, config.patch_grid) * config.views
+    caches = {out / "targets" / selection_name(m, s): config.k_max for m, s in selections_needed(config)}
+    if config.has_full:
+        caches[out / "targets" / FULL] = config.corpus_size
+    need = sum(k * per_image for path, k in caches.items() if not (path / "index.json").exists())
+    probe = out
+    while not probe.exists():
+        probe = probe.parent
+    free = shutil.disk_usage(probe).free
+    if need > free:
+        full = f" (the full corpus alone: {config.corpus_size * per_image / 2**30:,.1f} GiB)" if config.has_full else ""
+        raise InputError(f"{out}: the sweep's target caches need {need / 2**30:,.1f} GiB{full}, the disk has "
+                         f"{free / 2**30:,.1f} GiB free; free space, use fewer views or --patch-grid, or drop ks")
 
 
 def run_sweep(config: SweepConfig, accelerator=None, console: Console | None = None) -> dict:
@@ -133,42 +230,49 @@ def run_sweep(config: SweepConfig, accelerator=None, console: Console | None = N
     console = console or Console()
     start = time.perf_counter()
     out = Path(config.out)
-    acc = accelerator or make_accelerator(config.train_config(out, config.ks[0], config.seeds[0]))
+    teacher = load_teacher(config.teacher, resolution=config.teacher_resolution)
+    check_disk(config, teacher, out)
+    first = config.small_ks[0] if config.small_ks else 1
+    acc = accelerator or make_accelerator(config.train_config(out, first, config.seeds[0]))
     manifests = select_subsets(config, out, acc, console)
     if acc.is_main_process:
-        print_coverage(manifests, console)
-        plot_coverage(manifests, out / "coverage.png")
+        shown = [m for name, m in manifests.items() if name != FULL and m.meta["seed"] == config.seeds[0]]
+        print_coverage(shown, console)
+        plot_coverage(shown, out / "coverage.png")
 
     source = open_source(config.source)
-    teacher = load_teacher(config.teacher, resolution=config.teacher_resolution)
     caches = {}
-    for m in manifests:
-        caches[m.method] = out / "targets" / m.method
-        console.print(f"[bold]targets[/] {teacher.info.name} on the first {config.k_max:,} of {m.method} "
-                      f"into {caches[m.method]}")
-        cache_targets(source, m, teacher, caches[m.method], config.k_max,
+    for name, m in manifests.items():
+        caches[name] = out / "targets" / name
+        k = len(m.order) if name == FULL else config.k_max
+        console.print(f"[bold]targets[/] {teacher.info.name} on the first {k:,} of {name} into {caches[name]}")
+        cache_targets(source, m, teacher, caches[name], k,
                       CacheConfig(views=ViewPolicy(views=config.views), patch_grid=config.patch_grid), acc)
     eval_config = config.eval_config()
     runs = []
-    todo = [(m, k, s) for m in config.methods for k in sorted(config.ks) for s in config.seeds]
-    for i, (method, k, seed) in enumerate(todo, 1):
-        run = out / "runs" / run_name(method, k, seed)
+    todo = planned_runs(config)
+    for i, (recipe, settings, method, k, seed) in enumerate(todo, 1):
+        cache = caches[FULL] if k == FULL else caches[selection_name(method, seed)]
+        run = out / "runs" / (recipe or "") / run_name(method, k, seed)
         runs.append(run)
-        run_config = config.train_config(caches[method], k, seed, run)
+        k_run = len(manifests[FULL].order) if k == FULL else k
+        run_config = config.train_config(cache, k_run, seed, run, recipe, settings)
+        label = f"{recipe}/{run.name}" if recipe else run.name
         if _finished(run, run_config, eval_config):
-            console.print(f"[bold]run {i}/{len(todo)}[/] {run.name}: done, skipped")
+            console.print(f"[bold]run {i}/{len(todo)}[/] {label}: done, skipped")
             continue
-        console.print(f"[bold]run {i}/{len(todo)}[/] {run.name}: training")
+        console.print(f"[bold]run {i}/{len(todo)}[/] {label}: training")
         resume = (run / "config.yaml").exists() and not (run / "run.json").exists()
         train(run_config, acc, resume=resume or None)
         if acc.is_main_process:
-            console.print(f"[bold]run {i}/{len(todo)}[/] {run.name}: evaluating")
+            console.print(f"[bold]run {i}/{len(todo)}[/] {label}: evaluating")
             evaluate_run(run, eval_config)
         acc.wait_for_everyone()
     result = {"embeddings": out / "embeddings", "subsets": out / "subsets", "targets": out / "targets",
               "runs": runs, "coverage_plot": out / "coverage.png"}
     if acc.is_main_process:
-        result |= {f"comparison_{k}": v for k, v in compare_runs(runs, out / "comparison", console).items()}
+        comparison = compare_runs(runs, out / "comparison", console, baseline=config.baseline)
+        result |= {f"comparison_{k}": v for k, v in comparison.items()}
         console.print(f"sweep finished in {time.perf_counter() - start:.0f} s")
     return result
 
@@ -185,4 +289,7 @@ def _finished(run: Path, train_config: TrainConfig, eval_config: EvalConfig) -> 
 
 def example_sweep_file() -> str:
     """A sweep file with every setting at its default, for `distill sweep --example`."""
-    return yaml.safe_dump(asdict(SweepConfig(train={"steps": 300, "batch_size": 64}, eval={})), sort_keys=False)
+    example = SweepConfig(train={"steps": 300, "batch_size": 64}, seeds=[0, 1, 2], ks=[100, 300, 1000, FULL],
+                          recipes=[{"name": "base", "train": {}}, {"name": "patch-stem", "train": {"stem": "patch"}}],
+                          recipe_methods=["random"], eval={})
+    return yaml.safe_dump(asdict(example), sort_keys=False)

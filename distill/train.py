@@ -91,7 +91,7 @@ def prepare_inputs(config: TrainConfig) -> Inputs:
         teachers = [TeacherTargets(head_key(info.name, set()), info.to_dict(), (config.patch_grid or info.grid) ** 2)]
     if len(dataset) == 0:
         raise InputError(f"{subset.path}: no readable image among the first {k}")
-    return Inputs(dataset, teachers, {"path": str(subset.path), "hash": subset.hash, "method": subset.method, "k": k},
+    return Inputs(dataset, teachers, subset_record(subset, k),
                   teacher, source)
 
 
@@ -118,6 +118,14 @@ def identity(config: TrainConfig, inputs: Inputs) -> dict:
     settings = {k: v for k, v in config.to_dict().items() if k not in OPERATIONAL}
     return json.loads(json.dumps({"settings": settings, "subset": inputs.subset,
                                   "teachers": [{"name": t.info["name"], "sha256": t.info["sha256"]} for t in inputs.teachers]}))
+
+
+def subset_record(subset, k: int) -> dict:
+    """What run.json says about the images a run learnt from; `full` when they are the whole (deduplicated) corpus."""
+    dedup = subset.meta.get("dedup") or {}
+    pool = subset.meta["corpus_size"] - dedup.get("removed", 0)
+    return {"path": str(subset.path), "hash": subset.hash, "method": subset.method, "k": k,
+            "seed": subset.meta.get("seed"), "corpus_size": subset.meta["corpus_size"], "full": k == pool}
 
 
 # ---- checkpoints: accelerate's save_state into a temporary folder, renamed when complete ----

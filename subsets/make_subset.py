@@ -17,11 +17,11 @@ from .manifest import Manifest, read_manifest, write_manifest
 
 @dataclass
 class SelectConfig:
-    method: str = "kcenter"  # kcenter | kmeans | random
+    method: str = "kcenter"  # kcenter | kmeans | kmeans-random | prototypes | random
     k_max: int = 1000
     seed: int = 0
     dedup: float | None = None  # cosine threshold; near-duplicates above it are dropped first
-    clusters: list[int] | None = None  # kmeans: clusters per level, finest first (default from k_max)
+    clusters: list[int] | None = None  # kmeans: clusters per level, finest first (default from k_max); prototypes: one
     niter: int = 20  # kmeans iterations per level
     report_k: list[int] | None = None  # k values to report coverage at (default 10, 20, 50, ..., k_max)
 
@@ -46,9 +46,13 @@ def select_order(x: np.ndarray, config: SelectConfig) -> np.ndarray:
     """Rows of x in selection order (length k_max) for the configured method."""
     if config.method == "kcenter":
         return select.kcenter_greedy(x, config.k_max, config.seed)
-    if config.method == "kmeans":
+    if config.method in ("kmeans", "kmeans-random"):
         clusters = config.clusters or select.default_clusters(len(x), config.k_max)
-        return select.kmeans_balanced(x, config.k_max, config.seed, clusters, config.niter)[0]
+        within = "random" if config.method == "kmeans-random" else "nearest"
+        return select.kmeans_balanced(x, config.k_max, config.seed, clusters, config.niter, within)[0]
+    if config.method == "prototypes":
+        n_clusters = config.clusters[0] if config.clusters else None
+        return select.prototypes_order(x, config.k_max, config.seed, n_clusters, config.niter)[0]
     return select.random_order(len(x), config.k_max, config.seed)
 
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import faiss
 import numpy as np
 
-METHODS = ("kcenter", "kmeans", "random")
+METHODS = ("kcenter", "kmeans", "kmeans-random", "prototypes", "random")
 
 
 # --------------------------------------------------------------------------- k-center greedy
@@ -86,9 +86,11 @@ def kcenter_reference(x: np.ndarray, k: int, seed: int = 0) -> np.ndarray:
 # --------------------------------------------------------------------------- balanced k-means
 @dataclass
 class KMeansTree:
-    """Cluster labels per level, finest first: levels[0][row], levels[1][level-0 cluster], ..."""
+    """Cluster labels per level, finest first: levels[0][row], levels[1][level-0 cluster], ...; and each row's
+    distance to the centroid of its finest cluster."""
 
     levels: list[np.ndarray] = field(default_factory=list)
+    distance: np.ndarray | None = None
 
     def top_cluster_of_rows(self) -> np.ndarray:
         lab = self.levels[0]
@@ -105,38 +107,49 @@ def default_clusters(n: int, k_max: int) -> list[int]:
 
 def kmeans(x: np.ndarray, n_clusters: int, seed: int, niter: int = 20) -> tuple[np.ndarray, np.ndarray]:
     """faiss k-means; returns (centroids, label per row)."""
+    centroids, lab, _ = kmeans_with_distance(x, n_clusters, seed, niter)
+    return centroids, lab
+
+
+def kmeans_with_distance(x: np.ndarray, n_clusters: int, seed: int,
+                         niter: int = 20) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """faiss k-means; returns (centroids, label per row, each row's distance to its centroid)."""
     x = np.ascontiguousarray(x, dtype=np.float32)
     n_clusters = min(n_clusters, len(x))
     km = faiss.Kmeans(x.shape[1], n_clusters, niter=niter, seed=seed, verbose=False,
                       min_points_per_centroid=1, max_points_per_centroid=256)
     km.train(x)
-    _, lab = km.index.search(x, 1)
-    return km.centroids, lab[:, 0].astype(np.int64)
+    d2, lab = km.index.search(x, 1)
+    return km.centroids, lab[:, 0].astype(np.int64), np.sqrt(np.maximum(d2[:, 0], 0.0))
 
 
 def hierarchical_kmeans(x: np.ndarray, clusters: list[int], seed: int, niter: int = 20) -> KMeansTree:
     """k-means on the rows, then on the centroids of that level, and so on (ssl-data-curation style)."""
     tree, points = KMeansTree(), x
     for level, n_c in enumerate(clusters):
-        centroids, lab = kmeans(points, n_c, seed + level, niter)
+        centroids, lab, distance = kmeans_with_distance(points, n_c, seed + level, niter)
         tree.levels.append(lab)
+        if level == 0:
+            tree.distance = distance
         points = centroids
     return tree
 
 
-def balanced_order(tree: KMeansTree, seed: int) -> np.ndarray:
+def balanced_order(tree: KMeansTree, seed: int, within: str = "nearest") -> np.ndarray:
     """Round-robin over clusters at every level, so every prefix is balanced across clusters.
 
-    Within a leaf cluster rows come in random order; a parent interleaves its children one row
-    at a time (children in random order), and the root interleaves the top clusters. Done as one
-    lexsort per level: a row's rank inside its parent is fixed by (its rank inside its child,
-    the child's turn).
+    Within a leaf cluster rows come nearest its centroid first (`nearest`: each cluster's most typical
+    image is picked first) or in random order (`random`, ssl-data-curation's sampling rule); a parent
+    interleaves its children one row at a time (children in random order), and the root interleaves
+    the top clusters. Done as one lexsort per level: a row's rank inside its parent is fixed by (its
+    rank inside its child, the child's turn).
     """
     rng = np.random.default_rng(seed)
     leaf = tree.levels[0]
     n = len(leaf)
-    # rank within leaf: random order inside each leaf cluster
-    rank = _rank_within_groups(leaf, rng.permutation(n).argsort(), np.zeros(n, dtype=np.int64))
+    shuffle = rng.permutation(n).argsort()  # random rank of each row: the order, or the tie-break of distances
+    primary = shuffle if within == "random" else np.lexsort((shuffle, tree.distance)).argsort()
+    rank = _rank_within_groups(leaf, primary, np.zeros(n, dtype=np.int64))
     child = leaf
     for up in tree.levels[1:] + [None]:
         parent = np.zeros_like(child) if up is None else up[child]
@@ -158,9 +171,26 @@ def _rank_within_groups(group: np.ndarray, primary: np.ndarray, secondary: np.nd
 
 
 def kmeans_balanced(x: np.ndarray, k: int, seed: int = 0, clusters: list[int] | None = None,
-                    niter: int = 20) -> tuple[np.ndarray, KMeansTree]:
+                    niter: int = 20, within: str = "nearest") -> tuple[np.ndarray, KMeansTree]:
     tree = hierarchical_kmeans(x, clusters or default_clusters(len(x), k), seed, niter)
-    return balanced_order(tree, seed)[:k], tree
+    return balanced_order(tree, seed, within)[:k], tree
+
+
+# --------------------------------------------------------------------------- prototypes
+def prototype_clusters(n: int, k_max: int) -> int:
+    """As many clusters as the coarse level of the balanced k-means: few, so 'typical' means typical of a broad
+    region of the corpus rather than of a handful of near neighbours."""
+    return default_clusters(n, k_max)[-1]
+
+
+def prototypes_order(x: np.ndarray, k: int, seed: int = 0, n_clusters: int | None = None,
+                     niter: int = 20) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Rows nearest their k-means centroid first, over the whole corpus (the self-supervised prototypicality
+    metric of Sorscher et al., "Beyond neural scaling laws": easy, typical examples first). Not balanced:
+    tight clusters give more of the first picks. Returns (order, label per row, distance per row)."""
+    _, lab, distance = kmeans_with_distance(x, n_clusters or prototype_clusters(len(x), k), seed, niter)
+    tie = np.random.default_rng(seed).permutation(len(x))
+    return np.lexsort((tie, distance))[:k].astype(np.int64), lab, distance
 
 
 # --------------------------------------------------------------------------- random, dedup

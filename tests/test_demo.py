@@ -25,7 +25,7 @@ def test_demo_runs_end_to_end_exports_the_best_student_and_reuses_its_work(tmp_p
                   "comparison_plot"):
         assert words in text
     for method in ("kcenter", "random"):
-        assert len(read_manifest(tmp_path / "demo" / "subsets" / method).order) == 40
+        assert len(read_manifest(tmp_path / "demo" / "subsets" / f"{method}-s0").order) == 40
     best = max(paths["runs"], key=lambda r: json.loads((r / "eval.json").read_text())["student"]["knn_top1"])
     assert f"best student by k-NN: {best.name}" in text
     exported = timm.create_model(f"local-dir:{paths['best_student']}", pretrained=True).eval()  # vit_scott

@@ -31,7 +31,7 @@ def test_kcenter_with_exact_duplicates_never_repeats():
     assert sorted(order) == list(range(20))
 
 
-@pytest.mark.parametrize("method", ["kcenter", "kmeans", "random"])
+@pytest.mark.parametrize("method", select.METHODS)
 def test_every_prefix_is_a_nested_subset_without_repeats(tmp_path, method):
     x, labels = clustered(1500, 16, centers=12, seed=2)
     emb = write_embeddings(tmp_path / "emb", x, labels)
@@ -56,11 +56,12 @@ def test_kcenter_covers_clustered_data_better_than_random():
             assert a["max_dist"] < b["max_dist"], (a, b)
 
 
-def test_balanced_kmeans_prefixes_are_balanced_across_clusters():
+@pytest.mark.parametrize("within", ["nearest", "random"])  # kmeans and kmeans-random
+def test_balanced_kmeans_prefixes_are_balanced_across_clusters(within):
     # Very unequal blob sizes: a random prefix is dominated by the big blobs, a balanced one is not.
     sizes = np.array([1200, 600, 300, 150, 80, 40])
     x, _ = clustered(sizes.sum(), 16, centers=6, spread=0.03, seed=4, sizes=sizes)
-    order, tree = select.kmeans_balanced(x, len(x), seed=0, clusters=[48, 6])
+    order, tree = select.kmeans_balanced(x, len(x), seed=0, clusters=[48, 6], within=within)
     top = tree.top_cluster_of_rows()
     n_top, smallest = top.max() + 1, np.bincount(top).min()
     tolerance = 1  # round-robin: clusters differ by at most one pick until the smallest runs out
@@ -89,3 +90,43 @@ def test_dedup_runs_before_selection(tmp_path):
     m = make_subset(emb, tmp_path / "sub", SelectConfig(method="kcenter", k_max=200, dedup=0.999))
     assert m.meta["dedup"] == {"threshold": 0.999, "kept": 200, "removed": 50}
     assert m.order.max() < 200  # the later copies never get picked
+
+
+def _first_of_each_cluster(order: np.ndarray, labels: np.ndarray) -> dict[int, int]:
+    first = {}
+    for row in order:
+        first.setdefault(int(labels[row]), int(row))
+    return first
+
+
+def test_kmeans_takes_each_clusters_most_typical_image_first_and_kmeans_random_does_not():
+    x, _ = clustered(2000, 16, centers=10, spread=0.1, seed=6)
+    nearest, tree = select.kmeans_balanced(x, len(x), seed=1, clusters=[40, 6], within="nearest")
+    leaf, dist = tree.levels[0], tree.distance
+    for c, row in _first_of_each_cluster(nearest, leaf).items():
+        assert dist[row] == dist[leaf == c].min()
+    rnd, tree = select.kmeans_balanced(x, len(x), seed=1, clusters=[40, 6], within="random")
+    firsts = _first_of_each_cluster(rnd, tree.levels[0])
+    hits = sum(tree.distance[row] == tree.distance[tree.levels[0] == c].min() for c, row in firsts.items())
+    assert hits < len(firsts) / 2  # random within clusters: the nearest comes first only by chance
+
+
+def test_prototypes_come_nearest_their_centroid_first():
+    x, _ = clustered(1500, 16, centers=8, spread=0.15, seed=7)
+    order, labels, dist = select.prototypes_order(x, len(x), seed=2, n_clusters=8)
+    assert np.all(np.diff(dist[order]) >= 0)  # easy (typical) images first, over the whole corpus
+    for c, row in _first_of_each_cluster(order, labels).items():
+        assert dist[row] == dist[labels == c].min()  # and so, in each cluster, the image nearest its centroid
+
+
+@pytest.mark.parametrize("method", select.METHODS)
+def test_another_seed_gives_another_subset(tmp_path, method):
+    # Seeds vary the selection itself (random: permutation; kcenter: start; k-means: initialisation), so a
+    # sweep's error bars include the variance between subsets.
+    x, labels = clustered(1500, 16, centers=12, seed=2)
+    emb = write_embeddings(tmp_path / "emb", x, labels)
+    a = make_subset(emb, tmp_path / "a", SelectConfig(method=method, k_max=200, seed=0))
+    b = make_subset(emb, tmp_path / "b", SelectConfig(method=method, k_max=200, seed=1))
+    assert len(set(a.order[:100]) ^ set(b.order[:100])) > 0
+    if method == "kcenter":
+        assert a.order[0] != b.order[0]

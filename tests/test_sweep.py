@@ -50,9 +50,13 @@ def test_a_tiny_sweep_yields_an_eval_per_run_a_csv_with_exactly_those_rows_and_a
     table = paths["comparison_markdown"].read_text()
     assert "teacher: mobilenetv2_imagenet" in table and "| untrained student |" in table  # ceiling and floor rows
     assert all(0 < float(r["untrained_knn_top1"]) < 1 for r in rows)
-    # one cache per method, made at the largest k and read by both k
-    assert sorted(p.name for p in (out / "targets").iterdir()) == ["kcenter", "random"]
-    assert json.loads((out / "targets" / "kcenter" / "index.json").read_text())["k"] == 40
+    # one cache per method and seed, made at the largest k and read by both k
+    assert sorted(p.name for p in (out / "targets").iterdir()) == ["kcenter-s0", "random-s0"]
+    assert json.loads((out / "targets" / "kcenter-s0" / "index.json").read_text())["k"] == 40
+    # one seed: intervals from the test set alone, and no verdict (it needs two seeds), said so
+    result = json.loads(paths["comparison_json"].read_text())
+    assert result["verdicts"] == [] and "at least two seeds" in table
+    assert all(a["knn_top1_low"] <= a["knn_top1"] <= a["knn_top1_high"] for a in result["aggregate"])
 
 
 def test_a_resumed_sweep_does_not_redo_finished_runs(tmp_path, image_folder):
@@ -99,7 +103,7 @@ def test_exporting_or_evaluating_an_unfinished_run_says_so(tmp_path, sweep):
     from distill.train import train
 
     out, paths = sweep
-    config = TrainConfig(out=str(tmp_path / "unfinished"), targets=[str(out / "targets" / "random")], k=20, steps=4,
+    config = TrainConfig(out=str(tmp_path / "unfinished"), targets=[str(out / "targets" / "random-s0")], k=20, steps=4,
                          batch_size=8, student_kwargs={"depth": 1}, workers=0)
     train(config, stop_after=2)
     for cmd in (["export", "--run", tmp_path / "unfinished", "--out", tmp_path / "hub"],
@@ -121,6 +125,11 @@ def test_push_without_a_token_says_what_is_missing_and_keeps_the_folder(sweep, t
     ({"ks": [20, 500]}, "k = 500 is above the corpus size (120 images"),
     ({"train": {"steps": 4, "k": 3}}, "train.k is set by the sweep itself"),
     ({"train": {"stepz": 4}}, "unknown setting(s) stepz"),
+    ({"recipes": [{"name": "wide", "train": {}}, {"name": "Wide", "train": {"lr": 1e-4}}]},
+     "recipe names 'wide' and 'Wide' collide"),
+    ({"recipes": [{"name": "a/b", "train": {}}]}, "needs a name (letters, digits"),
+    ({"recipes": [{"name": "x", "train": {"seed": 3}}]}, "recipe x: train.seed is set by the sweep itself"),
+    ({"seeds": [1, 1]}, "seeds must be a list of distinct integers"),
 ])
 def test_a_bad_sweep_file_fails_before_any_work(tmp_path, image_folder, change, message):
     import yaml
@@ -159,7 +168,7 @@ def test_scott_and_cnn_students_export_to_folders_timm_loads(sweep, tmp_path, st
     from distill.train import train
 
     out, _ = sweep
-    config = TrainConfig(**({"targets": [str(out / "targets" / "random")], "k": 20, "steps": 2, "batch_size": 8,
+    config = TrainConfig(**({"targets": [str(out / "targets" / "random-s0")], "k": 20, "steps": 2, "batch_size": 8,
                              "workers": 0, "out": str(tmp_path / "run")} | student))
     run = train(config)
     folder = export_run(run, tmp_path / "hub")
@@ -170,3 +179,72 @@ def test_scott_and_cnn_students_export_to_folders_timm_loads(sweep, tmp_path, st
         torch.testing.assert_close(model(x), trained.student.features(x))
     card = (folder / "README.md").read_text()
     assert ("import students" in card) == (student.get("stem") == "scott")
+
+
+def test_comparing_one_seed_with_verdicts_asked_says_two_are_needed(sweep, tmp_path):
+    res = run_cli("compare", *sweep[1]["runs"], "--out", tmp_path / "cmp", "--verdicts")
+    assert res.returncode == 2 and "needs at least two seeds" in error_line(res)
+
+
+def test_a_full_corpus_too_big_for_the_disk_is_refused_before_any_work(tmp_path, image_folder, monkeypatch):
+    import shutil
+    from collections import namedtuple
+
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10**9, 10**9 - 10**6, 10**6))  # 1 MB free
+    config = _sweep(tmp_path / "sw", image_folder)
+    config.ks = [20, "full"]
+    with pytest.raises(InputError, match=r"need [0-9.]+ GiB \(the full corpus alone: [0-9.]+ GiB\), the disk has"):
+        run_sweep(config)
+    assert not (tmp_path / "sw").exists()
+
+
+@pytest.fixture(scope="module")
+def seeded_sweep(tmp_path_factory, image_folder):
+    """Two seeds, the full corpus, and three recipes (the last two on random subsets only)."""
+    out = tmp_path_factory.mktemp("seeded") / "sw"
+    config = _sweep(out, image_folder)
+    config.ks, config.seeds = [20, "full"], [0, 1]
+    config.recipes = [{"name": "base", "train": {}}, {"name": "slow", "train": {"lr": 1e-5}},
+                      {"name": "deeper", "train": {"student_kwargs": {"depth": 2}}}]
+    config.recipe_methods = ["random"]
+    return out, run_sweep(config.check())
+
+
+def test_seeds_draw_other_subsets_and_each_method_gets_a_verdict_against_random(seeded_sweep):
+    import numpy as np
+
+    out, paths = seeded_sweep
+    orders = {s: np.load(out / "subsets" / f"random-s{s}" / "order.npy") for s in (0, 1)}
+    assert set(orders[0][:20]) != set(orders[1][:20])
+    starts = {s: np.load(out / "subsets" / f"kcenter-s{s}" / "order.npy")[0] for s in (0, 1)}
+    assert starts[0] != starts[1]
+    run = json.loads((out / "runs" / "base" / "kcenter-k20-s1" / "run.json").read_text())
+    assert run["subset"]["path"].endswith("kcenter-s1") and run["config"]["seed"] == 1
+    result = json.loads(paths["comparison_json"].read_text())
+    [v] = result["verdicts"]
+    assert (v["recipe"], v["k"], v["method"], v["seeds"]) == ("base", 20, "kcenter", 2)
+    assert v["knn_top1_low"] <= v["knn_top1_diff"] <= v["knn_top1_high"]
+    assert v["knn_top1_verdict"] in ("better", "worse", "not resolved")
+    assert "## Against random (paired by seed and test image)" in paths["comparison_markdown"].read_text()
+
+
+def test_a_sweep_with_full_trains_on_the_whole_corpus_at_the_same_step_budget(seeded_sweep):
+    out, paths = seeded_sweep
+    full = json.loads((out / "runs" / "base" / "full-s0" / "run.json").read_text())
+    small = json.loads((out / "runs" / "base" / "random-k20-s0" / "run.json").read_text())
+    assert full["subset"]["k"] == 120 and full["subset"]["full"] and not small["subset"]["full"]
+    assert full["steps"] == small["steps"] == 4 and full["samples_seen"] == small["samples_seen"]
+    assert len(list((out / "targets").iterdir())) == 5  # kcenter and random for two seeds, and one full cache
+    rows = list(csv.DictReader(open(paths["comparison_csv"])))
+    assert sorted(r["seed"] for r in rows if r["recipe"] == "slow" and r["k"] == "full") == ["0", "1"]
+
+
+def test_rank_correlations_between_small_k_and_full_data_come_with_intervals(seeded_sweep):
+    out, paths = seeded_sweep
+    ranks = json.loads(paths["comparison_json"].read_text())["rank_correlations"]
+    [r] = ranks  # only random subsets are shared by all three recipes
+    assert (r["method"], r["k"], r["recipes"], r["seeds"]) == ("random", 20, 3, 2)
+    assert -1 <= r["low"] <= r["spearman"] <= r["high"] <= 1
+    assert paths["comparison_recipes_plot"].read_bytes()[:4] == b"\x89PNG"
+    assert "rank recipes as the full corpus does" in paths["comparison_markdown"].read_text()

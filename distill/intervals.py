@@ -1,0 +1,119 @@
+"""How sure a comparison is: bootstrap intervals over seeds and test images, paired differences with a verdict,
+and rank correlations.
+
+Two sources of error meet in every accuracy of a sweep: the seed (which subset was drawn and how the student
+was trained) and the test set (a finite sample of images). Each bootstrap replicate redraws both: the test
+images with replacement (one draw shared by every run, since all runs are scored on the same images) and the
+seeds with replacement (one draw shared by every series in a statistic, so runs stay paired by seed). With three
+seeds the seed part of the interval is coarse; it still widens the interval by the variance a user's own draw
+would meet, which the test set's binomial error alone hides.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+REPLICATES = 2000
+LEVEL = 0.95
+
+
+def verdict(low: float, high: float) -> str:
+    """'better' / 'worse' when the interval of a difference excludes zero, else 'not resolved'."""
+    if low > 0:
+        return "better"
+    if high < 0:
+        return "worse"
+    return "not resolved"
+
+
+@dataclass(frozen=True)
+class Estimate:
+    value: float
+    low: float
+    high: float
+
+    @property
+    def half_width(self) -> float:
+        return (self.high - self.low) / 2
+
+
+class Bootstrap:
+    """Replicates of test-image weights, drawn once for a comparison and shared by every statistic in it."""
+
+    def __init__(self, n_images: int, replicates: int = REPLICATES, seed: int = 0):
+        self.rng = np.random.default_rng(seed)
+        self.n_images, self.replicates = n_images, replicates
+        p = np.full(n_images, 1.0 / n_images)
+        # multinomial counts: replicate b holds image i weights[b, i] times
+        self.weights = np.concatenate([self.rng.multinomial(n_images, p, size=min(256, replicates - b0)).astype(np.float32)
+                                       for b0 in range(0, replicates, 256)])
+
+    def accuracies(self, correct: np.ndarray) -> np.ndarray:
+        """correct [S, N] (one row per seed, 0/1 per test image) -> accuracy [S, B] of each seed in each replicate."""
+        correct = np.asarray(correct, dtype=np.float32).reshape(-1, self.n_images)
+        return correct @ self.weights.T / self.n_images
+
+    def seed_draws(self, seeds: int) -> np.ndarray:
+        """[B, S] seed positions drawn with replacement; a single seed is always itself."""
+        return self.rng.integers(seeds, size=(self.replicates, seeds))
+
+    def _over_seeds(self, acc: np.ndarray, draws: np.ndarray) -> np.ndarray:
+        """acc [S, B] -> [B]: each replicate's mean over its drawn seeds."""
+        return acc[draws, np.arange(self.replicates)[:, None]].mean(1)
+
+    def mean(self, correct: np.ndarray) -> Estimate:
+        """Mean accuracy over seeds with its interval."""
+        correct = np.atleast_2d(correct)
+        reps = self._over_seeds(self.accuracies(correct), self.seed_draws(len(correct)))
+        return _estimate(float(correct.mean()), reps)
+
+    def difference(self, correct_a: np.ndarray, correct_b: np.ndarray) -> Estimate:
+        """Mean over seeds of a - b, paired by seed (row i of both is one seed) and by test image."""
+        correct_a, correct_b = np.atleast_2d(correct_a), np.atleast_2d(correct_b)
+        if correct_a.shape != correct_b.shape:
+            raise ValueError(f"paired difference of {correct_a.shape} and {correct_b.shape}")
+        diff = self.accuracies(correct_a) - self.accuracies(correct_b)
+        reps = self._over_seeds(diff, self.seed_draws(len(correct_a)))
+        return _estimate(float(correct_a.mean() - correct_b.mean()), reps)
+
+    def rank_correlation(self, small: list[np.ndarray], full: list[np.ndarray]) -> Estimate:
+        """Spearman correlation between the ranking of recipes by mean accuracy at a small k and on the full corpus.
+        small[r] and full[r] are recipe r's [S, N] correctness, rows paired by seed across all of them."""
+        seeds = len(np.atleast_2d(small[0]))
+        draws = self.seed_draws(seeds)
+        at = lambda series: np.stack([self._over_seeds(self.accuracies(c), draws) for c in series])  # noqa: E731
+        reps_small, reps_full = at(small), at(full)  # [R, B]
+        reps = np.array([spearman(reps_small[:, b], reps_full[:, b]) for b in range(self.replicates)])
+        point = spearman(np.array([np.mean(c) for c in small]), np.array([np.mean(c) for c in full]))
+        return _estimate(point, reps[np.isfinite(reps)])
+
+
+def _estimate(value: float, replicates: np.ndarray) -> Estimate:
+    if len(replicates) == 0:
+        return Estimate(value, float("nan"), float("nan"))
+    tail = (1 - LEVEL) / 2 * 100
+    low, high = np.percentile(replicates, [tail, 100 - tail])
+    return Estimate(value, float(low), float(high))
+
+
+def ranks(x: np.ndarray) -> np.ndarray:
+    """Ranks from 1, ties given their average rank."""
+    x = np.asarray(x, dtype=np.float64)
+    order = np.argsort(x, kind="stable")
+    r = np.empty(len(x))
+    r[order] = np.arange(1, len(x) + 1)
+    for value in np.unique(x):
+        tied = x == value
+        if tied.sum() > 1:
+            r[tied] = r[tied].mean()
+    return r
+
+
+def spearman(x: np.ndarray, y: np.ndarray) -> float:
+    """Spearman's rank correlation (Pearson on average ranks); nan when either side is all ties."""
+    rx, ry = ranks(x), ranks(y)
+    rx, ry = rx - rx.mean(), ry - ry.mean()
+    denom = np.sqrt((rx * rx).sum() * (ry * ry).sum())
+    return float((rx * ry).sum() / denom) if denom > 0 else float("nan")

@@ -288,9 +288,10 @@ def _full_line(ax, full: dict | None, metric: str, color: str, label: str) -> No
         ax.axhspan(full[metric + "_low"], full[metric + "_high"], color=color, alpha=0.12, lw=0)
 
 
-def plot(agg: list[dict], references: dict, png: Path, title: str) -> Path:
-    """Each metric against k for the first recipe: one line per method with its 95% interval; the floor, the
-    teachers and the full corpus as horizontal lines."""
+def plot(agg: list[dict], references: dict, png: Path, title: str, verdict_rows: list[dict] = ()) -> Path:
+    """Each metric against k for the first recipe: one line per method with its 95% interval, a triangle up (down)
+    where the verdict against the baseline is better (worse); the floor, the teachers and the full corpus as
+    horizontal lines."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -306,6 +307,15 @@ def plot(agg: list[dict], references: dict, png: Path, title: str) -> Path:
             pts = [a for a in agg if a["method"] == method and a[metric] is not None]
             if pts:
                 _errorbar(ax, pts, metric, label=method, color=f"C{i}")
+            if metric in SCORED:
+                for v in verdict_rows:
+                    if v["recipe"] == recipe and v["method"] == method and v[metric + "_verdict"] != "not resolved":
+                        y = next(a[metric] for a in pts if a["k"] == v["k"])
+                        ax.scatter([v["k"]], [y], s=90, facecolors="none", edgecolors=f"C{i}", linewidths=1.5,
+                                   marker="^" if v[metric + "_verdict"] == "better" else "v", zorder=5)
+        if metric in SCORED and verdict_rows:
+            ax.scatter([], [], marker="^", facecolors="none", edgecolors="0.3",
+                       label=f"better / worse than {verdict_rows[0]['baseline']} (95%)")
         _full_line(ax, full, metric, "k", "full corpus")
         if metric != "agreement":
             for i, (name, t) in enumerate(references.items()):
@@ -353,6 +363,14 @@ def plot_recipes(agg: list[dict], png: Path, title: str, metric: str = "knn_top1
 
 
 # ------------------------------------------------------------------------------------------ the whole comparison
+def _csv(rows: list[dict], columns: list[str]) -> str:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows([{k: round(v, 4) if isinstance(v, float) else v for k, v in r.items()} for r in rows])
+    return buf.getvalue()
+
+
 def compare_runs(runs: list[Path], out: Path, console: Console | None = None, baseline: str = "random",
                  require_verdicts: bool = False) -> dict[str, Path]:
     rows, references = load_rows(runs)
@@ -368,19 +386,20 @@ def compare_runs(runs: list[Path], out: Path, console: Console | None = None, ba
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     plain = [{k: v for k, v in r.items() if k != "correct"} for r in rows]
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows([{k: round(v, 4) if isinstance(v, float) else v for k, v in r.items()} for r in plain])
-    write_text_atomic(out / "results.csv", buf.getvalue())
+    write_text_atomic(out / "results.csv", _csv(plain, COLUMNS))
+    write_text_atomic(out / "summary.csv", _csv(agg, list(agg[0])))
+    if verdict_rows:
+        write_text_atomic(out / "verdicts.csv", _csv(verdict_rows, list(verdict_rows[0])))
     write_text_atomic(out / "results.md", markdown(agg, references, verdict_rows, ranks, notes))
     write_text_atomic(out / "results.json", json.dumps({"runs": plain, "aggregate": agg, "verdicts": verdict_rows,
                                                         "rank_correlations": ranks, "references": references,
                                                         "notes": notes}, indent=1))
     first = read_json(Path(runs[0]) / "eval.json", "evaluation")["eval_set"]
     title = f"k-NN / probe: {first['train_source']} -> {first['test_source']}; students at equal step budgets"
-    paths = {"csv": out / "results.csv", "markdown": out / "results.md", "json": out / "results.json",
-             "plot": plot(agg, references, out / "results.png", title)}
+    paths = {"csv": out / "results.csv", "summary_csv": out / "summary.csv", "markdown": out / "results.md",
+             "json": out / "results.json", "plot": plot(agg, references, out / "results.png", title, verdict_rows)}
+    if verdict_rows:
+        paths["verdicts_csv"] = out / "verdicts.csv"
     if len({a["recipe"] for a in agg}) > 1:
         paths["recipes_plot"] = plot_recipes(agg, out / "recipes.png", "recipes against k")
     console = console or Console()

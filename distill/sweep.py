@@ -159,13 +159,13 @@ def selection_name(method: str, seed: int) -> str:
 
 def planned_runs(config: SweepConfig) -> list[tuple[str | None, dict, str, int | str, int]]:
     """(recipe, its train settings, method, k, seed) of every run, in the order they are trained: the first recipe
-    over every method, then each other recipe over `recipe_methods`; `full` once per recipe and seed."""
+    over every method, then each other recipe over `recipe_methods`, seed by seed; `full` once per recipe and seed."""
     plan = []
     for i, (recipe, settings) in enumerate(config.recipe_list()):
         methods = config.methods if i == 0 or config.recipe_methods is None else config.recipe_methods
-        plan += [(recipe, settings, m, k, s) for m in methods for k in config.small_ks for s in config.seeds]
-        if config.has_full:
-            plan += [(recipe, settings, FULL, FULL, s) for s in config.seeds]
+        for s in config.seeds:  # seed by seed, so a stopped sweep has whole seeds to compare
+            plan += [(recipe, settings, m, k, s) for m in methods for k in config.small_ks]
+            plan += [(recipe, settings, FULL, FULL, s)] if config.has_full else []
     return plan
 
 

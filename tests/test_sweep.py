@@ -227,6 +227,10 @@ def test_seeds_draw_other_subsets_and_each_method_gets_a_verdict_against_random(
     assert v["knn_top1_low"] <= v["knn_top1_diff"] <= v["knn_top1_high"]
     assert v["knn_top1_verdict"] in ("better", "worse", "not resolved")
     assert "## Against random (paired by seed and test image)" in paths["comparison_markdown"].read_text()
+    [row] = list(csv.DictReader(open(paths["comparison_verdicts_csv"])))
+    assert row["knn_top1_verdict"] == v["knn_top1_verdict"] and "knn_top1_low" in row
+    summary = list(csv.DictReader(open(paths["comparison_summary_csv"])))
+    assert {"knn_top1_low", "knn_top1_high", "probe_top1_low"} <= set(summary[0])
 
 
 def test_a_sweep_with_full_trains_on_the_whole_corpus_at_the_same_step_budget(seeded_sweep):

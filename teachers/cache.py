@@ -27,7 +27,7 @@ from subsets.progress import progress_bar
 from subsets.sources import ImageSource, UnreadableImage, collect_records, decode_image
 
 from .base import Teacher
-from .stats import StatsConfig, target_stats
+from .stats import StatsConfig, stats_computed, target_stats
 from .views import ViewPolicy, apply_view, views_for
 
 FORMAT = "subset-distill/targets"
@@ -82,6 +82,7 @@ def cache_targets(source: ImageSource, subset: Manifest, teacher: Teacher, out: 
             print(f"{out}: already holds k = {previous['k']} (>= {k}), nothing to do")
         acc.wait_for_everyone()
         return out
+    _check_same_stats(out, previous, config)
     per_view = bytes_per_image_view(teacher, config.patch_grid)
     if acc.is_main_process:
         total = k * config.views.views * per_view
@@ -95,6 +96,16 @@ def cache_targets(source: ImageSource, subset: Manifest, teacher: Teacher, out: 
             index = _write_index(out, identity, k, config, stats)
             print(f"wrote {out}: {index['bytes'] / 2**20:,.1f} MiB in {len(index['shards'])} shards")
     return out
+
+
+def _check_same_stats(out: Path, previous: dict, config: CacheConfig) -> None:
+    """Growing a cache keeps its statistics: runs on its smaller k were normalised by them, so other ones would give
+    one cache two target spaces."""
+    stats = previous.get("stats")
+    if stats and (stats["samples"], stats["seed"]) != (config.stats.samples, config.stats.seed):
+        raise InputError(f"{out}: holds target statistics on {stats['samples']:,} images (seed {stats['seed']}), "
+                         f"asked for {config.stats.samples:,} (seed {config.stats.seed}); grow it with the same "
+                         "--stats-samples, or cache into another --out")
 
 
 def _check_inputs(source, subset, teacher, config, k) -> None:
@@ -215,7 +226,8 @@ def teacher_targets(teacher: Teacher, batch: torch.Tensor, patch_grid: int | Non
 
 def _write_stats(out: Path, source: ImageSource, teacher: Teacher, config: CacheConfig, device) -> dict:
     """The teacher's target statistics on a seeded sample of the corpus, beside the shards; their index entry."""
-    print(f"target statistics: {teacher.info.name} on {config.stats.samples:,} images of {source.description}")
+    again = " (computed earlier in this process)" if stats_computed(teacher, source, config.patch_grid, config.stats) else ""
+    print(f"target statistics: {teacher.info.name} on {config.stats.samples:,} images of {source.description}{again}")
     stats = target_stats(teacher, source, config.patch_grid, config.stats, device)
     write_bytes_atomic(out / STATS_FILE, save({k: v.contiguous() for k, v in stats.items()}))
     return {"file": STATS_FILE, "samples": config.stats.samples, "seed": config.stats.seed,

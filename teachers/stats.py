@@ -45,10 +45,20 @@ def channel_stats(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 _computed: dict = {}  # one computation per teacher, corpus and grid in a process: a sweep's caches share it
 
 
+def _key(teacher: Teacher, source: ImageSource, patch_grid: int | None, config: StatsConfig) -> tuple:
+    return teacher.info.sha256, teacher.info.resolution, source.corpus_hash(), patch_grid, config
+
+
+def stats_computed(teacher: Teacher, source: ImageSource, patch_grid: int | None = None,
+                   config: StatsConfig = StatsConfig()) -> bool:
+    """Whether this process has these statistics already (the next call returns them without a teacher pass)."""
+    return _key(teacher, source, patch_grid, config) in _computed
+
+
 def target_stats(teacher: Teacher, source: ImageSource, patch_grid: int | None = None,
                  config: StatsConfig = StatsConfig(), device=None) -> dict[str, torch.Tensor]:
     """`{NAME}_mean` and `{NAME}_std` for each of the teacher's outputs, on whole images of a corpus sample."""
-    key = (teacher.info.sha256, teacher.info.resolution, source.corpus_hash(), patch_grid, config)
+    key = _key(teacher, source, patch_grid, config)
     if key not in _computed:
         _computed[key] = _compute_stats(teacher, source, patch_grid, config, device)
     return {name: t.clone() for name, t in _computed[key].items()}

@@ -15,6 +15,7 @@ from subsets.manifest import read_manifest
 from subsets.sources import open_source
 from teachers import load_teacher
 from teachers.cache import CacheConfig, TargetCache, bytes_per_image_view, cache_targets
+from teachers.stats import StatsConfig
 from teachers.cached_views import CachedViews
 from teachers.views import ViewPolicy, apply_view, views_for
 
@@ -72,6 +73,11 @@ def test_first_k_of_a_large_cache_equals_a_cache_made_for_k(tmp_path, subsets_di
     _cache(subsets_dir, image_folder, teacher, tmp_path / "small")
     assert (tmp_path / "small" / "shard-00000.safetensors").stat().st_mtime_ns == before
     assert TargetCache(tmp_path / "small").index["shards"] == big.index["shards"]
+    # Growing a cache with other statistics would give its runs two target spaces: refused before any work.
+    grown = _cache(subsets_dir, image_folder, teacher, tmp_path / "grown", k=13)
+    with pytest.raises(InputError, match="holds target statistics on .* grow it with the same --stats-samples"):
+        _cache(subsets_dir, image_folder, teacher, grown, stats=StatsConfig(samples=50))
+    assert TargetCache(grown).index["k"] == 13
 
 
 def test_cache_for_another_subset_or_teacher_is_refused(tmp_path, subsets_dir, image_folder, teacher):

@@ -183,6 +183,21 @@ def rank_correlations(rows: list[dict], boot: Bootstrap, metric: str = "knn_top1
     return out
 
 
+def verdict_summary(verdict_rows: list[dict], metric: str = "knn_top1") -> list[str]:
+    """One plain line per recipe and method: at which k it is better, worse or not resolved against the baseline."""
+    lines = []
+    keys = dict.fromkeys((v["recipe"], v["method"]) for v in verdict_rows)
+    for recipe, method in keys:
+        vs = [v for v in verdict_rows if (v["recipe"], v["method"]) == (recipe, method)]
+        by = {}
+        for v in vs:
+            by.setdefault(v[metric + "_verdict"], []).append(_k(v["k"]))
+        parts = [f"{word} at k = {', '.join(ks)}" for word, ks in by.items()]
+        lines.append(f"{method}{f' ({recipe})' if recipe else ''} against {vs[0]['baseline']} ({METRICS[metric]}): "
+                     + "; ".join(parts))
+    return lines
+
+
 # ------------------------------------------------------------------------------------------ tables
 def _cell(a: dict, m: str) -> str:
     if a[m] is None:
@@ -223,6 +238,7 @@ def markdown(agg: list[dict], references: dict, verdict_rows: list[dict], ranks:
         for v in verdict_rows:
             lines.append("| " + " | ".join(([v["recipe"]] if lead else []) + [_k(v["k"]), v["method"], str(v["seeds"])]
                                            + [_diff(v, m) for m in SCORED] + [v[m + "_verdict"] for m in SCORED]) + " |")
+        lines += [""] + [f"- {line}" for line in verdict_summary(verdict_rows)]
     if ranks:
         lines += ["", "## Does a small k rank recipes as the full corpus does? (Spearman, k-NN)", "",
                   "| method | k | recipes | seeds | Spearman [95% interval] |", "|---|---|---|---|---|"]
@@ -405,6 +421,8 @@ def compare_runs(runs: list[Path], out: Path, console: Console | None = None, ba
     console = console or Console()
     for table in rich_tables(agg, references, verdict_rows, ranks):
         console.print(table)
+    for line in verdict_summary(verdict_rows):
+        console.print(line)
     for note in notes[1:]:
         console.print(f"[dim]{note}[/]")
     return paths

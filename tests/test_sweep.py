@@ -226,7 +226,9 @@ def test_seeds_draw_other_subsets_and_each_method_gets_a_verdict_against_random(
     assert (v["recipe"], v["k"], v["method"], v["seeds"]) == ("base", 20, "kcenter", 2)
     assert v["knn_top1_low"] <= v["knn_top1_diff"] <= v["knn_top1_high"]
     assert v["knn_top1_verdict"] in ("better", "worse", "not resolved")
-    assert "## Against random (paired by seed and test image)" in paths["comparison_markdown"].read_text()
+    table = paths["comparison_markdown"].read_text()
+    assert "## Against random (paired by seed and test image)" in table
+    assert f"- kcenter (base) against random (k-NN top-1): {v['knn_top1_verdict']} at k = 20" in table
     [row] = list(csv.DictReader(open(paths["comparison_verdicts_csv"])))
     assert row["knn_top1_verdict"] == v["knn_top1_verdict"] and "knn_top1_low" in row
     summary = list(csv.DictReader(open(paths["comparison_summary_csv"])))
@@ -252,3 +254,15 @@ def test_rank_correlations_between_small_k_and_full_data_come_with_intervals(see
     assert -1 <= r["low"] <= r["spearman"] <= r["high"] <= 1
     assert paths["comparison_recipes_plot"].read_bytes()[:4] == b"\x89PNG"
     assert "rank recipes as the full corpus does" in paths["comparison_markdown"].read_text()
+
+
+def test_comparing_an_eval_without_per_image_results_asks_for_re_evaluation(sweep, tmp_path):
+    import shutil
+
+    old = tmp_path / "old-run"
+    shutil.copytree(sweep[1]["runs"][0], old)
+    ev = json.loads((old / "eval.json").read_text())
+    del ev["student"]["correct"]  # as an older version wrote it
+    (old / "eval.json").write_text(json.dumps(ev))
+    res = run_cli("compare", old, sweep[1]["runs"][1], "--out", tmp_path / "cmp")
+    assert res.returncode == 2 and "has no per-image results" in error_line(res) and "distill eval --run" in error_line(res)

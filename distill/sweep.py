@@ -289,7 +289,9 @@ def _finished(run: Path, train_config: TrainConfig, eval_config: EvalConfig) -> 
 
 def example_sweep_file() -> str:
     """A sweep file with every setting at its default, for `distill sweep --example`."""
-    example = SweepConfig(train={"steps": 300, "batch_size": 64}, seeds=[0, 1, 2], ks=[100, 300, 1000, FULL],
-                          recipes=[{"name": "base", "train": {}}, {"name": "patch-stem", "train": {"stem": "patch"}}],
+    example = SweepConfig(train={"steps": 300, "batch_size": 64}, methods=list(METHODS), seeds=[0, 1, 2],
+                          ks=[100, 300, 1000, FULL],
+                          recipes=[{"name": "base", "train": {}}, {"name": "patch-stem", "train": {"stem": "patch"}},
+                                   {"name": "token-only", "train": {"w_feature": 0.0}}],
                           recipe_methods=["random"], eval={})
     return yaml.safe_dump(asdict(example), sort_keys=False)

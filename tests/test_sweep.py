@@ -14,7 +14,7 @@ from distill.export import export_run
 from distill.sweep import SweepConfig, run_sweep
 from subsets.errors import InputError
 
-from .helpers import error_line, run_cli
+from .helpers import ROOT, error_line, run_cli
 
 EVAL = {"train_source": "builtin:cifar10-demo", "train_samples": 200, "test_source": "builtin:cifar10-demo-test",
         "test_samples": 100}
@@ -266,3 +266,14 @@ def test_comparing_an_eval_without_per_image_results_asks_for_re_evaluation(swee
     (old / "eval.json").write_text(json.dumps(ev))
     res = run_cli("compare", old, sweep[1]["runs"][1], "--out", tmp_path / "cmp")
     assert res.returncode == 2 and "has no per-image results" in error_line(res) and "distill eval --run" in error_line(res)
+
+
+def test_the_example_sweep_file_and_the_shipped_study_load_and_plan_their_runs(tmp_path):
+    from distill.sweep import example_sweep_file, planned_runs
+
+    (tmp_path / "example.yaml").write_text(example_sweep_file())
+    example = SweepConfig.load(tmp_path / "example.yaml")
+    assert len(planned_runs(example)) == 3 * (5 * 3 + 1) + 2 * 3 * (3 + 1)  # recipes x seeds x (methods x k + full)
+    study = SweepConfig.load(ROOT / "studies" / "cifar10.yaml")
+    assert set(study.methods) == {"kcenter", "kmeans", "kmeans-random", "prototypes", "random"}
+    assert study.ks == [100, 300, 1000, 3000, "full"] and len(study.seeds) == 3 and len(study.recipes) >= 4

@@ -85,7 +85,8 @@ class SweepConfig:
         if not self.seeds or any(not isinstance(s, int) for s in self.seeds) or len(set(self.seeds)) < len(self.seeds):
             raise InputError(f"{origin}: seeds must be a list of distinct integers, not {self.seeds}")
         self._check_recipes(origin)
-        self.train_config(Path(self.out), self.small_ks[0] if self.small_ks else 1, self.seeds[0])  # validates
+        for recipe, settings in self.recipe_list():  # validates each recipe's train settings
+            self.train_config(Path(self.out), 1, self.seeds[0], recipe=recipe, settings=settings)
         self.eval_config()
         size = self.corpus_size
         if self.small_ks and max(self.small_ks) > size:

@@ -130,6 +130,8 @@ def test_push_without_a_token_says_what_is_missing_and_keeps_the_folder(sweep, t
     ({"recipes": [{"name": "a/b", "train": {}}]}, "needs a name (letters, digits"),
     ({"recipes": [{"name": "x", "train": {"seed": 3}}]}, "recipe x: train.seed is set by the sweep itself"),
     ({"seeds": [1, 1]}, "seeds must be a list of distinct integers"),
+    ({"recipes": [{"name": "x", "train": {"lr": "fast"}}]}, "(recipe x): lr = 'fast' is not a float"),
+    ({"ks": [20, "all"]}, 'ks must be a list of positive integers or "full"'),
 ])
 def test_a_bad_sweep_file_fails_before_any_work(tmp_path, image_folder, change, message):
     import yaml

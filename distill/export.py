@@ -20,6 +20,9 @@ def export_run(run: Path, out: Path, overwrite: bool = False) -> Path:
 
     run, out = Path(run), Path(out)
     model, record = load_run(run)
+    r, o = run.resolve(), out.resolve()
+    if o == r or r in o.parents or o in r.parents:  # --overwrite would delete the run itself
+        raise InputError(f"{out}: is, holds or lies inside the run {run}; export to a folder outside it")
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise InputError(f"{out}: exists and is not empty; choose another --out or pass --overwrite")
     s = record["student"]

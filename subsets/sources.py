@@ -53,11 +53,28 @@ def decode_image(record: RawRecord) -> Image.Image:
         raise UnreadableImage(record.key, record.origin, "empty file")
     try:
         with Image.open(io.BytesIO(data)) as im:
-            return im.convert("RGB")
+            return to_rgb(im, record)
     except UnidentifiedImageError:
         raise UnreadableImage(record.key, record.origin, "not a recognised image format") from None
+    except Image.DecompressionBombError as e:  # a header claiming billions of pixels: never decoded
+        raise UnreadableImage(record.key, record.origin, f"too large to decode safely ({e})") from None
     except (OSError, SyntaxError, ValueError) as e:
         raise UnreadableImage(record.key, record.origin, str(e) or type(e).__name__) from None
+
+
+def to_rgb(im: Image.Image, record: RawRecord) -> Image.Image:
+    """8-bit RGB. 16-bit (and 32-bit integer) grayscale is scaled from its real 16-bit range: PIL's own conversion
+    clips it at 255 and turns almost every pixel white."""
+    if im.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
+        import numpy as np
+
+        a = np.asarray(im, dtype=np.float64)
+        if a.size and (a.min() < 0 or a.max() > 65535):
+            raise UnreadableImage(record.key, record.origin, f"{im.mode} image with values outside 0..65535")
+        return Image.fromarray(np.round(a / 257.0).astype(np.uint8), "L").convert("RGB")
+    if im.mode == "F":
+        raise UnreadableImage(record.key, record.origin, "32-bit float image: convert it to 8 or 16 bits per channel")
+    return im.convert("RGB")
 
 
 class ImageSource:

@@ -77,3 +77,43 @@ def test_bad_sources_say_what_is_wrong(tmp_path):
     _write_tar(tmp_path / "d-1.tar", [{"__key__": "x", "jpg": b"2"}])
     with pytest.raises(InputError, match="duplicate key 'x'"):
         open_source(str(tmp_path / "d-{0..1}.tar")).index()
+
+
+def _bomb_png() -> bytes:
+    """A valid 1x1 PNG whose header claims 50,000 x 50,000 pixels."""
+    import struct
+    import zlib
+
+    from PIL import Image
+
+    data = bytearray(_png_bytes(Image.new("RGB", (1, 1))))
+    data[16:24] = struct.pack(">II", 50_000, 50_000)  # IHDR width and height
+    data[29:33] = struct.pack(">I", zlib.crc32(bytes(data[12:29])))  # the chunk's CRC over its type and data
+    return bytes(data)
+
+
+def test_an_image_bomb_is_an_unreadable_image_skipped_and_listed_or_one_line_with_strict(tmp_path):
+    from PIL import Image
+
+    (tmp_path / "imgs" / "a").mkdir(parents=True)
+    Image.new("RGB", (8, 8), (200, 10, 10)).save(tmp_path / "imgs" / "a" / "fine.png")
+    (tmp_path / "imgs" / "a" / "bomb.png").write_bytes(_bomb_png())
+    src = open_source(tmp_path / "imgs")
+    skipped = []
+    assert [k for k, _, _ in src.iter_images(skipped=skipped)] == ["a/fine"]
+    assert [e.key for e in skipped] == ["a/bomb"] and "too large to decode safely" in skipped[0].reason
+    with pytest.raises(InputError, match="bomb.*too large"):
+        list(src.iter_images(strict=True))
+
+
+def test_16_bit_grayscale_is_scaled_from_its_real_range_not_clipped_white(tmp_path):
+    from PIL import Image
+
+    (tmp_path / "imgs" / "a").mkdir(parents=True)
+    ramp = np.tile(np.linspace(0, 65535, 64).astype(np.uint16), (8, 1))
+    Image.fromarray(ramp).save(tmp_path / "imgs" / "a" / "deep.png")  # mode I;16
+    assert Image.open(tmp_path / "imgs" / "a" / "deep.png").mode.startswith("I")
+    [(_, image, _)] = list(open_source(tmp_path / "imgs").iter_images(strict=True))
+    got = np.asarray(image)
+    assert image.mode == "RGB" and got.shape == (8, 64, 3)
+    np.testing.assert_allclose(got[..., 0], ramp / 257.0, atol=0.51)  # the ramp from black to white, not all white

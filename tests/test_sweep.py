@@ -279,3 +279,15 @@ def test_the_example_sweep_file_and_the_shipped_study_load_and_plan_their_runs(t
     study = SweepConfig.load(ROOT / "studies" / "cifar10.yaml")
     assert set(study.methods) == {"kcenter", "kmeans", "kmeans-random", "prototypes", "random"}
     assert study.ks == [100, 300, 1000, 3000, "full"] and len(study.seeds) == 3 and len(study.recipes) >= 4
+
+
+@pytest.mark.parametrize("where", ["run", "inside", "parent"])
+def test_export_onto_inside_or_around_its_run_is_refused_and_the_run_kept(sweep, tmp_path, where):
+    import shutil
+
+    run = tmp_path / "runs" / "r"
+    shutil.copytree(sweep[1]["runs"][0], run)
+    out = {"run": run, "inside": run / "hub", "parent": tmp_path / "runs"}[where]
+    res = run_cli("export", "--run", run, "--out", out, "--overwrite")
+    assert res.returncode == 2 and "export to a folder outside it" in error_line(res)
+    assert (run / "run.json").exists() and (run / "student.safetensors").exists()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import re
 import types
 import typing
 from dataclasses import dataclass, field, fields
@@ -127,10 +128,25 @@ class TrainConfig:
         return cls.from_dict(read_yaml_mapping(Path(path), "config"), str(path))
 
 
+class YamlLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, reading `1e-3` and `3E5` as floats, as YAML 1.2 and every user do (YAML 1.1, which PyYAML
+    follows, wants a dot: `1.0e-3`, and reads `1e-3` as a string)."""
+
+
+YamlLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"))
+
+
+def load_yaml(text: str):
+    return yaml.load(text, Loader=YamlLoader)  # noqa: S506 - a SafeLoader subclass
+
+
 def read_yaml_mapping(path: Path, what: str) -> dict:
     """A YAML file of `setting: value` lines; unreadable, invalid or non-mapping files give one line."""
     try:
-        values = yaml.safe_load(Path(path).read_text()) or {}
+        values = load_yaml(Path(path).read_text()) or {}
     except OSError as e:
         raise InputError(f"{path}: cannot read the {what} file ({e.strerror})") from None
     except yaml.YAMLError as e:
@@ -172,7 +188,7 @@ def _parse_kwargs(text: str) -> dict:
         if "=" not in item:
             raise argparse.ArgumentTypeError(f"{item!r}: expected key=value")
         key, value = item.split("=", 1)
-        out[key.strip()] = yaml.safe_load(value)
+        out[key.strip()] = load_yaml(value)
     return out
 
 

@@ -34,10 +34,22 @@ class StudentSpec:
 def _create(spec: StudentSpec, **extra) -> nn.Module:
     try:
         return timm.create_model(spec.name, pretrained=False, num_classes=0, **extra, **dict(spec.kwargs))
-    except RuntimeError as e:
-        raise InputError(f"student {spec.name}: {e}") from None
-    except (TypeError, ValueError) as e:
-        raise InputError(f"student {spec.name}: cannot be built so ({e})") from None
+    except (RuntimeError, TypeError, ValueError, AttributeError, AssertionError) as e:
+        key = _culprit(spec, extra)
+        blame = f"student_kwargs {key} = {dict(spec.kwargs)[key]!r} is not accepted" if key else "cannot be built so"
+        raise InputError(f"student {spec.name}: {blame} ({e})") from None
+
+
+def _culprit(spec: StudentSpec, extra: dict) -> str | None:
+    """The first student_kwargs key that fails alone (on the meta device: no weights allocated), to blame the
+    setting rather than a line deep in timm."""
+    for key, value in spec.kwargs:
+        try:
+            with torch.device("meta"):
+                timm.create_model(spec.name, pretrained=False, num_classes=0, **extra, **{key: value})
+        except Exception:  # noqa: BLE001 - any failure of this key alone is the answer
+            return key
+    return None
 
 
 def is_vit(name: str) -> bool:

@@ -42,17 +42,32 @@ def check_config(config: SelectConfig, corpus_size: int, where: str) -> None:
         raise InputError(f"--clusters {config.clusters}: each level needs at least 2 clusters")
 
 
-def select_order(x: np.ndarray, config: SelectConfig) -> np.ndarray:
+def clusters_used(method: str, n: int, config: SelectConfig) -> list[int] | None:
+    """The cluster counts a k-means method will use on n images: the asked ones (or the defaults), each cut to the
+    number of points it clusters (the images, then the previous level's centroids)."""
+    if method in ("kmeans", "kmeans-random"):
+        asked = config.clusters or select.default_clusters(n, config.k_max)
+    elif method == "prototypes":
+        asked = config.clusters[:1] if config.clusters else [select.prototype_clusters(n, config.k_max)]
+    else:
+        return None
+    used, points = [], n
+    for c in asked:
+        used.append(min(c, points))
+        points = used[-1]
+    return used
+
+
+def select_order(x: np.ndarray, config: SelectConfig, clusters: list[int] | None = None) -> np.ndarray:
     """Rows of x in selection order (length k_max) for the configured method."""
+    clusters = clusters or clusters_used(config.method, len(x), config)
     if config.method == "kcenter":
         return select.kcenter_greedy(x, config.k_max, config.seed)
     if config.method in ("kmeans", "kmeans-random"):
-        clusters = config.clusters or select.default_clusters(len(x), config.k_max)
         within = "random" if config.method == "kmeans-random" else "nearest"
         return select.kmeans_balanced(x, config.k_max, config.seed, clusters, config.niter, within)[0]
     if config.method == "prototypes":
-        n_clusters = config.clusters[0] if config.clusters else None
-        return select.prototypes_order(x, config.k_max, config.seed, n_clusters, config.niter)[0]
+        return select.prototypes_order(x, config.k_max, config.seed, clusters[0], config.niter)[0]
     return select.random_order(len(x), config.k_max, config.seed)
 
 
@@ -76,12 +91,16 @@ def make_subset(embeddings: Path | Embeddings, out: Path, config: SelectConfig =
         if config.k_max > len(pool):
             raise InputError(f"--k-max {config.k_max}: larger than the corpus after --dedup {config.dedup} "
                              f"({len(pool)} of {n} images in {emb.path} remain)")
-    order = pool[select_order(emb.vectors[pool], config)]
+    clusters = clusters_used(config.method, len(pool), config)
+    if config.clusters and clusters != list(config.clusters):
+        print(f"--clusters {','.join(map(str, config.clusters))}: cut to {','.join(map(str, clusters))} "
+              f"(a level cannot have more clusters than the {len(pool):,} images or centroids it clusters)")
+    order = pool[select_order(emb.vectors[pool], config, clusters)]
     seconds = time.perf_counter() - start
     ks = sorted(set(config.report_k or default_report_ks(config.k_max)))
     curve = coverage_curve(emb.vectors, order, ks, emb.labels, corpus_clusters(emb.vectors))
     meta = {
-        "method": config.method, "params": asdict(config), "seed": config.seed,
+        "method": config.method, "params": asdict(config), "seed": config.seed, "clusters_used": clusters,
         "embeddings": {"path": str(emb.path.resolve()), "hash": emb.hash, "encoder": emb.meta["encoder"],
                        "corpus_hash": emb.meta["corpus_hash"], "source": emb.meta["source"]},
         "corpus_size": n, "dedup": None if config.dedup is None else

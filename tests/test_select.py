@@ -130,3 +130,14 @@ def test_another_seed_gives_another_subset(tmp_path, method):
     assert len(set(a.order[:100]) ^ set(b.order[:100])) > 0
     if method == "kcenter":
         assert a.order[0] != b.order[0]
+
+
+@pytest.mark.parametrize("method, asked, used", [("kmeans", [500, 40], [300, 40]), ("prototypes", [1000], [300]),
+                                                 ("kmeans-random", None, [75, 9])])
+def test_cluster_counts_are_written_into_the_manifest_as_used_and_a_cut_is_said(tmp_path, capsys, method, asked, used):
+    x, labels = clustered(300, 16, centers=6, seed=3)
+    emb = write_embeddings(tmp_path / "emb", x, labels)
+    m = make_subset(emb, tmp_path / "sub", SelectConfig(method=method, k_max=200, seed=0, clusters=asked))
+    assert m.meta["clusters_used"] == used
+    said = capsys.readouterr().out
+    assert ("cut to" in said) == (asked is not None and asked != used)

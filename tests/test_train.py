@@ -150,6 +150,8 @@ def _train_cli(caches, out, *extra, cache="t64"):
     (["--batch-size", "10", "--grad-accum", "4"], "t64", "does not split into 1 process"),
     (["--resume"], "t64", "no checkpoint in"),
     (["--attention", "xformers"], "t64", "attention backend xformers"),
+    (["--student-kwargs", "depth=two"], "t64", "student_kwargs depth = 'two' is not accepted"),
+    (["--student-kwargs", "depht=1"], "t64", "student_kwargs depht = 1 is not accepted"),
 ])
 def test_bad_training_input_gives_one_line_and_leaves_no_run_directory(tmp_path, caches, extra, cache, message):
     res = _train_cli(caches, tmp_path / "run", "--steps", "2", *extra, cache=cache)
@@ -288,3 +290,14 @@ def test_a_given_accelerator_runs_the_configs_accumulation_and_a_clashing_precis
         train(_config(tmp_path, caches, "bf16", steps=2, precision="bf16"), accelerator=acc)
     with pytest.raises(InputError, match="keep_checkpoints 0: at least 1"):
         train(_config(tmp_path, caches, "keep0", steps=2, keep_checkpoints=0))
+
+
+def test_yaml_numbers_in_exponent_form_are_read_as_floats(tmp_path, caches):
+    # PyYAML reads `1e-3` as the string "1e-3" (YAML 1.1 wants `1.0e-3`); users write it as a float.
+    (tmp_path / "run.yaml").write_text("lr: 1e-3\nmin_lr: 5E-6\nweight_decay: 0.05\n")
+    config = TrainConfig.load(tmp_path / "run.yaml")
+    assert (config.lr, config.min_lr) == (0.001, 5e-6)
+    from distill.sweep import SweepConfig
+
+    (tmp_path / "sweep.yaml").write_text("methods: [random]\nks: [10]\ntrain: {lr: 3e-4, steps: 2}\n")
+    assert SweepConfig.load(tmp_path / "sweep.yaml").train["lr"] == 3e-4

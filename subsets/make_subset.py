@@ -92,7 +92,7 @@ def make_subset(embeddings: Path | Embeddings, out: Path, config: SelectConfig =
             raise InputError(f"--k-max {config.k_max}: larger than the corpus after --dedup {config.dedup} "
                              f"({len(pool)} of {n} images in {emb.path} remain)")
     clusters = clusters_used(config.method, len(pool), config)
-    if config.clusters and clusters != list(config.clusters):
+    if clusters and config.clusters and clusters != list(config.clusters)[:len(clusters)]:
         print(f"--clusters {','.join(map(str, config.clusters))}: cut to {','.join(map(str, clusters))} "
               f"(a level cannot have more clusters than the {len(pool):,} images or centroids it clusters)")
     order = pool[select_order(emb.vectors[pool], config, clusters)]

@@ -270,11 +270,36 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         args.func(args)
-    except InputError as e:
-        if os.environ.get("RANK", "0") == "0":  # under accelerate launch, one process reports it
-            print(f"error: {e}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except Exception as e:  # noqa: BLE001 - what a user can cause is one line; a bug still gets its traceback
+        line = str(e) if isinstance(e, InputError) else failure_line(e)
+        if line is None:
+            raise
+        if os.environ.get("RANK", "0") == "0":  # under accelerate launch, one process reports it
+            print(f"error: {line}", file=sys.stderr)
+        return 2
     return 0
+
+
+def failure_line(e: BaseException) -> str | None:
+    """One line for a failure that comes from the user's files, disk or network rather than from our code: an
+    OS error (a missing, unreadable or read-only path, a full disk), a damaged safetensors or pickle file, a Hub
+    or network error. None for anything else (a bug: its traceback is worth seeing)."""
+    import errno
+    import pickle
+
+    if isinstance(e, OSError):
+        where = f"{e.filename}: " if e.filename else ""
+        if e.errno == errno.ENOSPC:
+            return f"{where}the disk is full; free space and rerun the same command to resume"
+        return f"{where}{e.strerror or e}"
+    module = type(e).__module__ or ""
+    if type(e).__name__ == "SafetensorError" or module.startswith("safetensors"):
+        return f"a safetensors file is damaged or not one ({e}); rerun the step that wrote it"
+    if isinstance(e, (pickle.UnpicklingError, EOFError)):
+        return f"a checkpoint file is damaged ({e}); resume from an earlier checkpoint or start the run again"
+    if module.startswith(("huggingface_hub", "httpx", "requests", "urllib3")):
+        return f"the Hugging Face Hub or the network failed ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})"
+    return None

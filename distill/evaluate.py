@@ -11,6 +11,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from PIL import Image
+from safetensors import SafetensorError
 from safetensors.torch import load_file
 from torchvision.transforms import v2
 
@@ -163,7 +164,11 @@ def load_run(run: Path):
     config = TrainConfig.from_dict(record["config"], str(run / "run.json"))
     teachers = [TeacherTargets(t["key"], t, t["tokens"]) for t in record["teachers"]]
     model = build_model(config, teachers)
-    model.load_state_dict(load_file(str(run / "student.safetensors")))
+    try:
+        model.load_state_dict(load_file(str(run / "student.safetensors")))
+    except (SafetensorError, OSError, RuntimeError) as e:
+        raise InputError(f"{run / 'student.safetensors'}: damaged or not this run's student "
+                         f"({str(e).splitlines()[0]}); train the run again") from None
     return model.eval(), record
 
 

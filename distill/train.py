@@ -22,7 +22,7 @@ from safetensors.torch import load_file, save, save_file
 
 from students import Student, StudentSpec, set_attention
 from subsets.errors import InputError
-from subsets.fileio import read_json, write_bytes_atomic, write_json_atomic
+from subsets.fileio import file_sha256, read_json, write_bytes_atomic, write_json_atomic
 from teachers.cache import TargetCache, teacher_targets
 from teachers.stats import target_stats
 from teachers.views import ViewPolicy
@@ -151,7 +151,10 @@ def save_checkpoint(acc, run: Path, step: int, ident: dict, keep: int, ema=None)
     if acc.is_main_process:
         if ema is not None:  # kept apart from accelerate's state, so one Accelerator can serve run after run
             save_file({k: v.contiguous() for k, v in ema.state_dict().items()}, str(tmp / "ema.safetensors"))
-        write_json_atomic(tmp / "state.json", {"format": RUN_FORMAT + "/checkpoint", "step": step, "identity": ident})
+        # each file's sha256, checked on resume: a damaged optimizer state would otherwise resume silently
+        files = {str(f.relative_to(tmp)): file_sha256(f) for f in sorted(tmp.rglob("*")) if f.is_file()}
+        write_json_atomic(tmp / "state.json", {"format": RUN_FORMAT + "/checkpoint", "step": step, "identity": ident,
+                                               "files": files})
         shutil.rmtree(final, ignore_errors=True)
         tmp.rename(final)
         done = sorted(p for p in (run / "checkpoints").glob("step-??????") if (p / "state.json").exists())
@@ -178,7 +181,20 @@ def checkpoint_to_resume(run: Path, resume: str | bool | None, ident: dict) -> t
                       if theirs.get("settings", {}).get(k) != ours["settings"].get(k))
         what = ", ".join(diff) if diff else "subset or teachers"
         raise InputError(f"--resume {path}: a checkpoint of another run (differs in {what})")
+    _verify_checkpoint(path, state, run)
     return path, int(state["step"])
+
+
+def _verify_checkpoint(path: Path, state: dict, run: Path) -> None:
+    """Every file of the checkpoint as it was written (sha256s in state.json)."""
+    for name, sha256 in state.get("files", {}).items():
+        f = path / name
+        if not f.exists() or file_sha256(f) != sha256:
+            earlier = [p.name for p in sorted((run / "checkpoints").glob("step-??????")) if p != path]
+            hint = f"resume from an earlier one (--resume {run / 'checkpoints' / earlier[-1]})" if earlier else \
+                "start the run again in another --out"
+            raise InputError(f"--resume {path}: {name} is {'missing' if not f.exists() else 'damaged'} (its sha256 "
+                             f"differs from the one written with it); {hint}")
 
 
 def prepare_run_dir(run: Path, ident: dict, resume) -> bool:

@@ -291,3 +291,18 @@ def test_export_onto_inside_or_around_its_run_is_refused_and_the_run_kept(sweep,
     res = run_cli("export", "--run", run, "--out", out, "--overwrite")
     assert res.returncode == 2 and "export to a folder outside it" in error_line(res)
     assert (run / "run.json").exists() and (run / "student.safetensors").exists()
+
+
+def test_failures_from_the_users_files_end_in_one_line_naming_the_file(sweep, tmp_path):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(sweep[1]["runs"][0], run)
+    weights = run / "student.safetensors"
+    weights.write_bytes(weights.read_bytes()[:1000])  # truncated
+    for cmd in (["eval", "--run", run], ["export", "--run", run, "--out", tmp_path / "hub"]):
+        res = run_cli(*cmd)
+        assert res.returncode == 2 and f"{weights}: damaged" in error_line(res) and "Traceback" not in res.stderr
+    (tmp_path / "file").write_text("not a folder")
+    res = run_cli("subset", "embed", "--source", "builtin:cifar10-demo-test", "--out", tmp_path / "file" / "emb")
+    assert res.returncode == 2 and str(tmp_path / "file") in error_line(res) and "Traceback" not in res.stderr

@@ -301,3 +301,24 @@ def test_yaml_numbers_in_exponent_form_are_read_as_floats(tmp_path, caches):
 
     (tmp_path / "sweep.yaml").write_text("methods: [random]\nks: [10]\ntrain: {lr: 3e-4, steps: 2}\n")
     assert SweepConfig.load(tmp_path / "sweep.yaml").train["lr"] == 3e-4
+
+
+@pytest.mark.parametrize("damage", ["optimizer", "model", "missing"])
+def test_a_damaged_checkpoint_is_refused_on_resume_naming_the_file_and_an_earlier_checkpoint(tmp_path, caches, damage):
+    assert _train_cli(caches, tmp_path / "a", "--steps", "6", "--checkpoint-every", "2", "--keep-checkpoints", "2",
+                      "--stop-after", "4").returncode == 0
+    latest = tmp_path / "a" / "checkpoints" / "step-000004"
+    target = latest / {"optimizer": "optimizer.bin", "model": "model.safetensors", "missing": "optimizer.bin"}[damage]
+    if damage == "missing":
+        target.unlink()
+    else:  # the same size, other bytes: only a hash tells
+        data = bytearray(target.read_bytes())
+        data[len(data) // 2] ^= 0xFF
+        target.write_bytes(bytes(data))
+    res = _train_cli(caches, tmp_path / "a", "--steps", "6", "--checkpoint-every", "2", "--resume")
+    line = error_line(res)
+    assert res.returncode == 2 and f"{target.name} is {'missing' if damage == 'missing' else 'damaged'}" in line
+    assert "--resume " + str(tmp_path / "a" / "checkpoints" / "step-000002") in line
+    ok = _train_cli(caches, tmp_path / "a", "--steps", "6", "--checkpoint-every", "2", "--resume",
+                    tmp_path / "a" / "checkpoints" / "step-000002")
+    assert ok.returncode == 0 and "run complete" in ok.stdout

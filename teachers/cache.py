@@ -9,6 +9,7 @@ rank r writes shards r, r + W, ... . A cache made for k serves every smaller k.
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -251,27 +252,49 @@ def _write_index(out: Path, identity: dict, k: int, config: CacheConfig, stats: 
     return index
 
 
-_DTYPES = {"F16": np.float16, "F32": np.float32, "I64": np.int64, "BF16": None}
+_DTYPES = {"F16": np.float16, "F32": np.float32, "I64": np.int64}  # all that a cache stores
 
 
 class _MappedShard:
-    """A safetensors file memory-mapped as numpy views: indexing a row copies only that row."""
+    """A safetensors file memory-mapped as numpy views: indexing a row copies only that row.
+
+    safetensors parses the header first (its length, dtypes, and offsets inside the file, contiguous and not
+    overlapping), so a damaged or crafted shard is refused in one line rather than read as the wrong bytes."""
 
     def __init__(self, path: Path):
         import mmap
         import struct
 
+        try:
+            with safe_open(str(path), "np"):
+                pass
+        except (SafetensorError, OSError) as e:
+            raise InputError(f"{path}: not a valid safetensors shard ({e}); rerun `distill cache` to rewrite it") from None
         with open(path, "rb") as f:
             self._mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
         (n,) = struct.unpack("<Q", self._mm[:8])
         header = json.loads(self._mm[8:8 + n])
         self.metadata = header.pop("__metadata__", {})
         self.arrays = {}
-        for name, t in header.items():
+        end = 0
+        for name, t in sorted(header.items(), key=lambda item: item[1]["data_offsets"]):
             start, stop = t["data_offsets"]
-            dtype = np.dtype(_DTYPES[t["dtype"]])
+            dtype = np.dtype(_DTYPES.get(t["dtype"], np.void))
+            if t["dtype"] not in _DTYPES:
+                raise InputError(f"{path}: tensor {name!r} has dtype {t['dtype']}; a target cache holds only "
+                                 f"{', '.join(_DTYPES)}")
+            if start != end or stop - start != math.prod(t["shape"]) * dtype.itemsize:
+                raise InputError(f"{path}: tensor {name!r} has overlapping or inconsistent offsets {start}..{stop}; "
+                                 "rerun `distill cache` to rewrite it")
+            end = stop
             self.arrays[name] = np.frombuffer(self._mm, dtype, (stop - start) // dtype.itemsize,
                                               8 + n + start).reshape(t["shape"])
+        if 8 + n + end != len(self._mm):
+            raise InputError(f"{path}: {len(self._mm) - 8 - n - end} bytes beyond its tensors; rerun `distill cache`")
+
+    def close(self) -> None:
+        self.arrays = {}
+        self._mm.close()
 
 
 class TargetCache:
@@ -293,6 +316,8 @@ class TargetCache:
         self.skipped = {item["position"] for item in self.index["skipped"]}
         self._shards: dict[int, _MappedShard] = {}
         self._pid = os.getpid()
+        for sh in self.index["shards"]:  # every header checked now, before a run folder is made; mapped when read
+            _MappedShard(self.path / sh["file"]).close()
 
     def __len__(self) -> int:
         return self.index["k"]

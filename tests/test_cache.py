@@ -241,3 +241,48 @@ def test_unreadable_image_in_the_subset_is_skipped_and_listed_or_fails_with_stri
     with pytest.raises(InputError, match=f"{broken}.* is unreadable .*--strict"):
         _cache(subsets_dir, corpus, teacher, tmp_path / "strict", k=16, strict=True)
     assert not (tmp_path / "strict").exists()
+
+
+def _rewrite_header(shard, change):
+    """The shard with its JSON header changed by `change(header)` (and its length field to match, unless the
+    change sets `__length__`)."""
+    import struct
+
+    data = shard.read_bytes()
+    (n,) = struct.unpack("<Q", data[:8])
+    header = json.loads(data[8:8 + n])
+    change(header)
+    length = header.pop("__length__", None)
+    raw = json.dumps(header).encode()
+    raw += b" " * (-len(raw) % 8)
+    shard.write_bytes(struct.pack("<Q", length or len(raw)) + raw + data[8 + n:])
+
+
+@pytest.mark.parametrize("case, message", [
+    ("huge header length", "not a valid safetensors shard"),
+    ("bf16 dtype", "has dtype BF16"),
+    ("overlapping offsets", "(invalid offset|overlapping)"),
+])
+def test_a_damaged_or_crafted_shard_header_is_one_line_naming_the_shard_before_any_run_folder(
+        tmp_path, subsets_dir, image_folder, teacher, case, message):
+    out = _cache(subsets_dir, image_folder, teacher, tmp_path / "t", k=16)
+    shard = out / "shard-00001.safetensors"
+
+    def change(h):
+        if case == "huge header length":
+            h["__length__"] = 2**40
+        elif case == "bf16 dtype":
+            h["cls"]["dtype"] = "BF16"
+        else:  # `row` read from inside `view`: training would read the wrong bytes
+            h["row"]["data_offsets"] = [h["view"]["data_offsets"][0], h["view"]["data_offsets"][0] + 8 * h["row"]["shape"][0]]
+
+    _rewrite_header(shard, change)
+    index = json.loads((out / "index.json").read_text())
+    index["shards"][1]["bytes"] = shard.stat().st_size  # a consistent index: only the header is wrong
+    (out / "index.json").write_text(json.dumps(index))
+    with pytest.raises(InputError, match=f"shard-00001.safetensors: .*{message}"):
+        TargetCache(out)
+    res = run_cli("train", "--targets", out, "--out", tmp_path / "run", "--steps", "2", "--batch-size", "4",
+                  "--workers", "0")
+    assert res.returncode == 2 and "shard-00001.safetensors" in error_line(res) and "Traceback" not in res.stderr
+    assert not (tmp_path / "run").exists()

@@ -62,6 +62,7 @@ class TrainConfig:
     seed: int = 0
     recipe: str | None = None  # a name for these settings, by which `distill compare` groups runs (sweeps set it)
     workers: int = 2  # DataLoader worker processes per training process
+    verify_targets: bool = True  # hash the cache shards a run reads against index.json before training
     checkpoint_every: int = 200
     keep_checkpoints: int = 2
     log_every: int = 10

@@ -44,7 +44,8 @@ from .model import DistillModel
 
 RUN_FORMAT = "subset-distill/run"
 # Settings that do not change what a run computes: a checkpoint made under other values still resumes.
-OPERATIONAL = {"out", "workers", "checkpoint_every", "keep_checkpoints", "log_every", "log_with", "attention"}
+OPERATIONAL = {"out", "workers", "checkpoint_every", "keep_checkpoints", "log_every", "log_with", "attention",
+               "verify_targets"}
 
 
 class Diverged(InputError):
@@ -75,6 +76,9 @@ def prepare_inputs(config: TrainConfig) -> Inputs:
         dataset = CachedTargets(caches, source, subset, config.img_size, config.k)
         teachers, teacher = dataset.teachers, None
         k = config.k or min(len(c) for c in caches)
+        if config.verify_targets:  # an edited shard of the right size would otherwise train silently
+            for c in caches:
+                c.verify(k)
     else:
         from teachers import load_teacher
 

@@ -322,3 +322,24 @@ def test_a_damaged_checkpoint_is_refused_on_resume_naming_the_file_and_an_earlie
     ok = _train_cli(caches, tmp_path / "a", "--steps", "6", "--checkpoint-every", "2", "--resume",
                     tmp_path / "a" / "checkpoints" / "step-000002")
     assert ok.returncode == 0 and "run complete" in ok.stdout
+
+
+def test_an_edited_shard_of_the_same_size_is_refused_before_training_unless_asked(tmp_path, caches):
+    import shutil
+
+    from teachers import cache as cache_module
+
+    cache = tmp_path / "t64"
+    shutil.copytree(caches / "t64", cache)
+    shard = cache / "shard-00000.safetensors"
+    data = bytearray(shard.read_bytes())
+    data[-3] ^= 0x01  # one bit of the last target: same size, valid header
+    shard.write_bytes(bytes(data))
+    cache_module._verified.clear()
+    res = run_cli("train", "--targets", cache, "--out", tmp_path / "run", "--steps", "2", "--batch-size", "8",
+                  "--student-kwargs", "depth=1", "--workers", "0")
+    assert res.returncode == 2 and "shard-00000.safetensors: content differs from the sha256" in error_line(res)
+    assert not (tmp_path / "run").exists()
+    ok = run_cli("train", "--targets", cache, "--out", tmp_path / "run", "--steps", "2", "--batch-size", "8",
+                 "--student-kwargs", "depth=1", "--workers", "0", "--no-verify-targets")
+    assert ok.returncode == 0

@@ -240,18 +240,23 @@ def load_embeddings(path: Path, verify: bool = True) -> Embeddings:
     meta = read_json(path / "meta.json", "embeddings metadata")
     if meta.get("format") != FORMAT:
         raise InputError(f"{path / 'meta.json'}: not an embeddings directory (format {meta.get('format')!r})")
-    vectors = []
+    vectors, shard_keys = [], []
     for s in meta["shards"]:
         shard = path / s["file"]
         if not shard.exists():
             raise InputError(f"{shard}: missing (listed in meta.json)")
         if verify and file_sha256(shard) != s["sha256"]:
             raise InputError(f"{shard}: content differs from the sha256 in meta.json (edited or truncated)")
-        tensors, _ = _read_shard(shard, meta["dim"])
+        tensors, info = _read_shard(shard, meta["dim"])
         vectors.append(tensors["emb"])
+        shard_keys += info["keys"]
     keys = (path / "keys.txt").read_text().splitlines()
     emb = np.concatenate(vectors).astype(np.float32)
     if len(keys) != emb.shape[0] or emb.shape[0] != meta["count"]:
         raise InputError(f"{path}: keys.txt has {len(keys)} keys, shards {emb.shape[0]} rows, meta.json count {meta['count']}")
+    if keys != shard_keys:  # a row's key must be the image its vector came from
+        row = next(i for i, (a, b) in enumerate(zip(keys, shard_keys)) if a != b)
+        raise InputError(f"{path / 'keys.txt'}: line {row + 1} is {keys[row]!r}, the shards hold {shard_keys[row]!r} "
+                         "at that row (edited?); rerun the embed job into another --out")
     labels = np.load(path / "labels.npy") if (path / "labels.npy").exists() else None
     return Embeddings(path, meta, keys, labels, emb)

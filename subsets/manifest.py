@@ -48,11 +48,15 @@ def order_hash(order: np.ndarray, embeddings_hash: str) -> str:
     return h.hexdigest()
 
 
+def keys_hash(keys: list[str]) -> str:
+    return hashlib.sha256("".join(k + "\n" for k in keys).encode()).hexdigest()
+
+
 def write_manifest(out: Path, meta: dict, order: np.ndarray, keys: list[str], overwrite: bool = False) -> Path:
     """Write the subset directory atomically: it appears whole or not at all."""
     order = np.asarray(order, dtype=np.int64)
     meta = {"format": FORMAT, "version": VERSION, **meta, "k_max": int(len(order)),
-            "hash": order_hash(order, meta["embeddings"]["hash"])}
+            "hash": order_hash(order, meta["embeddings"]["hash"]), "keys_sha256": keys_hash(keys)}
     with output_dir_atomic(out, overwrite) as tmp:
         write_npy_atomic(tmp / "order.npy", order)
         (tmp / "keys.txt").write_text("".join(k + "\n" for k in keys))
@@ -77,4 +81,7 @@ def read_manifest(path: Path) -> Manifest:
         raise InputError(f"{path / 'order.npy'}: repeats or rows outside the corpus of {meta['corpus_size']}")
     if order_hash(order, meta["embeddings"]["hash"]) != meta["hash"]:
         raise InputError(f"{path / 'order.npy'}: content differs from the hash in manifest.json (edited?)")
+    if "keys_sha256" in meta and keys_hash(keys) != meta["keys_sha256"]:  # the cache reads images by these keys
+        raise InputError(f"{path / 'keys.txt'}: content differs from the sha256 in manifest.json (edited?); "
+                         "select the subset again")
     return Manifest(path, meta, order, keys)

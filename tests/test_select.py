@@ -141,3 +141,25 @@ def test_cluster_counts_are_written_into_the_manifest_as_used_and_a_cut_is_said(
     assert m.meta["clusters_used"] == used
     said = capsys.readouterr().out
     assert ("cut to" in said) == (asked is not None and asked != used)
+
+
+def test_swapped_lines_in_keys_txt_are_refused_in_embeddings_and_in_subsets(tmp_path):
+    from subsets.embed import load_embeddings
+    from subsets.errors import InputError
+    from subsets.manifest import read_manifest
+
+    x, labels = clustered(300, 16, centers=6, seed=3)
+    emb = write_embeddings(tmp_path / "emb", x, labels)
+    make_subset(emb, tmp_path / "sub", SelectConfig(method="random", k_max=50))
+
+    def swap(path, i, j):
+        lines = path.read_text().splitlines()
+        lines[i], lines[j] = lines[j], lines[i]
+        path.write_text("".join(line + "\n" for line in lines))
+
+    swap(tmp_path / "sub" / "keys.txt", 3, 7)  # the cache would read another image at positions 3 and 7
+    with pytest.raises(InputError, match="sub/keys.txt: content differs from the sha256 in manifest.json"):
+        read_manifest(tmp_path / "sub")
+    swap(emb / "keys.txt", 10, 11)
+    with pytest.raises(InputError, match=r"emb/keys.txt: line 11 is 'img-000011', the shards hold 'img-000010'"):
+        load_embeddings(emb)

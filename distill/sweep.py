@@ -23,6 +23,7 @@ from subsets.embed import EmbedConfig, embed_corpus, load_embeddings
 from subsets.errors import InputError
 from subsets.fileio import read_json
 from subsets.make_subset import SelectConfig, make_subset
+from subsets.lock import folder_lock
 from subsets.manifest import Manifest, read_manifest
 from subsets.report import plot_coverage, print_coverage
 from subsets.select import METHODS, dedup
@@ -235,6 +236,11 @@ def run_sweep(config: SweepConfig, accelerator=None, console: Console | None = N
     check_disk(config, teacher, out)
     first = config.small_ks[0] if config.small_ks else 1
     acc = accelerator or make_accelerator(config.train_config(out, first, config.seeds[0]))
+    with folder_lock(out, acc):  # a second sweep into the same out is refused while this one runs
+        return _sweep(config, out, teacher, acc, console, start)
+
+
+def _sweep(config: SweepConfig, out: Path, teacher, acc, console: Console, start: float) -> dict:
     manifests = select_subsets(config, out, acc, console)
     if acc.is_main_process:
         shown = [m for name, m in manifests.items() if name != FULL and m.meta["seed"] == config.seeds[0]]

@@ -23,6 +23,7 @@ from safetensors.torch import load_file, save, save_file
 from students import Student, StudentSpec, set_attention
 from subsets.errors import InputError
 from subsets.fileio import file_sha256, read_json, write_bytes_atomic, write_json_atomic
+from subsets.lock import folder_lock
 from teachers.cache import TargetCache, teacher_targets
 from teachers.stats import target_stats
 from teachers.views import ViewPolicy
@@ -259,6 +260,11 @@ def train(config: TrainConfig, accelerator=None, resume: str | bool | None = Non
     if config.batch_size % (acc.num_processes * config.grad_accum):
         raise InputError(f"batch size {config.batch_size} does not split into {acc.num_processes} process(es) x "
                          f"{config.grad_accum} accumulation step(s)")
+    with folder_lock(run, acc):  # a second job into the same --out is refused while this one runs
+        return _train(config, acc, run, resume, stop_after)
+
+
+def _train(config: TrainConfig, acc, run: Path, resume, stop_after: int | None) -> Path:
     inputs = prepare_inputs(config)
     ident = identity(config, inputs)
     if not prepare_run_dir(run, ident, resume):

@@ -343,3 +343,33 @@ def test_an_edited_shard_of_the_same_size_is_refused_before_training_unless_aske
     ok = run_cli("train", "--targets", cache, "--out", tmp_path / "run", "--steps", "2", "--batch-size", "8",
                  "--student-kwargs", "depth=1", "--workers", "0", "--no-verify-targets")
     assert ok.returncode == 0
+
+
+def test_a_second_job_into_the_same_out_is_refused_and_a_killed_jobs_lock_is_taken_over(tmp_path, caches):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from subsets.lock import lock_path
+
+    run = tmp_path / "run"
+    args = [sys.executable, "-m", "distill", "train", "--targets", str(caches / "t64"), "--out", str(run),
+            "--student-kwargs", "depth=1", "--batch-size", "8", "--workers", "0", "--steps", "100000",
+            "--checkpoint-every", "5"]
+    first = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 120
+        while not (run / "checkpoints" / "step-000005" / "state.json").exists():
+            assert time.time() < deadline and first.poll() is None, "the first run did not start"
+            time.sleep(0.2)
+        second = _train_cli(caches, run, "--steps", "100000", "--checkpoint-every", "5", "--resume")
+        line = error_line(second)
+        assert second.returncode == 2 and f"{run}: in use by another job (pid {first.pid}" in line
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.wait()
+    assert lock_path(run).exists()  # kill -9 leaves it: stale now
+    resumed = _train_cli(caches, run, "--steps", "100000", "--checkpoint-every", "5", "--resume", "--stop-after", "5")
+    assert resumed.returncode == 0 and "took over a stale lock" in resumed.stdout
+    assert not lock_path(run).exists()  # released at the end

@@ -21,7 +21,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from safetensors.torch import load_file, save, save_file
 
 from students import Student, StudentSpec, set_attention
-from subsets.errors import InputError
+from subsets.errors import DiskFull, InputError
 from subsets.fileio import file_sha256, read_json, write_bytes_atomic, write_json_atomic
 from subsets.lock import folder_lock
 from teachers.cache import TargetCache, teacher_targets
@@ -151,15 +151,25 @@ def save_checkpoint(acc, run: Path, step: int, ident: dict, keep: int, ema=None)
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
     acc.wait_for_everyone()
-    acc.save_state(str(tmp))
-    acc.wait_for_everyone()
+    try:
+        acc.save_state(str(tmp))
+        acc.wait_for_everyone()
+        if acc.is_main_process:
+            if ema is not None:  # kept apart from accelerate's state, so one Accelerator can serve run after run
+                save_file({k: v.contiguous() for k, v in ema.state_dict().items()}, str(tmp / "ema.safetensors"))
+            # each file's sha256, checked on resume: a damaged optimizer state would otherwise resume silently
+            files = {str(f.relative_to(tmp)): file_sha256(f) for f in sorted(tmp.rglob("*")) if f.is_file()}
+            write_json_atomic(tmp / "state.json", {"format": RUN_FORMAT + "/checkpoint", "step": step,
+                                                   "identity": ident, "files": files})
+    except Exception as e:  # noqa: BLE001 - whatever broke the write, no half-written checkpoint stays
+        shutil.rmtree(tmp, ignore_errors=True)
+        if _disk_full(e):
+            kept = latest_checkpoint(run)
+            raise DiskFull(f"{final}: disk full while writing this checkpoint; its temporary folder was removed"
+                           + (f", the last good one ({kept.name}) is kept: free space and rerun with --resume"
+                              if kept else "; free space and rerun the same command")) from None
+        raise
     if acc.is_main_process:
-        if ema is not None:  # kept apart from accelerate's state, so one Accelerator can serve run after run
-            save_file({k: v.contiguous() for k, v in ema.state_dict().items()}, str(tmp / "ema.safetensors"))
-        # each file's sha256, checked on resume: a damaged optimizer state would otherwise resume silently
-        files = {str(f.relative_to(tmp)): file_sha256(f) for f in sorted(tmp.rglob("*")) if f.is_file()}
-        write_json_atomic(tmp / "state.json", {"format": RUN_FORMAT + "/checkpoint", "step": step, "identity": ident,
-                                               "files": files})
         shutil.rmtree(final, ignore_errors=True)
         tmp.rename(final)
         done = sorted(p for p in (run / "checkpoints").glob("step-??????") if (p / "state.json").exists())
@@ -169,11 +179,23 @@ def save_checkpoint(acc, run: Path, step: int, ident: dict, keep: int, ema=None)
     return final
 
 
+def _disk_full(e: BaseException) -> bool:
+    """ENOSPC, as an OSError or inside the message of a safetensors or torch error that wraps it."""
+    import errno
+
+    if isinstance(e, OSError) and e.errno == errno.ENOSPC:
+        return True
+    return "No space left on device" in str(e) or "os error 28" in str(e)
+
+
 def checkpoint_to_resume(run: Path, resume: str | bool | None, ident: dict) -> tuple[Path, int] | None:
     """The checkpoint `--resume` names (or the latest in the run), checked to belong to this run."""
     if not resume:
         return None
     path = latest_checkpoint(run) if resume is True or resume == "latest" else Path(resume)
+    if path is None and (run / "config.yaml").exists():
+        print(f"{run}: no checkpoint was reached before it stopped; starting from step 0")
+        return None
     if path is None:
         raise InputError(f"--resume: no checkpoint in {run / 'checkpoints'}")
     state_file = path / "state.json"
@@ -202,12 +224,17 @@ def _verify_checkpoint(path: Path, state: dict, run: Path) -> None:
                              f"differs from the one written with it); {hint}")
 
 
-def prepare_run_dir(run: Path, ident: dict, resume) -> bool:
+def prepare_run_dir(run: Path, ident: dict, resume, main: bool = True) -> bool:
     """False when the run is already complete with these settings; refuses to mix two runs in one folder."""
     done = run / "run.json"
     if done.exists() and read_json(done, "run record").get("identity") == ident:
         return False
     if (run / "config.yaml").exists() and not resume:
+        if latest_checkpoint(run) is None and not done.exists():  # it stopped before its first checkpoint
+            if main:
+                print(f"{run}: takes over a run that stopped before its first checkpoint")
+                shutil.rmtree(run)
+            return True
         raise InputError(f"{run}: holds a run already; pass --resume to continue it, or choose another --out")
     if run.exists() and any(run.iterdir()) and not (run / "config.yaml").exists():
         raise InputError(f"{run}: exists and is not a run directory; choose another --out")
@@ -267,7 +294,9 @@ def train(config: TrainConfig, accelerator=None, resume: str | bool | None = Non
 def _train(config: TrainConfig, acc, run: Path, resume, stop_after: int | None) -> Path:
     inputs = prepare_inputs(config)
     ident = identity(config, inputs)
-    if not prepare_run_dir(run, ident, resume):
+    fresh = prepare_run_dir(run, ident, resume, acc.is_main_process)
+    acc.wait_for_everyone()
+    if not fresh:
         if acc.is_main_process:
             print(f"{run}: already complete ({config.steps} steps), nothing to do")
         return run

@@ -9,6 +9,7 @@ from safetensors.torch import load_file
 
 from distill.config import TrainConfig
 from distill.train import build_model, prepare_inputs, train
+from subsets.errors import InputError
 from subsets.manifest import read_manifest
 from subsets.sources import open_source
 from teachers import load_teacher
@@ -373,3 +374,48 @@ def test_a_second_job_into_the_same_out_is_refused_and_a_killed_jobs_lock_is_tak
     resumed = _train_cli(caches, run, "--steps", "100000", "--checkpoint-every", "5", "--resume", "--stop-after", "5")
     assert resumed.returncode == 0 and "took over a stale lock" in resumed.stdout
     assert not lock_path(run).exists()  # released at the end
+
+
+@pytest.mark.parametrize("full_at", [1, 2])  # the first checkpoint, or one after a good one
+def test_a_full_disk_while_checkpointing_is_one_line_leaves_no_tmp_and_the_run_continues(tmp_path, caches, monkeypatch,
+                                                                                        full_at):
+    from accelerate import Accelerator
+    from safetensors import SafetensorError
+
+    real, calls = Accelerator.save_state, []
+
+    def save_state(self, output_dir=None, **kw):
+        calls.append(output_dir)
+        real(self, output_dir, **kw)
+        if len(calls) == full_at:  # as safetensors reports a full disk, after part of the state is written
+            raise SafetensorError('Error while serializing: IoError(Os { code: 28, kind: StorageFull, message: '
+                                  '"No space left on device" })')
+
+    monkeypatch.setattr(Accelerator, "save_state", save_state)
+    config = _config(tmp_path, caches, steps=15, checkpoint_every=5)
+    with pytest.raises(InputError, match="step-0000(05|10): disk full while writing this checkpoint") as err:
+        train(config)
+    run = tmp_path / "run"
+    assert not list((run / "checkpoints").glob("*.tmp"))
+    monkeypatch.setattr(Accelerator, "save_state", real)
+    if full_at == 1:  # nothing to resume from: a plain rerun takes the folder over
+        assert "rerun the same command" in str(err.value)
+        train(config)
+    else:
+        assert "the last good one (step-000005) is kept" in str(err.value)
+        train(config, resume=True)
+    assert (run / "run.json").exists() and json.loads((run / "run.json").read_text())["steps"] == 15
+
+
+def test_a_run_that_failed_before_its_first_checkpoint_is_taken_over_by_a_rerun(tmp_path, caches):
+    bad = _train_cli(caches, tmp_path / "run", "--steps", "30", "--lr", "1e5", "--warmup", "0", "--grad-clip", "1e9",
+                     "--checkpoint-every", "1000")
+    assert bad.returncode == 2 and "NaN" in error_line(bad)
+    for extra in ([], ["--resume"]):  # a plain rerun and --resume both continue: from step 0
+        ok = _train_cli(caches, tmp_path / "run", "--steps", "4", "--checkpoint-every", "1000", *extra)
+        assert ok.returncode == 0 and "run complete" in ok.stdout, ok.stderr
+        (tmp_path / "run" / "run.json").unlink()  # as if the next attempt had failed early again
+        for ckpt in (tmp_path / "run" / "checkpoints").glob("*"):
+            import shutil
+
+            shutil.rmtree(ckpt)

@@ -274,13 +274,21 @@ def main(argv: list[str] | None = None) -> int:
         print("interrupted", file=sys.stderr)
         return 130
     except Exception as e:  # noqa: BLE001 - what a user can cause is one line; a bug still gets its traceback
-        line = str(e) if isinstance(e, InputError) else failure_line(e)
+        line = worker_message(str(e)) if isinstance(e, InputError) else failure_line(e)
         if line is None:
             raise
         if os.environ.get("RANK", "0") == "0":  # under accelerate launch, one process reports it
             print(f"error: {line}", file=sys.stderr)
         return 2
     return 0
+
+
+def worker_message(message: str) -> str:
+    """Our own line out of an error re-raised from a DataLoader worker, which wraps it in the worker's traceback."""
+    if "Original Traceback" not in message:
+        return message
+    last = [line for line in message.splitlines() if line.strip()][-1]
+    return last.split("Error: ", 1)[1] if "Error: " in last else last
 
 
 def failure_line(e: BaseException) -> str | None:

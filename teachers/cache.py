@@ -376,7 +376,12 @@ class TargetCache:
             raise IndexError(f"position {position} outside 0..{len(self) - 1}")
         arrays = self._shard(position // self.shard_size).arrays
         i = position % self.shard_size
-        return {name: torch.from_numpy(arrays[name][i].copy()) for name in (*self.names, "view")}
+        out = {}
+        for name in (*self.names, "view"):
+            value = arrays[name][i].copy()
+            self._check_finite(name, value[None], np.array([position]))
+            out[name] = torch.from_numpy(value)
+        return out
 
     def targets_many(self, positions) -> dict[str, torch.Tensor]:
         """The same for a batch of positions, [B, V, ...]: one gather per shard and tensor."""
@@ -391,8 +396,17 @@ class TargetCache:
             for s in np.unique(shard_of):
                 rows = np.flatnonzero(shard_of == s)
                 buf[rows] = self._shard(int(s)).arrays[name][positions[rows] - s * self.shard_size]
+            self._check_finite(name, buf, positions)
             out[name] = torch.from_numpy(buf)
         return out
+
+    def _check_finite(self, name: str, values: np.ndarray, positions: np.ndarray) -> None:
+        """A NaN or inf target would surface as a NaN loss far from its cause: name the shard instead."""
+        if values.dtype.kind == "f" and not np.isfinite(values).all():
+            bad = int(positions[np.flatnonzero(~np.isfinite(values.reshape(len(values), -1)).all(1))[0]])
+            shard = self.path / self.index["shards"][bad // self.shard_size]["file"]
+            raise InputError(f"{shard}: {name} of position {bad} is not finite (NaN or inf): the cache is damaged or "
+                             "its teacher diverged; rerun `distill cache` into another --out")
 
     def first(self, k: int, name: str) -> torch.Tensor:
         """One target for the first k positions, e.g. `cls` [k, V, D]."""

@@ -419,3 +419,23 @@ def test_a_run_that_failed_before_its_first_checkpoint_is_taken_over_by_a_rerun(
             import shutil
 
             shutil.rmtree(ckpt)
+
+
+@pytest.mark.parametrize("workers", ["0", "2"])
+def test_non_finite_targets_are_blamed_on_the_cache_not_reported_as_a_nan_loss(tmp_path, caches, workers):
+    import shutil
+
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    cache = tmp_path / "t64"
+    shutil.copytree(caches / "t64", cache)
+    for shard in cache.glob("shard-*.safetensors"):
+        with safe_open(str(shard), "pt") as f:
+            tensors, meta = {k: f.get_tensor(k) for k in f.keys()}, f.metadata()
+        tensors["cls"][:, :, 0] = float("nan")
+        save_file(tensors, str(shard), metadata=meta)
+    res = run_cli("train", "--targets", cache, "--out", tmp_path / "run", "--steps", "2", "--batch-size", "8",
+                  "--student-kwargs", "depth=1", "--workers", workers, "--no-verify-targets")
+    line = error_line(res)
+    assert res.returncode == 2 and re.search(r"shard-\d+\.safetensors: cls of position \d+ is not finite", line), line

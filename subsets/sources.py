@@ -162,13 +162,20 @@ class WebDatasetSource(ImageSource):
         # Every process reads whole shards itself and picks its images by key, so webdataset must not
         # split shards between processes or loader workers.
         samples = iter(wds.WebDataset(url, shardshuffle=False, empty_check=False, nodesplitter=None, workersplitter=None))
+        read = 0
         while True:
             try:
                 sample = next(samples)
             except StopIteration:
                 return
             except Exception as e:  # webdataset raises tarfile/gzip/OS errors for a broken shard
-                raise InputError(f"{url}: not a readable tar shard ({type(e).__name__}: {e})") from None
+                why = e.args[0] if isinstance(e.args[0:1] and e.args[0], str) else str(e)
+                if any(w in str(e) for w in ("empty header", "truncated", "unexpected end", "EOF", "end of data")):
+                    raise InputError(f"{url}: the file ends early (truncated?) after {read} complete samples "
+                                     f"({type(e).__name__}: {why})") from None
+                raise InputError(f"{url}: not a readable tar shard after {read} samples ({type(e).__name__}: {why})") \
+                    from None
+            read += 1
             yield self._record(url, sample)
 
     @staticmethod

@@ -117,3 +117,13 @@ def test_16_bit_grayscale_is_scaled_from_its_real_range_not_clipped_white(tmp_pa
     got = np.asarray(image)
     assert image.mode == "RGB" and got.shape == (8, 64, 3)
     np.testing.assert_allclose(got[..., 0], ramp / 257.0, atol=0.51)  # the ramp from black to white, not all white
+
+
+def test_a_truncated_tar_shard_says_it_ends_early_and_how_many_samples_were_read(tmp_path):
+    good = next(open_source("builtin:cifar10-demo").iter_images())[1]
+    _write_tar(tmp_path / "full.tar", [{"__key__": f"k{i}", "png": _png_bytes(good), "cls": b"1"} for i in range(10)])
+    data = (tmp_path / "full.tar").read_bytes()
+    for cut in (len(data) // 2, len(data) // 2 + 100):  # inside a member's header, inside its data
+        (tmp_path / "cut.tar").write_bytes(data[:cut])
+        with pytest.raises(InputError, match=r"cut.tar: the file ends early \(truncated\?\) after \d complete samples"):
+            open_source(str(tmp_path / "cut.tar")).index()

@@ -129,7 +129,7 @@ def cmd_compare(a: argparse.Namespace) -> None:
 def cmd_export(a: argparse.Namespace) -> None:
     from .export import export_run, push
 
-    folder = export_run(a.run, a.out, overwrite=a.overwrite)
+    folder = export_run(a.run, a.out, overwrite=a.overwrite, license=a.license)
     print(f"exported {a.run} to {folder} (timm.create_model('local-dir:{folder}', pretrained=True))")
     if a.push:
         print(f"pushed: {push(folder, a.push, a.private)}")
@@ -252,6 +252,8 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--push", default=None, metavar="REPO_ID", help="upload to this Hub repository (needs a token)")
     x.add_argument("--private", action="store_true", help="create the Hub repository as private")
     x.add_argument("--overwrite", action="store_true")
+    x.add_argument("--license", default="other", help="the model card's license field (a Hub license id; default: "
+                                                       "other, as a student inherits its teachers' and data's terms)")
     x.set_defaults(func=cmd_export)
 
     w = sub.add_parser("sweep", help="methods x k x seeds end to end, reusing one selection and one cache per method")

@@ -14,7 +14,7 @@ from subsets.fileio import read_json
 from .evaluate import load_run
 
 
-def export_run(run: Path, out: Path, overwrite: bool = False) -> Path:
+def export_run(run: Path, out: Path, overwrite: bool = False, license: str = "other") -> Path:
     """Write the student of a complete run as a folder `timm.create_model("local-dir:OUT", pretrained=True)` loads."""
     from timm.models import save_for_hf
 
@@ -28,7 +28,7 @@ def export_run(run: Path, out: Path, overwrite: bool = False) -> Path:
     s = record["student"]
     vit = model.student.timm_model
     vit.pretrained_cfg = {**vit.pretrained_cfg, "input_size": (3, s["img_size"], s["img_size"]), "mean": tuple(s["mean"]),
-                          "std": tuple(s["std"]), "interpolation": "bicubic", "crop_pct": 1.0, "crop_mode": "center",
+                          "std": tuple(s["std"]), "interpolation": "bicubic", "crop_pct": 1.0, "crop_mode": "squash",
                           "num_classes": 0, "tag": None, "hf_hub_id": None}
     vit.pretrained_cfg.pop("license", None)  # the architecture's default cfg; it says nothing of these weights
     model_args = s["kwargs"] if hasattr(model.student, "cnn") else {"img_size": s["img_size"], "patch_size": s["patch_size"],
@@ -38,7 +38,8 @@ def export_run(run: Path, out: Path, overwrite: bool = False) -> Path:
     try:
         save_for_hf(vit, str(tmp), model_args=model_args, safe_serialization=True)
         evaluation = read_json(run / "eval.json", "evaluation") if (run / "eval.json").exists() else None
-        (tmp / "README.md").write_text(model_card(record, evaluation, s["name"], vit.num_features))
+        (tmp / "README.md").write_text(model_card(record, evaluation, s["name"], vit.num_features, license,
+                                                      hasattr(model.student, "cnn")))
         if out.exists():
             shutil.rmtree(out)
         tmp.rename(out)
@@ -47,15 +48,42 @@ def export_run(run: Path, out: Path, overwrite: bool = False) -> Path:
     return out
 
 
-def model_card(record: dict, evaluation: dict | None, name: str, width: int) -> str:
+def shape_words(record: dict, width: int, cnn: bool = False) -> str:
+    """The student's real shape: the timm name says the default (e.g. patch 16 at 224 px), not what was trained."""
+    s = record["student"]
+    kwargs = s.get("kwargs", {})
+    if cnn:
+        return f"CNN, {width}-d features, {s['img_size']} px"
+    parts = [f"{kwargs['depth']} blocks" if "depth" in kwargs else None, f"width {width}",
+             f"patch {s['patch_size']}", f"{s['img_size']} px", f"{s.get('stem', 'patch')} stem"]
+    return "ViT, " + ", ".join(p for p in parts if p)
+
+
+def portable_config(config: dict) -> dict:
+    """The training config without the training machine's paths (they mean nothing elsewhere)."""
+    out = {k: v for k, v in config.items() if k not in ("out",)}
+    for key in ("targets", "subset", "source"):
+        value = out.get(key)
+        if isinstance(value, list):
+            out[key] = [Path(v).name for v in value]
+        elif isinstance(value, str) and ("/" in value or "\\" in value) and ":" not in value.split("/")[0]:
+            out[key] = Path(value).name
+    return out
+
+
+def model_card(record: dict, evaluation: dict | None, name: str, width: int, license: str = "other",
+               cnn: bool = False) -> str:
     teachers = ", ".join(f"`{t['name']}` ({t['resolution']} px)" for t in record["teachers"])
     sub = record["subset"]
-    front = {"library_name": "timm", "tags": ["image-feature-extraction", "knowledge-distillation", "subset-distill"],
+    shape = shape_words(record, width, cnn)
+    front = {"library_name": "timm", "license": license,
+             "tags": ["image-feature-extraction", "knowledge-distillation", "subset-distill",
+                      f"img_size-{record['student']['img_size']}", "student-cnn" if cnn else f"stem-{record['student'].get('stem', 'patch')}"],
              "pipeline_tag": "image-feature-extraction"}
     lines = [
         "---", yaml.safe_dump(front, sort_keys=False).strip(), "---", "",
-        f"# {name} distilled on a {sub['k']:,}-image {sub['method']} subset", "",
-        f"A `{name}` student ({record['student']['img_size']} px, patch {record['student']['patch_size']}) distilled "
+        f"# {name} ({shape}) distilled on a {sub['k']:,}-image {sub['method']} subset", "",
+        f"A `{name}` student ({shape}; the timm name gives the architecture family, the shape is this one) distilled "
         f"from {teachers} on the first {sub['k']:,} images of a **{sub['method']}** subset (manifest hash "
         f"`{sub['hash'][:16]}`), made with subset-distill in {record['steps']:,} steps of "
         f"{record['batch_size']} ({record['epochs']:.1f} epochs of the subset's views, {record['mode']} targets"
@@ -91,7 +119,11 @@ def model_card(record: dict, evaluation: dict | None, name: str, width: int) -> 
         "```", "",
         f"Inputs: {s['img_size']} x {s['img_size']} RGB, resized whole (bicubic), normalised with mean {s['mean']} and "
         f"std {s['std']}.", "",
-        "## Training configuration", "", "```yaml", yaml.safe_dump(record["config"], sort_keys=False).strip(), "```", "",
+        "## Training configuration", "", "Paths are given by their last part (the training machine's folders).", "",
+        "```yaml", yaml.safe_dump(portable_config(record["config"]), sort_keys=False).strip(), "```", "",
+        "## License", "",
+        f"`{license}`: a distilled student inherits the terms of its teachers' weights and of the images it was "
+        "distilled on; check both before use.", "",
     ]
     return "\n".join(lines)
 

@@ -3,6 +3,7 @@
 import csv
 import json
 
+import numpy as np
 import pytest
 import timm
 import torch
@@ -86,6 +87,24 @@ def test_the_exported_folder_loads_with_timm_and_reproduces_the_students_feature
     assert cfg["input_size"] == (3, 32, 32) and tuple(cfg["mean"]) == tuple(record["student"]["mean"])
     card = (folder / "README.md").read_text()
     assert "library_name: timm" in card and f"{record['subset']['method']} subset" in card and "k-NN top-1" in card
+    # the card says the real shape, no path of the training machine, and a license
+    assert "(ViT, 1 blocks, width 192, patch 4, 32 px, patch stem)" in card and "license: other" in card
+    assert str(tmp_path.parent) not in card and str(run.parent) not in card
+    # timm's own transform is the evaluation's: the whole image squashed to the input size, not cropped
+    from PIL import Image
+
+    from distill.evaluate import _to_tensor
+
+    transform = timm.data.create_transform(**cfg)
+    ours = _to_tensor(32, record["student"]["mean"], record["student"]["std"])
+    rng = np.random.default_rng(0)
+    square = Image.fromarray(rng.integers(0, 255, (32, 32, 3), dtype=np.uint8))
+    torch.testing.assert_close(transform(square), ours(square))
+    wide = Image.fromarray(rng.integers(0, 255, (40, 64, 3), dtype=np.uint8))
+    assert transform(wide).shape == ours(wide).shape == (3, 32, 32)
+    # squashed like ours (a centre crop would keep only the middle of the wide image): close, up to PIL's and
+    # torch's bicubic kernels
+    assert (transform(wide) - ours(wide)).abs().mean() < 0.1
 
 
 def test_comparing_runs_evaluated_on_different_sets_is_refused(sweep, tmp_path):

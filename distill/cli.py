@@ -276,7 +276,9 @@ def main(argv: list[str] | None = None) -> int:
         print("interrupted", file=sys.stderr)
         return 130
     except Exception as e:  # noqa: BLE001 - what a user can cause is one line; a bug still gets its traceback
-        line = worker_message(str(e)) if isinstance(e, InputError) else failure_line(e)
+        from students.errors import StudentError
+
+        line = worker_message(str(e)) if isinstance(e, (InputError, StudentError)) else failure_line(e)
         if line is None:
             raise
         if os.environ.get("RANK", "0") == "0":  # under accelerate launch, one process reports it

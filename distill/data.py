@@ -15,8 +15,9 @@ from subsets.manifest import Manifest, read_manifest
 from subsets.sources import ImageSource, UnreadableImage, collect_records, decode_image, open_source
 from teachers.base import to_normalized_tensor
 from teachers.cache import TargetCache
-from teachers.cached_views import CachedViews
 from teachers.views import ViewPolicy, apply_view, view_params
+
+from .cached_views import CachedViews
 
 # Students are trained from scratch; they see ImageNet-normalised pixels (recorded in the export's config).
 STUDENT_MEAN = (0.485, 0.456, 0.406)

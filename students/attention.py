@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from timm.models.vision_transformer import Attention
 from torch import nn
 
-from subsets.errors import InputError
+from .errors import StudentError
 
 BACKENDS = ("auto", "xformers", "sdpa", "naive")
 
@@ -30,12 +30,12 @@ def xformers_available() -> bool:
 def resolve_backend(backend: str, device: torch.device) -> str:
     """The backend that will actually run on `device`: `auto` picks xformers on CUDA when it is usable."""
     if backend not in BACKENDS:
-        raise InputError(f"attention backend {backend!r}: choose one of {', '.join(BACKENDS)}")
+        raise StudentError(f"attention backend {backend!r}: choose one of {', '.join(BACKENDS)}")
     if backend == "auto":
         return "xformers" if device.type == "cuda" and xformers_available() else "sdpa"
     if backend == "xformers" and not (device.type == "cuda" and xformers_available()):
         why = "it is not installed (pip install '.[gpu]')" if not xformers_available() else f"it needs CUDA, not {device.type}"
-        raise InputError(f"attention backend xformers: {why}; use auto or sdpa")
+        raise StudentError(f"attention backend xformers: {why}; use auto or sdpa")
     return backend
 
 
@@ -78,7 +78,7 @@ def set_attention(model: nn.Module, backend: str, device: torch.device | str = "
     resolved = resolve_backend(backend, torch.device(device))
     modules = [m for m in model.modules() if isinstance(m, Attention)]
     if not modules:
-        raise InputError(f"{type(model).__name__}: no timm Attention modules, so no attention backend to set")
+        raise StudentError(f"{type(model).__name__}: no timm Attention modules, so no attention backend to set")
     for m in modules:
         m.__class__ = SwitchableAttention
         m.backend = resolved

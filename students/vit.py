@@ -15,7 +15,7 @@ import torch
 from timm.models.vision_transformer import VisionTransformer
 from torch import nn
 
-from subsets.errors import InputError
+from .errors import StudentError
 
 from .scott import scott_vit_args
 
@@ -37,7 +37,7 @@ def _create(spec: StudentSpec, **extra) -> nn.Module:
     except (RuntimeError, TypeError, ValueError, AttributeError, AssertionError) as e:
         key = _culprit(spec, extra)
         blame = f"student_kwargs {key} = {dict(spec.kwargs)[key]!r} is not accepted" if key else "cannot be built so"
-        raise InputError(f"student {spec.name}: {blame} ({e})") from None
+        raise StudentError(f"student {spec.name}: {blame} ({e})") from None
 
 
 def _culprit(spec: StudentSpec, extra: dict) -> str | None:
@@ -58,7 +58,7 @@ def is_vit(name: str) -> bool:
         with torch.device("meta"):
             return isinstance(timm.create_model(name, pretrained=False, num_classes=0), VisionTransformer)
     except (RuntimeError, ValueError) as e:
-        raise InputError(f"student {name}: {e}") from None
+        raise StudentError(f"student {name}: {e}") from None
 
 
 class Student(nn.Module):
@@ -67,12 +67,12 @@ class Student(nn.Module):
     def __init__(self, spec: StudentSpec):
         super().__init__()
         if spec.stem not in STEMS:
-            raise InputError(f"stem {spec.stem!r}: choose one of {', '.join(STEMS)}")
+            raise StudentError(f"stem {spec.stem!r}: choose one of {', '.join(STEMS)}")
         if spec.img_size % spec.patch_size:
-            raise InputError(f"student image size {spec.img_size} is not a multiple of its patch size {spec.patch_size}")
+            raise StudentError(f"student image size {spec.img_size} is not a multiple of its patch size {spec.patch_size}")
         if spec.stem == "scott":
             if spec.patch_size < 4 or spec.patch_size & (spec.patch_size - 1):
-                raise InputError(f"stem scott downsamples by powers of 2: patch size {spec.patch_size} must be 4, 8, 16, ...")
+                raise StudentError(f"stem scott downsamples by powers of 2: patch size {spec.patch_size} must be 4, 8, 16, ...")
             # The named ViT's shape as `vit_scott`, the registered timm architecture, so the export loads by name.
             with torch.device("meta"):
                 shape = scott_vit_args(_create(spec, img_size=spec.img_size, patch_size=spec.patch_size))
@@ -81,7 +81,7 @@ class Student(nn.Module):
         else:
             vit = _create(spec, img_size=spec.img_size, patch_size=spec.patch_size)
         if not isinstance(vit, VisionTransformer) or vit.cls_token is None:
-            raise InputError(f"student {spec.name}: must be a timm VisionTransformer with a class token")
+            raise StudentError(f"student {spec.name}: must be a timm VisionTransformer with a class token")
         self.spec = spec
         self.vit = vit
         self.mask_token = nn.Parameter(torch.zeros(1, 1, vit.embed_dim))
@@ -129,14 +129,14 @@ class CnnStudent(nn.Module):
     def __init__(self, spec: StudentSpec):
         super().__init__()
         if spec.stem != "patch":
-            raise InputError(f"student {spec.name}: stem {spec.stem} is for ViT students; a CNN keeps its own stem")
+            raise StudentError(f"student {spec.name}: stem {spec.stem} is for ViT students; a CNN keeps its own stem")
         self.spec = spec
         self.cnn = _create(spec)
         with torch.no_grad():
             fmap = self.cnn.eval().forward_features(torch.zeros(1, 3, spec.img_size, spec.img_size))
         self.cnn.train()
         if fmap.ndim != 4 or fmap.shape[-1] != fmap.shape[-2]:
-            raise InputError(f"student {spec.name}: gives a {tuple(fmap.shape)} feature map, not a square [B, C, H, W] one")
+            raise StudentError(f"student {spec.name}: gives a {tuple(fmap.shape)} feature map, not a square [B, C, H, W] one")
         self._width, self._grid = fmap.shape[1], fmap.shape[-1]
 
     @property
@@ -157,7 +157,7 @@ class CnnStudent(nn.Module):
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         if mask is not None and bool(mask.any()):
-            raise InputError(f"student {self.spec.name}: a CNN student has no masked pass; set w_patch to 0")
+            raise StudentError(f"student {self.spec.name}: a CNN student has no masked pass; set w_patch to 0")
         fmap = self.cnn.forward_features(x)
         return {"cls": self.cnn.forward_head(fmap, pre_logits=True), "patch": fmap.flatten(2).transpose(1, 2)}
 

@@ -16,7 +16,7 @@ from subsets.sources import open_source
 from teachers import load_teacher
 from teachers.cache import CacheConfig, TargetCache, bytes_per_image_view, cache_targets
 from teachers.stats import StatsConfig
-from teachers.cached_views import CachedViews
+from distill.cached_views import CachedViews
 from teachers.views import ViewPolicy, apply_view, views_for
 
 from .helpers import ACCELERATE_2PROC, ROOT, error_line, run_cli

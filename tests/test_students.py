@@ -6,6 +6,7 @@ import torch
 from distill.losses import align_grid, check_grids, make_masks
 from students import create_student, set_attention
 from students.attention import xformers_available
+from students import StudentError
 from subsets.errors import InputError
 
 
@@ -39,9 +40,9 @@ def test_naive_and_sdpa_attention_give_the_same_outputs_and_gradients():
 def test_auto_is_sdpa_on_cpu_and_forcing_xformers_without_cuda_is_refused():
     model = create_student(depth=1)
     assert set_attention(model, "auto", "cpu") == "sdpa"
-    with pytest.raises(InputError, match="xformers"):
+    with pytest.raises(StudentError, match="xformers"):
         set_attention(model, "xformers", "cpu")
-    with pytest.raises(InputError, match="choose one of"):
+    with pytest.raises(StudentError, match="choose one of"):
         set_attention(model, "flash", "cpu")
 
 
@@ -50,7 +51,7 @@ def test_student_returns_class_and_patch_tokens_for_any_image_and_patch_size(img
     model = create_student(img_size=img, patch_size=patch, depth=1)
     out = model(torch.randn(2, 3, img, img))
     assert out["cls"].shape == (2, 192) and out["patch"].shape == (2, (img // patch) ** 2, 192)
-    with pytest.raises(InputError, match="not a multiple of its patch size"):
+    with pytest.raises(StudentError, match="not a multiple of its patch size"):
         create_student(img_size=img + 1, patch_size=patch)
 
 
@@ -117,9 +118,9 @@ def test_a_scott_student_is_a_timm_vit_that_timm_rebuilds_by_name():
     rebuilt.load_state_dict(model.vit.state_dict())
     x = torch.randn(2, 3, 32, 32)
     torch.testing.assert_close(rebuilt(x), model(x)["cls"])
-    with pytest.raises(InputError, match="patch size 6 must be 4, 8, 16"):
+    with pytest.raises(StudentError, match="patch size 6 must be 4, 8, 16"):
         create_student(stem="scott", img_size=36, patch_size=6)
-    with pytest.raises(InputError, match="choose one of patch, scott"):
+    with pytest.raises(StudentError, match="choose one of patch, scott"):
         create_student(stem="conv")
 
 
@@ -129,7 +130,7 @@ def test_any_timm_cnn_is_a_student_with_its_map_as_patch_tokens_and_no_masked_pa
     assert (model.grid, model.width) == (2, 512) and not model.maskable
     assert out["cls"].shape == (2, 512) and out["patch"].shape == (2, 4, 512)
     torch.testing.assert_close(out["cls"], out["patch"].mean(1))  # the pooled feature is the class token
-    with pytest.raises(InputError, match="no masked pass"):
+    with pytest.raises(StudentError, match="no masked pass"):
         model(torch.randn(2, 3, 64, 64), torch.ones(2, 4, dtype=torch.bool))
-    with pytest.raises(InputError, match="stem scott is for ViT students"):
+    with pytest.raises(StudentError, match="stem scott is for ViT students"):
         create_student("resnet10t", stem="scott")

@@ -8,9 +8,9 @@ from subsets.errors import InputError
 from subsets.manifest import Manifest
 from subsets.sources import ImageSource, collect_records, decode_image
 
-from .base import to_normalized_tensor
-from .cache import TargetCache
-from .views import apply_view
+from teachers.base import to_normalized_tensor
+from teachers.cache import TargetCache
+from teachers.views import apply_view
 
 
 class CachedViews(torch.utils.data.Dataset):

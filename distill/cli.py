@@ -102,10 +102,25 @@ def cmd_train(a: argparse.Namespace) -> None:
         acc.end_training()
 
 
+DEMO_TEST = {"builtin:cifar10-demo": "builtin:cifar10-demo-test"}  # corpora whose test split is known
+
+
 def cmd_eval(a: argparse.Namespace) -> None:
     from .evaluate import EvalConfig, evaluate_run
 
-    config = EvalConfig(train_source=a.train_source, test_source=a.source, train_samples=a.train_samples or None,
+    from .evaluate import run_corpus
+
+    if a.source is not None:
+        print("note: `distill eval --source` is deprecated and will be removed; it is --test-source", file=sys.stderr)
+    corpus = run_corpus(a.run)
+    test_source = a.test_source or a.source or DEMO_TEST.get(corpus)
+    if test_source is None:
+        raise InputError(f"{a.run}: give --test-source, the labelled held-out images to evaluate on (the run was "
+                         f"distilled from {corpus or 'a corpus this machine cannot see'})")
+    train_source = a.train_source or corpus
+    if train_source is None:
+        raise InputError(f"{a.run}: give --train-source, labelled images for the k-NN memory and the probe")
+    config = EvalConfig(train_source=train_source, test_source=test_source, train_samples=a.train_samples or None,
                         test_samples=a.test_samples or None, knn_k=a.knn_k, teachers=not a.no_teacher)
     result = evaluate_run(a.run, config)
     st = result["student"]
@@ -229,8 +244,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     v = sub.add_parser("eval", help="k-NN and linear probe on frozen features, agreement with the teacher")
     v.add_argument("--run", required=True, type=Path, help="a complete training run")
-    v.add_argument("--source", default="builtin:cifar10-demo-test", help="labelled held-out images (the test set)")
-    v.add_argument("--train-source", default="builtin:cifar10-demo", help="labelled images for the k-NN memory and probe")
+    v.add_argument("--test-source", default=None, help="labelled held-out images: the test set (default only for runs "
+                                                         "on the demo corpus: its test split)")
+    v.add_argument("--source", default=None, help=argparse.SUPPRESS)  # deprecated spelling of --test-source
+    v.add_argument("--train-source", default=None, help="labelled images for the k-NN memory and probe (default: the "
+                                                          "run's own corpus)")
     v.add_argument("--train-samples", type=int, default=2000, help="a seeded sample of the train source (0: all)")
     v.add_argument("--test-samples", type=int, default=0, help="a seeded sample of the test source (0: all)")
     v.add_argument("--knn-k", type=int, default=20)

@@ -172,6 +172,22 @@ def load_run(run: Path):
     return model.eval(), record
 
 
+def run_corpus(run: Path) -> str | None:
+    """The corpus a run was distilled from (its `source`, else its subset's), when this machine can see it."""
+    from subsets.manifest import read_manifest
+
+    record_file = Path(run) / "run.json"
+    if not record_file.exists():
+        return None
+    record = read_json(record_file, "run record")
+    if record["config"].get("source"):
+        return record["config"]["source"]
+    try:
+        return read_manifest(Path(record["subset"]["path"])).meta["embeddings"]["source"]
+    except (InputError, OSError, KeyError):
+        return None
+
+
 @functools.lru_cache(maxsize=4)
 def _teacher(name: str, resolution: int, sha256: str):
     from teachers import load_teacher

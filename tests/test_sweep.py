@@ -325,3 +325,19 @@ def test_failures_from_the_users_files_end_in_one_line_naming_the_file(sweep, tm
     (tmp_path / "file").write_text("not a folder")
     res = run_cli("subset", "embed", "--source", "builtin:cifar10-demo-test", "--out", tmp_path / "file" / "emb")
     assert res.returncode == 2 and str(tmp_path / "file") in error_line(res) and "Traceback" not in res.stderr
+
+
+def test_eval_needs_a_test_source_except_for_the_demo_corpus_and_the_old_flag_still_works(sweep, tmp_path):
+    import shutil
+
+    from distill.evaluate import run_corpus
+
+    run = tmp_path / "run"
+    shutil.copytree(sweep[1]["runs"][0], run)
+    assert run_corpus(run).endswith("images")  # a folder corpus: no known test split
+    res = run_cli("eval", "--run", run)
+    assert res.returncode == 2 and "give --test-source" in error_line(res)
+    old = run_cli("eval", "--run", run, "--source", "builtin:cifar10-demo-test", "--train-source",
+                  "builtin:cifar10-demo", "--train-samples", "100", "--test-samples", "50", "--no-teacher")
+    assert old.returncode == 0 and "`distill eval --source` is deprecated" in old.stderr
+    assert json.loads((run / "eval.json").read_text())["eval_set"]["test_source"] == "builtin:cifar10-demo-test"

@@ -50,7 +50,7 @@ class TrainConfig:
     mask_share: float = 0.5  # share of each batch that is masked (patch loss); the rest is unmasked (feature loss)
     # optimisation: a run is a number of steps, so runs at different k cost the same
     steps: int = 1000
-    batch_size: int = 64  # global: split over processes and accumulation steps
+    batch_size: int = 64  # the global batch: split over processes and accumulation steps, so results do not depend on them
     grad_accum: int = 1
     lr: float = 1e-3
     min_lr: float = 1e-5
@@ -193,11 +193,30 @@ def _parse_kwargs(text: str) -> dict:
     return out
 
 
+# Flags spelt as timm's train.py and the Hugging Face Trainer spell them, where a field's own name would differ;
+# the field's old flag keeps working for now, with a deprecation line.
+FLAG_NAMES = {"batch_size": "--global-batch-size", "warmup": "--warmup-ratio", "ema": "--model-ema-decay"}
+
+
+class _Deprecated(argparse.Action):
+    def __init__(self, option_strings, dest, new: str = "", **kw):
+        self.new = new
+        super().__init__(option_strings, dest, **kw)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        import sys
+
+        print(f"note: {option_string} is deprecated and will be removed; it is {self.new}", file=sys.stderr)
+        setattr(namespace, self.dest, values)
+
+
 def add_config_flags(parser: argparse.ArgumentParser) -> None:
-    """--field-name for every TrainConfig field; unset flags stay absent, so a --config file fills them."""
+    """--field-name for every TrainConfig field (or its ecosystem spelling, FLAG_NAMES); unset flags stay absent,
+    so a --config file fills them."""
     helps = _field_comments()
     for f in fields(TrainConfig):
-        flag = "--" + f.name.replace("_", "-")
+        own = "--" + f.name.replace("_", "-")
+        flag = FLAG_NAMES.get(f.name, own)
         hint = typing.get_type_hints(TrainConfig)[f.name]
         default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
         kw = {"dest": f.name, "default": argparse.SUPPRESS, "help": f"{helps.get(f.name, '')} (default: {default})"}
@@ -209,12 +228,25 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
             parser.add_argument(flag, type=_parse_kwargs, metavar="KEY=VALUE[,...]", **kw)
         else:
             parser.add_argument(flag, type=_base(hint), **kw)
+        if flag != own:
+            parser.add_argument(own, type=_base(hint), dest=f.name, default=argparse.SUPPRESS, help=argparse.SUPPRESS,
+                                action=_Deprecated, new=flag)
+    parser.add_argument("--per-device-batch-size", type=int, default=argparse.SUPPRESS, dest="per_device_batch_size",
+                        help="the batch of one process and accumulation step; the global batch is this x processes x "
+                             "grad_accum (give this or --global-batch-size)")
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
     """A --config file (if given), then every flag that was set on the command line."""
+    import os
+
     values = TrainConfig.load(args.config).to_dict() if getattr(args, "config", None) else {}
     values.update({f.name: getattr(args, f.name) for f in fields(TrainConfig) if hasattr(args, f.name)})
+    if hasattr(args, "per_device_batch_size"):
+        if hasattr(args, "batch_size"):
+            raise InputError("give --per-device-batch-size or --global-batch-size, not both")
+        processes = int(os.environ.get("WORLD_SIZE", "1"))  # set by accelerate launch / torchrun
+        values["batch_size"] = args.per_device_batch_size * processes * values.get("grad_accum", 1)
     return TrainConfig.from_dict(values).validate()
 
 

@@ -414,7 +414,7 @@ def _check_finite(acc, terms: dict, step: int, run: Path, last_ckpt: Path | None
     bad = [name for name, ok in zip(terms, finite.tolist()) if not ok and name != "loss"]
     kept = f"the last good checkpoint is kept: {last_ckpt}" if last_ckpt else "no checkpoint was written yet"
     raise Diverged(f"loss became NaN/inf at step {step} ({', '.join(bad) or 'loss'}); stopped, {kept}. "
-                   "Lower --lr or raise --warmup and start again")
+                   "Lower --lr or raise --warmup-ratio and start again")
 
 
 def _check_finite_weights(acc, model, step: int, last_ckpt: Path | None) -> None:
@@ -423,7 +423,7 @@ def _check_finite_weights(acc, model, step: int, last_ckpt: Path | None) -> None
     if bool(acc.gather(finite[None]).amin() > 0):
         return
     kept = f"the last good checkpoint is kept: {last_ckpt}" if last_ckpt else "no checkpoint was written yet"
-    raise Diverged(f"weights became NaN/inf by step {step}; stopped, {kept}. Lower --lr or raise --warmup and start again")
+    raise Diverged(f"weights became NaN/inf by step {step}; stopped, {kept}. Lower --lr or raise --warmup-ratio and start again")
 
 
 def _log(acc, run: Path, terms: dict, step: int, lr: float, rate: float, config: TrainConfig, n: int) -> dict:

@@ -282,7 +282,7 @@ def test_a_damaged_or_crafted_shard_header_is_one_line_naming_the_shard_before_a
     (out / "index.json").write_text(json.dumps(index))
     with pytest.raises(InputError, match=f"shard-00001.safetensors: .*{message}"):
         TargetCache(out)
-    res = run_cli("train", "--targets", out, "--out", tmp_path / "run", "--steps", "2", "--batch-size", "4",
+    res = run_cli("train", "--targets", out, "--out", tmp_path / "run", "--steps", "2", "--global-batch-size", "4",
                   "--workers", "0")
     assert res.returncode == 2 and "shard-00001.safetensors" in error_line(res) and "Traceback" not in res.stderr
     assert not (tmp_path / "run").exists()

@@ -82,7 +82,7 @@ def test_a_run_stopped_at_20_and_resumed_to_40_equals_a_straight_40_step_run(tmp
 
 
 def test_two_cpu_processes_train_and_write_one_checkpoint_equal_to_one_process(tmp_path, caches):
-    args = ["train", "--targets", caches / "t64", "--student-kwargs", "depth=2", "--batch-size", "16", "--steps", "4",
+    args = ["train", "--targets", caches / "t64", "--student-kwargs", "depth=2", "--global-batch-size", "16", "--steps", "4",
             "--workers", "0", "--checkpoint-every", "4", "--log-every", "1"]
     res = run_cli(*args, "--out", tmp_path / "two", launcher=ACCELERATE_2PROC)
     assert res.returncode == 0, res.stderr[-3000:]
@@ -141,14 +141,14 @@ def test_config_round_trips_through_yaml_and_flags_override_the_file(tmp_path):
 
 
 def _train_cli(caches, out, *extra, cache="t64"):
-    return run_cli("train", "--targets", caches / cache, "--out", out, "--student-kwargs", "depth=1", "--batch-size", "8",
+    return run_cli("train", "--targets", caches / cache, "--out", out, "--student-kwargs", "depth=1", "--global-batch-size", "8",
                    "--workers", "0", *extra)
 
 
 @pytest.mark.parametrize("extra, cache, message", [
     (["--k", "100"], "t64", "holds only the first 40 images"),
     ([], "t32", "patch map is 1x1"),
-    (["--batch-size", "10", "--grad-accum", "4"], "t64", "does not split into 1 process"),
+    (["--global-batch-size", "10", "--grad-accum", "4"], "t64", "does not split into 1 process"),
     (["--resume"], "t64", "no checkpoint in"),
     (["--attention", "xformers"], "t64", "attention backend xformers"),
     (["--student-kwargs", "depth=two"], "t64", "student_kwargs depth = 'two' is not accepted"),
@@ -161,7 +161,7 @@ def test_bad_training_input_gives_one_line_and_leaves_no_run_directory(tmp_path,
 
 
 def test_a_nan_loss_stops_with_a_message_and_keeps_the_last_good_checkpoint(tmp_path, caches):
-    res = _train_cli(caches, tmp_path / "run", "--steps", "30", "--lr", "1e5", "--warmup", "0", "--grad-clip", "1e9",
+    res = _train_cli(caches, tmp_path / "run", "--steps", "30", "--lr", "1e5", "--warmup-ratio", "0", "--grad-clip", "1e9",
                      "--checkpoint-every", "1")
     line = error_line(res)
     assert res.returncode == 2 and re.search(r"(loss|weights) became NaN/inf (at|by) step", line)
@@ -337,11 +337,11 @@ def test_an_edited_shard_of_the_same_size_is_refused_before_training_unless_aske
     data[-3] ^= 0x01  # one bit of the last target: same size, valid header
     shard.write_bytes(bytes(data))
     cache_module._verified.clear()
-    res = run_cli("train", "--targets", cache, "--out", tmp_path / "run", "--steps", "2", "--batch-size", "8",
+    res = run_cli("train", "--targets", cache, "--out", tmp_path / "run", "--steps", "2", "--global-batch-size", "8",
                   "--student-kwargs", "depth=1", "--workers", "0")
     assert res.returncode == 2 and "shard-00000.safetensors: content differs from the sha256" in error_line(res)
     assert not (tmp_path / "run").exists()
-    ok = run_cli("train", "--targets", cache, "--out", tmp_path / "run", "--steps", "2", "--batch-size", "8",
+    ok = run_cli("train", "--targets", cache, "--out", tmp_path / "run", "--steps", "2", "--global-batch-size", "8",
                  "--student-kwargs", "depth=1", "--workers", "0", "--no-verify-targets")
     assert ok.returncode == 0
 
@@ -356,7 +356,7 @@ def test_a_second_job_into_the_same_out_is_refused_and_a_killed_jobs_lock_is_tak
 
     run = tmp_path / "run"
     args = [sys.executable, "-m", "distill", "train", "--targets", str(caches / "t64"), "--out", str(run),
-            "--student-kwargs", "depth=1", "--batch-size", "8", "--workers", "0", "--steps", "100000",
+            "--student-kwargs", "depth=1", "--global-batch-size", "8", "--workers", "0", "--steps", "100000",
             "--checkpoint-every", "5"]
     first = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
@@ -408,7 +408,7 @@ def test_a_full_disk_while_checkpointing_is_one_line_leaves_no_tmp_and_the_run_c
 
 
 def test_a_run_that_failed_before_its_first_checkpoint_is_taken_over_by_a_rerun(tmp_path, caches):
-    bad = _train_cli(caches, tmp_path / "run", "--steps", "30", "--lr", "1e5", "--warmup", "0", "--grad-clip", "1e9",
+    bad = _train_cli(caches, tmp_path / "run", "--steps", "30", "--lr", "1e5", "--warmup-ratio", "0", "--grad-clip", "1e9",
                      "--checkpoint-every", "1000")
     assert bad.returncode == 2 and "NaN" in error_line(bad)
     for extra in ([], ["--resume"]):  # a plain rerun and --resume both continue: from step 0
@@ -435,7 +435,30 @@ def test_non_finite_targets_are_blamed_on_the_cache_not_reported_as_a_nan_loss(t
             tensors, meta = {k: f.get_tensor(k) for k in f.keys()}, f.metadata()
         tensors["cls"][:, :, 0] = float("nan")
         save_file(tensors, str(shard), metadata=meta)
-    res = run_cli("train", "--targets", cache, "--out", tmp_path / "run", "--steps", "2", "--batch-size", "8",
+    res = run_cli("train", "--targets", cache, "--out", tmp_path / "run", "--steps", "2", "--global-batch-size", "8",
                   "--student-kwargs", "depth=1", "--workers", workers, "--no-verify-targets")
     line = error_line(res)
     assert res.returncode == 2 and re.search(r"shard-\d+\.safetensors: cls of position \d+ is not finite", line), line
+
+
+def test_flags_spelt_as_timm_and_the_trainer_spell_them_and_the_old_spellings_still_work(tmp_path):
+    from distill.cli import build_parser
+    from distill.config import config_from_args
+
+    parser = build_parser()
+    base = ["train", "--targets", str(tmp_path), "--out", str(tmp_path / "r")]
+    new = config_from_args(parser.parse_args(base + ["--global-batch-size", "32", "--warmup-ratio", "0.2",
+                                                     "--model-ema-decay", "0.99"]))
+    assert (new.batch_size, new.warmup, new.ema) == (32, 0.2, 0.99)
+    import contextlib
+    import io
+
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        old = config_from_args(parser.parse_args(base + ["--batch-size", "32", "--warmup", "0.2", "--ema", "0.99"]))
+    assert old == new
+    assert "--batch-size is deprecated and will be removed; it is --global-batch-size" in err.getvalue()
+    per_device = config_from_args(parser.parse_args(base + ["--per-device-batch-size", "8", "--grad-accum", "2"]))
+    assert per_device.batch_size == 16  # 8 x 1 process x 2 accumulation steps
+    with pytest.raises(InputError, match="not both"):
+        config_from_args(parser.parse_args(base + ["--per-device-batch-size", "8", "--global-batch-size", "8"]))

@@ -58,6 +58,7 @@ class TrainConfig:
     weight_decay: float = 0.05
     grad_clip: float | None = 1.0
     ema: float = 0.0  # EMA decay of the student's weights (0 = off); the exported student is the EMA
+    ema_warmup: bool = True  # timm's EMA warm-up: decay 1 - (1 + t)^(-2/3), capped at the decay
     precision: str | None = None  # no | bf16 | fp16 (accelerate mixed precision; unset: accelerate launch's / its config)
     seed: int = 0
     recipe: str | None = None  # a name for these settings, by which `distill compare` groups runs (sweeps set it)
@@ -195,7 +196,10 @@ def _parse_kwargs(text: str) -> dict:
 
 # Flags spelt as timm's train.py and the Hugging Face Trainer spell them, where a field's own name would differ;
 # the field's old flag keeps working for now, with a deprecation line.
-FLAG_NAMES = {"batch_size": "--global-batch-size", "warmup": "--warmup-ratio", "ema": "--model-ema-decay"}
+FLAG_NAMES = {"batch_size": "--global-batch-size", "warmup": "--warmup-ratio", "ema": "--model-ema-decay",
+              "ema_warmup": "--model-ema-warmup"}
+RENAMED = {"batch_size", "warmup", "ema"}
+TIMM_EMA_DECAY = 0.9998  # timm train.py's --model-ema-decay default  # their own flags were spelt so before
 
 
 class _Deprecated(argparse.Action):
@@ -228,9 +232,12 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
             parser.add_argument(flag, type=_parse_kwargs, metavar="KEY=VALUE[,...]", **kw)
         else:
             parser.add_argument(flag, type=_base(hint), **kw)
-        if flag != own:
+        if f.name in RENAMED:
             parser.add_argument(own, type=_base(hint), dest=f.name, default=argparse.SUPPRESS, help=argparse.SUPPRESS,
                                 action=_Deprecated, new=flag)
+    parser.add_argument("--model-ema", action="store_true", default=argparse.SUPPRESS, dest="model_ema",
+                        help=f"keep an EMA of the student at timm's default decay ({TIMM_EMA_DECAY}) unless "
+                             "--model-ema-decay says otherwise")
     parser.add_argument("--per-device-batch-size", type=int, default=argparse.SUPPRESS, dest="per_device_batch_size",
                         help="the batch of one process and accumulation step; the global batch is this x processes x "
                              "grad_accum (give this or --global-batch-size)")
@@ -242,6 +249,8 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 
     values = TrainConfig.load(args.config).to_dict() if getattr(args, "config", None) else {}
     values.update({f.name: getattr(args, f.name) for f in fields(TrainConfig) if hasattr(args, f.name)})
+    if getattr(args, "model_ema", False) and not values.get("ema"):
+        values["ema"] = TIMM_EMA_DECAY
     if hasattr(args, "per_device_batch_size"):
         if hasattr(args, "batch_size"):
             raise InputError("give --per-device-batch-size or --global-batch-size, not both")

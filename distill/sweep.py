@@ -288,7 +288,10 @@ def _finished(run: Path, train_config: TrainConfig, eval_config: EvalConfig) -> 
     """Trained with these settings and evaluated on the same evaluation set as asked."""
     if not (run / "run.json").exists() or not (run / "eval.json").exists():
         return False
-    done = read_json(run / "run.json", "run record")["config"]
+    try:  # settings added since the run was made count at their defaults (which keep the old behaviour)
+        done = TrainConfig.from_dict(read_json(run / "run.json", "run record")["config"], str(run)).to_dict()
+    except InputError:  # a setting that no longer exists: made by another version
+        return False
     same = {k: v for k, v in done.items() if k not in OPERATIONAL} == \
         {k: v for k, v in train_config.to_dict().items() if k not in OPERATIONAL}
     return same and read_json(run / "eval.json", "evaluation")["eval_set"] == eval_config.eval_set()

@@ -314,7 +314,7 @@ def _train(config: TrainConfig, acc, run: Path, resume, stop_after: int | None) 
 
         # Warm-up (decay 1 - (1 + t)^-2/3, capped at `ema`): without it a decay of 0.9998 would keep
         # the saved student near its initialisation for thousands of steps.
-        ema = ModelEmaV3(acc.unwrap_model(model), decay=config.ema, use_warmup=True)
+        ema = ModelEmaV3(acc.unwrap_model(model), decay=config.ema, use_warmup=config.ema_warmup)
     teacher = inputs.teacher.to(acc.device) if inputs.teacher is not None else None
 
     if acc.is_main_process:

@@ -341,3 +341,24 @@ def test_eval_needs_a_test_source_except_for_the_demo_corpus_and_the_old_flag_st
                   "builtin:cifar10-demo", "--train-samples", "100", "--test-samples", "50", "--no-teacher")
     assert old.returncode == 0 and "`distill eval --source` is deprecated" in old.stderr
     assert json.loads((run / "eval.json").read_text())["eval_set"]["test_source"] == "builtin:cifar10-demo-test"
+
+
+def test_a_run_made_before_a_setting_existed_counts_as_finished_at_that_settings_default(sweep, tmp_path, image_folder):
+    import shutil
+
+    from distill.sweep import _finished
+
+    out, paths = sweep
+    config = _sweep(out, image_folder)
+    run = tmp_path / paths["runs"][0].name
+    shutil.copytree(paths["runs"][0], run)
+    record = json.loads((run / "run.json").read_text())
+    method, k = record["subset"]["method"], record["subset"]["k"]
+    train_config = config.train_config(out / "targets" / f"{method}-s0", k, 0, run)
+    assert _finished(run, train_config, config.eval_config())
+    del record["config"]["ema_warmup"]  # as a version before that setting wrote it
+    (run / "run.json").write_text(json.dumps(record))
+    assert _finished(run, train_config, config.eval_config())
+    record["config"]["lr"] = 0.5  # but other settings are other runs
+    (run / "run.json").write_text(json.dumps(record))
+    assert not _finished(run, train_config, config.eval_config())

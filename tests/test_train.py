@@ -458,6 +458,9 @@ def test_flags_spelt_as_timm_and_the_trainer_spell_them_and_the_old_spellings_st
         old = config_from_args(parser.parse_args(base + ["--batch-size", "32", "--warmup", "0.2", "--ema", "0.99"]))
     assert old == new
     assert "--batch-size is deprecated and will be removed; it is --global-batch-size" in err.getvalue()
+    ema = config_from_args(parser.parse_args(base + ["--model-ema", "--no-model-ema-warmup"]))
+    assert (ema.ema, ema.ema_warmup) == (0.9998, False)  # timm's default decay
+    assert config_from_args(parser.parse_args(base + ["--model-ema", "--model-ema-decay", "0.9"])).ema == 0.9
     per_device = config_from_args(parser.parse_args(base + ["--per-device-batch-size", "8", "--grad-accum", "2"]))
     assert per_device.batch_size == 16  # 8 x 1 process x 2 accumulation steps
     with pytest.raises(InputError, match="not both"):

@@ -16,8 +16,6 @@ from .evaluate import load_run
 
 def export_run(run: Path, out: Path, overwrite: bool = False, license: str = "other") -> Path:
     """Write the student of a complete run as a folder `timm.create_model("local-dir:OUT", pretrained=True)` loads."""
-    from timm.models import save_for_hf
-
     run, out = Path(run), Path(out)
     model, record = load_run(run)
     r, o = run.resolve(), out.resolve()
@@ -25,6 +23,16 @@ def export_run(run: Path, out: Path, overwrite: bool = False, license: str = "ot
         raise InputError(f"{out}: is, holds or lies inside the run {run}; export to a folder outside it")
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise InputError(f"{out}: exists and is not empty; choose another --out or pass --overwrite")
+    evaluation = read_json(run / "eval.json", "evaluation") if (run / "eval.json").exists() else None
+    return write_timm_folder(model, record, out, evaluation, license)
+
+
+def write_timm_folder(model, record: dict, out: Path, evaluation: dict | None = None, license: str = "other") -> Path:
+    """The student of a DistillModel as a timm folder (config.json, model.safetensors, README.md), written whole
+    or not at all: the export's layout, and the run folder's `student/`."""
+    from timm.models import save_for_hf
+
+    out = Path(out)
     s = record["student"]
     vit = model.student.timm_model
     vit.pretrained_cfg = {**vit.pretrained_cfg, "input_size": (3, s["img_size"], s["img_size"]), "mean": tuple(s["mean"]),
@@ -37,9 +45,8 @@ def export_run(run: Path, out: Path, overwrite: bool = False, license: str = "ot
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
         save_for_hf(vit, str(tmp), model_args=model_args, safe_serialization=True)
-        evaluation = read_json(run / "eval.json", "evaluation") if (run / "eval.json").exists() else None
         (tmp / "README.md").write_text(model_card(record, evaluation, s["name"], vit.num_features, license,
-                                                      hasattr(model.student, "cnn")))
+                                                  hasattr(model.student, "cnn")))
         if out.exists():
             shutil.rmtree(out)
         tmp.rename(out)

@@ -472,6 +472,9 @@ def _finish(acc, run: Path, model, ema, config: TrainConfig, inputs: Inputs, ide
         "resumed_at": first_step or None, "final_metrics": metrics[-1] if metrics else None,
     }
     write_json_atomic(run / "run.json", record)
+    from .export import write_timm_folder
+
+    write_timm_folder(final, record, run / "student")  # timm loads it as it is: local-dir:RUN/student
     print(f"run complete: {run} ({config.steps} steps, {record['epochs']:.1f} epochs of k = {k}, "
           f"final loss {record['final_metrics']['loss']:.4f})")
 

@@ -81,8 +81,10 @@ def test_the_exported_folder_loads_with_timm_and_reproduces_the_students_feature
     model = timm.create_model(f"local-dir:{folder}", pretrained=True).eval()
     student, record = load_run(run)
     x = torch.randn(3, 3, 32, 32)
+    in_run = timm.create_model(f"local-dir:{run / 'student'}", pretrained=True).eval()  # the run folder's own
     with torch.no_grad():
         torch.testing.assert_close(model(x), student.student.features(x))
+        torch.testing.assert_close(in_run(x), student.student.features(x))
     cfg = timm.data.resolve_data_config(model=model)
     assert cfg["input_size"] == (3, 32, 32) and tuple(cfg["mean"]) == tuple(record["student"]["mean"])
     card = (folder / "README.md").read_text()

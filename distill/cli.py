@@ -108,8 +108,9 @@ DEMO_TEST = {"builtin:cifar10-demo": "builtin:cifar10-demo-test"}  # corpora who
 def cmd_eval(a: argparse.Namespace) -> None:
     from .evaluate import EvalConfig, evaluate_run
 
-    from .evaluate import run_corpus
+    from .evaluate import check_complete, run_corpus
 
+    check_complete(a.run)
     if a.source is not None:
         print("note: `distill eval --source` is deprecated and will be removed; it is --test-source", file=sys.stderr)
     corpus = run_corpus(a.run)

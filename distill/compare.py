@@ -343,7 +343,7 @@ def plot(agg: list[dict], references: dict, png: Path, title: str, verdict_rows:
         ax.set_xlabel("subset size k")
         ax.set_title(label, fontsize=10)
         ax.grid(alpha=0.3)
-    axes[0][0].legend(fontsize=7)
+    fig.legend(*axes[0][0].get_legend_handles_labels(), loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=7)
     fig.suptitle(title + (f" (recipe {recipe})" if recipe else ""), fontsize=10)
     fig.tight_layout()
     return save_figure(fig, png)

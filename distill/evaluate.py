@@ -152,14 +152,18 @@ def _to_tensor(resolution: int, mean, std) -> v2.Compose:
                                                antialias=True), to_normalized_tensor(mean, std)])
 
 
+def check_complete(run: Path) -> None:
+    if not (Path(run) / "run.json").exists():
+        hint = "it has checkpoints: finish it with --resume" if (Path(run) / "checkpoints").exists() else "no run.json"
+        raise InputError(f"{run}: not a complete training run ({hint})")
+
+
 def load_run(run: Path):
     """The trained student and heads of a complete run, and its run.json."""
     from .train import build_model
 
     run = Path(run)
-    if not (run / "run.json").exists():
-        hint = "it has checkpoints: finish it with --resume" if (run / "checkpoints").exists() else "no run.json"
-        raise InputError(f"{run}: not a complete training run ({hint})")
+    check_complete(run)
     record = read_json(run / "run.json", "run record")
     config = TrainConfig.from_dict(record["config"], str(run / "run.json"))
     teachers = [TeacherTargets(t["key"], t, t["tokens"]) for t in record["teachers"]]

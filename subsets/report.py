@@ -98,7 +98,7 @@ def save_figure(fig, png: Path) -> Path:
     png = Path(png)
     png.parent.mkdir(parents=True, exist_ok=True)
     tmp = png.with_name(f".{png.name}.tmp.png")
-    fig.savefig(tmp, dpi=120)
+    fig.savefig(tmp, dpi=120, bbox_inches="tight")  # legends placed beside the axes stay in
     plt.close(fig)
     tmp.replace(png)
     return png

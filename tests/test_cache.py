@@ -1,6 +1,7 @@
 """The target cache: equal to a fresh teacher pass, resumable, parallel, nested in k, guarded."""
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -145,8 +146,10 @@ def test_full_disk_leaves_no_half_written_shard_and_a_rerun_resumes(tmp_path, su
             raise OSError(errno.ENOSPC, "No space left on device")
 
     def fdopen(fd, mode):
-        calls.append(fd)
-        return FullDisk(real_fdopen(fd, mode)) if len(calls) == 4 else real_fdopen(fd, mode)
+        if "shard-" in os.readlink(f"/proc/self/fd/{fd}"):  # shards only (lock files are opened so too)
+            calls.append(fd)
+        return FullDisk(real_fdopen(fd, mode)) if len(calls) == 3 and "shard-" in os.readlink(f"/proc/self/fd/{fd}") \
+            else real_fdopen(fd, mode)
 
     monkeypatch.setattr(fileio.os, "fdopen", fdopen)
     with pytest.raises(InputError, match="shard-00002.safetensors: disk full"):

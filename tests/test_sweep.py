@@ -321,7 +321,8 @@ def test_failures_from_the_users_files_end_in_one_line_naming_the_file(sweep, tm
     shutil.copytree(sweep[1]["runs"][0], run)
     weights = run / "student.safetensors"
     weights.write_bytes(weights.read_bytes()[:1000])  # truncated
-    for cmd in (["eval", "--run", run], ["export", "--run", run, "--out", tmp_path / "hub"]):
+    for cmd in (["eval", "--run", run, "--test-source", "builtin:cifar10-demo-test"],
+                ["export", "--run", run, "--out", tmp_path / "hub"]):
         res = run_cli(*cmd)
         assert res.returncode == 2 and f"{weights}: damaged" in error_line(res) and "Traceback" not in res.stderr
     (tmp_path / "file").write_text("not a folder")

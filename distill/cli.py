@@ -318,12 +318,13 @@ def failure_line(e: BaseException) -> str | None:
     """One line for a failure that comes from the user's files, disk or network rather than from our code: an
     OS error (a missing, unreadable or read-only path, a full disk), a damaged safetensors or pickle file, a Hub
     or network error. None for anything else (a bug: its traceback is worth seeing)."""
-    import errno
     import pickle
+
+    from subsets.fileio import is_disk_full
 
     if isinstance(e, OSError):
         where = f"{e.filename}: " if e.filename else ""
-        if e.errno == errno.ENOSPC:
+        if is_disk_full(e):
             return f"{where}the disk is full; free space and rerun the same command to resume"
         return f"{where}{e.strerror or e}"
     module = type(e).__module__ or ""

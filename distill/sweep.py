@@ -10,6 +10,7 @@ are skipped, so an interrupted sweep rerun with the same file resumes.
 
 from __future__ import annotations
 
+import functools
 import re
 import shutil
 import time
@@ -26,7 +27,7 @@ from subsets.make_subset import SelectConfig, make_subset
 from subsets.lock import folder_lock
 from subsets.manifest import Manifest, read_manifest
 from subsets.report import plot_coverage, print_coverage
-from subsets.select import METHODS, dedup
+from subsets.select import METHODS
 from subsets.sources import open_source
 from teachers import load_teacher
 from teachers.cache import CacheConfig, bytes_per_image_view, cache_targets
@@ -116,8 +117,8 @@ class SweepConfig:
         if clash:
             raise InputError(f"{origin}: train.{clash[0]} is set by the sweep itself, per run")
 
-    @property
-    def corpus_size(self) -> int:
+    @functools.cached_property
+    def corpus_size(self) -> int:  # indexing a tar corpus reads it: once per config
         return len(open_source(self.source).index())
 
     @property
@@ -189,25 +190,33 @@ def select_subsets(config: SweepConfig, out: Path, acc, console: Console) -> dic
     wanted = {selection_name(m, s): SelectConfig(method=m, k_max=config.k_max, seed=s, dedup=config.dedup)
               for m, s in selections_needed(config)}
     if config.has_full:  # the whole corpus: its order does not matter, only that every image is in it
-        pool = len(emb.keys) if config.dedup is None else len(dedup(emb.vectors, config.dedup, seed=0))
-        wanted[FULL] = SelectConfig(method="random", k_max=pool, seed=0, dedup=config.dedup)
+        wanted[FULL] = SelectConfig(method="random", k_max=None, seed=0, dedup=config.dedup)
     manifests = {}
     for name, select in wanted.items():
         sub = out / "subsets" / name
         if (sub / "manifest.json").exists():
             m = read_manifest(sub)
-            if m.meta["embeddings"]["hash"] != emb.hash or m.meta["params"] != asdict(select):
+            if m.meta["embeddings"]["hash"] != emb.hash or not _same_selection(m, select):
                 raise InputError(f"{sub}: made from other embeddings or settings; use another out or delete it")
             console.print(f"[bold]selection[/] {name}: reusing {sub}")
         else:
-            console.print(f"[bold]selection[/] {select.k_max:,} images by {select.method} (seed {select.seed}) "
-                          f"into {sub}")
+            count = "all the" if select.k_max is None else f"{select.k_max:,}"
+            console.print(f"[bold]selection[/] {count} images by {select.method} (seed {select.seed}) into {sub}")
             if acc.is_main_process:
                 make_subset(emb, sub, select)
             acc.wait_for_everyone()
             m = read_manifest(sub)
         manifests[name] = m
     return manifests
+
+
+def _same_selection(m: Manifest, select: SelectConfig) -> bool:
+    """Made with these settings; a whole-corpus ordering (k_max None) also when its k_max was written out."""
+    params = dict(m.meta["params"])
+    pool = m.meta["corpus_size"] - (m.meta.get("dedup") or {}).get("removed", 0)
+    if select.k_max is None and len(m.order) == pool:
+        params["k_max"] = None
+    return params == asdict(select)
 
 
 def check_disk(config: SweepConfig, teacher, out: Path) -> None:

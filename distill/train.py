@@ -22,7 +22,7 @@ from safetensors.torch import load_file, save, save_file
 
 from students import Student, StudentSpec, set_attention
 from subsets.errors import DiskFull, InputError
-from subsets.fileio import file_sha256, read_json, write_bytes_atomic, write_json_atomic
+from subsets.fileio import file_sha256, is_disk_full, read_json, write_bytes_atomic, write_json_atomic
 from subsets.lock import folder_lock
 from teachers.cache import TargetCache, teacher_targets
 from teachers.stats import target_stats
@@ -163,7 +163,7 @@ def save_checkpoint(acc, run: Path, step: int, ident: dict, keep: int, ema=None)
                                                    "identity": ident, "files": files})
     except Exception as e:  # noqa: BLE001 - whatever broke the write, no half-written checkpoint stays
         shutil.rmtree(tmp, ignore_errors=True)
-        if _disk_full(e):
+        if is_disk_full(e):
             kept = latest_checkpoint(run)
             raise DiskFull(f"{final}: disk full while writing this checkpoint; its temporary folder was removed"
                            + (f", the last good one ({kept.name}) is kept: free space and rerun with --resume"
@@ -177,15 +177,6 @@ def save_checkpoint(acc, run: Path, step: int, ident: dict, keep: int, ema=None)
             shutil.rmtree(old)
     acc.wait_for_everyone()
     return final
-
-
-def _disk_full(e: BaseException) -> bool:
-    """ENOSPC, as an OSError or inside the message of a safetensors or torch error that wraps it."""
-    import errno
-
-    if isinstance(e, OSError) and e.errno == errno.ENOSPC:
-        return True
-    return "No space left on device" in str(e) or "os error 28" in str(e)
 
 
 def checkpoint_to_resume(run: Path, resume: str | bool | None, ident: dict) -> tuple[Path, int] | None:

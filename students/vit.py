@@ -16,7 +16,6 @@ from timm.models.vision_transformer import VisionTransformer
 from torch import nn
 
 from .errors import StudentError
-
 from .scott import scott_vit_args
 
 STEMS = ("patch", "scott")

@@ -25,6 +25,13 @@ def _umask() -> int:
     return mask
 
 
+def is_disk_full(e: BaseException) -> bool:
+    """ENOSPC, as an OSError or inside the message of an error that wraps one (safetensors', torch's)."""
+    if isinstance(e, OSError) and e.errno == errno.ENOSPC:
+        return True
+    return "No space left on device" in str(e) or "os error 28" in str(e)
+
+
 def write_bytes_atomic(path: Path, data: bytes) -> None:
     """Write to a temporary name, then rename: `path` is whole or absent, never half-written.
 
@@ -42,7 +49,7 @@ def write_bytes_atomic(path: Path, data: bytes) -> None:
     except BaseException as e:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
-        if isinstance(e, OSError) and e.errno == errno.ENOSPC:
+        if is_disk_full(e):
             raise DiskFull(f"{path}: disk full while writing {len(data):,} bytes; nothing was left half-written, "
                            "free some space and rerun the same command to resume") from None
         raise

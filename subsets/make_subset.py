@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +18,7 @@ from .manifest import Manifest, read_manifest, write_manifest
 @dataclass
 class SelectConfig:
     method: str = "kcenter"  # kcenter | kmeans | kmeans-random | prototypes | random
-    k_max: int = 1000
+    k_max: int | None = 1000  # length of the ordering; None: the whole corpus (after --dedup)
     seed: int = 0
     dedup: float | None = None  # cosine threshold; near-duplicates above it are dropped first
     clusters: list[int] | None = None  # kmeans: clusters per level, finest first (default from k_max); prototypes: one
@@ -42,12 +42,12 @@ def check_config(config: SelectConfig, corpus_size: int, where: str) -> None:
         raise InputError(f"--clusters {config.clusters}: each level needs at least 2 clusters")
 
 
-def clusters_used(method: str, n: int, config: SelectConfig) -> list[int] | None:
+def clusters_used(n: int, config: SelectConfig) -> list[int] | None:
     """The cluster counts a k-means method will use on n images: the asked ones (or the defaults), each cut to the
     number of points it clusters (the images, then the previous level's centroids)."""
-    if method in ("kmeans", "kmeans-random"):
+    if config.method in ("kmeans", "kmeans-random"):
         asked = config.clusters or select.default_clusters(n, config.k_max)
-    elif method == "prototypes":
+    elif config.method == "prototypes":
         asked = config.clusters[:1] if config.clusters else [select.prototype_clusters(n, config.k_max)]
     else:
         return None
@@ -60,7 +60,7 @@ def clusters_used(method: str, n: int, config: SelectConfig) -> list[int] | None
 
 def select_order(x: np.ndarray, config: SelectConfig, clusters: list[int] | None = None) -> np.ndarray:
     """Rows of x in selection order (length k_max) for the configured method."""
-    clusters = clusters or clusters_used(config.method, len(x), config)
+    clusters = clusters or clusters_used(len(x), config)
     if config.method == "kcenter":
         return select.kcenter_greedy(x, config.k_max, config.seed)
     if config.method in ("kmeans", "kmeans-random"):
@@ -80,7 +80,8 @@ def make_subset(embeddings: Path | Embeddings, out: Path, config: SelectConfig =
                 overwrite: bool = False) -> Manifest:
     emb = embeddings if isinstance(embeddings, Embeddings) else load_embeddings(embeddings)
     n = len(emb.keys)
-    check_config(config, n, str(emb.path / "meta.json"))
+    asked = config  # what the manifest records as its parameters
+    check_config(replace(config, k_max=config.k_max or n), n, str(emb.path / "meta.json"))
     out = Path(out)
     if out.exists() and not overwrite:
         raise InputError(f"{out}: already exists (pass --overwrite to replace it)")
@@ -88,10 +89,11 @@ def make_subset(embeddings: Path | Embeddings, out: Path, config: SelectConfig =
     pool = np.arange(n)
     if config.dedup is not None:
         pool = select.dedup(emb.vectors, config.dedup, seed=config.seed)
-        if config.k_max > len(pool):
+        if (config.k_max or 0) > len(pool):
             raise InputError(f"--k-max {config.k_max}: larger than the corpus after --dedup {config.dedup} "
                              f"({len(pool)} of {n} images in {emb.path} remain)")
-    clusters = clusters_used(config.method, len(pool), config)
+    config = replace(config, k_max=config.k_max or len(pool))
+    clusters = clusters_used(len(pool), config)
     if clusters and config.clusters and clusters != list(config.clusters)[:len(clusters)]:
         print(f"--clusters {','.join(map(str, config.clusters))}: cut to {','.join(map(str, clusters))} "
               f"(a level cannot have more clusters than the {len(pool):,} images or centroids it clusters)")
@@ -100,7 +102,7 @@ def make_subset(embeddings: Path | Embeddings, out: Path, config: SelectConfig =
     ks = sorted(set(config.report_k or default_report_ks(config.k_max)))
     curve = coverage_curve(emb.vectors, order, ks, emb.labels, corpus_clusters(emb.vectors))
     meta = {
-        "method": config.method, "params": asdict(config), "seed": config.seed, "clusters_used": clusters,
+        "method": config.method, "params": asdict(asked), "seed": config.seed, "clusters_used": clusters,
         "embeddings": {"path": str(emb.path.resolve()), "hash": emb.hash, "encoder": emb.meta["encoder"],
                        "corpus_hash": emb.meta["corpus_hash"], "source": emb.meta["source"]},
         "corpus_size": n, "dedup": None if config.dedup is None else

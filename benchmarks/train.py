@@ -30,6 +30,7 @@ from distill.config import TrainConfig  # noqa: E402
 from distill.demo import DemoConfig  # noqa: E402
 from distill.encoders import resolve_encoder  # noqa: E402
 from distill.losses import make_masks  # noqa: E402
+from distill.model import make_optimizer  # noqa: E402
 from distill.train import build_model, prepare_inputs, train  # noqa: E402
 from students import set_attention  # noqa: E402
 from students.vit import create_student  # noqa: E402
@@ -86,7 +87,7 @@ def student_only_rate(config: TrainConfig, steps: int) -> float:
     inputs = prepare_inputs(config)
     model = build_model(config, inputs.teachers)
     set_attention(model.student, "auto", "cpu" if not torch.cuda.is_available() else "cuda")
-    opt = torch.optim.AdamW(model.param_groups(config.weight_decay), lr=1e-4)
+    opt = make_optimizer(model, 1e-4, config.weight_decay, torch.device("cpu"))
     b = config.batch_size
     items = [inputs.dataset[i] for i in range(b)]
     images = torch.stack([it["image"] for it in items])

@@ -106,9 +106,7 @@ DEMO_TEST = {"builtin:cifar10-demo": "builtin:cifar10-demo-test"}  # corpora who
 
 
 def cmd_eval(a: argparse.Namespace) -> None:
-    from .evaluate import EvalConfig, evaluate_run
-
-    from .evaluate import check_complete, run_corpus
+    from .evaluate import EvalConfig, check_complete, evaluate_run, run_corpus
 
     check_complete(a.run)
     if a.source is not None:
@@ -204,9 +202,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True, type=Path)
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--dedup", type=float, default=None, metavar="T", help="drop near-duplicates above cosine T first")
-    s.add_argument("--clusters", type=_ints, default=None, help="kmeans: clusters per level, finest first, e.g. 500,22; prototypes: one count")
+    s.add_argument("--clusters", type=_ints, default=None,
+                   help="kmeans: clusters per level, finest first, e.g. 500,22; prototypes: one count")
     s.add_argument("--niter", type=int, default=20, help="kmeans iterations per level")
-    s.add_argument("--report-k", type=_ints, default=None, help="k values for coverage (default 10,20,50,...,k_max)")
+    s.add_argument("--report-k", type=_ints, default=None,
+                   help="k values for coverage (default 10,20,50,...,k_max)")
     s.add_argument("--overwrite", action="store_true")
     s.set_defaults(func=cmd_subset_select)
 

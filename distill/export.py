@@ -83,9 +83,10 @@ def model_card(record: dict, evaluation: dict | None, name: str, width: int, lic
     teachers = ", ".join(f"`{t['name']}` ({t['resolution']} px)" for t in record["teachers"])
     sub = record["subset"]
     shape = shape_words(record, width, cnn)
+    kind = "student-cnn" if cnn else f"stem-{record['student'].get('stem', 'patch')}"
     front = {"library_name": "timm", "license": license,
              "tags": ["image-feature-extraction", "knowledge-distillation", "subset-distill",
-                      f"img_size-{record['student']['img_size']}", "student-cnn" if cnn else f"stem-{record['student'].get('stem', 'patch')}"],
+                      f"img_size-{record['student']['img_size']}", kind],
              "pipeline_tag": "image-feature-extraction"}
     lines = [
         "---", yaml.safe_dump(front, sort_keys=False).strip(), "---", "",

@@ -8,6 +8,7 @@ token loss. Teacher patch maps are brought to the student's grid by interpolatio
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -64,34 +65,76 @@ def is_masked_sample(j: np.ndarray, share: float) -> np.ndarray:
 
 
 def make_masks(seed: int, step: int, sample_ids: np.ndarray, patches: int, ratio: float, share: float) -> torch.Tensor:
-    """[B, patches] bool: for masked samples, round(ratio * patches) positions drawn from (seed, step, sample)."""
-    masks = np.zeros((len(sample_ids), patches), dtype=bool)
+    """[B, patches] bool: for masked samples, round(ratio * patches) positions drawn from (seed, step, sample).
+
+    Row j of one seeded draw of uniform numbers per step ranks sample j's patches: a draw's first rows do not
+    depend on how many follow, so a sample's mask is the same whichever process (and batch slice) holds it."""
+    ids = np.asarray(sample_ids, dtype=np.int64)
+    masks = np.zeros((len(ids), patches), dtype=bool)
     n = round(ratio * patches)
-    for row, j in enumerate(sample_ids):
-        if n and is_masked_sample(np.array(j), share):
-            masks[row, np.random.default_rng([seed, step, int(j)]).permutation(patches)[:n]] = True
+    if not n or not len(ids):
+        return torch.from_numpy(masks)
+    ranks = np.random.default_rng([seed, step]).random((int(ids.max()) + 1, patches))[ids].argsort(1)
+    np.put_along_axis(masks, ranks[:, :n], True, axis=1)
+    masks[~is_masked_sample(ids, share)] = False
     return torch.from_numpy(masks)
+
+
+@dataclass(frozen=True)
+class Targets:
+    """One teacher's targets for a batch as the losses compare them: normalised (when the run normalises its
+    targets) and with the patch map on the student's grid. Named as the cache names them."""
+
+    cls: torch.Tensor  # [B, D]
+    patch: torch.Tensor | None  # [B, grid * grid, D]
+    embed: torch.Tensor | None  # [B, F] (CLIP's image embedding)
+
+    @classmethod
+    def of(cls, targets: dict[str, torch.Tensor], heads: TeacherHeads, grid: int, levels: set[str]) -> Targets:
+        patch = None
+        if {"feature", "patch"} & levels:
+            patch = heads.target("patch", align_grid(targets["patch"], grid))
+        if "embed" in levels and "embed" not in targets:
+            raise InputError("w_embed > 0, but the teacher has no `embed` target (only CLIP teachers store one)")
+        embed = heads.target("embed", targets["embed"]) if "embed" in levels else None
+        return cls(heads.target("cls", targets["cls"]), patch, embed)
+
+
+# Each level reads the student's output and mask, one teacher's targets and heads, and the distance.
+
+def token_loss(out: dict, mask: torch.Tensor | None, t: Targets, heads: TeacherHeads, kind: str) -> torch.Tensor:
+    """The class token against the teacher's `cls`, for every sample."""
+    return distance(heads("token", out["cls"]), t.cls, kind)
+
+
+def embed_loss(out: dict, mask: torch.Tensor | None, t: Targets, heads: TeacherHeads, kind: str) -> torch.Tensor:
+    """The class token against the teacher's image embedding, for every sample."""
+    return distance(heads("embed", out["cls"]), t.embed, kind)
+
+
+def feature_loss(out: dict, mask: torch.Tensor | None, t: Targets, heads: TeacherHeads, kind: str) -> torch.Tensor:
+    """The whole map [class token; patch tokens] against [cls; patch], for the samples without a mask."""
+    keep = ~_masked_samples(mask, len(t.cls), t.cls.device)
+    pred = heads("feature", torch.cat([out["cls"][keep, None], out["patch"][keep]], 1))
+    return distance(pred, torch.cat([t.cls[keep, None], t.patch[keep]], 1), kind)
+
+
+def patch_loss(out: dict, mask: torch.Tensor | None, t: Targets, heads: TeacherHeads, kind: str) -> torch.Tensor:
+    """The masked positions of the masked samples against the teacher's patch tokens there."""
+    m = mask if mask is not None else torch.zeros(t.patch.shape[:2], dtype=torch.bool, device=t.patch.device)
+    return distance(heads("patch", out["patch"][m]), t.patch[m], kind)
+
+
+def _masked_samples(mask: torch.Tensor | None, batch: int, device) -> torch.Tensor:
+    return mask.any(1) if mask is not None else torch.zeros(batch, dtype=torch.bool, device=device)
+
+
+LEVEL_LOSSES = {"token": token_loss, "embed": embed_loss, "feature": feature_loss, "patch": patch_loss}
 
 
 def teacher_losses(out: dict[str, torch.Tensor], mask: torch.Tensor | None, targets: dict[str, torch.Tensor],
                    heads: TeacherHeads, weights: dict[str, float], kind: str, grid: int) -> dict[str, torch.Tensor]:
     """The unweighted loss of each level with a non-zero weight, for one teacher."""
-    losses = {}
-    if weights.get("token"):
-        losses["token"] = distance(heads("token", out["cls"]), heads.target("cls", targets["cls"]), kind)
-    if weights.get("embed"):
-        if "embed" not in targets:
-            raise InputError("w_embed > 0, but the teacher has no `embed` target (only CLIP teachers store one)")
-        losses["embed"] = distance(heads("embed", out["cls"]), heads.target("embed", targets["embed"]), kind)
-    if weights.get("feature") or weights.get("patch"):
-        t_patch = heads.target("patch", align_grid(targets["patch"], grid))
-        masked = mask.any(1) if mask is not None else torch.zeros(len(t_patch), dtype=torch.bool, device=t_patch.device)
-        if weights.get("feature"):
-            keep = ~masked  # the whole map of the unmasked samples: [class token; patch tokens]
-            pred = heads("feature", torch.cat([out["cls"][keep, None], out["patch"][keep]], 1))
-            target = torch.cat([heads.target("cls", targets["cls"][keep, None]), t_patch[keep]], 1)
-            losses["feature"] = distance(pred, target, kind)
-        if weights.get("patch"):
-            m = mask if mask is not None else torch.zeros(t_patch.shape[:2], dtype=torch.bool, device=t_patch.device)
-            losses["patch"] = distance(heads("patch", out["patch"][m]), t_patch[m], kind)
-    return losses
+    levels = {level for level, w in weights.items() if w}
+    t = Targets.of(targets, heads, grid, levels)
+    return {level: fn(out, mask, t, heads, kind) for level, fn in LEVEL_LOSSES.items() if level in levels}

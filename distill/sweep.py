@@ -23,8 +23,8 @@ from rich.console import Console
 from subsets.embed import EmbedConfig, embed_corpus, load_embeddings
 from subsets.errors import InputError
 from subsets.fileio import read_json
-from subsets.make_subset import SelectConfig, make_subset
 from subsets.lock import folder_lock
+from subsets.make_subset import SelectConfig, make_subset
 from subsets.manifest import Manifest, read_manifest
 from subsets.report import plot_coverage, print_coverage
 from subsets.select import METHODS

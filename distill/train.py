@@ -8,7 +8,6 @@ run on another number of processes see the same samples at the same step.
 from __future__ import annotations
 
 import json
-import math
 import shutil
 import sys
 import time
@@ -41,7 +40,7 @@ from .data import (
     resolve_subset,
 )
 from .losses import make_masks
-from .model import DistillModel
+from .model import DistillModel, make_optimizer
 
 RUN_FORMAT = "subset-distill/run"
 # Settings that do not change what a run computes: a checkpoint made under other values still resumes.
@@ -109,13 +108,15 @@ def build_model(config: TrainConfig, teachers: list[TeacherTargets]) -> DistillM
     return DistillModel(spec, teachers, weights, config.distance, config.normalize_targets)
 
 
-def lr_at(config: TrainConfig, step: int) -> float:
-    """Linear warm-up over the first `warmup` share of the steps, then cosine decay to min_lr."""
+def make_scheduler(optimizer, config: TrainConfig):
+    """timm's cosine schedule, stepped per update: a linear warm-up over the first `warmup` share of the steps
+    (from lr / warm-up steps), then cosine decay to min_lr over the rest. The lr is a function of the step alone,
+    so a resumed run sets it from the step and the schedule needs no state of its own."""
+    from timm.scheduler import CosineLRScheduler
+
     warm = round(config.warmup * config.steps)
-    if step < warm:
-        return config.lr * (step + 1) / warm
-    t = (step - warm) / max(1, config.steps - warm)
-    return config.min_lr + 0.5 * (config.lr - config.min_lr) * (1 + math.cos(math.pi * t))
+    return CosineLRScheduler(optimizer, t_initial=max(1, config.steps - warm), lr_min=config.min_lr, warmup_t=warm,
+                             warmup_lr_init=config.lr / max(1, warm), warmup_prefix=True, t_in_epochs=False)
 
 
 def identity(config: TrainConfig, inputs: Inputs) -> dict:
@@ -134,6 +135,9 @@ def subset_record(subset, k: int) -> dict:
 
 
 # ---- checkpoints: accelerate's save_state into a temporary folder, renamed when complete ----
+# Not accelerate's automatic_checkpoint_naming: it deletes the oldest checkpoint before writing the next (a
+# full disk then leaves none), writes in place (a killed job leaves a half checkpoint that load_state picks as
+# the latest), and does not restore its iteration counter on load. Names here carry the step instead.
 
 def checkpoint_dir(run: Path, step: int) -> Path:
     return run / "checkpoints" / f"step-{step:06d}"
@@ -282,7 +286,66 @@ def train(config: TrainConfig, accelerator=None, resume: str | bool | None = Non
         return _train(config, acc, run, resume, stop_after)
 
 
+@dataclass
+class Session:
+    """One invocation of a run: what `setup` builds and the loop advances."""
+
+    config: TrainConfig
+    acc: object  # the Accelerator
+    run: Path
+    inputs: Inputs
+    ident: dict
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: object  # timm's CosineLRScheduler, stepped per update
+    ema: object | None  # timm's ModelEmaV3
+    teacher: torch.nn.Module | None  # online mode only
+    sampler: StepBatches
+    batches: object  # iterator over the sampler's micro-batches
+    backend: str  # the attention kernel in use
+    step: int  # the next step to take
+    first_step: int  # where this invocation started
+    last_ckpt: Path | None
+
+
 def _train(config: TrainConfig, acc, run: Path, resume, stop_after: int | None) -> Path:
+    s = setup(config, acc, run, resume)
+    if s is None:
+        return run
+    end = config.steps if stop_after is None else min(config.steps, s.step + stop_after)
+    s.model.train()
+    start_time, last = time.perf_counter(), (time.perf_counter(), s.step)
+    with _progress(acc.is_main_process) as bar:
+        task = bar.add_task("train", total=config.steps, completed=s.step, info="")
+        while s.step < end:
+            s.scheduler.step_update(s.step)
+            terms = train_step(s)
+            if s.ema is not None:
+                s.ema.update(acc.unwrap_model(s.model), step=s.step)
+            if s.step % config.log_every == 0 or s.step == config.steps - 1:
+                now = time.perf_counter()
+                rate = (s.step + 1 - last[1]) * config.batch_size / max(1e-9, now - last[0])
+                last = (now, s.step + 1)
+                record = _log(s, terms, rate)
+                bar.update(task, info=f"loss {record['loss']:.4f} · {rate:,.1f} img/s")
+            s.step += 1
+            bar.update(task, completed=s.step)
+            if s.step % config.checkpoint_every == 0 or s.step == end:
+                _check_finite_weights(acc, s.model, s.step, s.last_ckpt)
+                s.last_ckpt = save_checkpoint(acc, run, s.step, s.ident, config.keep_checkpoints, s.ema)
+
+    acc.wait_for_everyone()
+    acc.free_memory()  # the accelerator may train another run next (a sweep)
+    if s.step == config.steps:
+        _finish(s, time.perf_counter() - start_time)
+    elif acc.is_main_process:
+        print(f"stopped at step {s.step} of {config.steps}; continue with --resume (checkpoint {s.last_ckpt})")
+    return run
+
+
+def setup(config: TrainConfig, acc, run: Path, resume) -> Session | None:
+    """Inputs, model, optimizer, schedule and EMA, restored from a checkpoint when resuming; None when the run is
+    complete already."""
     inputs = prepare_inputs(config)
     ident = identity(config, inputs)
     fresh = prepare_run_dir(run, ident, resume, acc.is_main_process)
@@ -290,15 +353,16 @@ def _train(config: TrainConfig, acc, run: Path, resume, stop_after: int | None) 
     if not fresh:
         if acc.is_main_process:
             print(f"{run}: already complete ({config.steps} steps), nothing to do")
-        return run
+        return None
     start_ckpt = checkpoint_to_resume(run, resume, ident)
 
     model = build_model(config, inputs.teachers)
     backend = set_attention(model.student, config.attention, acc.device) if isinstance(model.student, Student) else "none"
     if config.normalize_targets:
         model.set_target_stats(inputs.target_stats(config.patch_grid, acc.device))
-    optimizer = torch.optim.AdamW(model.param_groups(config.weight_decay), lr=config.lr, betas=(0.9, 0.999))
+    optimizer = make_optimizer(model, config.lr, config.weight_decay, acc.device)
     model, optimizer = acc.prepare(model, optimizer)
+    scheduler = make_scheduler(optimizer, config)
     ema = None
     if config.ema:
         from timm.utils import ModelEmaV3
@@ -322,71 +386,49 @@ def _train(config: TrainConfig, acc, run: Path, resume, stop_after: int | None) 
             ema.load_state_dict(load_file(str(start_ckpt[0] / "ema.safetensors"), device=str(acc.device)))
     _trim_metrics(run / "metrics.jsonl", step, acc.is_main_process)
 
-    n = len(inputs.dataset)
-    sampler = StepBatches(n, config.batch_size, acc.num_processes, acc.process_index, config.grad_accum, config.seed,
-                          step, config.steps)
+    sampler = StepBatches(len(inputs.dataset), config.batch_size, acc.num_processes, acc.process_index,
+                          config.grad_accum, config.seed, step, config.steps)
     loader = torch.utils.data.DataLoader(inputs.dataset, batch_sampler=sampler, num_workers=config.workers,
                                          pin_memory=acc.device.type == "cuda")
-    end = config.steps if stop_after is None else min(config.steps, step + stop_after)
-    if acc.is_main_process:
-        params = sum(p.numel() for p in acc.unwrap_model(model).student.parameters()) / 1e6
-        print(f"student {config.student} ({params:.1f}M params, {config.img_size} px / patch {config.patch_size} = "
-              f"{config.img_size // config.patch_size}^2 tokens, attention {backend}) <- "
-              f"{', '.join(t.info['name'] for t in inputs.teachers)} ({'online' if teacher else 'cached'}); "
-              f"k = {inputs.subset['k']} x {n // max(1, inputs.subset['k'])} views; {config.steps} steps x "
-              f"{config.batch_size} = {config.steps * config.batch_size / n:.1f} epochs; {acc.num_processes} process(es)")
+    s = Session(config, acc, run, inputs, ident, model, optimizer, scheduler, ema, teacher, sampler, iter(loader),
+                backend, step, step, start_ckpt[0] if start_ckpt else None)
+    _describe(s)
+    return s
 
-    model.train()
-    batches = iter(loader)
-    start_time, last = time.perf_counter(), (time.perf_counter(), step)
-    seen_at_start = step
-    last_ckpt = start_ckpt[0] if start_ckpt else None
-    with _progress(acc.is_main_process) as bar:
-        task = bar.add_task("train", total=config.steps, completed=step, info="")
-        while step < end:
-            for g in optimizer.param_groups:
-                g["lr"] = lr_at(config, step)
-            micro_terms = []
-            for a in range(config.grad_accum):
-                batch = _to(next(batches), acc.device)
-                targets = batch["targets"] if teacher is None else _online_targets(teacher, batch, inputs, config)
-                mask = None
-                if config.w_patch > 0:
-                    ids = sampler.micro_ids(a)
-                    mask = make_masks(config.seed, step, ids, acc.unwrap_model(model).student.grid ** 2,
-                                      config.mask_ratio, config.mask_share).to(acc.device)
-                with acc.accumulate(model):
-                    with acc.autocast():
-                        terms = model(batch["image"], mask, targets)
-                    _check_finite(acc, terms, step, run, last_ckpt)
-                    micro_terms.append({k: v.detach() for k, v in terms.items()})
-                    acc.backward(terms["loss"])
-                    if acc.sync_gradients and config.grad_clip:
-                        acc.clip_grad_norm_(model.parameters(), config.grad_clip)
-                    optimizer.step()
-                    optimizer.zero_grad(set_to_none=True)
-            if ema is not None:
-                ema.update(acc.unwrap_model(model), step=step)
-            if step % config.log_every == 0 or step == config.steps - 1:
-                now = time.perf_counter()
-                rate = (step + 1 - last[1]) * config.batch_size / max(1e-9, now - last[0])
-                last = (now, step + 1)
-                step_terms = {k: torch.stack([t[k] for t in micro_terms]).mean() for k in micro_terms[0]}
-                record = _log(acc, run, step_terms, step, lr_at(config, step), rate, config, n)
-                bar.update(task, info=f"loss {record['loss']:.4f} · {rate:,.1f} img/s")
-            step += 1
-            bar.update(task, completed=step)
-            if step % config.checkpoint_every == 0 or step == end:
-                _check_finite_weights(acc, model, step, last_ckpt)
-                last_ckpt = save_checkpoint(acc, run, step, ident, config.keep_checkpoints, ema)
 
-    acc.wait_for_everyone()
-    acc.free_memory()  # the accelerator may train another run next (a sweep)
-    if step == config.steps:
-        _finish(acc, run, model, ema, config, inputs, ident, backend, time.perf_counter() - start_time, seen_at_start)
-    elif acc.is_main_process:
-        print(f"stopped at step {step} of {config.steps}; continue with --resume (checkpoint {last_ckpt})")
-    return run
+def train_step(s: Session) -> dict[str, torch.Tensor]:
+    """One optimisation step over the config's accumulation micro-batches; the step's mean loss terms."""
+    config, acc, micro_terms = s.config, s.acc, []
+    for a in range(config.grad_accum):
+        batch = _to(next(s.batches), acc.device)
+        targets = batch["targets"] if s.teacher is None else _online_targets(s.teacher, batch, s.inputs, config)
+        mask = None
+        if config.w_patch > 0:
+            mask = make_masks(config.seed, s.step, s.sampler.micro_ids(a), acc.unwrap_model(s.model).student.grid ** 2,
+                              config.mask_ratio, config.mask_share).to(acc.device)
+        with acc.accumulate(s.model):
+            with acc.autocast():
+                terms = s.model(batch["image"], mask, targets)
+            _check_finite(acc, terms, s.step, s.run, s.last_ckpt)
+            micro_terms.append({k: v.detach() for k, v in terms.items()})
+            acc.backward(terms["loss"])
+            if acc.sync_gradients and config.grad_clip:
+                acc.clip_grad_norm_(s.model.parameters(), config.grad_clip)
+            s.optimizer.step()
+            s.optimizer.zero_grad(set_to_none=True)
+    return {k: torch.stack([t[k] for t in micro_terms]).mean() for k in micro_terms[0]}
+
+
+def _describe(s: Session) -> None:
+    if not s.acc.is_main_process:
+        return
+    c, n, k = s.config, len(s.inputs.dataset), s.inputs.subset["k"]
+    params = sum(p.numel() for p in s.acc.unwrap_model(s.model).student.parameters()) / 1e6
+    print(f"student {c.student} ({params:.1f}M params, {c.img_size} px / patch {c.patch_size} = "
+          f"{c.img_size // c.patch_size}^2 tokens, attention {s.backend}) <- "
+          f"{', '.join(t.info['name'] for t in s.inputs.teachers)} ({'online' if s.teacher else 'cached'}); "
+          f"k = {k} x {n // max(1, k)} views; {c.steps} steps x {c.batch_size} = {c.steps * c.batch_size / n:.1f} "
+          f"epochs; {s.acc.num_processes} process(es)")
 
 
 @torch.no_grad()
@@ -417,16 +459,16 @@ def _check_finite_weights(acc, model, step: int, last_ckpt: Path | None) -> None
     raise Diverged(f"weights became NaN/inf by step {step}; stopped, {kept}. Lower --lr or raise --warmup-ratio and start again")
 
 
-def _log(acc, run: Path, terms: dict, step: int, lr: float, rate: float, config: TrainConfig, n: int) -> dict:
+def _log(s: Session, terms: dict, rate: float) -> dict:
     names = list(terms)
-    values = acc.reduce(torch.stack([terms[k].detach().float() for k in names]), reduction="mean").tolist()
-    record = {"step": step, **dict(zip(names, values)), "lr": lr, "images_per_s": rate,
-              "epoch": step * config.batch_size / n}
-    if acc.is_main_process:
-        with open(run / "metrics.jsonl", "a") as f:
+    values = s.acc.reduce(torch.stack([terms[k].detach().float() for k in names]), reduction="mean").tolist()
+    record = {"step": s.step, **dict(zip(names, values)), "lr": s.optimizer.param_groups[0]["lr"],
+              "images_per_s": rate, "epoch": s.step * s.config.batch_size / len(s.inputs.dataset)}
+    if s.acc.is_main_process:
+        with open(s.run / "metrics.jsonl", "a") as f:
             f.write(json.dumps(record) + "\n")
-    if acc.trackers:
-        acc.log({k: v for k, v in record.items() if k != "step"}, step=step)
+    if s.acc.trackers:
+        s.acc.log({k: v for k, v in record.items() if k != "step"}, step=s.step)
     return record
 
 
@@ -438,8 +480,9 @@ def _trim_metrics(path: Path, step: int, main: bool) -> None:
     path.write_text("".join(line + "\n" for line in keep))
 
 
-def _finish(acc, run: Path, model, ema, config: TrainConfig, inputs: Inputs, ident: dict, backend: str,
-            seconds: float, first_step: int) -> None:
+def _finish(s: Session, seconds: float) -> None:
+    """The run's student (its EMA when kept), run.json and the timm-loadable student/ folder."""
+    acc, run, model, ema, config, inputs = s.acc, s.run, s.model, s.ema, s.config, s.inputs
     acc.wait_for_everyone()
     if not acc.is_main_process:
         return
@@ -450,7 +493,7 @@ def _finish(acc, run: Path, model, ema, config: TrainConfig, inputs: Inputs, ide
     n = len(inputs.dataset)
     k = inputs.subset["k"]
     record = {
-        "format": RUN_FORMAT, "complete": True, "identity": ident, "config": config.to_dict(),
+        "format": RUN_FORMAT, "complete": True, "identity": s.ident, "config": config.to_dict(),
         "student": {"name": config.student, "img_size": config.img_size, "patch_size": config.patch_size,
                     "kwargs": config.student_kwargs, "stem": config.stem, "mean": list(STUDENT_MEAN), "std": list(STUDENT_STD),
                     "ema": bool(config.ema)},
@@ -458,9 +501,9 @@ def _finish(acc, run: Path, model, ema, config: TrainConfig, inputs: Inputs, ide
         "mode": "online" if inputs.teacher is not None else "cached", "targets": config.targets,
         "steps": config.steps, "batch_size": config.batch_size, "samples_seen": config.steps * config.batch_size,
         "epochs": config.steps * config.batch_size / n, "passes_per_image": config.steps * config.batch_size / k,
-        "processes": acc.num_processes, "precision": acc.mixed_precision, "attention": backend,
+        "processes": acc.num_processes, "precision": acc.mixed_precision, "attention": s.backend,
         "seconds_this_invocation": round(seconds, 2),
-        "resumed_at": first_step or None, "final_metrics": metrics[-1] if metrics else None,
+        "resumed_at": s.first_step or None, "final_metrics": metrics[-1] if metrics else None,
     }
     write_json_atomic(run / "run.json", record)
     from .export import write_timm_folder

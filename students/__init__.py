@@ -6,5 +6,5 @@ from .heads import ProjectionHead, TeacherHeads
 from .scott import ScottEmbed
 from .vit import STEMS, CnnStudent, Student, StudentSpec, build_student, create_student
 
-__all__ = ["BACKENDS", "STEMS", "CnnStudent", "ProjectionHead", "ScottEmbed", "Student", "StudentError", "StudentSpec", "TeacherHeads",
-           "build_student", "create_student", "set_attention"]
+__all__ = ["BACKENDS", "STEMS", "CnnStudent", "ProjectionHead", "ScottEmbed", "Student", "StudentError", "StudentSpec",
+           "TeacherHeads", "build_student", "create_student", "set_attention"]

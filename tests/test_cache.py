@@ -11,13 +11,13 @@ import numpy as np
 import pytest
 import torch
 
+from distill.cached_views import CachedViews
 from subsets.errors import InputError
 from subsets.manifest import read_manifest
 from subsets.sources import open_source
 from teachers import load_teacher
 from teachers.cache import CacheConfig, TargetCache, bytes_per_image_view, cache_targets
 from teachers.stats import StatsConfig
-from distill.cached_views import CachedViews
 from teachers.views import ViewPolicy, apply_view, views_for
 
 from .helpers import ACCELERATE_2PROC, ROOT, error_line, run_cli

@@ -1,12 +1,12 @@
 """Students: attention backends agree, shapes follow image and patch size, masks change only masked inputs."""
 
+import numpy as np
 import pytest
 import torch
 
 from distill.losses import align_grid, check_grids, make_masks
-from students import create_student, set_attention
+from students import StudentError, create_student, set_attention
 from students.attention import xformers_available
-from students import StudentError
 from subsets.errors import InputError
 
 
@@ -66,6 +66,14 @@ def test_masking_replaces_exactly_the_masked_patch_embeddings():
     assert torch.equal(changed, mask)
     again = make_masks(seed=0, step=0, sample_ids=torch.arange(2).numpy(), patches=64, ratio=0.5, share=0.5)
     assert torch.equal(mask, again) and not torch.equal(mask, make_masks(0, 1, torch.arange(2).numpy(), 64, 0.5, 0.5))
+
+
+def test_a_samples_mask_does_not_depend_on_which_process_holds_it():
+    whole = make_masks(seed=3, step=7, sample_ids=np.arange(8), patches=16, ratio=0.75, share=0.5)
+    halves = [make_masks(3, 7, np.arange(4) + 4 * r, 16, 0.75, 0.5) for r in (0, 1)]  # 2 processes, 4 each
+    assert torch.equal(whole, torch.cat(halves))
+    assert whole.sum(1).tolist() == [0, 12] * 4  # every other sample, 12 of its 16 patches
+    assert len({tuple(row.tolist()) for row in whole[1::2]}) == 4  # each masked sample draws its own mask
 
 
 def test_teacher_grids_are_aligned_to_the_student_grid_or_refused():

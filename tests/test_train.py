@@ -273,8 +273,9 @@ def test_two_accumulation_steps_equal_one_at_the_same_global_batch(tmp_path, cac
     one = train(_config(tmp_path, caches, "one", steps=4))
     two = train(_config(tmp_path, caches, "two", steps=4, grad_accum=2))
     a, b = load_file(one / "student.safetensors"), load_file(two / "student.safetensors")
-    for name in a:
-        torch.testing.assert_close(a[name], b[name], rtol=1e-4, atol=1e-5)
+    for name in a:  # Adam divides by sqrt(v): where a gradient is near zero, summation-order rounding shows as
+        # a small share of one lr step (1e-3); a wrong accumulation differs by whole steps
+        torch.testing.assert_close(a[name], b[name], rtol=1e-4, atol=5e-5)
     # the logged loss is the step's (the mean over its micro-batches), not its last micro-batch's
     assert [m["loss"] for m in _metrics(one)] == pytest.approx([m["loss"] for m in _metrics(two)], rel=1e-5)
 
@@ -465,3 +466,38 @@ def test_flags_spelt_as_timm_and_the_trainer_spell_them_and_the_old_spellings_st
     assert per_device.batch_size == 16  # 8 x 1 process x 2 accumulation steps
     with pytest.raises(InputError, match="not both"):
         config_from_args(parser.parse_args(base + ["--per-device-batch-size", "8", "--global-batch-size", "8"]))
+
+
+def test_weight_decay_falls_on_weights_only_not_on_tokens_norms_or_biases():
+    from distill.data import TeacherTargets
+
+    config = TrainConfig(student="vit_tiny_patch16_224", img_size=32, patch_size=8, stem="scott",
+                         student_kwargs={"depth": 1}, w_patch=1.0)
+    model = build_model(config, [TeacherTargets("t", {"name": "t", "token_dim": 8}, 16)])
+    names = {id(p): n for n, p in model.named_parameters()}
+    decay = {g["weight_decay"]: {names[id(p)] for p in g["params"]} for g in model.param_groups(0.05)}
+    assert {"student.vit.cls_token", "student.vit.pos_embed", "student.mask_token",
+            "student.vit.blocks.0.norm1.weight", "student.vit.blocks.0.attn.qkv.bias"} <= decay[0.0]
+    assert {"student.vit.blocks.0.attn.qkv.weight", "student.vit.patch_embed.stages.0.conv.weight",
+            "heads.t.heads.token.1.weight"} <= decay[0.05]
+    assert decay[0.0].isdisjoint(decay[0.05]) and len(decay[0.0] | decay[0.05]) == len(names)
+
+
+def test_the_lr_warms_up_to_lr_decays_to_min_lr_and_depends_on_the_step_alone():
+    from distill.train import make_scheduler
+
+    config = TrainConfig(steps=100, warmup=0.1, lr=1e-3, min_lr=1e-5)
+
+    def lrs(start: int) -> list[float]:
+        opt = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))], lr=config.lr)
+        schedule, out = make_scheduler(opt, config), []
+        for step in range(start, config.steps):
+            schedule.step_update(step)
+            out.append(opt.param_groups[0]["lr"])
+        return out
+
+    straight = lrs(0)
+    assert straight[0] == pytest.approx(1e-4) and straight[10] == pytest.approx(1e-3) == max(straight)
+    assert all(a < b for a, b in zip(straight[:10], straight[1:11]))  # rising through the warm-up
+    assert all(a >= b for a, b in zip(straight[10:], straight[11:])) and straight[-1] == pytest.approx(1e-5, rel=0.05)
+    assert lrs(40) == straight[40:]  # a resumed run's schedule

@@ -143,8 +143,13 @@ def checkpoint_dir(run: Path, step: int) -> Path:
     return run / "checkpoints" / f"step-{step:06d}"
 
 
+def finished_checkpoints(run: Path) -> list[Path]:
+    """The run's complete checkpoints (with their state.json), oldest first."""
+    return sorted(p for p in (run / "checkpoints").glob("step-??????") if (p / "state.json").exists())
+
+
 def latest_checkpoint(run: Path) -> Path | None:
-    done = sorted(p for p in (run / "checkpoints").glob("step-??????") if (p / "state.json").exists())
+    done = finished_checkpoints(run)
     return done[-1] if done else None
 
 
@@ -176,8 +181,7 @@ def save_checkpoint(acc, run: Path, step: int, ident: dict, keep: int, ema=None)
     if acc.is_main_process:
         shutil.rmtree(final, ignore_errors=True)
         tmp.rename(final)
-        done = sorted(p for p in (run / "checkpoints").glob("step-??????") if (p / "state.json").exists())
-        for old in done[:-keep]:
+        for old in finished_checkpoints(run)[:-keep]:
             shutil.rmtree(old)
     acc.wait_for_everyone()
     return final

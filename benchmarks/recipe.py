@@ -28,7 +28,7 @@ from rich.table import Table  # noqa: E402
 from distill.config import TrainConfig  # noqa: E402
 from distill.demo import DemoConfig  # noqa: E402
 from distill.evaluate import EvalConfig, evaluate_run  # noqa: E402
-from distill.train import latest_checkpoint, train  # noqa: E402
+from distill.train import is_complete, latest_checkpoint, train  # noqa: E402
 
 # The demo's recipe before issue 10: a 4-block ViT-Ti, patch 8, token + feature levels, cosine on normalised targets
 # (now normalised by the corpus's statistics).
@@ -91,9 +91,9 @@ def difference(a: float, b: float, n: int) -> str:
 def run_variant(name: str, settings: dict, cache: Path, k: int, out: Path, eval_config: EvalConfig) -> dict:
     run = out / "runs" / name.replace(" ", "_").replace(",", "").replace("+", "plus")
     config = TrainConfig.from_dict({**BASE, **settings, "targets": [str(cache)], "k": k, "out": str(run), "workers": 0})
-    if not (run / "run.json").exists() and latest_checkpoint(run) is None:
+    if not is_complete(run) and latest_checkpoint(run) is None:
         shutil.rmtree(run, ignore_errors=True)  # cut off before its first checkpoint: start again
-    train(config, resume=latest_checkpoint(run) is not None and not (run / "run.json").exists() or None)
+    train(config, resume=latest_checkpoint(run) is not None and not is_complete(run) or None)
     result = evaluate_run(run, eval_config)
     return {"settings": settings, "knn_top1": result["student"]["knn_top1"], "probe_top1": result["student"]["probe_top1"],
             "untrained_knn_top1": result["untrained"]["knn_top1"], "untrained_probe_top1": result["untrained"]["probe_top1"],

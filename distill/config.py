@@ -17,11 +17,12 @@ from subsets.errors import InputError
 from .losses import DISTANCES
 
 PRECISIONS = ("no", "bf16", "fp16")
+RUN_FORMAT = "subset-distill/run"  # run.json
 
 
 @dataclass
 class TrainConfig:
-    out: str = "runs/student"  # run directory: config.yaml, checkpoints/, metrics.jsonl, student/
+    out: str = "runs/student"  # run directory: run.json, checkpoints/, metrics.jsonl, student/
     # what to learn from: target caches (one per teacher), or one teacher run online over a subset
     targets: list[str] = field(default_factory=list)
     teacher: str | None = None  # online mode: a teacher name, in place of targets
@@ -127,7 +128,11 @@ class TrainConfig:
 
     @classmethod
     def load(cls, path: Path) -> TrainConfig:
-        return cls.from_dict(read_yaml_mapping(Path(path), "config"), str(path))
+        """A YAML file of settings, or a run's run.json (its settings: the run again, or a variant of it)."""
+        values = read_yaml_mapping(Path(path), "config")
+        if values.get("format") == RUN_FORMAT:
+            values = values.get("config") or {}
+        return cls.from_dict(values, str(path))
 
 
 class YamlLoader(yaml.SafeLoader):

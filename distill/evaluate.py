@@ -153,8 +153,11 @@ def _to_tensor(resolution: int, mean, std) -> v2.Compose:
 
 
 def check_complete(run: Path) -> None:
-    if not (Path(run) / "run.json").exists():
-        hint = "it has checkpoints: finish it with --resume" if (Path(run) / "checkpoints").exists() else "no run.json"
+    from .train import is_complete
+
+    if not is_complete(run):
+        hint = "it has checkpoints: finish it with --resume" if (Path(run) / "checkpoints").exists() else \
+            "it stopped before its first checkpoint: rerun it" if (Path(run) / "run.json").exists() else "no run.json"
         raise InputError(f"{run}: not a complete training run ({hint})")
 
 

@@ -37,7 +37,7 @@ from .compare import compare_runs
 from .config import TrainConfig, read_yaml_mapping
 from .encoders import DEFAULT_ENCODER, resolve_encoder
 from .evaluate import EvalConfig, evaluate_run
-from .train import OPERATIONAL, make_accelerator, train
+from .train import OPERATIONAL, holds_run, is_complete, make_accelerator, train
 
 SET_BY_SWEEP = {"out", "targets", "teacher", "subset", "source", "k", "seed", "recipe"}
 FULL = "full"
@@ -278,7 +278,7 @@ def _sweep(config: SweepConfig, out: Path, teacher, acc, console: Console, start
             console.print(f"[bold]run {i}/{len(todo)}[/] {label}: done, skipped")
             continue
         console.print(f"[bold]run {i}/{len(todo)}[/] {label}: training")
-        resume = (run / "config.yaml").exists() and not (run / "run.json").exists()
+        resume = holds_run(run) and not is_complete(run)
         train(run_config, acc, resume=resume or None)
         if acc.is_main_process:
             console.print(f"[bold]run {i}/{len(todo)}[/] {label}: evaluating")
@@ -295,7 +295,7 @@ def _sweep(config: SweepConfig, out: Path, teacher, acc, console: Console, start
 
 def _finished(run: Path, train_config: TrainConfig, eval_config: EvalConfig) -> bool:
     """Trained with these settings and evaluated on the same evaluation set as asked."""
-    if not (run / "run.json").exists() or not (run / "eval.json").exists():
+    if not is_complete(run) or not (run / "eval.json").exists():
         return False
     try:  # settings added since the run was made count at their defaults (which keep the old behaviour)
         done = TrainConfig.from_dict(read_json(run / "run.json", "run record")["config"], str(run)).to_dict()

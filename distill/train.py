@@ -7,6 +7,7 @@ run on another number of processes see the same samples at the same step.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import sys
@@ -27,7 +28,7 @@ from teachers.cache import TargetCache, teacher_targets
 from teachers.stats import target_stats
 from teachers.views import ViewPolicy
 
-from .config import TrainConfig
+from .config import RUN_FORMAT, TrainConfig
 from .data import (
     STUDENT_MEAN,
     STUDENT_STD,
@@ -42,7 +43,6 @@ from .data import (
 from .losses import make_masks
 from .model import DistillModel, make_optimizer
 
-RUN_FORMAT = "subset-distill/run"
 # Settings that do not change what a run computes: a checkpoint made under other values still resumes.
 OPERATIONAL = {"out", "workers", "checkpoint_every", "keep_checkpoints", "log_every", "log_with", "attention",
                "verify_targets"}
@@ -134,6 +134,34 @@ def subset_record(subset, k: int) -> dict:
             "seed": subset.meta.get("seed"), "corpus_size": subset.meta["corpus_size"], "full": k == pool}
 
 
+# ---- the run's one record: run.json, written when a run starts (complete: false) and again when it ends ----
+
+def run_record(run: Path) -> dict | None:
+    f = Path(run) / "run.json"
+    return read_json(f, "run record") if f.exists() else None
+
+
+def is_complete(run: Path) -> bool:
+    record = run_record(run)
+    return bool(record and record.get("complete"))
+
+
+def holds_run(run: Path) -> bool:
+    """A run was started here (config.yaml: the start record of runs begun before run.json was written first)."""
+    return (Path(run) / "run.json").exists() or (Path(run) / "config.yaml").exists()
+
+
+def identity_sha256(ident: dict) -> str:
+    return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()
+
+
+def write_start_record(run: Path, config: TrainConfig, ident: dict) -> None:
+    """run.json of a run under way: what it is (identity) and every setting; `distill train --config` reads it."""
+    write_json_atomic(run / "run.json", {"format": RUN_FORMAT, "complete": False, "identity": ident,
+                                         "config": config.to_dict()})
+    (run / "config.yaml").unlink(missing_ok=True)  # an older trainer's start record, now in run.json
+
+
 # ---- checkpoints: accelerate's save_state into a temporary folder, renamed when complete ----
 # Not accelerate's automatic_checkpoint_naming: it deletes the oldest checkpoint before writing the next (a
 # full disk then leaves none), writes in place (a killed job leaves a half checkpoint that load_state picks as
@@ -169,7 +197,7 @@ def save_checkpoint(acc, run: Path, step: int, ident: dict, keep: int, ema=None)
             # each file's sha256, checked on resume: a damaged optimizer state would otherwise resume silently
             files = {str(f.relative_to(tmp)): file_sha256(f) for f in sorted(tmp.rglob("*")) if f.is_file()}
             write_json_atomic(tmp / "state.json", {"format": RUN_FORMAT + "/checkpoint", "step": step,
-                                                   "identity": ident, "files": files})
+                                                   "identity_sha256": identity_sha256(ident), "files": files})
     except Exception as e:  # noqa: BLE001 - whatever broke the write, no half-written checkpoint stays
         shutil.rmtree(tmp, ignore_errors=True)
         if is_disk_full(e):
@@ -192,7 +220,7 @@ def checkpoint_to_resume(run: Path, resume: str | bool | None, ident: dict) -> t
     if not resume:
         return None
     path = latest_checkpoint(run) if resume is True or resume == "latest" else Path(resume)
-    if path is None and (run / "config.yaml").exists():
+    if path is None and holds_run(run):
         print(f"{run}: no checkpoint was reached before it stopped; starting from step 0")
         return None
     if path is None:
@@ -201,10 +229,16 @@ def checkpoint_to_resume(run: Path, resume: str | bool | None, ident: dict) -> t
     if not state_file.exists():
         raise InputError(f"--resume {path}: not a checkpoint of this trainer (no state.json)")
     state = read_json(state_file, "checkpoint state")
-    if state.get("identity") != ident:
-        theirs, ours = state.get("identity", {}), ident
-        diff = sorted(k for k in set(theirs.get("settings", {})) | set(ours["settings"])
-                      if theirs.get("settings", {}).get(k) != ours["settings"].get(k))
+    # checkpoints written before run.json became the one record carry the whole identity
+    mine = state.get("identity_sha256") == identity_sha256(ident) if "identity" not in state else state["identity"] == ident
+    if not mine:
+        owner = run_record(path.parent.parent) or {}
+        theirs = state.get("identity") or (owner.get("identity") if state.get("identity_sha256") ==
+                                           identity_sha256(owner.get("identity") or {}) else None) or {}
+        if not theirs:  # its run's record is gone or was rewritten: the difference cannot be named
+            raise InputError(f"--resume {path}: a checkpoint of another run (its identity differs from this run's)")
+        diff = sorted(k for k in set(theirs["settings"]) | set(ident["settings"])
+                      if theirs["settings"].get(k) != ident["settings"].get(k))
         what = ", ".join(diff) if diff else "subset or teachers"
         raise InputError(f"--resume {path}: a checkpoint of another run (differs in {what})")
     _verify_checkpoint(path, state, run)
@@ -225,17 +259,18 @@ def _verify_checkpoint(path: Path, state: dict, run: Path) -> None:
 
 def prepare_run_dir(run: Path, ident: dict, resume, main: bool = True) -> bool:
     """False when the run is already complete with these settings; refuses to mix two runs in one folder."""
-    done = run / "run.json"
-    if done.exists() and read_json(done, "run record").get("identity") == ident:
+    record = run_record(run)
+    if record and record.get("complete") and record.get("identity") == ident:
         return False
-    if (run / "config.yaml").exists() and not resume:
-        if latest_checkpoint(run) is None and not done.exists():  # it stopped before its first checkpoint
+    if holds_run(run) and not resume:
+        complete = bool(record and record.get("complete"))
+        if latest_checkpoint(run) is None and not complete:  # it stopped before its first checkpoint
             if main:
                 print(f"{run}: takes over a run that stopped before its first checkpoint")
                 shutil.rmtree(run)
             return True
         raise InputError(f"{run}: holds a run already; pass --resume to continue it, or choose another --out")
-    if run.exists() and any(run.iterdir()) and not (run / "config.yaml").exists():
+    if run.exists() and any(run.iterdir()) and not holds_run(run):
         raise InputError(f"{run}: exists and is not a run directory; choose another --out")
     return True
 
@@ -378,7 +413,7 @@ def setup(config: TrainConfig, acc, run: Path, resume) -> Session | None:
 
     if acc.is_main_process:
         run.mkdir(parents=True, exist_ok=True)
-        config.save(run / "config.yaml")
+        write_start_record(run, config, ident)
     if acc.log_with:
         simple = {k: v for k, v in config.to_dict().items() if isinstance(v, (int, float, str, bool))}
         acc.init_trackers(run.name, config=simple)

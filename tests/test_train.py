@@ -45,7 +45,7 @@ def _metrics(run) -> list[dict]:
 def test_total_loss_falls_clearly_within_50_steps(tmp_path, caches):
     config = _config(tmp_path, caches, steps=50, batch_size=32, checkpoint_every=50)
     run = train(config)
-    assert TrainConfig.load(run / "config.yaml") == config  # the run directory says how it was made
+    assert TrainConfig.load(run / "run.json") == config  # the run's one record says how it was made
     losses = [m["loss"] for m in _metrics(run)]
     assert len(losses) == 50
     first, last = sum(losses[:5]) / 5, sum(losses[-5:]) / 5
@@ -71,7 +71,7 @@ def test_a_run_stopped_at_20_and_resumed_to_40_equals_a_straight_40_step_run(tmp
     straight = train(_config(tmp_path, caches, "straight", **kw))
     config = _config(tmp_path, caches, "resumed", **kw)
     train(config, stop_after=20)
-    assert not (tmp_path / "resumed" / "run.json").exists()
+    assert json.loads((tmp_path / "resumed" / "run.json").read_text())["complete"] is False
     assert sorted(p.name for p in (tmp_path / "resumed" / "checkpoints").iterdir()) == ["step-000010", "step-000020"]
     resumed = train(TrainConfig(**(config.to_dict() | {"workers": 2})), resume=True)  # loader workers change nothing
     a, b = load_file(straight / "student.safetensors"), load_file(resumed / "student.safetensors")
@@ -169,7 +169,7 @@ def test_a_nan_loss_stops_with_a_message_and_keeps_the_last_good_checkpoint(tmp_
     kept = line.split("kept: ")[1].split(". ")[0]
     state = load_file(f"{kept}/model.safetensors")
     assert all(torch.isfinite(t).all() for t in state.values())
-    assert not (tmp_path / "run" / "run.json").exists()
+    assert json.loads((tmp_path / "run" / "run.json").read_text())["complete"] is False
 
 
 def test_resume_refuses_a_foreign_checkpoint_and_a_second_run_in_the_same_folder(tmp_path, caches):
@@ -415,7 +415,8 @@ def test_a_run_that_failed_before_its_first_checkpoint_is_taken_over_by_a_rerun(
     for extra in ([], ["--resume"]):  # a plain rerun and --resume both continue: from step 0
         ok = _train_cli(caches, tmp_path / "run", "--steps", "4", "--checkpoint-every", "1000", *extra)
         assert ok.returncode == 0 and "run complete" in ok.stdout, ok.stderr
-        (tmp_path / "run" / "run.json").unlink()  # as if the next attempt had failed early again
+        record = json.loads((tmp_path / "run" / "run.json").read_text())  # as if the next attempt had failed early
+        (tmp_path / "run" / "run.json").write_text(json.dumps(record | {"complete": False}))
         for ckpt in (tmp_path / "run" / "checkpoints").glob("*"):
             import shutil
 
@@ -501,3 +502,23 @@ def test_the_lr_warms_up_to_lr_decays_to_min_lr_and_depends_on_the_step_alone():
     assert all(a < b for a, b in zip(straight[:10], straight[1:11]))  # rising through the warm-up
     assert all(a >= b for a, b in zip(straight[10:], straight[11:])) and straight[-1] == pytest.approx(1e-5, rel=0.05)
     assert lrs(40) == straight[40:]  # a resumed run's schedule
+
+
+def test_run_json_is_the_runs_one_record_from_start_to_end_and_older_runs_still_resume(tmp_path, caches):
+    config = _config(tmp_path, caches, steps=4, checkpoint_every=2)
+    train(config, stop_after=2)
+    run = tmp_path / "run"
+    start = json.loads((run / "run.json").read_text())
+    assert start["complete"] is False and TrainConfig.load(run / "run.json") == config
+    assert not (run / "config.yaml").exists()
+    state = json.loads((run / "checkpoints" / "step-000002" / "state.json").read_text())
+    assert "identity" not in state and len(state["identity_sha256"]) == 64  # the identity lives in run.json alone
+    # a run begun by the trainer before this one: config.yaml as its start record, the identity in state.json
+    (run / "run.json").unlink()
+    config.save(run / "config.yaml")
+    del state["identity_sha256"]
+    (run / "checkpoints" / "step-000002" / "state.json").write_text(json.dumps(state | {"identity": start["identity"]}))
+    train(config, resume=True)
+    done = json.loads((run / "run.json").read_text())
+    assert done["complete"] and done["resumed_at"] == 2 and done["identity"] == start["identity"]
+    assert not (run / "config.yaml").exists()

@@ -56,8 +56,10 @@ class DistillModel(nn.Module):
             heads.set_stats(stats[key])
 
     def param_groups(self, weight_decay: float) -> list[dict]:
-        """AdamW groups (timm's rule): no weight decay on biases, norms, and the class, position and mask tokens."""
-        return param_groups_weight_decay(self, weight_decay, no_weight_decay_list=NO_WEIGHT_DECAY)
+        """AdamW groups (timm's rule): no weight decay on biases, norms, and the class, position and mask tokens.
+        The decayed group comes first, as in checkpoints written before timm made the groups, so those still resume."""
+        groups = param_groups_weight_decay(self, weight_decay, no_weight_decay_list=NO_WEIGHT_DECAY)
+        return sorted(groups, key=lambda g: g["weight_decay"] == 0)
 
 
 def make_optimizer(model: nn.Module, lr: float, weight_decay: float, device: torch.device) -> torch.optim.AdamW:

@@ -482,6 +482,8 @@ def test_weight_decay_falls_on_weights_only_not_on_tokens_norms_or_biases():
     assert {"student.vit.blocks.0.attn.qkv.weight", "student.vit.patch_embed.stages.0.conv.weight",
             "heads.t.heads.token.1.weight"} <= decay[0.05]
     assert decay[0.0].isdisjoint(decay[0.05]) and len(decay[0.0] | decay[0.05]) == len(names)
+    # the decayed group first, as checkpoints of the trainer before timm's groups hold them: those still resume
+    assert [g["weight_decay"] for g in model.param_groups(0.05)] == [0.05, 0.0]
 
 
 def test_the_lr_warms_up_to_lr_decays_to_min_lr_and_depends_on_the_step_alone():

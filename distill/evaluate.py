@@ -16,7 +16,7 @@ from safetensors.torch import load_file
 from torchvision.transforms import v2
 
 from subsets.errors import InputError
-from subsets.fileio import read_json, write_json_atomic
+from subsets.fileio import write_json_atomic
 from subsets.progress import progress_bar
 from subsets.sources import UnreadableImage, collect_records, decode_image, open_source, seeded_rows
 from teachers.base import to_normalized_tensor
@@ -152,13 +152,16 @@ def _to_tensor(resolution: int, mean, std) -> v2.Compose:
                                                antialias=True), to_normalized_tensor(mean, std)])
 
 
-def check_complete(run: Path) -> None:
-    from .train import is_complete
+def check_complete(run: Path) -> dict:
+    """The run.json of a complete run; one line naming what is missing otherwise."""
+    from .train import run_record
 
-    if not is_complete(run):
+    record = run_record(run)
+    if not (record and record.get("complete")):
         hint = "it has checkpoints: finish it with --resume" if (Path(run) / "checkpoints").exists() else \
             "it stopped before its first checkpoint: rerun it" if (Path(run) / "run.json").exists() else "no run.json"
         raise InputError(f"{run}: not a complete training run ({hint})")
+    return record
 
 
 def load_run(run: Path):
@@ -166,8 +169,7 @@ def load_run(run: Path):
     from .train import build_model
 
     run = Path(run)
-    check_complete(run)
-    record = read_json(run / "run.json", "run record")
+    record = check_complete(run)
     config = TrainConfig.from_dict(record["config"], str(run / "run.json"))
     teachers = [TeacherTargets(t["key"], t, t["tokens"]) for t in record["teachers"]]
     model = build_model(config, teachers)
@@ -183,10 +185,11 @@ def run_corpus(run: Path) -> str | None:
     """The corpus a run was distilled from (its `source`, else its subset's), when this machine can see it."""
     from subsets.manifest import read_manifest
 
-    record_file = Path(run) / "run.json"
-    if not record_file.exists():
+    from .train import run_record
+
+    record = run_record(run)
+    if record is None:
         return None
-    record = read_json(record_file, "run record")
     if record["config"].get("source"):
         return record["config"]["source"]
     try:

@@ -37,7 +37,7 @@ from .compare import compare_runs
 from .config import TrainConfig, read_yaml_mapping
 from .encoders import DEFAULT_ENCODER, resolve_encoder
 from .evaluate import EvalConfig, evaluate_run
-from .train import OPERATIONAL, holds_run, is_complete, make_accelerator, train
+from .train import OPERATIONAL, holds_run, is_complete, make_accelerator, run_record, train
 
 SET_BY_SWEEP = {"out", "targets", "teacher", "subset", "source", "k", "seed", "recipe"}
 FULL = "full"
@@ -295,10 +295,11 @@ def _sweep(config: SweepConfig, out: Path, teacher, acc, console: Console, start
 
 def _finished(run: Path, train_config: TrainConfig, eval_config: EvalConfig) -> bool:
     """Trained with these settings and evaluated on the same evaluation set as asked."""
-    if not is_complete(run) or not (run / "eval.json").exists():
+    record = run_record(run)
+    if not (record and record.get("complete")) or not (run / "eval.json").exists():
         return False
     try:  # settings added since the run was made count at their defaults (which keep the old behaviour)
-        done = TrainConfig.from_dict(read_json(run / "run.json", "run record")["config"], str(run)).to_dict()
+        done = TrainConfig.from_dict(record["config"], str(run)).to_dict()
     except InputError:  # a setting that no longer exists: made by another version
         return False
     same = {k: v for k, v in done.items() if k not in OPERATIONAL} == \

@@ -229,13 +229,9 @@ def checkpoint_to_resume(run: Path, resume: str | bool | None, ident: dict) -> t
     if not state_file.exists():
         raise InputError(f"--resume {path}: not a checkpoint of this trainer (no state.json)")
     state = read_json(state_file, "checkpoint state")
-    # checkpoints written before run.json became the one record carry the whole identity
-    mine = state.get("identity_sha256") == identity_sha256(ident) if "identity" not in state else state["identity"] == ident
-    if not mine:
-        owner = run_record(path.parent.parent) or {}
-        theirs = state.get("identity") or (owner.get("identity") if state.get("identity_sha256") ==
-                                           identity_sha256(owner.get("identity") or {}) else None) or {}
-        if not theirs:  # its run's record is gone or was rewritten: the difference cannot be named
+    if _checkpoint_identity_sha256(state) != identity_sha256(ident):
+        theirs = _checkpoint_identity(path, state)
+        if theirs is None:  # its run's record is gone or was rewritten: the difference cannot be named
             raise InputError(f"--resume {path}: a checkpoint of another run (its identity differs from this run's)")
         diff = sorted(k for k in set(theirs["settings"]) | set(ident["settings"])
                       if theirs["settings"].get(k) != ident["settings"].get(k))
@@ -243,6 +239,20 @@ def checkpoint_to_resume(run: Path, resume: str | bool | None, ident: dict) -> t
         raise InputError(f"--resume {path}: a checkpoint of another run (differs in {what})")
     _verify_checkpoint(path, state, run)
     return path, int(state["step"])
+
+
+def _checkpoint_identity_sha256(state: dict) -> str | None:
+    # checkpoints written before run.json became the run's one record carry the whole identity
+    return identity_sha256(state["identity"]) if "identity" in state else state.get("identity_sha256")
+
+
+def _checkpoint_identity(path: Path, state: dict) -> dict | None:
+    """The identity of the run a checkpoint belongs to: its own copy (older checkpoints), else its run's run.json
+    when that still has the identity the checkpoint was written under."""
+    if "identity" in state:
+        return state["identity"]
+    owner = (run_record(path.parent.parent) or {}).get("identity")
+    return owner if owner is not None and identity_sha256(owner) == state.get("identity_sha256") else None
 
 
 def _verify_checkpoint(path: Path, state: dict, run: Path) -> None:
@@ -259,11 +269,11 @@ def _verify_checkpoint(path: Path, state: dict, run: Path) -> None:
 
 def prepare_run_dir(run: Path, ident: dict, resume, main: bool = True) -> bool:
     """False when the run is already complete with these settings; refuses to mix two runs in one folder."""
-    record = run_record(run)
-    if record and record.get("complete") and record.get("identity") == ident:
+    record = run_record(run) or {}
+    complete = bool(record.get("complete"))
+    if complete and record.get("identity") == ident:
         return False
     if holds_run(run) and not resume:
-        complete = bool(record and record.get("complete"))
         if latest_checkpoint(run) is None and not complete:  # it stopped before its first checkpoint
             if main:
                 print(f"{run}: takes over a run that stopped before its first checkpoint")

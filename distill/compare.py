@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
 import statistics
 from pathlib import Path
@@ -29,10 +30,12 @@ from .intervals import Bootstrap, Estimate, verdict
 
 METRICS = {"knn_top1": "k-NN top-1", "probe_top1": "linear probe top-1", "agreement": "cosine to teacher"}
 SCORED = ("knn_top1", "probe_top1")  # per-image results exist for these: intervals and verdicts
-COLUMNS = ["run", "recipe", "method", "k", "seed", "steps", "epochs", "knn_top1", "probe_top1", "agreement",
+COLUMNS = ["run", "recipe", "objective", "method", "k", "seed", "steps", "epochs", "knn_top1", "probe_top1", "agreement",
            "untrained_knn_top1", "untrained_probe_top1"]
 FLOOR = "untrained student"
 FULL = "full"
+# Line styles of the objectives in the plots (colours are the methods'); dashed and dash-dot are the reference lines'.
+OBJECTIVE_STYLES = {"distill": "-", "mim-jepa": ":", "local-global": (0, (5, 1, 1, 1, 1, 1))}
 
 
 def k_order(k) -> tuple:
@@ -63,6 +66,7 @@ def load_rows(runs: list[Path]) -> tuple[list[dict], dict]:
         agreements = [v for v in ev["student"]["agreement"].values() if v is not None]
         subset = rec["subset"]
         rows.append({"run": _run_label(run, rec), "recipe": rec["config"].get("recipe") or "",
+                     "objective": rec.get("objective") or rec["config"].get("objective", "distill"),
                      "method": FULL if subset.get("full") else subset["method"],
                      "k": FULL if subset.get("full") else subset["k"],
                      "seed": rec["config"]["seed"], "steps": rec["steps"], "epochs": round(rec["epochs"], 2),
@@ -75,7 +79,7 @@ def load_rows(runs: list[Path]) -> tuple[list[dict], dict]:
         for name, scores in ev.get("teachers", {}).items():
             if scores:
                 references.setdefault(f"teacher: {name}", scores)
-    rows.sort(key=lambda r: (r["recipe"], r["method"], k_order(r["k"]), r["seed"]))
+    rows.sort(key=lambda r: (r["recipe"], r["objective"], r["method"], k_order(r["k"]), r["seed"]))
     _refuse_duplicates(rows)
     return rows, floor_rows(rows) | references
 
@@ -100,18 +104,18 @@ def _run_label(run: Path, rec: dict) -> str:
 def _refuse_duplicates(rows: list[dict]) -> None:
     seen = {}
     for r in rows:
-        key = (r["recipe"], r["method"], r["k"], r["seed"])
+        key = (r["recipe"], r["objective"], r["method"], r["k"], r["seed"])
         if key in seen:
-            raise InputError(f"compare: runs {seen[key]} and {r['run']} are the same recipe, method, k and seed; "
+            raise InputError(f"compare: runs {seen[key]} and {r['run']} are the same recipe, objective, method, k and seed; "
                              "give each once")
         seen[key] = r["run"]
 
 
 def _groups(rows: list[dict]) -> dict[tuple, dict[int, dict]]:
-    """(recipe, method, k) -> {seed: row}."""
+    """((recipe, objective), method, k) -> {seed: row}. A recipe with an objective is an arm of the comparison."""
     groups: dict[tuple, dict[int, dict]] = {}
     for r in rows:
-        groups.setdefault((r["recipe"], r["method"], r["k"]), {})[r["seed"]] = r
+        groups.setdefault(((r["recipe"], r["objective"]), r["method"], r["k"]), {})[r["seed"]] = r
     return groups
 
 
@@ -120,11 +124,12 @@ def _stack(runs: list[dict], metric: str) -> np.ndarray:
 
 
 def aggregate(rows: list[dict], boot: Bootstrap) -> list[dict]:
-    """Per (recipe, method, k): mean over seeds, std, and the 95% interval (seeds and test images resampled)."""
+    """Per (recipe, objective, method, k): mean over seeds, std, and the 95% interval (seeds and test images
+    resampled)."""
     out = []
-    for (recipe, method, k), by_seed in sorted(_groups(rows).items(), key=lambda g: (g[0][0], g[0][1], k_order(g[0][2]))):
+    for (arm, method, k), by_seed in sorted(_groups(rows).items(), key=lambda g: (g[0][0], g[0][1], k_order(g[0][2]))):
         rs = [by_seed[s] for s in sorted(by_seed)]
-        agg = {"recipe": recipe, "method": method, "k": k, "seeds": len(rs)}
+        agg = {"recipe": arm[0], "objective": arm[1], "method": method, "k": k, "seeds": len(rs)}
         for m in METRICS:
             vals = [r[m] for r in rs if r[m] is not None]
             agg[m] = statistics.fmean(vals) if vals else None
@@ -141,15 +146,16 @@ def verdicts(rows: list[dict], boot: Bootstrap, baseline: str) -> tuple[list[dic
     seed, same test images), its 95% interval, and a verdict. Returns (rows, why there are none, if so)."""
     groups = _groups(rows)
     out, single = [], False
-    for (recipe, method, k), by_seed in sorted(groups.items(), key=lambda g: (g[0][0], k_order(g[0][2]), g[0][1])):
-        base = groups.get((recipe, baseline, k))
+    for (arm, method, k), by_seed in sorted(groups.items(), key=lambda g: (g[0][0], k_order(g[0][2]), g[0][1])):
+        base = groups.get((arm, baseline, k))
         if method in (baseline, FULL) or base is None:
             continue
         seeds = sorted(set(by_seed) & set(base))
         if len(seeds) < 2:
             single = True
             continue
-        row = {"recipe": recipe, "k": k, "method": method, "baseline": baseline, "seeds": len(seeds)}
+        row = {"recipe": arm[0], "objective": arm[1], "k": k, "method": method, "baseline": baseline,
+               "seeds": len(seeds)}
         for m in SCORED:
             d = boot.difference(_stack([by_seed[s] for s in seeds], m), _stack([base[s] for s in seeds], m))
             row |= {f"{m}_diff": d.value, f"{m}_low": d.low, f"{m}_high": d.high, f"{m}_verdict": verdict(d.low, d.high)}
@@ -164,9 +170,9 @@ def verdicts(rows: list[dict], boot: Bootstrap, baseline: str) -> tuple[list[dic
 
 def rank_correlations(rows: list[dict], boot: Bootstrap, metric: str = "knn_top1") -> list[dict]:
     """With runs on the full corpus: for each method and small k, Spearman's correlation between the ranking of
-    recipes there and on the full corpus, with its 95% interval (recipes paired by seed)."""
+    recipes (with their objectives) there and on the full corpus, with its 95% interval (recipes paired by seed)."""
     groups = _groups(rows)
-    full = {recipe: g for (recipe, method, _), g in groups.items() if method == FULL}
+    full = {arm: g for (arm, method, _), g in groups.items() if method == FULL}
     out = []
     for method in sorted({m for (_, m, _) in groups if m != FULL}):
         for k in sorted({k for (_, m, k) in groups if m == method}, key=k_order):
@@ -186,14 +192,16 @@ def rank_correlations(rows: list[dict], boot: Bootstrap, metric: str = "knn_top1
 def verdict_summary(verdict_rows: list[dict], metric: str = "knn_top1") -> list[str]:
     """One plain line per recipe and method: at which k it is better, worse or not resolved against the baseline."""
     lines = []
-    keys = dict.fromkeys((v["recipe"], v["method"]) for v in verdict_rows)
-    for recipe, method in keys:
-        vs = [v for v in verdict_rows if (v["recipe"], v["method"]) == (recipe, method)]
+    keys = dict.fromkeys((v["recipe"], v["objective"], v["method"]) for v in verdict_rows)
+    several = len({v["objective"] for v in verdict_rows}) > 1
+    for recipe, objective, method in keys:
+        vs = [v for v in verdict_rows if (v["recipe"], v["objective"], v["method"]) == (recipe, objective, method)]
         by = {}
         for v in vs:
             by.setdefault(v[metric + "_verdict"], []).append(_k(v["k"]))
         parts = [f"{word} at k = {', '.join(ks)}" for word, ks in by.items()]
-        lines.append(f"{method}{f' ({recipe})' if recipe else ''} against {vs[0]['baseline']} ({METRICS[metric]}): "
+        within = ", ".join(filter(None, [recipe, objective if several else ""]))
+        lines.append(f"{method}{f' ({within})' if within else ''} against {vs[0]['baseline']} ({METRICS[metric]}): "
                      + "; ".join(parts))
     return lines
 
@@ -215,17 +223,18 @@ def _k(k) -> str:
     return FULL if k == FULL else f"{k:,}"
 
 
-def _recipes(agg: list[dict]) -> bool:
-    return any(a["recipe"] for a in agg)
+def _lead(agg: list[dict]) -> list[str]:
+    """The columns that tell the arms apart: recipe where named, objective where there are several."""
+    return ["recipe"] * any(a["recipe"] for a in agg) + ["objective"] * (len({a["objective"] for a in agg}) > 1)
 
 
 def markdown(agg: list[dict], references: dict, verdict_rows: list[dict], ranks: list[dict], notes: list[str]) -> str:
-    lead = ["recipe"] if _recipes(agg) else []
+    lead = _lead(agg)
     head = lead + ["method", "k", "seeds"] + [f"{METRICS[m]} [95% interval]" if m in SCORED else
                                              f"{METRICS[m]} (± std)" for m in METRICS]
     lines = ["## Student quality against k", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for a in agg:
-        lines.append("| " + " | ".join(([a["recipe"]] if lead else []) + [a["method"], _k(a["k"]), str(a["seeds"])]
+        lines.append("| " + " | ".join([a[c] for c in lead] + [a["method"], _k(a["k"]), str(a["seeds"])]
                                        + [_cell(a, m) for m in METRICS]) + " |")
     for name, t in references.items():
         lines.append("| " + " | ".join([name] + [""] * (len(lead) + 2) + [f"{t['knn_top1']:.3f}", f"{t['probe_top1']:.3f}",
@@ -236,7 +245,7 @@ def markdown(agg: list[dict], references: dict, verdict_rows: list[dict], ranks:
         lines += ["", f"## Against {verdict_rows[0]['baseline']} (paired by seed and test image)", "",
                   "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         for v in verdict_rows:
-            lines.append("| " + " | ".join(([v["recipe"]] if lead else []) + [_k(v["k"]), v["method"], str(v["seeds"])]
+            lines.append("| " + " | ".join([v[c] for c in lead] + [_k(v["k"]), v["method"], str(v["seeds"])]
                                            + [_diff(v, m) for m in SCORED] + [v[m + "_verdict"] for m in SCORED]) + " |")
         lines += [""] + [f"- {line}" for line in verdict_summary(verdict_rows)]
     if ranks:
@@ -250,15 +259,15 @@ def markdown(agg: list[dict], references: dict, verdict_rows: list[dict], ranks:
 
 
 def rich_tables(agg: list[dict], references: dict, verdict_rows: list[dict], ranks: list[dict]) -> list[Table]:
-    lead = ["recipe"] if _recipes(agg) else []
+    lead = _lead(agg)
     table = Table(title="student quality against subset size k (mean over seeds [95% interval])", title_style="bold")
     for col in (*lead, "method", "k", "seeds", *METRICS.values()):
-        table.add_column(col, justify="left" if col in ("method", "recipe") else "right")
+        table.add_column(col, justify="left" if col in ("method", "recipe", "objective") else "right")
     best = {m: max((a[m] for a in agg if a[m] is not None), default=None) for m in METRICS}
     for a in agg:
         cells = [_cell(a, m) for m in METRICS]
         cells = [f"[bold]{c}[/]" if a[m] is not None and a[m] == best[m] else c for c, m in zip(cells, METRICS)]
-        table.add_row(*([a["recipe"]] if lead else []), a["method"], _k(a["k"]), str(a["seeds"]), *cells)
+        table.add_row(*[a[c] for c in lead], a["method"], _k(a["k"]), str(a["seeds"]), *cells)
     for name, t in references.items():
         table.add_row(f"[dim]{name}[/]", *[""] * (len(lead) + 2), f"{t['knn_top1']:.3f}", f"{t['probe_top1']:.3f}",
                       "-" if name.startswith(FLOOR) else "1")
@@ -267,10 +276,10 @@ def rich_tables(agg: list[dict], references: dict, verdict_rows: list[dict], ran
         vt = Table(title=f"against {verdict_rows[0]['baseline']}, paired by seed (difference [95% interval], verdict)",
                    title_style="bold")
         for col in (*lead, "k", "method", "seeds", *(METRICS[m] for m in SCORED)):
-            vt.add_column(col, justify="left" if col in ("method", "recipe") else "right")
+            vt.add_column(col, justify="left" if col in ("method", "recipe", "objective") else "right")
         colour = {"better": "green", "worse": "red", "not resolved": "dim"}
         for v in verdict_rows:
-            vt.add_row(*([v["recipe"]] if lead else []), _k(v["k"]), v["method"], str(v["seeds"]),
+            vt.add_row(*[v[c] for c in lead], _k(v["k"]), v["method"], str(v["seeds"]),
                        *(f"{_diff(v, m)} [{colour[v[m + '_verdict']]}]{v[m + '_verdict']}[/]" for m in SCORED))
         tables.append(vt)
     if ranks:
@@ -305,9 +314,9 @@ def _full_line(ax, full: dict | None, metric: str, color: str, label: str) -> No
 
 
 def plot(agg: list[dict], references: dict, png: Path, title: str, verdict_rows: list[dict] = ()) -> Path:
-    """Each metric against k for the first recipe: one line per method with its 95% interval, a triangle up (down)
-    where the verdict against the baseline is better (worse); the floor, the teachers and the full corpus as
-    horizontal lines."""
+    """Each metric against k for the first recipe: one line per method (its colour) and objective (its line style)
+    with its 95% interval, a triangle up (down) where the verdict against the baseline is better (worse); the floor,
+    the teachers and the full corpus as horizontal lines."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -316,23 +325,27 @@ def plot(agg: list[dict], references: dict, png: Path, title: str, verdict_rows:
     recipe = agg[0]["recipe"]
     agg = [a for a in agg if a["recipe"] == recipe]
     methods = sorted({a["method"] for a in agg if a["method"] != FULL})
-    full = next((a for a in agg if a["method"] == FULL), None)
+    objectives = list(dict.fromkeys(a["objective"] for a in agg))
     fig, axes = plt.subplots(1, len(METRICS), figsize=(4.4 * len(METRICS), 3.6), squeeze=False)
     for ax, (metric, label) in zip(axes[0], METRICS.items()):
-        for i, method in enumerate(methods):
-            pts = [a for a in agg if a["method"] == method and a[metric] is not None]
+        for (i, method), objective in itertools.product(enumerate(methods), objectives):
+            pts = [a for a in agg if a["method"] == method and a["objective"] == objective and a[metric] is not None]
             if pts:
-                _errorbar(ax, pts, metric, label=method, color=f"C{i}")
+                _errorbar(ax, pts, metric, label=method if len(objectives) == 1 else f"{method}, {objective}",
+                          color=f"C{i}", ls=OBJECTIVE_STYLES.get(objective, "-"))
             if metric in SCORED:
                 for v in verdict_rows:
-                    if v["recipe"] == recipe and v["method"] == method and v[metric + "_verdict"] != "not resolved":
+                    if (v["recipe"], v["objective"], v["method"]) == (recipe, objective, method) and \
+                            v[metric + "_verdict"] != "not resolved":
                         y = next(a[metric] for a in pts if a["k"] == v["k"])
                         ax.scatter([v["k"]], [y], s=90, facecolors="none", edgecolors=f"C{i}", linewidths=1.5,
                                    marker="^" if v[metric + "_verdict"] == "better" else "v", zorder=5)
         if metric in SCORED and verdict_rows:
             ax.scatter([], [], marker="^", facecolors="none", edgecolors="0.3",
                        label=f"better / worse than {verdict_rows[0]['baseline']} (95%)")
-        _full_line(ax, full, metric, "k", "full corpus")
+        for objective in objectives:
+            full = next((a for a in agg if a["method"] == FULL and a["objective"] == objective), None)
+            _full_line(ax, full, metric, "k", "full corpus" if len(objectives) == 1 else f"full corpus, {objective}")
         if metric != "agreement":
             for i, (name, t) in enumerate(references.items()):
                 if name.startswith(FLOOR) and name not in (FLOOR, f"{FLOOR} ({recipe})"):
@@ -357,17 +370,19 @@ def plot_recipes(agg: list[dict], png: Path, title: str, metric: str = "knn_top1
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    recipes = sorted({a["recipe"] for a in agg})
+    arms = sorted({(a["recipe"], a["objective"]) for a in agg})
+    several = len({arm[1] for arm in arms}) > 1
     shared = [m for m in sorted({a["method"] for a in agg if a["method"] != FULL})
-              if sum(any(a["recipe"] == r and a["method"] == m for a in agg) for r in recipes) > 1]
+              if sum(any((a["recipe"], a["objective"]) == arm and a["method"] == m for a in agg) for arm in arms) > 1]
     fig, axes = plt.subplots(1, max(1, len(shared)), figsize=(4.6 * max(1, len(shared)), 3.6), squeeze=False)
     for ax, method in zip(axes[0], shared):
-        for i, recipe in enumerate(recipes):
-            pts = [a for a in agg if a["recipe"] == recipe and a["method"] == method]
+        for i, arm in enumerate(arms):
+            of_arm = [a for a in agg if (a["recipe"], a["objective"]) == arm]
+            pts = [a for a in of_arm if a["method"] == method]
             if pts:
-                _errorbar(ax, pts, metric, label=recipe, color=f"C{i}")
-            _full_line(ax, next((a for a in agg if a["recipe"] == recipe and a["method"] == FULL), None), metric,
-                       f"C{i}", None)
+                _errorbar(ax, pts, metric, label=", ".join(filter(None, [arm[0], arm[1] if several else ""])),
+                          color=f"C{i}", ls=OBJECTIVE_STYLES.get(arm[1], "-"))
+            _full_line(ax, next((a for a in of_arm if a["method"] == FULL), None), metric, f"C{i}", None)
         ax.set_xscale("log")
         ax.set_xlabel("subset size k")
         ax.set_title(f"{METRICS[metric]}, {method} subsets (dash-dot: full corpus)", fontsize=9)
@@ -416,7 +431,7 @@ def compare_runs(runs: list[Path], out: Path, console: Console | None = None, ba
              "json": out / "results.json", "plot": plot(agg, references, out / "results.png", title, verdict_rows)}
     if verdict_rows:
         paths["verdicts_csv"] = out / "verdicts.csv"
-    if len({a["recipe"] for a in agg}) > 1:
+    if len({(a["recipe"], a["objective"]) for a in agg}) > 1:
         paths["recipes_plot"] = plot_recipes(agg, out / "recipes.png", "recipes against k")
     console = console or Console()
     for table in rich_tables(agg, references, verdict_rows, ranks):

@@ -17,12 +17,16 @@ from subsets.errors import InputError
 from .losses import DISTANCES
 
 PRECISIONS = ("no", "bf16", "fp16")
+# What a run learns from: a teacher (distillation), or the images alone (self-supervised; see distill/objectives.py).
+OBJECTIVES = ("distill", "mim-jepa", "local-global")
+SELF_SUPERVISED = ("mim-jepa", "local-global")
 RUN_FORMAT = "subset-distill/run"  # run.json
 
 
 @dataclass
 class TrainConfig:
     out: str = "runs/student"  # run directory: run.json, checkpoints/, metrics.jsonl, student/
+    objective: str = "distill"  # distill (from a teacher) | mim-jepa | local-global (self-supervised: --subset, no teacher)
     # what to learn from: target caches (one per teacher), or one teacher run online over a subset
     targets: list[str] = field(default_factory=list)
     teacher: str | None = None  # online mode: a teacher name, in place of targets
@@ -49,6 +53,12 @@ class TrainConfig:
     normalize_targets: bool = False  # per-teacher, per-channel target normalisation (Theia)
     mask_ratio: float = 0.5  # share of patches replaced by the mask token in a masked sample
     mask_share: float = 0.5  # share of each batch that is masked (patch loss); the rest is unmasked (feature loss)
+    # self-supervised objectives
+    jepa_mask_ratio: float = 0.6  # mim-jepa: share of patches masked; the kept part is drawn as blocks
+    jepa_momentum: float = 0.996  # mim-jepa: the target encoder's EMA momentum, raised linearly to 1 over the run
+    predictor_depth: int = 2  # mim-jepa: transformer blocks of the predictor, at the student's width
+    w_variance: float = 1.0  # local-global: VICReg variance term (keeps each feature dimension from collapsing)
+    w_covariance: float = 0.04  # local-global: VICReg covariance term (VICReg's 1:25 against variance)
     # optimisation: a run is a number of steps, so runs at different k cost the same
     steps: int = 1000
     batch_size: int = 64  # the global batch: split over processes and accumulation steps, so results do not depend on them
@@ -71,6 +81,10 @@ class TrainConfig:
     log_with: list[str] = field(default_factory=list)  # also log to these accelerate trackers (tensorboard, wandb, ...)
 
     def validate(self) -> TrainConfig:
+        if self.objective not in OBJECTIVES:
+            raise InputError(f"objective {self.objective!r}: choose one of {', '.join(OBJECTIVES)}")
+        if self.self_supervised:
+            return self._validate_self_supervised()
         if bool(self.targets) == bool(self.teacher):
             raise InputError("give either --targets (cached mode) or --teacher with --subset (online mode)")
         if self.teacher and not self.subset:
@@ -97,6 +111,34 @@ class TrainConfig:
             if not ok:
                 raise InputError(message)
         return self
+
+    def _validate_self_supervised(self) -> TrainConfig:
+        if self.targets or self.teacher:
+            raise InputError(f"objective {self.objective} learns without a teacher: give --subset, not --targets or --teacher")
+        if not self.subset:
+            raise InputError(f"objective {self.objective} needs --subset, the subset directory to train on")
+        checks = [
+            (self.steps >= 1 and self.batch_size >= 1 and self.grad_accum >= 1, "steps, batch_size, grad_accum: at least 1"),
+            (self.k is None or self.k >= 1, f"k {self.k}: at least 1"),
+            (0 < self.jepa_mask_ratio < 1, f"jepa_mask_ratio {self.jepa_mask_ratio}: must lie in (0, 1)"),
+            (0 <= self.jepa_momentum <= 1, f"jepa_momentum {self.jepa_momentum}: must lie in [0, 1]"),
+            (self.predictor_depth >= 1, f"predictor_depth {self.predictor_depth}: at least 1"),
+            (min(self.w_variance, self.w_covariance) >= 0, "w_variance and w_covariance must not be negative"),
+            (0 <= self.warmup < 1 and 0 <= self.ema < 1, "warmup and ema: in [0, 1)"),
+            (self.precision is None or self.precision in PRECISIONS,
+             f"precision {self.precision!r}: choose one of {', '.join(PRECISIONS)}"),
+            (self.keep_checkpoints >= 1 and self.checkpoint_every >= 1 and self.log_every >= 1,
+             "keep_checkpoints, checkpoint_every and log_every: at least 1"),
+            (self.views >= 1, f"views {self.views}: at least 1"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise InputError(message)
+        return self
+
+    @property
+    def self_supervised(self) -> bool:
+        return self.objective in SELF_SUPERVISED
 
     @property
     def levels(self) -> list[str]:

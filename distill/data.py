@@ -103,10 +103,11 @@ class CachedTargets(torch.utils.data.Dataset):
 
 
 class OnlineViews(torch.utils.data.Dataset):
-    """The same items as a cache would hold: each view of each image, at the student's and the teacher's resolution."""
+    """The same items as a cache would hold: each view of each image, at the student's and the teacher's resolution
+    (the student's alone without a teacher: the self-supervised objectives)."""
 
     def __init__(self, source: ImageSource, subset: Manifest, k: int, policy: ViewPolicy, resolution: int,
-                 teacher_resolution: int, teacher_mean, teacher_std):
+                 teacher_resolution: int | None = None, teacher_mean=None, teacher_std=None):
         subset.check_k(k)
         self.subset, self.policy, self.k = subset, policy, k
         self.positions = list(range(k))
@@ -114,7 +115,7 @@ class OnlineViews(torch.utils.data.Dataset):
         self.records = collect_records(source, subset.keys[:k])
         self.resolution, self.teacher_resolution = resolution, teacher_resolution
         self.student_tensor = to_normalized_tensor(STUDENT_MEAN, STUDENT_STD)
-        self.teacher_tensor = to_normalized_tensor(teacher_mean, teacher_std)
+        self.teacher_tensor = to_normalized_tensor(teacher_mean, teacher_std) if teacher_resolution else None
 
     def __len__(self) -> int:
         return self.k * self.views
@@ -127,9 +128,11 @@ class OnlineViews(torch.utils.data.Dataset):
         except UnreadableImage as e:
             raise InputError(f"{e}; online mode needs every image of the subset (a cache skips such images)") from None
         params = view_params(self.policy, position, view)
-        return {"image": self.student_tensor(apply_view(image, params, self.resolution)),
-                "teacher_image": self.teacher_tensor(apply_view(image, params, self.teacher_resolution)),
-                "position": position, "view": view}
+        item = {"image": self.student_tensor(apply_view(image, params, self.resolution)), "position": position,
+                "view": view}
+        if self.teacher_tensor is not None:
+            item["teacher_image"] = self.teacher_tensor(apply_view(image, params, self.teacher_resolution))
+        return item
 
 
 def sample_stream(n: int, seed: int, start: int, count: int) -> np.ndarray:

@@ -289,6 +289,7 @@ def evaluate_run(run: Path, config: EvalConfig = EvalConfig(), device=None) -> d
         "teachers": {info["name"]: evaluate_teacher(info, config, device) for info in record["teachers"]}
         if config.teachers else {},
         "method": record["subset"]["method"], "k": record["subset"]["k"], "seed": record["config"]["seed"],
+        "objective": record.get("objective", "distill"),
     }
     result["seconds"] = round(time.perf_counter() - start, 2)
     write_json_atomic(Path(run) / "eval.json", result)

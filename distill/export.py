@@ -78,6 +78,12 @@ def portable_config(config: dict) -> dict:
     return out
 
 
+SELF_SUPERVISED_WORDS = {
+    "mim-jepa": "the exported weights are the EMA target encoder of a masked-image JEPA",
+    "local-global": "each patch token pulled toward the class token, with VICReg variance and covariance terms",
+}
+
+
 def model_card(record: dict, evaluation: dict | None, name: str, width: int, license: str = "other",
                cnn: bool = False) -> str:
     teachers = ", ".join(f"`{t['name']}` ({t['resolution']} px)" for t in record["teachers"])
@@ -88,13 +94,20 @@ def model_card(record: dict, evaluation: dict | None, name: str, width: int, lic
              "tags": ["image-feature-extraction", "knowledge-distillation", "subset-distill",
                       f"img_size-{record['student']['img_size']}", kind],
              "pipeline_tag": "image-feature-extraction"}
+    objective = record.get("objective", "distill")
+    if objective != "distill":
+        front["tags"][1] = "self-supervised"
+    how = f"distilled from {teachers}" if objective == "distill" else \
+        f"trained self-supervised ({objective}: {SELF_SUPERVISED_WORDS[objective]}; no teacher)"
+    what = f"{record['mode']} targets" if objective == "distill" else "views made on the fly"
     lines = [
         "---", yaml.safe_dump(front, sort_keys=False).strip(), "---", "",
-        f"# {name} ({shape}) distilled on a {sub['k']:,}-image {sub['method']} subset", "",
-        f"A `{name}` student ({shape}; the timm name gives the architecture family, the shape is this one) distilled "
-        f"from {teachers} on the first {sub['k']:,} images of a **{sub['method']}** subset (manifest hash "
+        f"# {name} ({shape}) {'distilled' if objective == 'distill' else f'trained by {objective}'} on a "
+        f"{sub['k']:,}-image {sub['method']} subset", "",
+        f"A `{name}` student ({shape}; the timm name gives the architecture family, the shape is this one) {how} "
+        f"on the first {sub['k']:,} images of a **{sub['method']}** subset (manifest hash "
         f"`{sub['hash'][:16]}`), made with subset-distill in {record['steps']:,} steps of "
-        f"{record['batch_size']} ({record['epochs']:.1f} epochs of the subset's views, {record['mode']} targets"
+        f"{record['batch_size']} ({record['epochs']:.1f} epochs of the subset's views, {what}"
         f"{', EMA weights' if record['student']['ema'] else ''}).", "",
         "The model returns the final class token (`num_classes=0`): an image feature for k-NN, probes or retrieval.", "",
     ]

@@ -34,7 +34,7 @@ from teachers.cache import CacheConfig, bytes_per_image_view, cache_targets
 from teachers.views import ViewPolicy
 
 from .compare import compare_runs
-from .config import TrainConfig, read_yaml_mapping
+from .config import SELF_SUPERVISED, TrainConfig, read_yaml_mapping
 from .encoders import DEFAULT_ENCODER, resolve_encoder
 from .evaluate import EvalConfig, evaluate_run
 from .train import OPERATIONAL, holds_run, is_complete, make_accelerator, run_record, train
@@ -140,9 +140,16 @@ class SweepConfig:
         return [(r["name"], {**self.train, **r.get("train", {})}) for r in self.recipes]
 
     def train_config(self, cache: Path, k: int, seed: int, out: Path | None = None, recipe: str | None = None,
-                     settings: dict | None = None) -> TrainConfig:
-        values = {**(self.train if settings is None else settings), "targets": [str(cache)], "k": k, "seed": seed,
+                     settings: dict | None = None, subset: Path | None = None) -> TrainConfig:
+        """A run's settings: distillation reads the selection's target cache; a self-supervised objective
+        (`objective` in a recipe) reads the selection's images (`subset`, default the cache's folder name under
+        subsets/) without a teacher."""
+        values = {**(self.train if settings is None else settings), "k": k, "seed": seed,
                   "out": str(out or Path(self.out)), "recipe": recipe}
+        if values.get("objective", "distill") in SELF_SUPERVISED:
+            values["subset"] = str(subset or Path(self.out) / "subsets" / Path(cache).name)
+        else:
+            values["targets"] = [str(cache)]
         return TrainConfig.from_dict(values, f"sweep train settings{f' (recipe {recipe})' if recipe else ''}").validate()
 
     def eval_config(self) -> EvalConfig:
@@ -258,8 +265,11 @@ def _sweep(config: SweepConfig, out: Path, teacher, acc, console: Console, start
 
     source = open_source(config.source)
     caches = {}
+    distills = any(settings.get("objective", "distill") not in SELF_SUPERVISED for _, settings in config.recipe_list())
     for name, m in manifests.items():
         caches[name] = out / "targets" / name
+        if not distills:  # self-supervised recipes read the images, not a teacher's targets
+            continue
         k = len(m.order) if name == FULL else config.k_max
         console.print(f"[bold]targets[/] {teacher.info.name} on the first {k:,} of {name} into {caches[name]}")
         cache_targets(source, m, teacher, caches[name], k,
@@ -272,7 +282,8 @@ def _sweep(config: SweepConfig, out: Path, teacher, acc, console: Console, start
         run = out / "runs" / (recipe or "") / run_name(method, k, seed)
         runs.append(run)
         k_run = len(manifests[FULL].order) if k == FULL else k
-        run_config = config.train_config(cache, k_run, seed, run, recipe, settings)
+        run_config = config.train_config(cache, k_run, seed, run, recipe, settings,
+                                         manifests[FULL if k == FULL else selection_name(method, seed)].path)
         label = f"{recipe}/{run.name}" if recipe else run.name
         if _finished(run, run_config, eval_config):
             console.print(f"[bold]run {i}/{len(todo)}[/] {label}: done, skipped")

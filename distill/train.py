@@ -40,7 +40,9 @@ from .data import (
     resolve_source,
     resolve_subset,
 )
+from .local_global import LocalGlobal
 from .losses import make_masks
+from .mim_jepa import MimJepa, block_masks
 from .model import DistillModel, make_optimizer
 
 # Settings that do not change what a run computes: a checkpoint made under other values still resumes.
@@ -69,7 +71,13 @@ class Inputs:
 
 def prepare_inputs(config: TrainConfig) -> Inputs:
     """The dataset and its teachers, from target caches or from a teacher to run online."""
-    if config.targets:
+    if config.self_supervised:  # the subset's images alone, in the views a cache would hold
+        subset = resolve_subset(config.subset, [])
+        source = resolve_source(config.source, subset)
+        k = config.k or len(subset.order)
+        dataset = OnlineViews(source, subset, k, ViewPolicy(views=config.views, seed=config.view_seed), config.img_size)
+        teachers, teacher = [], None
+    elif config.targets:
         caches = [TargetCache(Path(p)) for p in config.targets]
         subset = resolve_subset(config.subset, caches)
         source = resolve_source(config.source, subset)
@@ -99,12 +107,16 @@ def prepare_inputs(config: TrainConfig) -> Inputs:
                   teacher, source)
 
 
-def build_model(config: TrainConfig, teachers: list[TeacherTargets]) -> DistillModel:
-    """The student and its heads, initialised from the config's seed alone."""
+def build_model(config: TrainConfig, teachers: list[TeacherTargets]) -> torch.nn.Module:
+    """The objective's module (its `student` is what is evaluated and exported), initialised from the seed alone."""
     spec = StudentSpec(config.student, config.img_size, config.patch_size, tuple(sorted(config.student_kwargs.items())),
                        config.stem)
-    weights = {lv: getattr(config, f"w_{lv}") for lv in ("token", "feature", "patch", "embed")}
     torch.manual_seed(config.seed)
+    if config.objective == "mim-jepa":
+        return MimJepa(spec, config.predictor_depth, config.jepa_momentum)
+    if config.objective == "local-global":
+        return LocalGlobal(spec, config.w_variance, config.w_covariance)
+    weights = {lv: getattr(config, f"w_{lv}") for lv in ("token", "feature", "patch", "embed")}
     return DistillModel(spec, teachers, weights, config.distance, config.normalize_targets)
 
 
@@ -406,8 +418,11 @@ def setup(config: TrainConfig, acc, run: Path, resume) -> Session | None:
     start_ckpt = checkpoint_to_resume(run, resume, ident)
 
     model = build_model(config, inputs.teachers)
-    backend = set_attention(model.student, config.attention, acc.device) if isinstance(model.student, Student) else "none"
-    if config.normalize_targets:
+    backend = "none"
+    for module in model.modules():  # the student, and mim-jepa's context encoder
+        if isinstance(module, Student):
+            backend = set_attention(module, config.attention, acc.device)
+    if config.normalize_targets and not config.self_supervised:
         model.set_target_stats(inputs.target_stats(config.patch_grid, acc.device))
     optimizer = make_optimizer(model, config.lr, config.weight_decay, acc.device)
     model, optimizer = acc.prepare(model, optimizer)
@@ -450,11 +465,9 @@ def train_step(s: Session) -> dict[str, torch.Tensor]:
     config, acc, micro_terms = s.config, s.acc, []
     for a in range(config.grad_accum):
         batch = _to(next(s.batches), acc.device)
-        targets = batch["targets"] if s.teacher is None else _online_targets(s.teacher, batch, s.inputs, config)
-        mask = None
-        if config.w_patch > 0:
-            mask = make_masks(config.seed, s.step, s.sampler.micro_ids(a), acc.unwrap_model(s.model).student.grid ** 2,
-                              config.mask_ratio, config.mask_share).to(acc.device)
+        targets = None if config.self_supervised else \
+            batch["targets"] if s.teacher is None else _online_targets(s.teacher, batch, s.inputs, config)
+        mask = _mask(s, a)
         with acc.accumulate(s.model):
             with acc.autocast():
                 terms = s.model(batch["image"], mask, targets)
@@ -465,7 +478,21 @@ def train_step(s: Session) -> dict[str, torch.Tensor]:
                 acc.clip_grad_norm_(s.model.parameters(), config.grad_clip)
             s.optimizer.step()
             s.optimizer.zero_grad(set_to_none=True)
+    if config.objective == "mim-jepa":  # the target encoder follows the context encoder, by the step alone
+        acc.unwrap_model(s.model).update_target(s.step, config.steps)
     return {k: torch.stack([t[k] for t in micro_terms]).mean() for k in micro_terms[0]}
+
+
+def _mask(s: Session, a: int) -> torch.Tensor | None:
+    """Micro-batch a's patch mask: mim-jepa's blocks, or the distillation patch level's random positions."""
+    config, student = s.config, s.acc.unwrap_model(s.model).student
+    if config.objective == "mim-jepa":
+        return block_masks(config.seed, s.step, s.sampler.micro_ids(a), student.grid,
+                           config.jepa_mask_ratio).to(s.acc.device)
+    if config.objective == "distill" and config.w_patch > 0:
+        return make_masks(config.seed, s.step, s.sampler.micro_ids(a), student.grid ** 2, config.mask_ratio,
+                          config.mask_share).to(s.acc.device)
+    return None
 
 
 def _describe(s: Session) -> None:
@@ -473,9 +500,10 @@ def _describe(s: Session) -> None:
         return
     c, n, k = s.config, len(s.inputs.dataset), s.inputs.subset["k"]
     params = sum(p.numel() for p in s.acc.unwrap_model(s.model).student.parameters()) / 1e6
+    learns = f"objective {c.objective} (no teacher)" if c.self_supervised else \
+        f"{', '.join(t.info['name'] for t in s.inputs.teachers)} ({'online' if s.teacher else 'cached'})"
     print(f"student {c.student} ({params:.1f}M params, {c.img_size} px / patch {c.patch_size} = "
-          f"{c.img_size // c.patch_size}^2 tokens, attention {s.backend}) <- "
-          f"{', '.join(t.info['name'] for t in s.inputs.teachers)} ({'online' if s.teacher else 'cached'}); "
+          f"{c.img_size // c.patch_size}^2 tokens, attention {s.backend}) <- {learns}; "
           f"k = {k} x {n // max(1, k)} views; {c.steps} steps x {c.batch_size} = {c.steps * c.batch_size / n:.1f} "
           f"epochs; {s.acc.num_processes} process(es)")
 
@@ -547,7 +575,8 @@ def _finish(s: Session, seconds: float) -> None:
                     "kwargs": config.student_kwargs, "stem": config.stem, "mean": list(STUDENT_MEAN), "std": list(STUDENT_STD),
                     "ema": bool(config.ema)},
         "teachers": [t.info | {"key": t.key, "tokens": t.tokens} for t in inputs.teachers], "subset": inputs.subset,
-        "mode": "online" if inputs.teacher is not None else "cached", "targets": config.targets,
+        "objective": config.objective,
+        "mode": "online" if inputs.teacher is not None or config.self_supervised else "cached", "targets": config.targets,
         "steps": config.steps, "batch_size": config.batch_size, "samples_seen": config.steps * config.batch_size,
         "epochs": config.steps * config.batch_size / n, "passes_per_image": config.steps * config.batch_size / k,
         "processes": acc.num_processes, "precision": acc.mixed_precision, "attention": s.backend,

@@ -5,6 +5,7 @@ and sdpa against naive attention at 197 tokens, forward and backward.
     python benchmarks/train.py --regime demo-scott  # the demo's student (SCOTT stem) <- MobileNetV2 at 128 px
     python benchmarks/train.py --regime demo-patch  # the same student with timm's patch embedding
     python benchmarks/train.py --regime vitb14    # ViT-S/16 at 224 px <- a DINOv2-B/14-sized ViT at 224 px
+    python benchmarks/train.py --regime objectives  # the demo's student by each objective: distill, mim-jepa, local-global
 
 The ViT-B/14 teacher has random weights (same compute as DINOv2-B/14); it is saved as a timm folder
 and loaded through the teacher registry like any local teacher. Throughputs are images per second
@@ -164,9 +165,34 @@ def run_regime(name: str, work: Path, console: Console) -> dict:
             "online": online}
 
 
+OBJECTIVES = ("distill", "mim-jepa", "local-global")
+
+
+def objective_rates(work: Path, console: Console, steps: int = 60) -> list[dict]:
+    """The trainer's images/s for the demo's student and loop settings (batch 16, views read in the training
+    process) under each objective: distillation from the demo's cached targets, and the two self-supervised ones
+    reading the subset's images."""
+    r = REGIMES["demo-scott"]
+    subset = make_subset_dir(work, r["k"])
+    cache = work / "targets-objectives"
+    if not (cache / "index.json").exists():
+        cache_targets(open_source(SOURCE), __import__("subsets.manifest").manifest.read_manifest(subset),
+                      load_teacher(r["teacher"], resolution=r["teacher_resolution"]), cache,
+                      config=CacheConfig(views=ViewPolicy(views=2)))
+    demo = {k: v for k, v in _DEMO.items() if k not in ("steps", "log_every", "checkpoint_every")}
+    rows = []
+    for objective in OBJECTIVES:
+        console.print(f"[objectives] {objective}")
+        source = {"targets": [str(cache)]} if objective == "distill" else {"subset": str(subset)}
+        config = TrainConfig(**demo, **source, objective=objective, steps=steps, log_every=1, checkpoint_every=10_000,
+                             out=str(work / f"run-{objective}-{time.time_ns()}"))
+        rows.append({"objective": objective, "images_per_s": loop_rate(train(config))})
+    return rows
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--regime", choices=[*REGIMES, "all"], default="all")
+    p.add_argument("--regime", choices=[*REGIMES, "objectives", "all"], default="all")
     p.add_argument("--work", type=Path, default=None, help="folder for subsets, caches and runs (default: a temp dir)")
     p.add_argument("--attention-batch", type=int, default=8)
     a = p.parse_args()
@@ -174,6 +200,15 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     console = Console(width=140)
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else f"CPU, {torch.get_num_threads()} threads"
+    if a.regime == "objectives":
+        rows = objective_rates(work, console)
+        table = Table(title=f"the demo's student (SCOTT stem, batch 16) by objective, trainer images/s ({device})")
+        for col in ("objective", "images/s", "relative to distill"):
+            table.add_column(col, justify="left" if col == "objective" else "right")
+        for r in rows:
+            table.add_row(r["objective"], f"{r['images_per_s']:,.1f}", f"{r['images_per_s'] / rows[0]['images_per_s']:.2f}")
+        console.print(table)
+        return
     rows = [run_regime(n, work, console) for n in (REGIMES if a.regime == "all" else [a.regime])]
     table = Table(title=f"training throughput, images/s ({device})")
     for col in ("regime", "batch", "student alone (limit)", "cached", "cached / limit (goal >= 0.9)", "online",

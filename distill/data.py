@@ -17,7 +17,7 @@ from teachers.base import to_normalized_tensor
 from teachers.cache import TargetCache
 from teachers.views import ViewPolicy, apply_view, view_params
 
-from .cached_views import CachedViews
+from .cached_views import MEMO_BYTES, CachedViews
 
 # Students are trained from scratch; they see ImageNet-normalised pixels (recorded in the export's config).
 STUDENT_MEAN = (0.485, 0.456, 0.406)
@@ -116,12 +116,17 @@ class OnlineViews(torch.utils.data.Dataset):
         self.resolution, self.teacher_resolution = resolution, teacher_resolution
         self.student_tensor = to_normalized_tensor(STUDENT_MEAN, STUDENT_STD)
         self.teacher_tensor = to_normalized_tensor(teacher_mean, teacher_std) if teacher_resolution else None
+        # Without a teacher (self-supervised), a small subset's views are kept once made, as CachedViews keeps them.
+        fits = k * self.views * 3 * resolution ** 2 * 4 <= MEMO_BYTES
+        self.memo: dict[int, torch.Tensor] | None = {} if fits and self.teacher_tensor is None else None
 
     def __len__(self) -> int:
         return self.k * self.views
 
     def __getitem__(self, i: int) -> dict:
         position, view = divmod(i, self.views)
+        if self.memo is not None and i in self.memo:
+            return {"image": self.memo[i].clone(), "position": position, "view": view}
         key = self.subset.keys[position]
         try:
             image = decode_image(self.records[key])
@@ -132,6 +137,8 @@ class OnlineViews(torch.utils.data.Dataset):
                 "view": view}
         if self.teacher_tensor is not None:
             item["teacher_image"] = self.teacher_tensor(apply_view(image, params, self.teacher_resolution))
+        elif self.memo is not None:
+            self.memo[i] = item["image"]
         return item
 
 

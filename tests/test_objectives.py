@@ -10,7 +10,6 @@ import torch
 from safetensors.torch import load_file
 
 from distill.config import TrainConfig
-from distill.local_global import LocalGlobal
 from distill.mim_jepa import MimJepa, block_masks
 from distill.sweep import SweepConfig, run_sweep
 from distill.train import train

@@ -168,7 +168,7 @@ def run_regime(name: str, work: Path, console: Console) -> dict:
 OBJECTIVES = ("distill", "mim-jepa", "local-global")
 
 
-def objective_rates(work: Path, console: Console, steps: int = 60) -> list[dict]:
+def objective_rates(work: Path, console: Console, steps: int = 200) -> list[dict]:
     """The trainer's images/s for the demo's student and loop settings (batch 16, views read in the training
     process) under each objective: distillation from the demo's cached targets, and the two self-supervised ones
     reading the subset's images."""

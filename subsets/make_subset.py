@@ -97,7 +97,14 @@ def make_subset(embeddings: Path | Embeddings, out: Path, config: SelectConfig =
     if clusters and config.clusters and clusters != list(config.clusters)[:len(clusters)]:
         print(f"--clusters {','.join(map(str, config.clusters))}: cut to {','.join(map(str, clusters))} "
               f"(a level cannot have more clusters than the {len(pool):,} images or centroids it clusters)")
-    order = pool[select_order(emb.vectors[pool], config, clusters)]
+    if config.method == "kcenter" and config.dedup is None:
+        # over the mapped shards, as a distributed job computes it (python -m subsets.distributed_kcenter): the
+        # same blocks give the same order bit for bit, whatever the number of processes
+        from .distributed_kcenter import Comm, kcenter_shards
+
+        order = kcenter_shards(emb.path, config.k_max, config.seed, comm=Comm(alone=True))
+    else:
+        order = pool[select_order(emb.vectors[pool], config, clusters)]
     seconds = time.perf_counter() - start
     ks = sorted(set(config.report_k or default_report_ks(config.k_max)))
     curve = coverage_curve(emb.vectors, order, ks, emb.labels, corpus_clusters(emb.vectors))

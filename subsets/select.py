@@ -25,48 +25,10 @@ def kcenter_greedy(x: np.ndarray, k: int, seed: int = 0, batch: int = 64) -> np.
     against the pending picks too and is still the largest: its distance is then exact and no
     other row's true distance can exceed its bound. `batch=1` is the plain O(N * k * d) loop.
     """
+    from .distributed_kcenter import Comm, kcenter_blocks
+
     x = np.ascontiguousarray(x, dtype=np.float32)
-    n = x.shape[0]
-    k = min(k, n)
-    sq = np.einsum("ij,ij->i", x, x)
-    order = np.empty(k, dtype=np.int64)
-    order[0] = np.random.default_rng(seed).integers(n)
-    bound = np.full(n, np.inf, dtype=np.float32)
-    pending = [int(order[0])]
-    _apply_centers(x, sq, bound, pending)
-    bound[order[0]] = -np.inf  # picked rows never win the argmax again
-    for t in range(1, k):
-        if len(pending) >= batch:
-            _apply_centers(x, sq, bound, pending)
-        for tries in range(1, 1 << 30):
-            i = int(np.argmax(bound))
-            d = _dist_to_rows(x[i], sq[i], x[pending], sq[pending]) if pending else np.inf
-            if d >= bound[i]:
-                break  # exact and still the largest: the greedy pick
-            bound[i] = d
-            if tries % 32 == 0:  # many stale bounds at the top: cheaper to apply the pending picks now
-                _apply_centers(x, sq, bound, pending)
-        order[t] = i
-        bound[i] = -np.inf
-        pending.append(i)
-    return order
-
-
-def _apply_centers(x: np.ndarray, sq: np.ndarray, bound: np.ndarray, pending: list[int]) -> None:
-    """bound = min(bound, distance of every row to the pending picks); empties `pending`."""
-    if not pending:
-        return
-    c = x[pending]
-    for start in range(0, len(x), 65536):  # blocks keep the N x batch temporary small
-        g = x[start:start + 65536] @ (-2.0 * c.T)
-        g += (c * c).sum(1)
-        d2 = g.min(axis=1) + sq[start:start + 65536]
-        np.minimum(bound[start:start + 65536], np.sqrt(np.maximum(d2, 0.0)), out=bound[start:start + 65536])
-    pending.clear()
-
-
-def _dist_to_rows(v: np.ndarray, v_sq: float, rows: np.ndarray, rows_sq: np.ndarray) -> float:
-    return float(np.sqrt(max(float((rows_sq - 2.0 * (rows @ v)).min()) + float(v_sq), 0.0)))
+    return kcenter_blocks([x], [0], len(x), x.shape[1], k, seed, batch, Comm(alone=True))
 
 
 def kcenter_reference(x: np.ndarray, k: int, seed: int = 0) -> np.ndarray:

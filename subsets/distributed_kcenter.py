@@ -1,0 +1,234 @@
+"""Exact greedy k-center over row blocks held by one or many processes (torch.distributed, any backend).
+
+Each process holds some blocks of rows (its embedding shards, memory-mapped) and the distance `bound` of each of
+its rows to the nearest applied pick. The rule is `select.kcenter_greedy`'s, step for step: the candidate is the
+row with the largest bound over *all* processes (each proposes its own largest; one all-gather of
+[bound, row index, squared norm, vector] picks the largest, the lowest row index on ties, as np.argmax would);
+it is measured against the pending picks, which every process holds, and taken once its distance is exact and
+still the largest, else its owner lowers its bound and the next candidate is proposed. Every `batch` picks, each
+process applies the pending picks to its own blocks with one matrix product per block.
+
+Every decision is made from gathered values that all processes share, and each block's arithmetic is the same
+whichever process holds it, so the ordering is the same for 1, 2 or 3 processes, bit for bit (tested), provided
+the blocks are the same: `make_subset` uses the embedding shards as blocks whatever the number of processes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+BLOCK_ROWS = 65536  # rows per matrix product: keeps the rows x batch temporary small
+
+
+class Comm:
+    """The processes of a job: torch.distributed when it is initialised, else this process alone."""
+
+    def __init__(self, alone: bool = False):
+        self.dist = None
+        if not alone:  # torch is imported only where processes may share the work
+            import torch.distributed as dist
+
+            self.dist = dist if dist.is_available() and dist.is_initialized() else None
+        self.world = self.dist.get_world_size() if self.dist else 1
+        self.rank = self.dist.get_rank() if self.dist else 0
+
+    def gather_rows(self, row: np.ndarray) -> np.ndarray:
+        """One float64 row from every process, stacked in rank order."""
+        if self.dist is None:
+            return row[None]
+        import torch
+
+        t = torch.from_numpy(np.ascontiguousarray(row, dtype=np.float64))
+        parts = [torch.empty_like(t) for _ in range(self.world)]
+        self.dist.all_gather(parts, t)
+        return torch.stack(parts).numpy()
+
+
+class _Rows:
+    """This process's blocks as float32 (converted block by block from the map), with their global offsets."""
+
+    def __init__(self, blocks: list[np.ndarray], starts: list[int]):
+        self.blocks, self.starts = blocks, starts
+        self.sizes = [len(b) for b in blocks]
+        self.local_starts = np.concatenate([[0], np.cumsum(self.sizes)]).astype(np.int64)
+        self.sq = np.concatenate([np.einsum("ij,ij->i", *(2 * [self.dense(j)])) for j in range(len(blocks))]
+                                 or [np.zeros(0, np.float32)])
+
+    def dense(self, j: int, lo: int = 0, hi: int | None = None) -> np.ndarray:
+        return np.ascontiguousarray(self.blocks[j][lo:hi], dtype=np.float32)
+
+    def __len__(self) -> int:
+        return int(self.local_starts[-1])
+
+    def global_index(self, local: int) -> int:
+        j = int(np.searchsorted(self.local_starts, local, side="right") - 1)
+        return self.starts[j] + local - int(self.local_starts[j])
+
+    def local_index(self, g: int) -> int | None:
+        for j, (start, size) in enumerate(zip(self.starts, self.sizes)):
+            if start <= g < start + size:
+                return int(self.local_starts[j]) + g - start
+        return None
+
+    def row(self, local: int) -> np.ndarray:
+        j = int(np.searchsorted(self.local_starts, local, side="right") - 1)
+        i = local - int(self.local_starts[j])
+        return self.dense(j, i, i + 1)[0]
+
+
+def kcenter_blocks(blocks: list[np.ndarray], starts: list[int], n: int, dim: int, k: int, seed: int = 0,
+                   batch: int = 64, comm: Comm | None = None, progress=None) -> np.ndarray:
+    """The greedy k-center order of n rows, of which this process holds `blocks` (first rows at `starts`)."""
+    comm = comm or Comm()
+    rows = _Rows(blocks, starts)
+    k = min(k, n)
+    order = np.empty(k, dtype=np.int64)
+    bound = np.full(len(rows), np.inf, dtype=np.float32)
+    pending: list[np.ndarray] = []  # picks not yet applied to every row: their vectors, and their squared norms
+    pending_sq: list[float] = []
+    first = int(np.random.default_rng(seed).integers(n))
+    vec, vec_sq = _fetch(rows, comm, first, dim)
+    pending.append(vec)
+    pending_sq.append(vec_sq)
+    order[0] = first
+    _apply(rows, bound, pending, pending_sq)
+    _retire(rows, bound, first)
+    for t in range(1, k):
+        if len(pending) >= batch:
+            _apply(rows, bound, pending, pending_sq)
+        for tries in range(1, 1 << 30):
+            value, g, vec, vec_sq = _best(rows, bound, comm, dim)
+            d = _dist_to_rows(vec, vec_sq, np.stack(pending), np.array(pending_sq, np.float32)) if pending else np.inf
+            if d >= value:
+                break  # exact and still the largest: the greedy pick
+            local = rows.local_index(g)
+            if local is not None:
+                bound[local] = d
+            if tries % 32 == 0:  # many stale bounds at the top: cheaper to apply the pending picks now
+                _apply(rows, bound, pending, pending_sq)
+        order[t] = g
+        _retire(rows, bound, g)
+        pending.append(vec)
+        pending_sq.append(vec_sq)
+        if progress is not None:
+            progress(t + 1)
+    return order
+
+
+def _dist_to_rows(v: np.ndarray, v_sq: float, rows: np.ndarray, rows_sq: np.ndarray) -> float:
+    return float(np.sqrt(max(float((rows_sq - 2.0 * (rows @ v)).min()) + float(v_sq), 0.0)))
+
+
+def _retire(rows: _Rows, bound: np.ndarray, g: int) -> None:
+    local = rows.local_index(g)
+    if local is not None:
+        bound[local] = -np.inf  # picked rows never win the argmax again
+
+
+def _fetch(rows: _Rows, comm: Comm, g: int, dim: int) -> tuple[np.ndarray, float]:
+    """Row g's vector and squared norm, from whichever process holds it."""
+    local = rows.local_index(g)
+    mine = np.zeros(dim + 2)
+    if local is not None:
+        mine[0], mine[1], mine[2:] = 1, rows.sq[local], rows.row(local)
+    got = comm.gather_rows(mine)
+    w = int(np.argmax(got[:, 0]))
+    return got[w, 2:].astype(np.float32), float(np.float32(got[w, 1]))
+
+
+def _best(rows: _Rows, bound: np.ndarray, comm: Comm, dim: int) -> tuple[float, int, np.ndarray, float]:
+    """The largest bound over all processes (lowest global row on ties) with its row's vector and squared norm."""
+    mine = np.full(dim + 3, 0.0)
+    mine[0] = -np.inf
+    if len(rows):
+        local = int(np.argmax(bound))
+        mine[0], mine[1], mine[2], mine[3:] = bound[local], rows.global_index(local), rows.sq[local], rows.row(local)
+    got = comm.gather_rows(mine)
+    # rank order is row order, and each rank proposes its lowest row among its ties: the first maximum wins
+    w = int(np.argmax(got[:, 0]))
+    return float(np.float32(got[w, 0])), int(got[w, 1]), got[w, 3:].astype(np.float32), float(np.float32(got[w, 2]))
+
+
+def _apply(rows: _Rows, bound: np.ndarray, pending: list[np.ndarray], pending_sq: list[float]) -> None:
+    """bound = min(bound, distance of each of this process's rows to the pending picks); empties `pending`."""
+    if not pending:
+        return
+    c = np.stack(pending)
+    c_sq = (c * c).sum(1)
+    for j, size in enumerate(rows.sizes):
+        base = int(rows.local_starts[j])
+        for lo in range(0, size, BLOCK_ROWS):
+            hi = min(size, lo + BLOCK_ROWS)
+            x = rows.dense(j, lo, hi)
+            g = x @ (-2.0 * c.T)
+            g += c_sq
+            d2 = g.min(axis=1) + rows.sq[base + lo:base + hi]
+            out = bound[base + lo:base + hi]
+            np.minimum(out, np.sqrt(np.maximum(d2, 0.0)), out=out)
+    pending.clear()
+    pending_sq.clear()
+
+
+def kcenter_shards(path: Path, k: int, seed: int = 0, batch: int = 64, comm: Comm | None = None,
+                   progress=None, report=None) -> np.ndarray:
+    """Greedy k-center over an embeddings directory, each process mapping only its own shards (`report(shards,
+    bytes)` is told which, and how many bytes of vectors they hold)."""
+    from .shards import DTYPES, EmbeddingShards
+
+    comm = comm or Comm()
+    shards = EmbeddingShards(path)
+    mine = shards.owned(comm.world, comm.rank)
+    if report is not None:
+        report(mine, sum(shards.shards[s].rows for s in mine) * shards.dim * np.dtype(DTYPES[shards.shards[0].dtype]).itemsize)
+    return kcenter_blocks([shards.map(s) for s in mine], [shards.shards[s].start for s in mine], shards.count,
+                          shards.dim, k, seed, batch, comm, progress)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`accelerate launch -m subsets.distributed_kcenter EMB --k K --out order.npy`: the ordering alone."""
+    p = argparse.ArgumentParser(description=main.__doc__)
+    p.add_argument("embeddings", type=Path)
+    p.add_argument("--k", type=int, required=True)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--batch", type=int, default=64)
+    p.add_argument("--out", type=Path, required=True)
+    a = p.parse_args(argv)
+    import os
+
+    import torch.distributed as dist
+
+    launched = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    if launched:
+        dist.init_process_group("gloo")
+    try:
+        return _order_to_file(a)
+    finally:
+        if launched:
+            dist.destroy_process_group()
+
+
+def _order_to_file(a: argparse.Namespace) -> int:
+    from .errors import InputError
+
+    try:
+        comm = Comm()
+
+        def report(mine, nbytes):
+            print(f"rank {comm.rank} of {comm.world}: maps shards {mine[0]}-{mine[-1]} ({nbytes:,} bytes of vectors)",
+                  flush=True)
+
+        order = kcenter_shards(a.embeddings, a.k, a.seed, a.batch, comm, report=report)
+    except InputError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    if comm.rank == 0:
+        np.save(a.out, order)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

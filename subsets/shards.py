@@ -1,0 +1,94 @@
+"""An embeddings directory read as memory maps, shard by shard: a selection job never holds every vector in one
+process, and each process of a distributed job maps only the shards it owns.
+
+A shard is a safetensors file; its `emb` tensor is mapped in place (the format is an 8-byte header length, a JSON
+header giving each tensor's dtype, shape and byte range, then the data), so reading a row touches only its pages.
+Everything that would make a job fail later (a missing shard, a shard of another dimension or dtype, more
+processes than shards) is refused with one line when the shards are opened, before any work starts.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import InputError
+from .fileio import read_json
+
+DTYPES = {"F16": np.float16, "F32": np.float32}
+META_DTYPES = {"float16": "F16", "float32": "F32"}
+
+
+@dataclass(frozen=True)
+class Shard:
+    path: Path
+    start: int  # global index of its first row
+    rows: int
+    dtype: str  # safetensors dtype name
+    offset: int  # byte offset of `emb` in the file
+
+
+def _emb_header(path: Path) -> dict:
+    """The `emb` entry of a safetensors header, read without loading any tensor."""
+    try:
+        with open(path, "rb") as f:
+            (length,) = struct.unpack("<Q", f.read(8))
+            if length > 100 * 2**20:
+                raise ValueError(f"header of {length} bytes")
+            header = json.loads(f.read(length))
+    except FileNotFoundError:
+        raise InputError(f"{path}: missing (listed in meta.json)") from None
+    except (OSError, ValueError, struct.error) as e:
+        raise InputError(f"{path}: not a readable safetensors shard ({e})") from None
+    emb = header.get("emb")
+    if not isinstance(emb, dict) or len(emb.get("shape", [])) != 2:
+        raise InputError(f"{path}: not an embeddings shard (needs an 'emb' [n, d] tensor)")
+    return {**emb, "data_start": 8 + length}
+
+
+class EmbeddingShards:
+    """The shards of a complete embeddings directory, checked for one dimension and dtype, mapped on demand."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        meta_file = self.path / "meta.json"
+        if not meta_file.exists():
+            raise InputError(f"{self.path}: not a complete embeddings directory, meta.json is missing")
+        self.meta = read_json(meta_file, "embeddings metadata")
+        self.dim = int(self.meta["dim"])
+        want = META_DTYPES.get(self.meta.get("dtype", "float16"))
+        self.shards: list[Shard] = []
+        start = 0
+        for entry in self.meta["shards"]:
+            path = self.path / entry["file"]
+            emb = _emb_header(path)
+            rows, dim = emb["shape"]
+            if emb["dtype"] not in DTYPES or emb["dtype"] != want:
+                raise InputError(f"{path}: emb is {emb['dtype']}, the other shards and meta.json say {want}; "
+                                 "embed the corpus again into another --out")
+            if dim != self.dim:
+                raise InputError(f"{path}: wrong dimension: emb is [{rows}, {dim}], meta.json says dim {self.dim}")
+            if rows != entry["count"]:
+                raise InputError(f"{path}: {rows} vectors, meta.json lists {entry['count']}")
+            self.shards.append(Shard(path, start, rows, emb["dtype"], emb["data_start"] + emb["data_offsets"][0]))
+            start += rows
+        self.count = start
+
+    def __len__(self) -> int:
+        return len(self.shards)
+
+    def owned(self, world: int, rank: int) -> list[int]:
+        """The shards rank `rank` of `world` processes maps: a contiguous run, so global row order is rank order."""
+        if world > len(self.shards):
+            raise InputError(f"{self.path}: {world} processes but only {len(self.shards)} shard(s); run at most "
+                             f"{len(self.shards)} processes, or embed with a smaller --shard-size")
+        return list(range(round(rank * len(self.shards) / world), round((rank + 1) * len(self.shards) / world)))
+
+    def map(self, s: int) -> np.ndarray:
+        """Shard s's vectors [rows, dim], memory-mapped read-only (pages are read when touched)."""
+        sh = self.shards[s]
+        return np.memmap(sh.path, dtype=DTYPES[sh.dtype], mode="r", offset=sh.offset, shape=(sh.rows, self.dim))

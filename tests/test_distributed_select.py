@@ -1,0 +1,97 @@
+"""Selection across processes: embeddings mapped shard by shard, and k-center equal for 1, 2 and 3 processes."""
+
+import json
+import os
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from subsets import select
+from subsets.distributed_kcenter import kcenter_shards
+from subsets.errors import InputError
+from subsets.shards import EmbeddingShards
+
+from .helpers import ROOT, clustered, write_embeddings
+
+
+@pytest.fixture(scope="module")
+def emb(tmp_path_factory):
+    """1,500 clustered vectors in 6 shards of 250, with exact duplicates across shard boundaries (ties)."""
+    x, _ = clustered(1500, 32, centers=40, spread=0.2, seed=3)
+    x[760], x[1240] = x[10], x[10]  # three equal rows in shards 0, 3 and 4: the lowest index must win their tie
+    return write_embeddings(tmp_path_factory.mktemp("emb") / "e", x, shard_size=250), x
+
+
+def _launch(emb_dir, out, processes):
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(processes),
+           "-m", "subsets.distributed_kcenter", str(emb_dir), "--k", "300", "--seed", "4", "--batch", "16",
+           "--out", str(out)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
+
+
+def test_kcenter_over_mapped_shards_equals_the_in_memory_greedy_and_the_textbook_loop(emb):
+    path, _ = emb
+    x = np.concatenate([EmbeddingShards(path).map(s) for s in range(6)]).astype(np.float32)
+    order = kcenter_shards(path, 300, seed=4, batch=16)
+    np.testing.assert_array_equal(order, select.kcenter_greedy(x, 300, seed=4, batch=16))
+    np.testing.assert_array_equal(order, select.kcenter_reference(x, 300, seed=4))
+    assert len(set(order.tolist())) == 300 and not {760, 1240} <= set(order.tolist())  # ties: one of the three
+
+
+def test_distributed_kcenter_gives_the_one_process_order_for_1_2_and_3_processes_each_mapping_its_own_shards(
+        emb, tmp_path):
+    path, _ = emb
+    expected = kcenter_shards(path, 300, seed=4, batch=16)
+    mapped = {}
+    for w in (1, 2, 3):
+        res = _launch(path, tmp_path / f"order-{w}.npy", w)
+        assert res.returncode == 0, res.stderr[-3000:]
+        np.testing.assert_array_equal(np.load(tmp_path / f"order-{w}.npy"), expected)
+        lines = re.findall(r"rank (\d) of \d: maps shards (\d)-(\d) \(([\d,]+) bytes", res.stdout)
+        assert len(lines) == w
+        mapped[w] = {int(r): (int(a), int(b), int(n.replace(",", ""))) for r, a, b, n in lines}
+    total = 1500 * 32 * 2  # fp16
+    assert mapped[1] == {0: (0, 5, total)}
+    for w in (2, 3):  # the shards are split, never all in one process
+        assert sorted(v[:2] for v in mapped[w].values()) == [(i * 6 // w, (i + 1) * 6 // w - 1) for i in range(w)]
+        assert sum(v[2] for v in mapped[w].values()) == total and max(v[2] for v in mapped[w].values()) <= total / w
+
+
+def _copy(emb_dir, tmp_path):
+    import shutil
+
+    dst = tmp_path / "copy"
+    shutil.copytree(emb_dir, dst)
+    return dst
+
+
+def test_bad_shards_are_refused_with_one_line_before_any_work(emb, tmp_path):
+    path, x = emb
+    bad = _copy(path, tmp_path)
+    (bad / "emb-00002.safetensors").unlink()
+    with pytest.raises(InputError, match=r"emb-00002.safetensors: missing \(listed in meta.json\)"):
+        EmbeddingShards(bad)
+    save_file({"emb": torch.zeros(250, 16).half(), "label": torch.zeros(250).long()}, str(bad / "emb-00002.safetensors"),
+              metadata={"info": json.dumps({"keys": [], "skipped": []})})
+    with pytest.raises(InputError, match=r"emb-00002.safetensors: wrong dimension: emb is \[250, 16\], meta.json says dim 32"):
+        EmbeddingShards(bad)
+    save_file({"emb": torch.zeros(250, 32), "label": torch.zeros(250).long()}, str(bad / "emb-00002.safetensors"),
+              metadata={"info": json.dumps({"keys": [], "skipped": []})})
+    with pytest.raises(InputError, match=r"emb-00002.safetensors: emb is F32, the other shards and meta.json say F16"):
+        EmbeddingShards(bad)
+    with pytest.raises(InputError, match=r"7 processes but only 6 shard\(s\)"):
+        EmbeddingShards(path).owned(7, 0)
+
+
+def test_more_processes_than_shards_is_one_line_from_the_launched_job(tmp_path):
+    x, _ = clustered(40, 8, centers=4, seed=0)
+    small = write_embeddings(tmp_path / "small", x, shard_size=40)  # one shard
+    res = _launch(small, tmp_path / "o.npy", 2)
+    assert res.returncode != 0
+    assert "error: " in res.stderr and "2 processes but only 1 shard(s)" in res.stderr

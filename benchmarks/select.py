@@ -2,6 +2,7 @@
 
     python benchmarks/select.py                       # N = 50k, 100k, 200k; d = 384; k = 1000
     python benchmarks/select.py --sizes 20000 40000   # quicker
+    python benchmarks/select.py --distributed --sizes 250000 500000 1000000 2000000   # k-center, 1 and 2 processes
 
 Data: unit vectors around 2,000 random centres with log-normal cluster sizes. The baselines:
 kcenter with batch=1 (the textbook loop: one pass over the corpus per pick, matrix-vector products),
@@ -67,13 +68,92 @@ def timed(fn) -> float:
     return time.perf_counter() - start
 
 
+def write_embeddings_dir(out: Path, n: int, d: int, shard_size: int = 65536, seed: int = 0) -> Path:
+    """A complete embeddings directory of n clustered fp16 unit vectors, written shard by shard (never all in memory)."""
+    import json
+
+    import torch
+    from safetensors.torch import save_file
+
+    from subsets.embed import _finalize, shard_name
+
+    if (out / "meta.json").exists():
+        return out
+    out.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((2000, d)).astype(np.float32)
+    weights = rng.lognormal(0, 1, 2000)
+    for s, start in enumerate(range(0, n, shard_size)):
+        m = min(shard_size, n - start)
+        lab = rng.choice(2000, size=m, p=weights / weights.sum())
+        x = centres[lab] / np.sqrt(d) + 0.5 * rng.standard_normal((m, d)).astype(np.float32) / np.sqrt(d)
+        x /= np.linalg.norm(x, axis=1, keepdims=True)
+        keys = [f"r{start + i}" for i in range(m)]
+        save_file({"emb": torch.from_numpy(x).half(), "label": torch.full((m,), -1)}, str(out / shard_name(s)),
+                  metadata={"info": json.dumps({"keys": keys, "skipped": []})})
+    identity = {"source": f"synthetic-{n}-{d}", "corpus_hash": f"synthetic-{n}-{d}-{seed}", "count_in_source": n,
+                "encoder": {"name": "synthetic", "sha256": "0" * 64}, "dim": d, "shard_size": shard_size}
+    _finalize(out, identity, -(-n // shard_size))
+    return out
+
+
+def distributed_kcenter(emb: Path, k: int, processes: int) -> dict:
+    """Wall time of `subsets.distributed_kcenter` launched on `processes` gloo processes (one thread each when
+    more than one, so they do not fight over the cores), and each rank's own figures."""
+    import os
+    import re
+    import subprocess
+
+    out = emb.parent / f"order-{emb.name}-{k}-{processes}.npy"
+    threads = str(max(1, (os.cpu_count() or 1) // processes))
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(processes),
+           "-m", "subsets.distributed_kcenter", str(emb), "--k", str(k), "--out", str(out)]
+    start = time.perf_counter()
+    res = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": threads})
+    wall = time.perf_counter() - start
+    if res.returncode:
+        raise SystemExit(res.stderr[-2000:])
+    ranks = re.findall(r"rank \d+ of \d+: [\d,]+ picks in ([\d.]+) s, peak RSS ([\d,]+) MiB", res.stdout)
+    mapped = [int(b.replace(",", "")) for b in re.findall(r"\(([\d,]+) bytes of vectors\)", res.stdout)]
+    return {"wall": wall, "select": max(float(t) for t, _ in ranks), "peak_mib": max(int(m.replace(",", "")) for _, m in ranks),
+            "mapped_mib": max(mapped) / 2**20, "order": np.load(out)}
+
+
+def distributed_main(a) -> None:
+    console = Console(width=130)
+    table = Table(title=f"k-center over mapped embedding shards, d = {a.dim} (fp16 on disk), 1 and 2 processes")
+    for col in ("N", "k", "processes", "select s", "launch + select s", "rows / s / pick", "peak RSS per process MiB",
+                "vectors mapped per process MiB", "same order as 1 process"):
+        table.add_column(col, justify="right")
+    for n in a.sizes:
+        emb = write_embeddings_dir(a.work / f"emb-{n}-{a.dim}", n, a.dim)
+        for k in a.ks:
+            one = None
+            for p in a.processes:
+                r = distributed_kcenter(emb, k, p)
+                one = r if one is None else one
+                same = "yes" if np.array_equal(r["order"], one["order"]) else "NO"
+                table.add_row(f"{n:,}", f"{k:,}", str(p), f"{r['select']:.1f}", f"{r['wall']:.1f}",
+                              f"{n * k / r['select'] / 1e6:.1f}M", f"{r['peak_mib']:,}", f"{r['mapped_mib']:,.0f}", same)
+                console.print(f"N = {n:,}, k = {k:,}, {p} process(es): {r['select']:.1f} s, peak {r['peak_mib']:,} MiB")
+    console.print(table)
+    console.print("rows / s / pick: N x k / select seconds (the per-row rate the README's cost model projects from).")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--sizes", type=int, nargs="+", default=[50_000, 100_000, 200_000])
     p.add_argument("--dim", type=int, default=384)
     p.add_argument("--k", type=int, default=1000)
     p.add_argument("--niter", type=int, default=20)
+    p.add_argument("--distributed", action="store_true",
+                   help="k-center over a mapped embeddings directory in 1 and 2 processes (--sizes, --ks, --processes)")
+    p.add_argument("--ks", type=int, nargs="+", default=[1000, 10_000])
+    p.add_argument("--processes", type=int, nargs="+", default=[1, 2])
+    p.add_argument("--work", type=Path, default=Path("/tmp/bench-select"), help="where the synthetic embeddings go")
     a = p.parse_args()
+    if a.distributed:
+        return distributed_main(a)
     console = Console(width=130)  # the table is meant for logs and notes, not an 80-column terminal
     table = Table(title=f"selection wall time, d = {a.dim}, k = {a.k} (seconds)")
     for col in ("N", "kcenter", "x per 2N", "kcenter plain numpy", "speed-up",

@@ -22,6 +22,9 @@ from pathlib import Path
 import numpy as np
 
 BLOCK_ROWS = 65536  # rows per matrix product: keeps the rows x batch temporary small
+# A process's rows are kept as float32 when they fit in this many bytes; past it, each pass converts them from the
+# map block by block, so memory stays flat in N (a pass reads the shards again: the page cache serves it when it can).
+DENSE_BYTES = 1 << 30
 
 
 class Comm:
@@ -52,6 +55,8 @@ class _Rows:
     """This process's blocks as float32 (converted block by block from the map), with their global offsets."""
 
     def __init__(self, blocks: list[np.ndarray], starts: list[int]):
+        if sum(b.shape[0] * b.shape[1] for b in blocks) * 4 <= DENSE_BYTES:  # converted once, not at every pass
+            blocks = [np.ascontiguousarray(b, dtype=np.float32) for b in blocks]
         self.blocks, self.starts = blocks, starts
         self.sizes = [len(b) for b in blocks]
         self.local_starts = np.concatenate([[0], np.cumsum(self.sizes)]).astype(np.int64)
@@ -81,8 +86,9 @@ class _Rows:
 
 
 def kcenter_blocks(blocks: list[np.ndarray], starts: list[int], n: int, dim: int, k: int, seed: int = 0,
-                   batch: int = 64, comm: Comm | None = None, progress=None) -> np.ndarray:
-    """The greedy k-center order of n rows, of which this process holds `blocks` (first rows at `starts`)."""
+                   batch: int = 64, comm: Comm | None = None, progress=None, proposals: int = 16) -> np.ndarray:
+    """The greedy k-center order of n rows, of which this process holds `blocks` (first rows at `starts`); each
+    process proposes its `proposals` largest bounds per gather."""
     comm = comm or Comm()
     rows = _Rows(blocks, starts)
     k = min(k, n)
@@ -97,21 +103,26 @@ def kcenter_blocks(blocks: list[np.ndarray], starts: list[int], n: int, dim: int
     order[0] = first
     _apply(rows, bound, pending, pending_sq)
     _retire(rows, bound, first)
+    cands = _Candidates(rows, bound, comm, dim, proposals)
     for t in range(1, k):
         if len(pending) >= batch:
             _apply(rows, bound, pending, pending_sq)
+            cands.stale()
         for tries in range(1, 1 << 30):
-            value, g, vec, vec_sq = _best(rows, bound, comm, dim)
+            value, g, vec, vec_sq = cands.best()
             d = _dist_to_rows(vec, vec_sq, np.stack(pending), np.array(pending_sq, np.float32)) if pending else np.inf
             if d >= value:
                 break  # exact and still the largest: the greedy pick
             local = rows.local_index(g)
             if local is not None:
                 bound[local] = d
+            cands.lower(g, d)
             if tries % 32 == 0:  # many stale bounds at the top: cheaper to apply the pending picks now
                 _apply(rows, bound, pending, pending_sq)
+                cands.stale()
         order[t] = g
         _retire(rows, bound, g)
+        cands.lower(g, -np.inf)
         pending.append(vec)
         pending_sq.append(vec_sq)
         if progress is not None:
@@ -138,6 +149,57 @@ def _fetch(rows: _Rows, comm: Comm, g: int, dim: int) -> tuple[np.ndarray, float
     got = comm.gather_rows(mine)
     w = int(np.argmax(got[:, 0]))
     return got[w, 2:].astype(np.float32), float(np.float32(got[w, 1]))
+
+
+class _Candidates:
+    """Every process's `m` largest bounds, gathered in one all-gather and kept in step as bounds are lowered and rows
+    picked (every process applies the same changes to its copy). The largest gathered bound is the global largest
+    while it is strictly above every process's m-th (no row left out can reach it, nor tie it with a lower index);
+    when it is not, the proposals are gathered afresh, and if it still is not (many tied rows), one exact argmax per
+    process decides, as `_best` does. After the pending picks are applied, the proposals are stale."""
+
+    def __init__(self, rows: _Rows, bound: np.ndarray, comm: Comm, dim: int, m: int):
+        self.rows, self.bound, self.comm, self.dim, self.m = rows, bound, comm, dim, m
+        self.table = None
+
+    def stale(self) -> None:
+        self.table = None
+
+    def _gather(self) -> None:
+        rows, bound, m = self.rows, self.bound, self.m
+        mine = np.full((m + 1, self.dim + 3), 0.0)
+        mine[:, 0], mine[:, 1] = -np.inf, np.inf  # padding: never the best
+        take = min(m, len(rows))
+        if take:
+            top = np.argpartition(-bound, take - 1)[:take] if take < len(rows) else np.arange(len(rows))
+            for r, local in enumerate(top):
+                mine[r, 0], mine[r, 1], mine[r, 2] = bound[local], rows.global_index(int(local)), rows.sq[local]
+                mine[r, 3:] = rows.row(int(local))
+            # rows left out are at most the smallest proposed bound
+            mine[m, 0] = bound[top].min() if len(rows) > take else -np.inf
+        else:
+            mine[m, 0] = -np.inf
+        got = self.comm.gather_rows(mine.ravel()).reshape(self.comm.world, m + 1, self.dim + 3)
+        self.ceiling = float(got[:, m, 0].max())
+        self.table = got[:, :m].reshape(-1, self.dim + 3)
+
+    def _top(self) -> int:
+        t = self.table
+        best = t[:, 0].max()
+        return int(np.flatnonzero(t[:, 0] == best)[np.argmin(t[t[:, 0] == best, 1])])
+
+    def best(self) -> tuple[float, int, np.ndarray, float]:
+        if self.table is None or self.table[self._top(), 0] <= self.ceiling:
+            self._gather()
+        i = self._top()
+        if self.table[i, 0] <= self.ceiling:  # ties at the proposals' edge: one exact argmax per process
+            return _best(self.rows, self.bound, self.comm, self.dim)
+        row = self.table[i]
+        return float(np.float32(row[0])), int(row[1]), row[3:].astype(np.float32), float(np.float32(row[2]))
+
+    def lower(self, g: int, value: float) -> None:
+        if self.table is not None:
+            self.table[self.table[:, 1] == g, 0] = np.float32(value)
 
 
 def _best(rows: _Rows, bound: np.ndarray, comm: Comm, dim: int) -> tuple[float, int, np.ndarray, float]:
@@ -174,7 +236,7 @@ def _apply(rows: _Rows, bound: np.ndarray, pending: list[np.ndarray], pending_sq
 
 
 def kcenter_shards(path: Path, k: int, seed: int = 0, batch: int = 64, comm: Comm | None = None,
-                   progress=None, report=None) -> np.ndarray:
+                   progress=None, report=None, proposals: int = 16) -> np.ndarray:
     """Greedy k-center over an embeddings directory, each process mapping only its own shards (`report(shards,
     bytes)` is told which, and how many bytes of vectors they hold)."""
     from .shards import DTYPES, EmbeddingShards
@@ -185,7 +247,7 @@ def kcenter_shards(path: Path, k: int, seed: int = 0, batch: int = 64, comm: Com
     if report is not None:
         report(mine, sum(shards.shards[s].rows for s in mine) * shards.dim * np.dtype(DTYPES[shards.shards[0].dtype]).itemsize)
     return kcenter_blocks([shards.map(s) for s in mine], [shards.shards[s].start for s in mine], shards.count,
-                          shards.dim, k, seed, batch, comm, progress)
+                          shards.dim, k, seed, batch, comm, progress, proposals)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -221,7 +283,14 @@ def _order_to_file(a: argparse.Namespace) -> int:
             print(f"rank {comm.rank} of {comm.world}: maps shards {mine[0]}-{mine[-1]} ({nbytes:,} bytes of vectors)",
                   flush=True)
 
+        import resource
+        import time
+
+        start = time.perf_counter()
         order = kcenter_shards(a.embeddings, a.k, a.seed, a.batch, comm, report=report)
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+        print(f"rank {comm.rank} of {comm.world}: {a.k:,} picks in {time.perf_counter() - start:.2f} s, "
+              f"peak RSS {peak:,.0f} MiB (mapped pages read count in it)", flush=True)
     except InputError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

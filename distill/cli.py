@@ -46,13 +46,43 @@ def cmd_subset_embed(a: argparse.Namespace) -> None:
         acc.end_training()
 
 
+def _select_across_processes(a: argparse.Namespace, config):
+    """kcenter with every process mapping its own shards; the main process writes the manifest. None elsewhere."""
+    from subsets.distributed_kcenter import Comm, kcenter_shards
+    from subsets.errors import InputError
+    from subsets.make_subset import make_subset
+    from subsets.shards import EmbeddingShards
+
+    if config.method != "kcenter" or config.dedup is not None:
+        raise InputError(f"--method {config.method}{' with --dedup' if config.dedup is not None else ''}: runs in "
+                         "one process; across processes, kcenter (without --dedup) only")
+    if Path(a.out).exists() and not a.overwrite:
+        raise InputError(f"{a.out}: already exists (pass --overwrite to replace it)")
+    shards = EmbeddingShards(a.embeddings)  # bad shards, or more processes than shards: one line, before any work
+    acc = _accelerator()
+    try:
+        shards.owned(acc.num_processes, acc.process_index)
+        order = kcenter_shards(a.embeddings, config.k_max or shards.count, config.seed, comm=Comm())
+        manifest = make_subset(a.embeddings, a.out, config, overwrite=a.overwrite, order=order) \
+            if acc.is_main_process else None
+        acc.wait_for_everyone()
+    finally:
+        acc.end_training()
+    return manifest
+
+
 def cmd_subset_select(a: argparse.Namespace) -> None:
     from subsets.make_subset import SelectConfig, make_subset
     from subsets.report import print_coverage
 
     config = SelectConfig(method=a.method, k_max=a.k_max, seed=a.seed, dedup=a.dedup, clusters=a.clusters,
                           niter=a.niter, report_k=a.report_k)
-    manifest = make_subset(a.embeddings, a.out, config, overwrite=a.overwrite)
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # accelerate launch / torchrun: the processes share the work
+        manifest = _select_across_processes(a, config)
+        if manifest is None:
+            return
+    else:
+        manifest = make_subset(a.embeddings, a.out, config, overwrite=a.overwrite)
     print_coverage([manifest])
     print(f"subset: {manifest.path} ({manifest.method}, k_max {len(manifest.order)}, "
           f"{manifest.meta['select_seconds']:.1f} s)")

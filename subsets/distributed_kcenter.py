@@ -21,7 +21,10 @@ from pathlib import Path
 
 import numpy as np
 
-BLOCK_ROWS = 65536  # rows per matrix product: keeps the rows x batch temporary small
+# Rows per matrix product. Each product runs on one BLAS thread, and a process's threads take products in turn: a
+# multi-threaded BLAS splits one product differently for another thread count, and the rounding of a row's
+# distance then depends on how many threads its process had. This way it depends on nothing but the row's data.
+CHUNK_ROWS = 8192
 # A process's rows are kept as float32 when they fit in this many bytes; past it, each pass converts them from the
 # map block by block, so memory stays flat in N (a pass reads the shards again: the page cache serves it when it can).
 DENSE_BYTES = 1 << 30
@@ -89,7 +92,16 @@ def kcenter_blocks(blocks: list[np.ndarray], starts: list[int], n: int, dim: int
                    batch: int = 64, comm: Comm | None = None, progress=None, proposals: int = 16) -> np.ndarray:
     """The greedy k-center order of n rows, of which this process holds `blocks` (first rows at `starts`); each
     process proposes its `proposals` largest bounds per gather."""
-    comm = comm or Comm()
+    from concurrent.futures import ThreadPoolExecutor
+
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    threads = max([i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"] or [1])
+    with threadpool_limits(1, user_api="blas"), ThreadPoolExecutor(threads) as pool:
+        return _kcenter(blocks, starts, n, dim, k, seed, batch, comm or Comm(), progress, proposals, pool)
+
+
+def _kcenter(blocks, starts, n, dim, k, seed, batch, comm, progress, proposals, pool) -> np.ndarray:
     rows = _Rows(blocks, starts)
     k = min(k, n)
     order = np.empty(k, dtype=np.int64)
@@ -101,12 +113,12 @@ def kcenter_blocks(blocks: list[np.ndarray], starts: list[int], n: int, dim: int
     pending.append(vec)
     pending_sq.append(vec_sq)
     order[0] = first
-    _apply(rows, bound, pending, pending_sq)
+    _apply(rows, bound, pending, pending_sq, pool)
     _retire(rows, bound, first)
     cands = _Candidates(rows, bound, comm, dim, proposals)
     for t in range(1, k):
         if len(pending) >= batch:
-            _apply(rows, bound, pending, pending_sq)
+            _apply(rows, bound, pending, pending_sq, pool)
             cands.stale()
         for tries in range(1, 1 << 30):
             value, g, vec, vec_sq = cands.best()
@@ -118,7 +130,7 @@ def kcenter_blocks(blocks: list[np.ndarray], starts: list[int], n: int, dim: int
                 bound[local] = d
             cands.lower(g, d)
             if tries % 32 == 0:  # many stale bounds at the top: cheaper to apply the pending picks now
-                _apply(rows, bound, pending, pending_sq)
+                _apply(rows, bound, pending, pending_sq, pool)
                 cands.stale()
         order[t] = g
         _retire(rows, bound, g)
@@ -215,22 +227,25 @@ def _best(rows: _Rows, bound: np.ndarray, comm: Comm, dim: int) -> tuple[float, 
     return float(np.float32(got[w, 0])), int(got[w, 1]), got[w, 3:].astype(np.float32), float(np.float32(got[w, 2]))
 
 
-def _apply(rows: _Rows, bound: np.ndarray, pending: list[np.ndarray], pending_sq: list[float]) -> None:
+def _apply(rows: _Rows, bound: np.ndarray, pending: list[np.ndarray], pending_sq: list[float], pool) -> None:
     """bound = min(bound, distance of each of this process's rows to the pending picks); empties `pending`."""
     if not pending:
         return
     c = np.stack(pending)
     c_sq = (c * c).sum(1)
-    for j, size in enumerate(rows.sizes):
+    neg2ct = -2.0 * c.T
+
+    def chunk(job: tuple[int, int, int]) -> None:
+        j, lo, hi = job
         base = int(rows.local_starts[j])
-        for lo in range(0, size, BLOCK_ROWS):
-            hi = min(size, lo + BLOCK_ROWS)
-            x = rows.dense(j, lo, hi)
-            g = x @ (-2.0 * c.T)
-            g += c_sq
-            d2 = g.min(axis=1) + rows.sq[base + lo:base + hi]
-            out = bound[base + lo:base + hi]
-            np.minimum(out, np.sqrt(np.maximum(d2, 0.0)), out=out)
+        g = rows.dense(j, lo, hi) @ neg2ct
+        g += c_sq
+        d2 = g.min(axis=1) + rows.sq[base + lo:base + hi]
+        out = bound[base + lo:base + hi]
+        np.minimum(out, np.sqrt(np.maximum(d2, 0.0)), out=out)
+
+    jobs = [(j, lo, min(size, lo + CHUNK_ROWS)) for j, size in enumerate(rows.sizes) for lo in range(0, size, CHUNK_ROWS)]
+    list(pool.map(chunk, jobs))  # disjoint slices of `bound`; numpy releases the GIL in the products
     pending.clear()
     pending_sq.clear()
 

@@ -77,7 +77,9 @@ def corpus_clusters(x: np.ndarray) -> np.ndarray:
 
 
 def make_subset(embeddings: Path | Embeddings, out: Path, config: SelectConfig = SelectConfig(),
-                overwrite: bool = False) -> Manifest:
+                overwrite: bool = False, order: np.ndarray | None = None) -> Manifest:
+    """Select, report coverage and write the subset directory; `order` is a kcenter ordering already computed
+    across processes (`distill subset select` under accelerate launch), written as the one-process run would."""
     emb = embeddings if isinstance(embeddings, Embeddings) else load_embeddings(embeddings)
     n = len(emb.keys)
     asked = config  # what the manifest records as its parameters
@@ -97,7 +99,10 @@ def make_subset(embeddings: Path | Embeddings, out: Path, config: SelectConfig =
     if clusters and config.clusters and clusters != list(config.clusters)[:len(clusters)]:
         print(f"--clusters {','.join(map(str, config.clusters))}: cut to {','.join(map(str, clusters))} "
               f"(a level cannot have more clusters than the {len(pool):,} images or centroids it clusters)")
-    if config.method == "kcenter" and config.dedup is None:
+    if order is not None:
+        if config.method != "kcenter" or config.dedup is not None or len(order) != config.k_max:
+            raise ValueError("a precomputed order is a kcenter ordering of k_max rows without dedup")
+    elif config.method == "kcenter" and config.dedup is None:
         # over the mapped shards, as a distributed job computes it (python -m subsets.distributed_kcenter): the
         # same blocks give the same order bit for bit, whatever the number of processes
         from .distributed_kcenter import Comm, kcenter_shards

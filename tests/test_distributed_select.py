@@ -27,11 +27,11 @@ def emb(tmp_path_factory):
     return write_embeddings(tmp_path_factory.mktemp("emb") / "e", x, shard_size=250), x
 
 
-def _launch(emb_dir, out, processes):
+def _launch(emb_dir, out, processes, threads=1):
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(processes),
            "-m", "subsets.distributed_kcenter", str(emb_dir), "--k", "300", "--seed", "4", "--batch", "16",
            "--out", str(out)]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
     return subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
 
 
@@ -50,7 +50,7 @@ def test_distributed_kcenter_gives_the_one_process_order_for_1_2_and_3_processes
     expected = kcenter_shards(path, 300, seed=4, batch=16)
     mapped = {}
     for w in (1, 2, 3):
-        res = _launch(path, tmp_path / f"order-{w}.npy", w)
+        res = _launch(path, tmp_path / f"order-{w}.npy", w, threads=2 if w == 1 else 1)  # nor does the thread count
         assert res.returncode == 0, res.stderr[-3000:]
         np.testing.assert_array_equal(np.load(tmp_path / f"order-{w}.npy"), expected)
         lines = re.findall(r"rank (\d) of \d: maps shards (\d)-(\d) \(([\d,]+) bytes", res.stdout)
@@ -105,3 +105,21 @@ def test_rows_converted_block_by_block_give_the_order_of_rows_kept_in_memory(emb
     monkeypatch.setattr(dk, "DENSE_BYTES", 0)  # as for a corpus too large to keep: memory flat in N
     np.testing.assert_array_equal(kcenter_shards(path, 300, seed=4, batch=16), kept)
     np.testing.assert_array_equal(kcenter_shards(path, 300, seed=4, batch=16, proposals=1), kept)
+
+
+def test_distill_subset_select_under_accelerate_launch_writes_the_one_process_subset(emb, tmp_path):
+    from .helpers import ACCELERATE_2PROC, run_cli
+
+    path, _ = emb
+    args = ["subset", "select", "--embeddings", path, "--method", "kcenter", "--k-max", "300", "--seed", "4"]
+    two = run_cli(*args, "--out", tmp_path / "two", launcher=ACCELERATE_2PROC, env_extra={"OMP_NUM_THREADS": "1"})
+    assert two.returncode == 0, two.stderr[-3000:]
+    one = run_cli(*args, "--out", tmp_path / "one")
+    assert one.returncode == 0, one.stderr[-3000:]
+    np.testing.assert_array_equal(np.load(tmp_path / "two" / "order.npy"), np.load(tmp_path / "one" / "order.npy"))
+    a, b = (json.loads((tmp_path / d / "manifest.json").read_text()) for d in ("two", "one"))
+    assert a["hash"] == b["hash"] and a["coverage"] == b["coverage"]
+    other = run_cli("subset", "select", "--embeddings", path, "--method", "kmeans", "--k-max", "30", "--out",
+                    tmp_path / "km", launcher=ACCELERATE_2PROC)
+    assert other.returncode != 0 and "across processes, kcenter (without --dedup) only" in other.stderr
+    assert not (tmp_path / "km").exists()

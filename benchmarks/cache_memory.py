@@ -12,17 +12,19 @@ kernel reports for it. A plain tar is read through an index of member offsets (o
 
 from __future__ import annotations
 
-import argparse
-import gzip
-import io
-import itertools
-import json
-import subprocess
 import sys
-import tarfile
 from pathlib import Path
 
+# This folder's select.py would shadow the standard library's `select`, which subprocess needs: drop the folder first.
 sys.path = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).parent.resolve()]
+
+import argparse  # noqa: E402
+import gzip  # noqa: E402
+import io  # noqa: E402
+import itertools  # noqa: E402
+import json  # noqa: E402
+import subprocess  # noqa: E402
+import tarfile  # noqa: E402
 
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402

@@ -17,7 +17,8 @@ from subsets.errors import InputError
 from .losses import DISTANCES
 
 PRECISIONS = ("no", "bf16", "fp16")
-# What a run learns from: a teacher (distillation), or the images alone (self-supervised; see distill/objectives.py).
+# What a run learns from: a teacher (distillation), or the images alone (self-supervised: distill/mim_jepa.py,
+# distill/local_global.py).
 OBJECTIVES = ("distill", "mim-jepa", "local-global")
 SELF_SUPERVISED = ("mim-jepa", "local-global")
 RUN_FORMAT = "subset-distill/run"  # run.json
@@ -83,58 +84,55 @@ class TrainConfig:
     def validate(self) -> TrainConfig:
         if self.objective not in OBJECTIVES:
             raise InputError(f"objective {self.objective!r}: choose one of {', '.join(OBJECTIVES)}")
-        if self.self_supervised:
-            return self._validate_self_supervised()
-        if bool(self.targets) == bool(self.teacher):
-            raise InputError("give either --targets (cached mode) or --teacher with --subset (online mode)")
-        if self.teacher and not self.subset:
-            raise InputError("online mode (--teacher) needs --subset, the subset directory to train on")
+        self._validate_inputs()
         checks = [
             (self.steps >= 1, f"steps {self.steps}: at least 1"),
             (self.batch_size >= 1 and self.grad_accum >= 1, "batch_size and grad_accum must be at least 1"),
             (self.k is None or self.k >= 1, f"k {self.k}: at least 1"),
-            (0 <= self.mask_ratio < 1, f"mask_ratio {self.mask_ratio}: must lie in [0, 1)"),
-            (0 <= self.mask_share <= 1, f"mask_share {self.mask_share}: must lie in [0, 1]"),
             (0 <= self.warmup < 1, f"warmup {self.warmup}: a share of the steps in [0, 1)"),
             (0 <= self.ema < 1, f"ema {self.ema}: a decay in [0, 1)"),
-            (self.distance in DISTANCES, f"distance {self.distance!r}: choose one of {', '.join(DISTANCES)}"),
             (self.precision is None or self.precision in PRECISIONS,
              f"precision {self.precision!r}: choose one of {', '.join(PRECISIONS)}"),
             (self.keep_checkpoints >= 1, f"keep_checkpoints {self.keep_checkpoints}: at least 1 (the latest is what "
                                          "--resume continues from)"),
-            (min(self.w_token, self.w_feature, self.w_patch, self.w_embed) >= 0, "loss weights must not be negative"),
-            (self.w_token + self.w_feature + self.w_patch + self.w_embed > 0, "every loss weight is zero"),
             (self.views >= 1, f"views {self.views}: at least 1"),
             (self.checkpoint_every >= 1 and self.log_every >= 1, "checkpoint_every and log_every: at least 1"),
-        ]
+        ] + (self._self_supervised_checks() if self.self_supervised else self._distill_checks())
         for ok, message in checks:
             if not ok:
                 raise InputError(message)
         return self
 
-    def _validate_self_supervised(self) -> TrainConfig:
-        if self.targets or self.teacher:
-            raise InputError(f"objective {self.objective} learns without a teacher: give --subset, not --targets or --teacher")
-        if not self.subset:
-            raise InputError(f"objective {self.objective} needs --subset, the subset directory to train on")
-        checks = [
-            (self.steps >= 1 and self.batch_size >= 1 and self.grad_accum >= 1, "steps, batch_size, grad_accum: at least 1"),
-            (self.k is None or self.k >= 1, f"k {self.k}: at least 1"),
+    def _validate_inputs(self) -> None:
+        """What the run learns from: target caches or an online teacher (distill), a subset alone (self-supervised)."""
+        if self.self_supervised:
+            if self.targets or self.teacher:
+                raise InputError(f"objective {self.objective} learns without a teacher: give --subset, not --targets "
+                                 "or --teacher")
+            if not self.subset:
+                raise InputError(f"objective {self.objective} needs --subset, the subset directory to train on")
+            return
+        if bool(self.targets) == bool(self.teacher):
+            raise InputError("give either --targets (cached mode) or --teacher with --subset (online mode)")
+        if self.teacher and not self.subset:
+            raise InputError("online mode (--teacher) needs --subset, the subset directory to train on")
+
+    def _distill_checks(self) -> list[tuple[bool, str]]:
+        return [
+            (0 <= self.mask_ratio < 1, f"mask_ratio {self.mask_ratio}: must lie in [0, 1)"),
+            (0 <= self.mask_share <= 1, f"mask_share {self.mask_share}: must lie in [0, 1]"),
+            (self.distance in DISTANCES, f"distance {self.distance!r}: choose one of {', '.join(DISTANCES)}"),
+            (min(self.w_token, self.w_feature, self.w_patch, self.w_embed) >= 0, "loss weights must not be negative"),
+            (self.w_token + self.w_feature + self.w_patch + self.w_embed > 0, "every loss weight is zero"),
+        ]
+
+    def _self_supervised_checks(self) -> list[tuple[bool, str]]:
+        return [
             (0 < self.jepa_mask_ratio < 1, f"jepa_mask_ratio {self.jepa_mask_ratio}: must lie in (0, 1)"),
             (0 <= self.jepa_momentum <= 1, f"jepa_momentum {self.jepa_momentum}: must lie in [0, 1]"),
             (self.predictor_depth >= 1, f"predictor_depth {self.predictor_depth}: at least 1"),
             (min(self.w_variance, self.w_covariance) >= 0, "w_variance and w_covariance must not be negative"),
-            (0 <= self.warmup < 1 and 0 <= self.ema < 1, "warmup and ema: in [0, 1)"),
-            (self.precision is None or self.precision in PRECISIONS,
-             f"precision {self.precision!r}: choose one of {', '.join(PRECISIONS)}"),
-            (self.keep_checkpoints >= 1 and self.checkpoint_every >= 1 and self.log_every >= 1,
-             "keep_checkpoints, checkpoint_every and log_every: at least 1"),
-            (self.views >= 1, f"views {self.views}: at least 1"),
         ]
-        for ok, message in checks:
-            if not ok:
-                raise InputError(message)
-        return self
 
     @property
     def self_supervised(self) -> bool:

@@ -16,6 +16,11 @@ from teachers.views import apply_view
 MEMO_BYTES = 512 * 2**20
 
 
+def memo_fits(views: int, resolution: int) -> bool:
+    """Whether `views` float32 student views at `resolution` fit in MEMO_BYTES."""
+    return views * 3 * resolution ** 2 * 4 <= MEMO_BYTES
+
+
 class CachedViews(torch.utils.data.Dataset):
     """Item i is view i % V of position i // V: the stored crop and flip of the original image, at the
     student's resolution, with the teacher's `cls`, `patch` (and `embed`) for exactly those pixels."""
@@ -31,8 +36,7 @@ class CachedViews(torch.utils.data.Dataset):
         self.views = cache.index["views"]
         self.records = collect_records(source, subset.keys[:k])
         self.to_tensor = to_normalized_tensor(mean, std)
-        fits = len(self.positions) * self.views * 3 * resolution ** 2 * 4 <= MEMO_BYTES
-        self.memo: dict[tuple[int, int], torch.Tensor] | None = {} if fits else None
+        self.memo: dict[tuple[int, int], torch.Tensor] | None = {} if memo_fits(len(self), resolution) else None
 
     def __len__(self) -> int:
         return len(self.positions) * self.views

@@ -17,7 +17,7 @@ from teachers.base import to_normalized_tensor
 from teachers.cache import TargetCache
 from teachers.views import ViewPolicy, apply_view, view_params
 
-from .cached_views import MEMO_BYTES, CachedViews
+from .cached_views import CachedViews, memo_fits
 
 # Students are trained from scratch; they see ImageNet-normalised pixels (recorded in the export's config).
 STUDENT_MEAN = (0.485, 0.456, 0.406)
@@ -117,7 +117,7 @@ class OnlineViews(torch.utils.data.Dataset):
         self.student_tensor = to_normalized_tensor(STUDENT_MEAN, STUDENT_STD)
         self.teacher_tensor = to_normalized_tensor(teacher_mean, teacher_std) if teacher_resolution else None
         # Without a teacher (self-supervised), a small subset's views are kept once made, as CachedViews keeps them.
-        fits = k * self.views * 3 * resolution ** 2 * 4 <= MEMO_BYTES
+        fits = memo_fits(k * self.views, resolution)
         self.memo: dict[int, torch.Tensor] | None = {} if fits and self.teacher_tensor is None else None
 
     def __len__(self) -> int:

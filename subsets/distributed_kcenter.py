@@ -2,15 +2,16 @@
 
 Each process holds some blocks of rows (its embedding shards, memory-mapped) and the distance `bound` of each of
 its rows to the nearest applied pick. The rule is `select.kcenter_greedy`'s, step for step: the candidate is the
-row with the largest bound over *all* processes (each proposes its own largest; one all-gather of
-[bound, row index, squared norm, vector] picks the largest, the lowest row index on ties, as np.argmax would);
-it is measured against the pending picks, which every process holds, and taken once its distance is exact and
-still the largest, else its owner lowers its bound and the next candidate is proposed. Every `batch` picks, each
-process applies the pending picks to its own blocks with one matrix product per block.
+row with the largest bound over *all* processes, the lowest row index on ties, as np.argmax would (each process
+proposes its largest bounds as [bound, row index, squared norm, vector] in one all-gather: `_Candidates`); it is
+measured against the pending picks, which every process holds, and taken once its distance is exact and still
+the largest, else its owner lowers its bound and the next candidate is taken. Every `batch` picks, each process
+applies the pending picks to its own blocks, in matrix products over fixed chunks of rows.
 
-Every decision is made from gathered values that all processes share, and each block's arithmetic is the same
-whichever process holds it, so the ordering is the same for 1, 2 or 3 processes, bit for bit (tested), provided
-the blocks are the same: `make_subset` uses the embedding shards as blocks whatever the number of processes.
+Every decision is made from gathered values that all processes share, and each chunk's arithmetic is the same
+whichever process holds it and whatever its thread count, so the ordering is the same for 1, 2 or 3 processes,
+bit for bit (tested), provided the blocks are the same: `make_subset` uses the embedding shards as blocks
+whatever the number of processes.
 """
 
 from __future__ import annotations
@@ -185,8 +186,7 @@ class _Candidates:
         if take:
             top = np.argpartition(-bound, take - 1)[:take] if take < len(rows) else np.arange(len(rows))
             for r, local in enumerate(top):
-                mine[r, 0], mine[r, 1], mine[r, 2] = bound[local], rows.global_index(int(local)), rows.sq[local]
-                mine[r, 3:] = rows.row(int(local))
+                mine[r] = _proposal(rows, bound, int(local))
             # rows left out are at most the smallest proposed bound
             mine[m, 0] = bound[top].min() if len(rows) > take else -np.inf
         else:
@@ -206,8 +206,7 @@ class _Candidates:
         i = self._top()
         if self.table[i, 0] <= self.ceiling:  # ties at the proposals' edge: one exact argmax per process
             return _best(self.rows, self.bound, self.comm, self.dim)
-        row = self.table[i]
-        return float(np.float32(row[0])), int(row[1]), row[3:].astype(np.float32), float(np.float32(row[2]))
+        return _unpack(self.table[i])
 
     def lower(self, g: int, value: float) -> None:
         if self.table is not None:
@@ -219,12 +218,21 @@ def _best(rows: _Rows, bound: np.ndarray, comm: Comm, dim: int) -> tuple[float, 
     mine = np.full(dim + 3, 0.0)
     mine[0] = -np.inf
     if len(rows):
-        local = int(np.argmax(bound))
-        mine[0], mine[1], mine[2], mine[3:] = bound[local], rows.global_index(local), rows.sq[local], rows.row(local)
+        mine = _proposal(rows, bound, int(np.argmax(bound)))
     got = comm.gather_rows(mine)
     # rank order is row order, and each rank proposes its lowest row among its ties: the first maximum wins
-    w = int(np.argmax(got[:, 0]))
-    return float(np.float32(got[w, 0])), int(got[w, 1]), got[w, 3:].astype(np.float32), float(np.float32(got[w, 2]))
+    return _unpack(got[int(np.argmax(got[:, 0]))])
+
+
+def _proposal(rows: _Rows, bound: np.ndarray, local: int) -> np.ndarray:
+    """One of this process's rows as gathered: [bound, global row index, squared norm, vector] in float64 (exact
+    for float32 values and for row indices below 2^53)."""
+    return np.concatenate([[bound[local], rows.global_index(local), rows.sq[local]], rows.row(local)])
+
+
+def _unpack(proposal: np.ndarray) -> tuple[float, int, np.ndarray, float]:
+    """(bound, global row index, vector, squared norm) of a gathered proposal, at float32 as computed."""
+    return float(np.float32(proposal[0])), int(proposal[1]), proposal[3:].astype(np.float32), float(np.float32(proposal[2]))
 
 
 def _apply(rows: _Rows, bound: np.ndarray, pending: list[np.ndarray], pending_sq: list[float], pool) -> None:

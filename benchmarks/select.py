@@ -28,13 +28,23 @@ from rich.table import Table  # noqa: E402
 from subsets import select  # noqa: E402
 
 
-def clustered_data(n: int, d: int, seed: int = 0) -> np.ndarray:
+def clustered_source(d: int, seed: int = 0) -> tuple[np.random.Generator, np.ndarray, np.ndarray]:
+    """A seeded generator, 2,000 random centres and their log-normal weights."""
     rng = np.random.default_rng(seed)
     centres = rng.standard_normal((2000, d)).astype(np.float32)
-    weights = rng.lognormal(0, 1, 2000)
-    lab = rng.choice(2000, size=n, p=weights / weights.sum())
+    return rng, centres, rng.lognormal(0, 1, 2000)
+
+
+def clustered_rows(rng: np.random.Generator, centres: np.ndarray, weights: np.ndarray, n: int) -> np.ndarray:
+    """n unit vectors around the centres, drawn in proportion to their weights."""
+    d = centres.shape[1]
+    lab = rng.choice(len(centres), size=n, p=weights / weights.sum())
     x = centres[lab] / np.sqrt(d) + 0.5 * rng.standard_normal((n, d)).astype(np.float32) / np.sqrt(d)
     return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def clustered_data(n: int, d: int, seed: int = 0) -> np.ndarray:
+    return clustered_rows(*clustered_source(d, seed), n)
 
 
 def numpy_kmeans(x: np.ndarray, k: int, niter: int, seed: int, max_per_centroid: int = 256) -> np.ndarray:
@@ -80,14 +90,10 @@ def write_embeddings_dir(out: Path, n: int, d: int, shard_size: int = 65536, see
     if (out / "meta.json").exists():
         return out
     out.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(seed)
-    centres = rng.standard_normal((2000, d)).astype(np.float32)
-    weights = rng.lognormal(0, 1, 2000)
+    source = clustered_source(d, seed)
     for s, start in enumerate(range(0, n, shard_size)):
         m = min(shard_size, n - start)
-        lab = rng.choice(2000, size=m, p=weights / weights.sum())
-        x = centres[lab] / np.sqrt(d) + 0.5 * rng.standard_normal((m, d)).astype(np.float32) / np.sqrt(d)
-        x /= np.linalg.norm(x, axis=1, keepdims=True)
+        x = clustered_rows(*source, m)
         keys = [f"r{start + i}" for i in range(m)]
         save_file({"emb": torch.from_numpy(x).half(), "label": torch.full((m,), -1)}, str(out / shard_name(s)),
                   metadata={"info": json.dumps({"keys": keys, "skipped": []})})

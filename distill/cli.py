@@ -58,10 +58,9 @@ def _select_across_processes(a: argparse.Namespace, config):
                          "one process; across processes, kcenter (without --dedup) only")
     if Path(a.out).exists() and not a.overwrite:
         raise InputError(f"{a.out}: already exists (pass --overwrite to replace it)")
-    shards = EmbeddingShards(a.embeddings)  # bad shards, or more processes than shards: one line, before any work
+    shards = EmbeddingShards(a.embeddings)  # bad shards: one line, before the processes meet
     acc = _accelerator()
-    try:
-        shards.owned(acc.num_processes, acc.process_index)
+    try:  # more processes than shards: one line from kcenter_shards, before any work
         order = kcenter_shards(a.embeddings, config.k_max or shards.count, config.seed, comm=Comm())
         manifest = make_subset(a.embeddings, a.out, config, overwrite=a.overwrite, order=order) \
             if acc.is_main_process else None

@@ -70,6 +70,11 @@ def run_cli(*args: str, launcher: list[str] | None = None, **kw) -> subprocess.C
     return subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=kw.pop("cwd", ROOT), **kw)
 
 
+def run_metrics(run: Path) -> list[dict]:
+    """The lines of a run's metrics.jsonl."""
+    return [json.loads(line) for line in (Path(run) / "metrics.jsonl").read_text().splitlines()]
+
+
 def error_line(res: subprocess.CompletedProcess) -> str:
     """The one `error:` line a failed command printed (progress bars may share stderr)."""
     errors = [line for line in res.stderr.splitlines() if line.startswith("error: ")]

@@ -17,6 +17,7 @@ from students import StudentSpec
 from subsets.errors import InputError
 
 from .helpers import ACCELERATE_2PROC, error_line, run_cli
+from .helpers import run_metrics as _metrics
 
 SPEC = StudentSpec("vit_tiny_patch16_224", 32, 8, (("depth", 1),), "scott")
 
@@ -26,10 +27,6 @@ def _config(tmp_path, subsets_dir, objective="mim-jepa", name="run", **kw) -> Tr
                 student_kwargs={"depth": 1}, patch_size=8, stem="scott", batch_size=16, steps=10, workers=0,
                 log_every=1, checkpoint_every=5, lr=1e-3)
     return TrainConfig(**(base | kw))
-
-
-def _metrics(run) -> list[dict]:
-    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
 
 
 def test_block_masks_mask_the_asked_share_with_blocks_kept_and_depend_on_the_sample_alone():

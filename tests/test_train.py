@@ -17,6 +17,7 @@ from teachers.cache import CacheConfig, cache_targets
 from teachers.views import ViewPolicy
 
 from .helpers import ACCELERATE_2PROC, error_line, run_cli
+from .helpers import run_metrics as _metrics
 
 VIEWS = ViewPolicy(views=2, seed=5)
 
@@ -36,10 +37,6 @@ def _config(tmp_path, caches, name="run", **kw) -> TrainConfig:
     base = dict(out=str(tmp_path / name), targets=[str(caches / "t64")], student_kwargs={"depth": 2}, batch_size=16,
                 steps=10, workers=0, log_every=1, checkpoint_every=5, lr=1e-3)
     return TrainConfig(**(base | kw))
-
-
-def _metrics(run) -> list[dict]:
-    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
 
 
 def test_total_loss_falls_clearly_within_50_steps(tmp_path, caches):

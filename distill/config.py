@@ -54,6 +54,7 @@ class TrainConfig:
     normalize_targets: bool = False  # per-teacher, per-channel target normalisation (Theia)
     mask_ratio: float = 0.5  # share of patches replaced by the mask token in a masked sample
     mask_share: float = 0.5  # share of each batch that is masked (patch loss); the rest is unmasked (feature loss)
+    mixup_alpha: float = 0.0  # mix sample pairs by weights ~ Beta(a, a) (0 = off); cached targets mixed alike (distill/mixing.py)
     # self-supervised objectives
     jepa_mask_ratio: float = 0.6  # mim-jepa: share of patches masked; the kept part is drawn as blocks
     jepa_momentum: float = 0.996  # mim-jepa: the target encoder's EMA momentum, raised linearly to 1 over the run
@@ -124,6 +125,7 @@ class TrainConfig:
             (self.distance in DISTANCES, f"distance {self.distance!r}: choose one of {', '.join(DISTANCES)}"),
             (min(self.w_token, self.w_feature, self.w_patch, self.w_embed) >= 0, "loss weights must not be negative"),
             (self.w_token + self.w_feature + self.w_patch + self.w_embed > 0, "every loss weight is zero"),
+            (self.mixup_alpha >= 0, f"mixup_alpha {self.mixup_alpha}: 0 (off) or a Beta parameter above 0"),
         ]
 
     def _self_supervised_checks(self) -> list[tuple[bool, str]]:
@@ -132,6 +134,8 @@ class TrainConfig:
             (0 <= self.jepa_momentum <= 1, f"jepa_momentum {self.jepa_momentum}: must lie in [0, 1]"),
             (self.predictor_depth >= 1, f"predictor_depth {self.predictor_depth}: at least 1"),
             (min(self.w_variance, self.w_covariance) >= 0, "w_variance and w_covariance must not be negative"),
+            (self.mixup_alpha == 0, f"mixup_alpha: objective {self.objective} has no teacher to label a mixture; "
+                                    "mixup is for distillation"),
         ]
 
     @property

@@ -43,6 +43,7 @@ from .data import (
 from .local_global import LocalGlobal
 from .losses import make_masks
 from .mim_jepa import MimJepa, block_masks
+from .mixing import mix_batch, mix_weights
 from .model import DistillModel, make_optimizer
 
 # Settings that do not change what a run computes: a checkpoint made under other values still resumes.
@@ -343,6 +344,10 @@ def train(config: TrainConfig, accelerator=None, resume: str | bool | None = Non
     if config.batch_size % (acc.num_processes * config.grad_accum):
         raise InputError(f"batch size {config.batch_size} does not split into {acc.num_processes} process(es) x "
                          f"{config.grad_accum} accumulation step(s)")
+    if config.mixup_alpha and config.batch_size // (acc.num_processes * config.grad_accum) % 2:
+        raise InputError(f"mixup pairs the samples of each micro-batch: batch size {config.batch_size} over "
+                         f"{acc.num_processes} process(es) x {config.grad_accum} accumulation step(s) leaves an odd "
+                         "number")
     with folder_lock(run, acc):  # a second job into the same --out is refused while this one runs
         return _train(config, acc, run, resume, stop_after)
 
@@ -465,6 +470,9 @@ def train_step(s: Session) -> dict[str, torch.Tensor]:
     config, acc, micro_terms = s.config, s.acc, []
     for a in range(config.grad_accum):
         batch = _to(next(s.batches), acc.device)
+        if config.mixup_alpha:
+            lam = mix_weights(config.seed, s.step, s.sampler.micro_ids(a), config.batch_size, config.mixup_alpha)
+            batch = mix_batch(batch, lam)
         targets = None if config.self_supervised else \
             batch["targets"] if s.teacher is None else _online_targets(s.teacher, batch, s.inputs, config)
         mask = _mask(s, a)

@@ -1,7 +1,7 @@
 """Recipe ablation: how well a student learns on a small subset, one change at a time, at the demo's budget.
 
     python benchmarks/recipe.py --demo-out demo-out               # every variant below, on the demo's caches
-    python benchmarks/recipe.py --demo-out demo-out --k 100 --only "+ 1,800 steps (the demo)"
+    python benchmarks/recipe.py --demo-out demo-out --k 100 --only "+ mixup (the demo)"
     python benchmarks/recipe.py --demo-out demo-out --k 100 --cache targets-k100-v16 --only ...  # more views
 
 Each variant is a set of TrainConfig settings over a base (the demo's recipe before this ablation);
@@ -48,7 +48,8 @@ VARIANTS = {
                                "steps": 800},
     "+ 1,200 steps": FINAL | {"steps": 1200},
     "+ 1,500 steps": FINAL,
-    "+ 1,800 steps (the demo)": FINAL | {"steps": DEMO_TRAIN["steps"]},
+    "+ 1,800 steps": FINAL | {"steps": DEMO_TRAIN["steps"]},
+    "+ mixup (the demo)": FINAL | {"steps": DEMO_TRAIN["steps"], "mixup_alpha": DEMO_TRAIN["mixup_alpha"]},
     "demo, patch stem": FINAL | {"stem": "patch"},
     "demo, depth 4": FINAL | {"student_kwargs": {"depth": 4}},
     "demo, token level only": FINAL | {"w_feature": 0.0},
@@ -66,7 +67,7 @@ VARIANTS = {
 }
 
 
-DEMO = "+ 1,800 steps (the demo)"
+DEMO = "+ mixup (the demo)"
 SINGLE_CHANGES_FROM = "+ 1,500 steps"
 
 

@@ -33,12 +33,14 @@ class DemoConfig:
     # The student and its budget, chosen by measurement (benchmarks/recipe.py, README) so the whole demo fits in
     # 10 minutes on 2 CPU cores: a ViT-Ti of 2 blocks with the SCOTT convolutional stem to a 4x4 grid (32 px,
     # patch 8: the teacher's 4x4 map at 128 px), token and feature levels, cosine distance on targets normalised
-    # by the corpus statistics, 1,800 steps of 16 views (small batches, many updates: best at this budget). Loader
+    # by the corpus statistics, 1,800 steps of 16 views (small batches, many updates: best at this budget), each
+    # view mixed with another (mixup: the students of small k otherwise fit their few images and stop there). Loader
     # workers would compete with this small student for the 2 cores: it reads its own views (measured 15% faster).
     train: dict = field(default_factory=lambda: {
         "student": "vit_tiny_patch16_224", "img_size": 32, "patch_size": 8, "stem": "scott",
         "student_kwargs": {"depth": 2}, "steps": 1800, "batch_size": 16, "lr": 1e-3, "warmup": 0.1, "w_patch": 0.0,
-        "distance": "cosine", "normalize_targets": True, "checkpoint_every": 10_000, "log_every": 50, "workers": 0,
+        "distance": "cosine", "normalize_targets": True, "mixup_alpha": 1.0, "checkpoint_every": 10_000,
+        "log_every": 50, "workers": 0,
     })
 
     def sweep(self) -> SweepConfig:

@@ -30,6 +30,8 @@ _spec.loader.exec_module(recipe)
 MIX = os.environ.get("MIX", "mixup")
 ALPHA = float(os.environ.get("ALPHA", "1"))
 PROB = float(os.environ.get("PROB", "1"))  # share of the samples mixed
+UNTIL = float(os.environ.get("UNTIL", "1"))  # share of the steps that mix (the rest train on clean views)
+calls = [0]
 _to = T._to
 gen = torch.Generator().manual_seed(0)
 
@@ -43,6 +45,9 @@ def mixed_to(batch, device):
     if not (isinstance(batch, dict) and "image" in batch):  # _to recurses through T._to
         return _to(batch, device)
     batch = {k: _to(v, device) for k, v in batch.items()}
+    calls[0] += 1
+    if calls[0] > UNTIL * STEPS:
+        return batch
     n = batch["image"].shape[0]
     perm = torch.randperm(n, generator=gen)
     lam = torch.distributions.Beta(ALPHA, ALPHA).sample((n,)) if ALPHA > 0 else torch.rand(n, generator=gen)
@@ -56,8 +61,10 @@ def mixed_to(batch, device):
 
 T._to = mixed_to
 method, k, steps = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+STEPS = steps
 extra = json.loads(os.environ.get("EXTRA", "{}"))
-name = f"cached-{MIX}-a{ALPHA}-" + (f"p{PROB}-" if PROB < 1 else "") + f"{method}-k{k}-s{steps}"
+name = f"cached-{MIX}-a{ALPHA}-" + (f"p{PROB}-" if PROB < 1 else "") + (f"until{UNTIL}-" if UNTIL < 1 else "")
+name += f"{method}-k{k}-s{steps}"
 name += "".join(f"-{a}{b}" for a, b in extra.items())
 start = time.time()
 result = recipe.run_variant(name, recipe.FINAL | {"steps": steps} | extra, ROOT / "demo-out" / "targets" / f"{method}-s0",

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from subsets.errors import InputError
@@ -47,21 +48,29 @@ def cmd_subset_embed(a: argparse.Namespace) -> None:
 
 
 def _select_across_processes(a: argparse.Namespace, config):
-    """kcenter with every process mapping its own shards; the main process writes the manifest. None elsewhere."""
+    """kcenter or balanced k-means with every process mapping its own shards; the main process writes the manifest.
+    None elsewhere."""
     from subsets.distributed_kcenter import Comm, kcenter_shards
+    from subsets.distributed_kmeans import kmeans_balanced_shards
     from subsets.errors import InputError
-    from subsets.make_subset import make_subset
+    from subsets.make_subset import DISTRIBUTED_METHODS, clusters_used, make_subset
     from subsets.shards import EmbeddingShards
 
-    if config.method != "kcenter" or config.dedup is not None:
+    if config.method not in DISTRIBUTED_METHODS or config.dedup is not None:
         raise InputError(f"--method {config.method}{' with --dedup' if config.dedup is not None else ''}: runs in "
-                         "one process; across processes, kcenter (without --dedup) only")
+                         f"one process; across processes, {', '.join(DISTRIBUTED_METHODS)} (without --dedup) only")
     if Path(a.out).exists() and not a.overwrite:
         raise InputError(f"{a.out}: already exists (pass --overwrite to replace it)")
     shards = EmbeddingShards(a.embeddings)  # bad shards: one line, before the processes meet
     acc = _accelerator()
-    try:  # more processes than shards: one line from kcenter_shards, before any work
-        order = kcenter_shards(a.embeddings, config.k_max or shards.count, config.seed, comm=Comm())
+    config = replace(config, k_max=config.k_max or shards.count)
+    try:  # more processes than shards: one line from the selection, before any work
+        if config.method == "kcenter":
+            order = kcenter_shards(a.embeddings, config.k_max, config.seed, comm=Comm())
+        else:
+            within = "random" if config.method == "kmeans-random" else "nearest"
+            order = kmeans_balanced_shards(a.embeddings, config.k_max, config.seed,
+                                           clusters_used(shards.count, config), config.niter, within, comm=Comm())
         manifest = make_subset(a.embeddings, a.out, config, overwrite=a.overwrite, order=order) \
             if acc.is_main_process else None
         acc.wait_for_everyone()

@@ -42,6 +42,11 @@ def check_config(config: SelectConfig, corpus_size: int, where: str) -> None:
         raise InputError(f"--clusters {config.clusters}: each level needs at least 2 clusters")
 
 
+# Methods a selection job runs across processes (subsets/distributed_kcenter.py, subsets/distributed_kmeans.py): the
+# embeddings are mapped shard by shard, each process its own.
+DISTRIBUTED_METHODS = ("kcenter", "kmeans", "kmeans-random")
+
+
 def clusters_used(n: int, config: SelectConfig) -> list[int] | None:
     """The cluster counts a k-means method will use on n images: the asked ones (or the defaults), each cut to the
     number of points it clusters (the images, then the previous level's centroids)."""
@@ -100,8 +105,8 @@ def make_subset(embeddings: Path | Embeddings, out: Path, config: SelectConfig =
         print(f"--clusters {','.join(map(str, config.clusters))}: cut to {','.join(map(str, clusters))} "
               f"(a level cannot have more clusters than the {len(pool):,} images or centroids it clusters)")
     if order is not None:
-        if config.method != "kcenter" or config.dedup is not None or len(order) != config.k_max:
-            raise ValueError("a precomputed order is a kcenter ordering of k_max rows without dedup")
+        if config.method not in DISTRIBUTED_METHODS or config.dedup is not None or len(order) != config.k_max:
+            raise ValueError("a precomputed order is a distributed job's ordering of k_max rows without dedup")
     elif config.method == "kcenter" and config.dedup is None:
         # over the mapped shards, as a distributed job computes it (python -m subsets.distributed_kcenter): the
         # same blocks give the same order bit for bit, whatever the number of processes

@@ -1,4 +1,5 @@
-"""Selection across processes: embeddings mapped shard by shard, and k-center equal for 1, 2 and 3 processes."""
+"""Selection across processes: embeddings mapped shard by shard, and k-center and balanced k-means equal for 1, 2 and 3
+processes."""
 
 import json
 import os
@@ -119,7 +120,58 @@ def test_distill_subset_select_under_accelerate_launch_writes_the_one_process_su
     np.testing.assert_array_equal(np.load(tmp_path / "two" / "order.npy"), np.load(tmp_path / "one" / "order.npy"))
     a, b = (json.loads((tmp_path / d / "manifest.json").read_text()) for d in ("two", "one"))
     assert a["hash"] == b["hash"] and a["coverage"] == b["coverage"]
-    other = run_cli("subset", "select", "--embeddings", path, "--method", "kmeans", "--k-max", "30", "--out",
-                    tmp_path / "km", launcher=ACCELERATE_2PROC)
-    assert other.returncode != 0 and "across processes, kcenter (without --dedup) only" in other.stderr
-    assert not (tmp_path / "km").exists()
+    # balanced k-means too, each process mapping its own shards: the manifest holds the distributed ordering
+    from subsets.distributed_kcenter import Comm
+    from subsets.distributed_kmeans import kmeans_balanced_shards
+
+    km = run_cli("subset", "select", "--embeddings", path, "--method", "kmeans", "--k-max", "30", "--out",
+                 tmp_path / "km", launcher=ACCELERATE_2PROC, env_extra={"OMP_NUM_THREADS": "1"})
+    assert km.returncode == 0, km.stderr[-3000:]
+    manifest = json.loads((tmp_path / "km" / "manifest.json").read_text())
+    expected = kmeans_balanced_shards(path, 30, 0, manifest["clusters_used"], comm=Comm(alone=True))
+    np.testing.assert_array_equal(np.load(tmp_path / "km" / "order.npy"), expected)
+    other = run_cli("subset", "select", "--embeddings", path, "--method", "random", "--k-max", "30", "--out",
+                    tmp_path / "rnd", launcher=ACCELERATE_2PROC)
+    assert other.returncode != 0 and "across processes, kcenter, kmeans, kmeans-random (without --dedup) only" in \
+        other.stderr
+    assert not (tmp_path / "rnd").exists()
+
+
+@pytest.fixture(scope="module")
+def separated(tmp_path_factory):
+    """1,200 vectors around 12 well-separated directions, in 6 shards of 200."""
+    x, truth = clustered(1200, 32, centers=12, spread=0.05, seed=8)
+    return write_embeddings(tmp_path_factory.mktemp("sep") / "e", x, shard_size=200), truth
+
+
+def test_kmeans_over_mapped_shards_reaches_lloyds_fixed_point(separated):
+    from subsets.distributed_kmeans import kmeans_blocks
+
+    path, _ = separated
+    shards = EmbeddingShards(path)
+    blocks = [shards.map(s) for s in range(6)]
+    centroids, labels, distance = kmeans_blocks(blocks, [s * 200 for s in range(6)], 1200, 24, seed=2)
+    x = np.concatenate(blocks).astype(np.float64)
+    d2 = ((x[:, None, :] - centroids[None]) ** 2).sum(-1)
+    np.testing.assert_array_equal(labels, d2.argmin(1))  # each row at its nearest centroid
+    np.testing.assert_allclose(distance, np.sqrt(d2.min(1)), atol=1e-3)
+    for c in np.unique(labels):  # each centroid the mean of its rows
+        np.testing.assert_allclose(centroids[c], x[labels == c].mean(0), atol=1e-5)
+
+
+def test_distributed_kmeans_gives_the_one_process_assignments_and_order_for_1_2_and_3_processes(separated, tmp_path):
+    from subsets.distributed_kcenter import Comm
+    from subsets.distributed_kmeans import kmeans_balanced_shards
+
+    path, _ = separated
+    expected = kmeans_balanced_shards(path, 300, seed=2, clusters=[24, 4], comm=Comm(alone=True))
+    assert len(set(expected.tolist())) == 300
+    for w in (1, 2, 3):
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(w),
+               "-m", "subsets.distributed_kmeans", str(path), "--k", "300", "--seed", "2", "--clusters", "24,4",
+               "--out", str(tmp_path / f"order-{w}.npy")]
+        res = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, cwd=ROOT,
+                             timeout=300)
+        assert res.returncode == 0, res.stderr[-3000:]
+        np.testing.assert_array_equal(np.load(tmp_path / f"order-{w}.npy"), expected)
+        assert len(re.findall(r"rank \d of \d: maps shards", res.stdout)) == w

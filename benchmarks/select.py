@@ -3,6 +3,7 @@
     python benchmarks/select.py                       # N = 50k, 100k, 200k; d = 384; k = 1000
     python benchmarks/select.py --sizes 20000 40000   # quicker
     python benchmarks/select.py --distributed --sizes 250000 500000 1000000 2000000   # k-center, 1 and 2 processes
+    python benchmarks/select.py --distributed --method kmeans --sizes 250000 1000000    # balanced k-means, the same
 
 Data: unit vectors around 2,000 random centres with log-normal cluster sizes. The baselines:
 kcenter with batch=1 (the textbook loop: one pass over the corpus per pick, matrix-vector products),
@@ -103,17 +104,17 @@ def write_embeddings_dir(out: Path, n: int, d: int, shard_size: int = 65536, see
     return out
 
 
-def distributed_kcenter(emb: Path, k: int, processes: int) -> dict:
-    """Wall time of `subsets.distributed_kcenter` launched on `processes` gloo processes (one thread each when
-    more than one, so they do not fight over the cores), and each rank's own figures."""
+def distributed_select(emb: Path, k: int, processes: int, method: str = "kcenter") -> dict:
+    """Wall time of `subsets.distributed_kcenter` (or `distributed_kmeans`) launched on `processes` gloo processes
+    (one thread each when more than one, so they do not fight over the cores), and each rank's own figures."""
     import os
     import re
     import subprocess
 
-    out = emb.parent / f"order-{emb.name}-{k}-{processes}.npy"
+    out = emb.parent / f"order-{method}-{emb.name}-{k}-{processes}.npy"
     threads = str(max(1, (os.cpu_count() or 1) // processes))
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(processes),
-           "-m", "subsets.distributed_kcenter", str(emb), "--k", str(k), "--out", str(out)]
+           "-m", f"subsets.distributed_{method}", str(emb), "--k", str(k), "--out", str(out)]
     start = time.perf_counter()
     res = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": threads})
     wall = time.perf_counter() - start
@@ -127,7 +128,8 @@ def distributed_kcenter(emb: Path, k: int, processes: int) -> dict:
 
 def distributed_main(a) -> None:
     console = Console(width=130)
-    table = Table(title=f"k-center over mapped embedding shards, d = {a.dim} (fp16 on disk), 1 and 2 processes")
+    what = "k-center" if a.method == "kcenter" else "balanced k-means (20 Lloyd iterations)"
+    table = Table(title=f"{what} over mapped embedding shards, d = {a.dim} (fp16 on disk), 1 and 2 processes")
     for col in ("N", "k", "processes", "select s", "launch + select s", "rows / s / pick", "peak RSS per process MiB",
                 "vectors mapped per process MiB", "same order as 1 process"):
         table.add_column(col, justify="right")
@@ -136,11 +138,12 @@ def distributed_main(a) -> None:
         for k in a.ks:
             one = None
             for p in a.processes:
-                r = distributed_kcenter(emb, k, p)
+                r = distributed_select(emb, k, p, a.method)
                 one = r if one is None else one
                 same = "yes" if np.array_equal(r["order"], one["order"]) else "NO"
+                rate = f"{n * k / r['select'] / 1e6:.1f}M" if a.method == "kcenter" else "-"  # per pick: k-center's
                 table.add_row(f"{n:,}", f"{k:,}", str(p), f"{r['select']:.1f}", f"{r['wall']:.1f}",
-                              f"{n * k / r['select'] / 1e6:.1f}M", f"{r['peak_mib']:,}", f"{r['mapped_mib']:,.0f}", same)
+                              rate, f"{r['peak_mib']:,}", f"{r['mapped_mib']:,.0f}", same)
                 console.print(f"N = {n:,}, k = {k:,}, {p} process(es): {r['select']:.1f} s, peak {r['peak_mib']:,} MiB")
     console.print(table)
     console.print("rows / s / pick: N x k / select seconds (the per-row rate the README's cost model projects from).")
@@ -153,7 +156,9 @@ def main() -> None:
     p.add_argument("--k", type=int, default=1000)
     p.add_argument("--niter", type=int, default=20)
     p.add_argument("--distributed", action="store_true",
-                   help="k-center over a mapped embeddings directory in 1 and 2 processes (--sizes, --ks, --processes)")
+                   help="k-center (or --method kmeans) over a mapped embeddings directory in 1 and 2 processes "
+                        "(--sizes, --ks, --processes)")
+    p.add_argument("--method", choices=("kcenter", "kmeans"), default="kcenter", help="with --distributed")
     p.add_argument("--ks", type=int, nargs="+", default=[1000, 10_000])
     p.add_argument("--processes", type=int, nargs="+", default=[1, 2])
     p.add_argument("--work", type=Path, default=Path("/tmp/bench-select"), help="where the synthetic embeddings go")

@@ -154,8 +154,15 @@ def main(argv: list[str] | None = None) -> int:
             print(f"rank {comm.rank} of {comm.world}: maps shards {mine[0]}-{mine[-1]} ({nbytes:,} bytes of vectors)",
                   flush=True)
 
+        import resource
+        import time
+
+        start = time.perf_counter()
         clusters = [int(c) for c in a.clusters.split(",") if c] or None
         order = kmeans_balanced_shards(a.embeddings, a.k, a.seed, clusters, a.niter, comm=comm, report=report)
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+        print(f"rank {comm.rank} of {comm.world}: {a.k:,} picks in {time.perf_counter() - start:.2f} s, "
+              f"peak RSS {peak:,.0f} MiB (mapped pages read count in it)", flush=True)
         if comm.rank == 0:
             np.save(a.out, order)
         return 0

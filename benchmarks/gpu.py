@@ -1,0 +1,207 @@
+"""One GPU check: every path that only a GPU runs, timed, in one command (issue 15; a few minutes on one H200).
+
+    python benchmarks/gpu.py                      # on CUDA: the sizes below
+    python benchmarks/gpu.py --device cpu --quick # the same code on small sizes (checks the script, not the GPU)
+
+1. attention: xformers (where installed) against SDPA against the naive matmul-softmax, forward + backward under
+   bf16 at 197, 257 and 1,025 tokens (ViT-S heads: 6 x 64); the goal is the fused kernels >= 1.5x naive at 197.
+2. a bf16 training step of a ViT-S/16 student at 224 px: with the heads and losses of cached targets (a 16x16
+   map, as DINOv2-B/14's), against the student alone (its forward, a trivial loss, backward and AdamW).
+3. bf16 teacher caching: the offline MobileNetV2 teacher's targets at 224 px, bf16 autocast against fp32.
+4. faiss k-means on the GPU (faiss-gpu, where installed) against faiss on the CPU.
+5. greedy k-center with the products on the GPU (torch, one process) against `select.kcenter_greedy` on the CPU:
+   time, and how long a prefix of the two orders agrees (float rounding differs between the devices).
+
+Each section prints a table; a section that cannot run on this machine says why and the others go on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+sys.path = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).parent.resolve()]
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from rich.console import Console  # noqa: E402
+from rich.table import Table  # noqa: E402
+
+console = Console(width=130)
+
+
+def timed(fn, device: torch.device, repeat: int) -> float:
+    """Median seconds of fn() over `repeat` runs after one warm-up, synchronising the device."""
+    fn()
+    times = []
+    for _ in range(repeat):
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        fn()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - start)
+    return float(np.median(times))
+
+
+def attention(device: torch.device, quick: bool) -> None:
+    from students.attention import attend, xformers_available
+
+    backends = (["xformers"] if device.type == "cuda" and xformers_available() else []) + ["sdpa", "naive"]
+    table = Table(title=f"attention forward + backward, bf16, batch {8 if quick else 64} x 6 heads x 64 (ms)")
+    for col in ["tokens"] + backends + [f"{b} vs naive" for b in backends if b != "naive"]:
+        table.add_column(col, justify="right")
+    for n in (197, 257, 1025):
+        q, k, v = (torch.randn(8 if quick else 64, 6, n, 64, device=device, dtype=torch.bfloat16, requires_grad=True)
+                   for _ in range(3))
+        ms = {}
+        for b in backends:
+            def step():
+                attend(q, k, v, b).float().sum().backward()
+            ms[b] = 1000 * timed(step, device, 3 if quick else 20)
+        table.add_row(str(n), *(f"{ms[b]:.2f}" for b in backends),
+                      *(f"{ms['naive'] / ms[b]:.2f}x" for b in backends if b != "naive"))
+    if "xformers" not in backends:
+        table.caption = "xformers: not installed or no CUDA (pip install '.\\[gpu]' on a CUDA machine)"
+    console.print(table)
+
+
+def training_step(device: torch.device, quick: bool) -> None:
+    from distill.data import TeacherTargets
+    from distill.model import DistillModel, make_optimizer
+    from students import StudentSpec, set_attention
+
+    batch = 8 if quick else 128
+    spec = StudentSpec("vit_small_patch16_224", img_size=224, patch_size=16)
+    info = {"name": "synthetic-vitb14", "token_dim": 768, "embed_dim": None}
+    model = DistillModel(spec, [TeacherTargets("t", info, 256)], {"token": 1.0, "feature": 1.0}, "cosine").to(device)
+    backend = set_attention(model.student, "auto", device)
+    optimizer = make_optimizer(model, 1e-4, 0.05, device)
+    images = torch.randn(batch, 3, 224, 224, device=device)
+    targets = {"t": {"cls": torch.randn(batch, 768, device=device), "patch": torch.randn(batch, 256, 768, device=device)}}
+
+    def with_targets():
+        with torch.autocast(device.type, dtype=torch.bfloat16):
+            loss = model(images, None, targets)["loss"]
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+    def student_only():
+        with torch.autocast(device.type, dtype=torch.bfloat16):
+            loss = model.student(images)["cls"].float().pow(2).mean()
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+    table = Table(title=f"bf16 training step, ViT-S/16 at 224 px, batch {batch}, attention {backend}")
+    for col in ("regime", "ms / step", "images / s"):
+        table.add_column(col, justify="right")
+    for name, fn in (("student alone", student_only), ("with cached targets (token + feature)", with_targets)):
+        s = timed(fn, device, 2 if quick else 20)
+        table.add_row(name, f"{1000 * s:.1f}", f"{batch / s:,.0f}")
+    console.print(table)
+
+
+def teacher_caching(device: torch.device, quick: bool) -> None:
+    from teachers import load_teacher
+    from teachers.cache import teacher_targets
+
+    batch = 8 if quick else 256
+    teacher = load_teacher("mobilenetv2_imagenet", resolution=224).to(device).eval()
+    images = torch.randn(batch, 3, 224, 224, device=device)
+    table = Table(title=f"teacher targets, MobileNetV2 at 224 px, batch {batch}")
+    for col in ("precision", "ms / batch", "views / s"):
+        table.add_column(col, justify="right")
+    for name, dtype in (("fp32", None), ("bf16 autocast", torch.bfloat16)):
+        def run():
+            with torch.no_grad(), torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+                teacher_targets(teacher, images, 4)
+        s = timed(run, device, 2 if quick else 10)
+        table.add_row(name, f"{1000 * s:.1f}", f"{batch / s:,.0f}")
+    console.print(table)
+
+
+def faiss_kmeans(device: torch.device, quick: bool) -> None:
+    import faiss
+
+    n, k = (20_000, 100) if quick else (1_000_000, 1000)
+    x = np.random.default_rng(0).standard_normal((n, 384)).astype(np.float32)
+    table = Table(title=f"faiss k-means, N = {n:,}, d = 384, {k:,} clusters, 20 iterations")
+    for col in ("faiss", "seconds"):
+        table.add_column(col, justify="right")
+    gpus = faiss.get_num_gpus() if hasattr(faiss, "get_num_gpus") else 0
+    for name, gpu in (("cpu", False), ("gpu", True)):
+        if gpu and not gpus:
+            table.add_row("gpu", "faiss-gpu not installed here")
+            continue
+        km = faiss.Kmeans(384, k, niter=20, seed=0, gpu=gpu, verbose=False)
+        start = time.perf_counter()
+        km.train(x)
+        table.add_row(name, f"{time.perf_counter() - start:.1f}")
+    console.print(table)
+
+
+def kcenter_torch(x: torch.Tensor, k: int, start: int) -> np.ndarray:
+    """The textbook greedy k-center with its distances on x's device."""
+    sq = (x * x).sum(1)
+    picks = [start]
+    dist = (sq - 2 * x @ x[start] + sq[start]).clamp_min(0)
+    for _ in range(1, k):
+        dist[picks[-1]] = -1
+        i = int(torch.argmax(dist))
+        picks.append(i)
+        dist = torch.minimum(dist, (sq - 2 * x @ x[i] + sq[i]).clamp_min(0))
+    return np.array(picks)
+
+
+def kcenter(device: torch.device, quick: bool) -> None:
+    from subsets import select
+
+    n, k = (20_000, 100) if quick else (1_000_000, 1000)
+    x = np.random.default_rng(0).standard_normal((n, 384)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    start = time.perf_counter()
+    cpu = select.kcenter_greedy(x, k, seed=0)
+    cpu_s = time.perf_counter() - start
+    xt = torch.from_numpy(x).to(device)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    dev = kcenter_torch(xt, k, int(cpu[0]))
+    dev_s = time.perf_counter() - start
+    agree = int(np.argmin(np.r_[cpu == dev, False]))
+    table = Table(title=f"greedy k-center, N = {n:,}, d = 384, k = {k:,} (one process)")
+    for col in ("where", "seconds", "orders agree for the first"):
+        table.add_column(col, justify="right")
+    table.add_row("numpy on the CPU (select.kcenter_greedy)", f"{cpu_s:.1f}", "")
+    table.add_row(f"torch on {device.type}", f"{dev_s:.1f}", f"{agree:,} picks")
+    table.caption = "across processes the k-center products are numpy on the CPU: a GPU version is not built yet"
+    console.print(table)
+
+
+SECTIONS = {"attention": attention, "training": training_step, "caching": teacher_caching, "faiss": faiss_kmeans,
+            "kcenter": kcenter}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--quick", action="store_true", help="small sizes: checks the script on a CPU in seconds")
+    p.add_argument("--only", nargs="+", choices=list(SECTIONS), default=list(SECTIONS))
+    a = p.parse_args()
+    device = torch.device(a.device)
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
+    console.rule(f"GPU check on {name}, torch {torch.__version__}{' (quick sizes)' if a.quick else ''}")
+    for section in a.only:
+        try:
+            SECTIONS[section](device, a.quick)
+        except Exception as e:  # one section's failure (a missing kernel, out of memory) must not hide the others
+            console.print(f"[red]{section}: {type(e).__name__}: {e}[/]")
+
+
+if __name__ == "__main__":
+    main()

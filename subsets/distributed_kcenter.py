@@ -262,13 +262,13 @@ def kcenter_shards(path: Path, k: int, seed: int = 0, batch: int = 64, comm: Com
                    progress=None, report=None, proposals: int = 16) -> np.ndarray:
     """Greedy k-center over an embeddings directory, each process mapping only its own shards (`report(shards,
     bytes)` is told which, and how many bytes of vectors they hold)."""
-    from .shards import DTYPES, EmbeddingShards
+    from .shards import EmbeddingShards
 
     comm = comm or Comm()
     shards = EmbeddingShards(path)
     mine = shards.owned(comm.world, comm.rank)
     if report is not None:
-        report(mine, sum(shards.shards[s].rows for s in mine) * shards.dim * np.dtype(DTYPES[shards.shards[0].dtype]).itemsize)
+        report(mine, shards.vector_bytes(mine))
     return kcenter_blocks([shards.map(s) for s in mine], [shards.shards[s].start for s in mine], shards.count,
                           shards.dim, k, seed, batch, comm, progress, proposals)
 
@@ -282,44 +282,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--out", type=Path, required=True)
     a = p.parse_args(argv)
-    import os
+    from .ordering_job import run_ordering_job
 
-    import torch.distributed as dist
-
-    launched = int(os.environ.get("WORLD_SIZE", "1")) > 1
-    if launched:
-        dist.init_process_group("gloo")
-    try:
-        return _order_to_file(a)
-    finally:
-        if launched:
-            dist.destroy_process_group()
-
-
-def _order_to_file(a: argparse.Namespace) -> int:
-    from .errors import InputError
-
-    try:
-        comm = Comm()
-
-        def report(mine, nbytes):
-            print(f"rank {comm.rank} of {comm.world}: maps shards {mine[0]}-{mine[-1]} ({nbytes:,} bytes of vectors)",
-                  flush=True)
-
-        import resource
-        import time
-
-        start = time.perf_counter()
-        order = kcenter_shards(a.embeddings, a.k, a.seed, a.batch, comm, report=report)
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
-        print(f"rank {comm.rank} of {comm.world}: {a.k:,} picks in {time.perf_counter() - start:.2f} s, "
-              f"peak RSS {peak:,.0f} MiB (mapped pages read count in it)", flush=True)
-    except InputError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    if comm.rank == 0:
-        np.save(a.out, order)
-    return 0
+    return run_ordering_job(a.out, a.k, lambda comm, report: kcenter_shards(a.embeddings, a.k, a.seed, a.batch, comm,
+                                                                          report=report))
 
 
 if __name__ == "__main__":

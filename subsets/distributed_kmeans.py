@@ -116,13 +116,13 @@ def kmeans_balanced_shards(path: Path, k: int, seed: int = 0, clusters: list[int
                            within: str = "nearest", comm: Comm | None = None, report=None) -> np.ndarray:
     """The balanced k-means ordering (first k rows) of an embeddings directory, each process mapping only its own
     shards (`report(shards, bytes)` is told which); every process returns the same order."""
-    from .shards import DTYPES, EmbeddingShards
+    from .shards import EmbeddingShards
 
     comm = comm or Comm()
     shards = EmbeddingShards(path)
     mine = shards.owned(comm.world, comm.rank)
     if report is not None:
-        report(mine, sum(shards.shards[s].rows for s in mine) * shards.dim * np.dtype(DTYPES[shards.shards[0].dtype]).itemsize)
+        report(mine, shards.vector_bytes(mine))
     tree = kmeans_tree_blocks([shards.map(s) for s in mine], [shards.shards[s].start for s in mine], shards.count,
                               clusters or default_clusters(shards.count, k), seed, niter, comm)
     return balanced_order(tree, seed, within)[:k]
@@ -138,40 +138,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--niter", type=int, default=20)
     p.add_argument("--out", type=Path, required=True)
     a = p.parse_args(argv)
-    import os
+    from .ordering_job import run_ordering_job
 
-    import torch.distributed as dist
-
-    from .errors import InputError
-
-    launched = int(os.environ.get("WORLD_SIZE", "1")) > 1
-    if launched:
-        dist.init_process_group("gloo")
-    try:
-        comm = Comm()
-
-        def report(mine, nbytes):
-            print(f"rank {comm.rank} of {comm.world}: maps shards {mine[0]}-{mine[-1]} ({nbytes:,} bytes of vectors)",
-                  flush=True)
-
-        import resource
-        import time
-
-        start = time.perf_counter()
-        clusters = [int(c) for c in a.clusters.split(",") if c] or None
-        order = kmeans_balanced_shards(a.embeddings, a.k, a.seed, clusters, a.niter, comm=comm, report=report)
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
-        print(f"rank {comm.rank} of {comm.world}: {a.k:,} picks in {time.perf_counter() - start:.2f} s, "
-              f"peak RSS {peak:,.0f} MiB (mapped pages read count in it)", flush=True)
-        if comm.rank == 0:
-            np.save(a.out, order)
-        return 0
-    except InputError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    finally:
-        if launched:
-            dist.destroy_process_group()
+    clusters = [int(c) for c in a.clusters.split(",") if c] or None
+    return run_ordering_job(a.out, a.k, lambda comm, report: kmeans_balanced_shards(
+        a.embeddings, a.k, a.seed, clusters, a.niter, comm=comm, report=report))
 
 
 if __name__ == "__main__":

@@ -88,6 +88,10 @@ class EmbeddingShards:
                              f"{len(self.shards)} processes, or embed with a smaller --shard-size")
         return list(range(round(rank * len(self.shards) / world), round((rank + 1) * len(self.shards) / world)))
 
+    def vector_bytes(self, shards: list[int]) -> int:
+        """Bytes of vectors these shards hold (what a process maps)."""
+        return sum(self.shards[s].rows for s in shards) * self.dim * np.dtype(DTYPES[self.shards[0].dtype]).itemsize
+
     def map(self, s: int) -> np.ndarray:
         """Shard s's vectors [rows, dim], memory-mapped read-only (pages are read when touched)."""
         sh = self.shards[s]

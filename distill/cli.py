@@ -50,10 +50,8 @@ def cmd_subset_embed(a: argparse.Namespace) -> None:
 def _select_across_processes(a: argparse.Namespace, config):
     """kcenter or balanced k-means with every process mapping its own shards; the main process writes the manifest.
     None elsewhere."""
-    from subsets.distributed_kcenter import Comm, kcenter_shards
-    from subsets.distributed_kmeans import kmeans_balanced_shards
-    from subsets.errors import InputError
-    from subsets.make_subset import DISTRIBUTED_METHODS, clusters_used, make_subset
+    from subsets.comm import Comm
+    from subsets.make_subset import DISTRIBUTED_METHODS, make_subset, order_across_processes
     from subsets.shards import EmbeddingShards
 
     if config.method not in DISTRIBUTED_METHODS or config.dedup is not None:
@@ -65,12 +63,7 @@ def _select_across_processes(a: argparse.Namespace, config):
     acc = _accelerator()
     config = replace(config, k_max=config.k_max or shards.count)
     try:  # more processes than shards: one line from the selection, before any work
-        if config.method == "kcenter":
-            order = kcenter_shards(a.embeddings, config.k_max, config.seed, comm=Comm())
-        else:
-            within = "random" if config.method == "kmeans-random" else "nearest"
-            order = kmeans_balanced_shards(a.embeddings, config.k_max, config.seed,
-                                           clusters_used(shards.count, config), config.niter, within, comm=Comm())
+        order = order_across_processes(a.embeddings, config, shards.count, Comm())
         manifest = make_subset(a.embeddings, a.out, config, overwrite=a.overwrite, order=order) \
             if acc.is_main_process else None
         acc.wait_for_everyone()

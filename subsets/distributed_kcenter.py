@@ -22,6 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .comm import Comm
+
 # Rows per matrix product. Each product runs on one BLAS thread, and a process's threads take products in turn: a
 # multi-threaded BLAS splits one product differently for another thread count, and the rounding of a row's
 # distance then depends on how many threads its process had. This way it depends on nothing but the row's data.
@@ -29,30 +31,6 @@ CHUNK_ROWS = 8192
 # A process's rows are kept as float32 when they fit in this many bytes; past it, each pass converts them from the
 # map block by block, so memory stays flat in N (a pass reads the shards again: the page cache serves it when it can).
 DENSE_BYTES = 1 << 30
-
-
-class Comm:
-    """The processes of a job: torch.distributed when it is initialised, else this process alone."""
-
-    def __init__(self, alone: bool = False):
-        self.dist = None
-        if not alone:  # torch is imported only where processes may share the work
-            import torch.distributed as dist
-
-            self.dist = dist if dist.is_available() and dist.is_initialized() else None
-        self.world = self.dist.get_world_size() if self.dist else 1
-        self.rank = self.dist.get_rank() if self.dist else 0
-
-    def gather_rows(self, row: np.ndarray) -> np.ndarray:
-        """One float64 row from every process, stacked in rank order."""
-        if self.dist is None:
-            return row[None]
-        import torch
-
-        t = torch.from_numpy(np.ascontiguousarray(row, dtype=np.float64))
-        parts = [torch.empty_like(t) for _ in range(self.world)]
-        self.dist.all_gather(parts, t)
-        return torch.stack(parts).numpy()
 
 
 class _Rows:
@@ -266,11 +244,8 @@ def kcenter_shards(path: Path, k: int, seed: int = 0, batch: int = 64, comm: Com
 
     comm = comm or Comm()
     shards = EmbeddingShards(path)
-    mine = shards.owned(comm.world, comm.rank)
-    if report is not None:
-        report(mine, shards.vector_bytes(mine))
-    return kcenter_blocks([shards.map(s) for s in mine], [shards.shards[s].start for s in mine], shards.count,
-                          shards.dim, k, seed, batch, comm, progress, proposals)
+    blocks, starts = shards.owned_blocks(comm.world, comm.rank, report)
+    return kcenter_blocks(blocks, starts, shards.count, shards.dim, k, seed, batch, comm, progress, proposals)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -23,31 +23,9 @@ from pathlib import Path
 import faiss
 import numpy as np
 
-from .distributed_kcenter import CHUNK_ROWS, Comm
+from .comm import Comm
+from .distributed_kcenter import CHUNK_ROWS
 from .select import KMeansTree, balanced_order, default_clusters
-
-
-def _sum(comm: Comm, a: np.ndarray) -> np.ndarray:
-    """Element-wise float64 sum over the processes."""
-    if comm.dist is None:
-        return a
-    import torch
-
-    t = torch.from_numpy(np.ascontiguousarray(a, dtype=np.float64))
-    comm.dist.all_reduce(t)
-    return t.numpy()
-
-
-def _concat(comm: Comm, a: np.ndarray) -> np.ndarray:
-    """Every process's 1-d array, concatenated in rank order (processes own their shards in rank order, so this is
-    global row order)."""
-    if comm.dist is None:
-        return a
-    sizes = comm.gather_rows(np.array([len(a)], dtype=np.float64))[:, 0].astype(int)
-    padded = np.zeros(sizes.max(), dtype=np.float64)
-    padded[:len(a)] = a
-    rows = comm.gather_rows(padded)
-    return np.concatenate([rows[r, :sizes[r]] for r in range(comm.world)])
 
 
 def _chunks(blocks: list[np.ndarray]):
@@ -56,16 +34,22 @@ def _chunks(blocks: list[np.ndarray]):
             yield np.ascontiguousarray(b[lo:lo + CHUNK_ROWS], dtype=np.float32)
 
 
-def _assign(blocks: list[np.ndarray], centroids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Each local row's nearest centroid and its squared distance."""
-    index = faiss.IndexFlatL2(centroids.shape[1])
+def _pass(blocks: list[np.ndarray], centroids: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """One read of this process's rows: each row's nearest centroid and squared distance, and the per-cluster
+    float64 sums and counts of the rows so assigned."""
+    n_clusters, dim = centroids.shape
+    index = faiss.IndexFlatL2(dim)
     index.add(np.ascontiguousarray(centroids, dtype=np.float32))
     labels, d2 = [np.zeros(0, np.int64)], [np.zeros(0, np.float32)]
+    sums, counts = np.zeros((n_clusters, dim)), np.zeros(n_clusters)
     for x in _chunks(blocks):
         d, lab = index.search(x, 1)
-        labels.append(lab[:, 0].astype(np.int64))
+        lab = lab[:, 0].astype(np.int64)
+        np.add.at(sums, lab, x.astype(np.float64))
+        counts += np.bincount(lab, minlength=n_clusters)
+        labels.append(lab)
         d2.append(d[:, 0])
-    return np.concatenate(labels), np.concatenate(d2)
+    return np.concatenate(labels), np.concatenate(d2), sums, counts
 
 
 def kmeans_blocks(blocks: list[np.ndarray], starts: list[int], n: int, n_clusters: int, seed: int, niter: int = 20,
@@ -80,21 +64,14 @@ def kmeans_blocks(blocks: list[np.ndarray], starts: list[int], n: int, n_cluster
     for b, s in zip(blocks, starts):
         inside = (picks >= s) & (picks < s + len(b))
         centroids[inside] = np.asarray(b[picks[inside] - s], dtype=np.float64)
-    centroids = _sum(comm, centroids)
+    centroids = comm.sum(centroids)
     for _ in range(niter):
-        labels, _ = _assign(blocks, centroids)
-        sums, counts = np.zeros((n_clusters, dim)), np.zeros(n_clusters)
-        lo = 0
-        for x in _chunks(blocks):
-            lab = labels[lo:lo + len(x)]
-            np.add.at(sums, lab, x.astype(np.float64))
-            counts += np.bincount(lab, minlength=n_clusters)
-            lo += len(x)
-        packed = _sum(comm, np.concatenate([sums.ravel(), counts]))
+        _, _, sums, counts = _pass(blocks, centroids)
+        packed = comm.sum(np.concatenate([sums.ravel(), counts]))
         sums, counts = packed[:-n_clusters].reshape(n_clusters, dim), packed[-n_clusters:]
         filled = counts > 0
         centroids[filled] = sums[filled] / counts[filled, None]
-    labels, d2 = _assign(blocks, centroids)
+    labels, d2, _, _ = _pass(blocks, centroids)
     return centroids, labels, np.sqrt(np.maximum(d2, 0.0))
 
 
@@ -104,7 +81,7 @@ def kmeans_tree_blocks(blocks: list[np.ndarray], starts: list[int], n: int, clus
     (in every process alike); the rows' labels and distances gathered in global row order."""
     comm = comm or Comm()
     centroids, labels, distance = kmeans_blocks(blocks, starts, n, clusters[0], seed, niter, comm)
-    tree = KMeansTree([_concat(comm, labels.astype(np.float64)).astype(np.int64)], _concat(comm, distance))
+    tree = KMeansTree([comm.concat(labels.astype(np.float64)).astype(np.int64)], comm.concat(distance))
     alone = Comm(alone=True)
     for level, n_c in enumerate(clusters[1:], start=1):
         centroids, lab, _ = kmeans_blocks([centroids], [0], len(centroids), n_c, seed + level, niter, alone)
@@ -120,11 +97,9 @@ def kmeans_balanced_shards(path: Path, k: int, seed: int = 0, clusters: list[int
 
     comm = comm or Comm()
     shards = EmbeddingShards(path)
-    mine = shards.owned(comm.world, comm.rank)
-    if report is not None:
-        report(mine, shards.vector_bytes(mine))
-    tree = kmeans_tree_blocks([shards.map(s) for s in mine], [shards.shards[s].start for s in mine], shards.count,
-                              clusters or default_clusters(shards.count, k), seed, niter, comm)
+    blocks, starts = shards.owned_blocks(comm.world, comm.rank, report)
+    tree = kmeans_tree_blocks(blocks, starts, shards.count, clusters or default_clusters(shards.count, k), seed, niter,
+                              comm)
     return balanced_order(tree, seed, within)[:k]
 
 

@@ -69,11 +69,27 @@ def select_order(x: np.ndarray, config: SelectConfig, clusters: list[int] | None
     if config.method == "kcenter":
         return select.kcenter_greedy(x, config.k_max, config.seed)
     if config.method in ("kmeans", "kmeans-random"):
-        within = "random" if config.method == "kmeans-random" else "nearest"
-        return select.kmeans_balanced(x, config.k_max, config.seed, clusters, config.niter, within)[0]
+        return select.kmeans_balanced(x, config.k_max, config.seed, clusters, config.niter, _within(config.method))[0]
     if config.method == "prototypes":
         return select.prototypes_order(x, config.k_max, config.seed, clusters[0], config.niter)[0]
     return select.random_order(len(x), config.k_max, config.seed)
+
+
+def _within(method: str) -> str:
+    """The balanced k-means rule inside a leaf cluster: nearest its centroid first, or random (kmeans-random)."""
+    return "random" if method == "kmeans-random" else "nearest"
+
+
+def order_across_processes(embeddings: Path, config: SelectConfig, count: int, comm) -> np.ndarray:
+    """The ordering of a DISTRIBUTED_METHODS selection (k_max set, no dedup) of `count` embeddings, each process of
+    `comm` mapping only its own shards; every process returns it."""
+    from .distributed_kcenter import kcenter_shards
+    from .distributed_kmeans import kmeans_balanced_shards
+
+    if config.method == "kcenter":
+        return kcenter_shards(embeddings, config.k_max, config.seed, comm=comm)
+    return kmeans_balanced_shards(embeddings, config.k_max, config.seed, clusters_used(count, config), config.niter,
+                                  _within(config.method), comm=comm)
 
 
 def corpus_clusters(x: np.ndarray) -> np.ndarray:
@@ -83,8 +99,8 @@ def corpus_clusters(x: np.ndarray) -> np.ndarray:
 
 def make_subset(embeddings: Path | Embeddings, out: Path, config: SelectConfig = SelectConfig(),
                 overwrite: bool = False, order: np.ndarray | None = None) -> Manifest:
-    """Select, report coverage and write the subset directory; `order` is a kcenter ordering already computed
-    across processes (`distill subset select` under accelerate launch), written as the one-process run would."""
+    """Select, report coverage and write the subset directory; `order` is an ordering already computed across
+    processes (`order_across_processes`, for `distill subset select` under accelerate launch)."""
     emb = embeddings if isinstance(embeddings, Embeddings) else load_embeddings(embeddings)
     n = len(emb.keys)
     asked = config  # what the manifest records as its parameters
@@ -110,7 +126,8 @@ def make_subset(embeddings: Path | Embeddings, out: Path, config: SelectConfig =
     elif config.method == "kcenter" and config.dedup is None:
         # over the mapped shards, as a distributed job computes it (python -m subsets.distributed_kcenter): the
         # same blocks give the same order bit for bit, whatever the number of processes
-        from .distributed_kcenter import Comm, kcenter_shards
+        from .comm import Comm
+        from .distributed_kcenter import kcenter_shards
 
         order = kcenter_shards(emb.path, config.k_max, config.seed, comm=Comm(alone=True))
     else:

@@ -13,14 +13,13 @@ from pathlib import Path
 
 import numpy as np
 
+from .comm import Comm
 from .errors import InputError
 
 
 def run_ordering_job(out: Path, k: int, select: Callable) -> int:
     """`select(comm, report)` gives the ordering; returns the exit status."""
     import torch.distributed as dist
-
-    from .distributed_kcenter import Comm
 
     launched = int(os.environ.get("WORLD_SIZE", "1")) > 1
     if launched:

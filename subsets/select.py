@@ -25,7 +25,8 @@ def kcenter_greedy(x: np.ndarray, k: int, seed: int = 0, batch: int = 64) -> np.
     against the pending picks too and is still the largest: its distance is then exact and no
     other row's true distance can exceed its bound. `batch=1` is the plain O(N * k * d) loop.
     """
-    from .distributed_kcenter import Comm, kcenter_blocks
+    from .comm import Comm
+    from .distributed_kcenter import kcenter_blocks
 
     x = np.ascontiguousarray(x, dtype=np.float32)
     return kcenter_blocks([x], [0], len(x), x.shape[1], k, seed, batch, Comm(alone=True))

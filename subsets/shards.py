@@ -88,9 +88,13 @@ class EmbeddingShards:
                              f"{len(self.shards)} processes, or embed with a smaller --shard-size")
         return list(range(round(rank * len(self.shards) / world), round((rank + 1) * len(self.shards) / world)))
 
-    def vector_bytes(self, shards: list[int]) -> int:
-        """Bytes of vectors these shards hold (what a process maps)."""
-        return sum(self.shards[s].rows for s in shards) * self.dim * np.dtype(DTYPES[self.shards[0].dtype]).itemsize
+    def owned_blocks(self, world: int, rank: int, report=None) -> tuple[list[np.ndarray], list[int]]:
+        """The maps of the shards rank `rank` owns and their first global rows; `report(shards, bytes)` is told which
+        shards, and how many bytes of vectors they hold."""
+        mine = self.owned(world, rank)
+        if report is not None:
+            report(mine, sum(self.shards[s].rows for s in mine) * self.dim * np.dtype(DTYPES[self.shards[0].dtype]).itemsize)
+        return [self.map(s) for s in mine], [self.shards[s].start for s in mine]
 
     def map(self, s: int) -> np.ndarray:
         """Shard s's vectors [rows, dim], memory-mapped read-only (pages are read when touched)."""

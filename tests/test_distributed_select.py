@@ -121,7 +121,7 @@ def test_distill_subset_select_under_accelerate_launch_writes_the_one_process_su
     a, b = (json.loads((tmp_path / d / "manifest.json").read_text()) for d in ("two", "one"))
     assert a["hash"] == b["hash"] and a["coverage"] == b["coverage"]
     # balanced k-means too, each process mapping its own shards: the manifest holds the distributed ordering
-    from subsets.distributed_kcenter import Comm
+    from subsets.comm import Comm
     from subsets.distributed_kmeans import kmeans_balanced_shards
 
     km = run_cli("subset", "select", "--embeddings", path, "--method", "kmeans", "--k-max", "30", "--out",
@@ -160,7 +160,7 @@ def test_kmeans_over_mapped_shards_reaches_lloyds_fixed_point(separated):
 
 
 def test_distributed_kmeans_gives_the_one_process_assignments_and_order_for_1_2_and_3_processes(separated, tmp_path):
-    from subsets.distributed_kcenter import Comm
+    from subsets.comm import Comm
     from subsets.distributed_kmeans import kmeans_balanced_shards
 
     path, _ = separated

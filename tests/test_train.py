@@ -521,3 +521,25 @@ def test_run_json_is_the_runs_one_record_from_start_to_end_and_older_runs_still_
     done = json.loads((run / "run.json").read_text())
     assert done["complete"] and done["resumed_at"] == 2 and done["identity"] == start["identity"]
     assert not (run / "config.yaml").exists()
+
+
+def test_a_mixup_run_with_two_accumulation_steps_equals_one_and_differs_from_no_mixup(tmp_path, caches):
+    one = train(_config(tmp_path, caches, "one", steps=4, mixup_alpha=1.0))
+    two = train(_config(tmp_path, caches, "two", steps=4, mixup_alpha=1.0, grad_accum=2))
+    plain = train(_config(tmp_path, caches, "plain", steps=4))
+    a, b, c = (load_file(r / "student.safetensors") for r in (one, two, plain))
+    for name in a:
+        torch.testing.assert_close(a[name], b[name], rtol=1e-4, atol=5e-5)
+    assert _metrics(one)[0]["loss"] == pytest.approx(_metrics(two)[0]["loss"], rel=1e-5)
+    assert _metrics(one)[0]["loss"] != pytest.approx(_metrics(plain)[0]["loss"], rel=1e-3)
+    assert any(not torch.allclose(a[n], c[n]) for n in a)
+
+
+def test_mixup_settings_that_cannot_work_give_one_line(tmp_path, caches):
+    with pytest.raises(InputError, match="leaves an odd number"):
+        train(_config(tmp_path, caches, "odd", batch_size=6, grad_accum=2, mixup_alpha=1.0))
+    with pytest.raises(InputError, match="mixup_alpha -1"):
+        TrainConfig(targets=["x"], mixup_alpha=-1).validate()
+    with pytest.raises(InputError, match="no teacher to label a mixture"):
+        TrainConfig(objective="mim-jepa", subset="s", mixup_alpha=1.0).validate()
+    assert not (tmp_path / "odd").exists()

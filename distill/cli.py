@@ -8,7 +8,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 from subsets.errors import InputError
@@ -48,24 +47,14 @@ def cmd_subset_embed(a: argparse.Namespace) -> None:
 
 
 def _select_across_processes(a: argparse.Namespace, config):
-    """kcenter or balanced k-means with every process mapping its own shards; the main process writes the manifest.
-    None elsewhere."""
+    """The selection with every process mapping its own shards; the main process writes the manifest and gets it,
+    the others None."""
     from subsets.comm import Comm
-    from subsets.make_subset import DISTRIBUTED_METHODS, make_subset, order_across_processes
-    from subsets.shards import EmbeddingShards
+    from subsets.make_subset import make_subset_across_processes
 
-    if config.method not in DISTRIBUTED_METHODS or config.dedup is not None:
-        raise InputError(f"--method {config.method}{' with --dedup' if config.dedup is not None else ''}: runs in "
-                         f"one process; across processes, {', '.join(DISTRIBUTED_METHODS)} (without --dedup) only")
-    if Path(a.out).exists() and not a.overwrite:
-        raise InputError(f"{a.out}: already exists (pass --overwrite to replace it)")
-    shards = EmbeddingShards(a.embeddings)  # bad shards: one line, before the processes meet
     acc = _accelerator()
-    config = replace(config, k_max=config.k_max or shards.count)
-    try:  # more processes than shards: one line from the selection, before any work
-        order = order_across_processes(a.embeddings, config, shards.count, Comm())
-        manifest = make_subset(a.embeddings, a.out, config, overwrite=a.overwrite, order=order) \
-            if acc.is_main_process else None
+    try:
+        manifest = make_subset_across_processes(a.embeddings, a.out, config, Comm(), overwrite=a.overwrite)
         acc.wait_for_everyone()
     finally:
         acc.end_training()

@@ -1,9 +1,19 @@
-"""How well a subset covers its corpus: distances to the nearest selected point, labels and clusters hit."""
+"""How well a subset covers its corpus: distances to the nearest selected point, labels and clusters hit.
+
+The rows may be split over processes (each its own shards, memory-mapped): every process measures its rows
+against the selected vectors, and only per-k sums, maxima and cluster counts are reduced, so no process ever
+holds the corpus. In one process the rows are one block, or the shards as blocks.
+"""
 
 from __future__ import annotations
 
+import math
+
 import faiss
 import numpy as np
+
+from .comm import Comm
+from .distributed_kmeans import row_chunks
 
 
 def default_report_ks(k_max: int) -> list[int]:
@@ -17,33 +27,88 @@ def default_report_ks(k_max: int) -> list[int]:
 
 def coverage_curve(x: np.ndarray, order: np.ndarray, ks: list[int], labels: np.ndarray | None = None,
                    clusters: np.ndarray | None = None) -> list[dict]:
-    """Coverage of every prefix order[:k] for k in ks.
+    """Coverage of every prefix order[:k] for k in ks, of rows held in memory."""
+    return coverage_blocks([x], [0], len(x), order, ks, labels, clusters, Comm(alone=True))
 
-    The prefixes are nested, so each k only searches the rows added since the previous one:
-    the whole curve costs one nearest-neighbour pass over order[:max(ks)].
+
+def coverage_blocks(blocks: list[np.ndarray], starts: list[int], n: int, order: np.ndarray, ks: list[int],
+                    labels: np.ndarray | None = None, clusters: np.ndarray | None = None,
+                    comm: Comm | None = None) -> list[dict]:
+    """Coverage of every prefix order[:k] for k in ks, over the rows of every process's blocks (block j holds global
+    rows starts[j]...). `labels`: every row's class (-1 unknown; only the selected rows are read, so a memory map
+    will do); `clusters`: this process's rows' cluster labels, in block order. Every process returns the curve.
+
+    The prefixes are nested, so each k only searches the rows added since the previous one: the whole curve costs
+    one read of the rows and one nearest-neighbour search of each against order[:max(ks)].
     """
-    x = np.ascontiguousarray(x, dtype=np.float32)
-    nearest = np.full(len(x), np.inf, dtype=np.float32)
-    known = labels[labels >= 0] if labels is not None else np.array([])
-    n_classes = len(np.unique(known))
-    n_clusters = len(np.unique(clusters)) if clusters is not None else 0
-    rows, prev = [], 0
-    for k in sorted(ks):
-        index = faiss.IndexFlatL2(x.shape[1])
-        index.add(x[order[prev:k]])
-        d2, _ = index.search(x, 1)
-        nearest = np.minimum(nearest, np.sqrt(np.maximum(d2[:, 0], 0)))
+    comm = comm or Comm()
+    ks = sorted(ks)
+    picked = _fetch_rows(blocks, starts, order[:ks[-1]], comm)
+    indexes, prev = [], 0
+    for k in ks:
+        index = faiss.IndexFlatL2(picked.shape[1])
+        index.add(picked[prev:k])
+        indexes.append(index)
         prev = k
-        row = {"k": int(k), "mean_dist": float(nearest.mean()), "max_dist": float(nearest.max())}
-        if n_classes:
-            sel = labels[order[:k]]
-            row["label_coverage"] = len(np.unique(sel[sel >= 0])) / n_classes
-            counts = np.bincount(sel[sel >= 0], minlength=int(known.max()) + 1)[np.unique(known)]
-            row["label_balance"] = _normalised_entropy(counts)
+    chunk_sums, maxima = [], np.zeros(len(ks))
+    for x in row_chunks(blocks):
+        nearest = np.full(len(x), np.inf, dtype=np.float32)
+        chunk_sums.append(np.zeros(len(ks)))
+        for j, index in enumerate(indexes):
+            d2, _ = index.search(x, 1)
+            nearest = np.minimum(nearest, np.sqrt(np.maximum(d2[:, 0], 0)))
+            chunk_sums[-1][j] = nearest.sum(dtype=np.float64)
+            maxima[j] = max(maxima[j], float(nearest.max()))
+    # Each chunk's sum is the same whichever process made it; fsum adds them exactly, so the mean is the same bit for
+    # bit for any number of processes.
+    chunk_sums = comm.concat(np.ravel(chunk_sums)).reshape(-1, len(ks))
+    sums = [math.fsum(chunk_sums[:, j]) for j in range(len(ks))]
+    maxima = comm.gather_rows(maxima).max(0)
+    known = _classes(labels)
+    hit_clusters, n_clusters = _clusters_of(blocks, starts, order[:ks[-1]], clusters, comm)
+    rows = []
+    for j, k in enumerate(ks):
+        row = {"k": int(k), "mean_dist": float(sums[j] / n), "max_dist": float(maxima[j])}
+        if len(known):
+            sel = np.asarray(labels[np.sort(order[:k])])
+            sel = sel[sel >= 0]
+            row["label_coverage"] = len(np.unique(sel)) / len(known)
+            row["label_balance"] = _normalised_entropy(np.bincount(sel, minlength=int(known.max()) + 1)[known])
         if n_clusters:
-            row["cluster_coverage"] = len(np.unique(clusters[order[:k]])) / n_clusters
+            row["cluster_coverage"] = len(np.unique(hit_clusters[:k])) / n_clusters
         rows.append(row)
     return rows
+
+
+def _fetch_rows(blocks: list[np.ndarray], starts: list[int], rows: np.ndarray, comm: Comm) -> np.ndarray:
+    """The vectors of global rows `rows` [len(rows), dim] as float32, each from the process that holds it."""
+    out = np.zeros((len(rows), blocks[0].shape[1]))
+    for b, s in zip(blocks, starts):
+        inside = (rows >= s) & (rows < s + len(b))
+        out[inside] = np.asarray(b[rows[inside] - s], dtype=np.float64)
+    return np.ascontiguousarray(comm.sum(out), dtype=np.float32)
+
+
+def _classes(labels: np.ndarray | None) -> np.ndarray:
+    """The distinct known classes of the corpus (labels are metadata every process can read)."""
+    if labels is None:
+        return np.zeros(0, np.int64)
+    labels = np.asarray(labels)
+    return np.unique(labels[labels >= 0])
+
+
+def _clusters_of(blocks, starts, rows: np.ndarray, clusters: np.ndarray | None, comm: Comm) -> tuple[np.ndarray, int]:
+    """The cluster of each of `rows`, and how many clusters the corpus's rows fall in (0 without clusters)."""
+    if clusters is None:
+        return np.zeros(0, np.int64), 0
+    size = int(comm.gather_rows(np.array([clusters.max() + 1 if len(clusters) else 0]))[:, 0].max())
+    present = comm.sum(np.bincount(clusters, minlength=size).astype(np.float64)) > 0
+    local = np.concatenate([[0], np.cumsum([len(b) for b in blocks])])
+    of_rows = np.zeros(len(rows))
+    for j, s in enumerate(starts):
+        inside = (rows >= s) & (rows < s + len(blocks[j]))
+        of_rows[inside] = clusters[local[j] + rows[inside] - s] + 1  # 0: another process's row
+    return comm.sum(of_rows).astype(np.int64) - 1, int(present.sum())
 
 
 def _normalised_entropy(counts: np.ndarray) -> float:

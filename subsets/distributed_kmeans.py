@@ -25,10 +25,12 @@ import numpy as np
 
 from .comm import Comm
 from .distributed_kcenter import CHUNK_ROWS
-from .select import KMeansTree, balanced_order, default_clusters
+from .select import KMeansTree, balanced_order, default_clusters, typical_first
 
 
-def _chunks(blocks: list[np.ndarray]):
+def row_chunks(blocks: list[np.ndarray]):
+    """A process's rows as float32 chunks of at most CHUNK_ROWS, block by block: the same chunks whatever the
+    number of processes, as blocks are shards."""
     for b in blocks:
         for lo in range(0, len(b), CHUNK_ROWS):
             yield np.ascontiguousarray(b[lo:lo + CHUNK_ROWS], dtype=np.float32)
@@ -42,7 +44,7 @@ def _pass(blocks: list[np.ndarray], centroids: np.ndarray) -> tuple[np.ndarray, 
     index.add(np.ascontiguousarray(centroids, dtype=np.float32))
     labels, d2 = [np.zeros(0, np.int64)], [np.zeros(0, np.float32)]
     sums, counts = np.zeros((n_clusters, dim)), np.zeros(n_clusters)
-    for x in _chunks(blocks):
+    for x in row_chunks(blocks):
         d, lab = index.search(x, 1)
         lab = lab[:, 0].astype(np.int64)
         np.add.at(sums, lab, x.astype(np.float64))
@@ -101,6 +103,19 @@ def kmeans_balanced_shards(path: Path, k: int, seed: int = 0, clusters: list[int
     tree = kmeans_tree_blocks(blocks, starts, shards.count, clusters or default_clusters(shards.count, k), seed, niter,
                               comm)
     return balanced_order(tree, seed, within)[:k]
+
+
+def prototypes_shards(path: Path, k: int, seed: int, n_clusters: int, niter: int = 20, comm: Comm | None = None,
+                      report=None) -> np.ndarray:
+    """The prototypes ordering (rows nearest their centroid first, `select.prototypes_order`'s rule) of an embeddings
+    directory, with Lloyd's k-means across processes, each mapping only its own shards; every process returns it."""
+    from .shards import EmbeddingShards
+
+    comm = comm or Comm()
+    shards = EmbeddingShards(path)
+    blocks, starts = shards.owned_blocks(comm.world, comm.rank, report)
+    _, _, distance = kmeans_blocks(blocks, starts, shards.count, n_clusters, seed, niter, comm)
+    return typical_first(comm.concat(distance), seed)[:k]
 
 
 def main(argv: list[str] | None = None) -> int:

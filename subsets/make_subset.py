@@ -9,10 +9,13 @@ from pathlib import Path
 import numpy as np
 
 from . import select
-from .coverage import coverage_curve, default_report_ks
+from .comm import Comm
+from .coverage import coverage_blocks, default_report_ks
+from .distributed_kcenter import kcenter_shards
 from .embed import Embeddings, load_embeddings
 from .errors import InputError
 from .manifest import Manifest, read_manifest, write_manifest
+from .shards import EmbeddingShards
 
 
 @dataclass
@@ -40,11 +43,6 @@ def check_config(config: SelectConfig, corpus_size: int, where: str) -> None:
         raise InputError(f"--report-k {bad[0]}: outside 1..k_max ({config.k_max})")
     if config.clusters and any(c < 2 for c in config.clusters):
         raise InputError(f"--clusters {config.clusters}: each level needs at least 2 clusters")
-
-
-# Methods a selection job runs across processes (subsets/distributed_kcenter.py, subsets/distributed_kmeans.py): the
-# embeddings are mapped shard by shard, each process its own.
-DISTRIBUTED_METHODS = ("kcenter", "kmeans", "kmeans-random")
 
 
 def clusters_used(n: int, config: SelectConfig) -> list[int] | None:
@@ -81,26 +79,65 @@ def _within(method: str) -> str:
 
 
 def order_across_processes(embeddings: Path, config: SelectConfig, count: int, comm) -> np.ndarray:
-    """The ordering of a DISTRIBUTED_METHODS selection (k_max set, no dedup) of `count` embeddings, each process of
-    `comm` mapping only its own shards; every process returns it."""
-    from .distributed_kcenter import kcenter_shards
-    from .distributed_kmeans import kmeans_balanced_shards
+    """The ordering of a selection (k_max set, no dedup) of `count` embeddings, each process of `comm` mapping only its
+    own shards; every process returns it. The k-means methods run Lloyd's k-means across the processes
+    (`distributed_kmeans`), not the in-memory faiss.Kmeans, so their orders differ from one process's `select_order`."""
+    from .distributed_kmeans import kmeans_balanced_shards, prototypes_shards
 
     if config.method == "kcenter":
         return kcenter_shards(embeddings, config.k_max, config.seed, comm=comm)
+    if config.method == "random":
+        return select.random_order(count, config.k_max, config.seed)
+    if config.method == "prototypes":
+        return prototypes_shards(embeddings, config.k_max, config.seed, clusters_used(count, config)[0], config.niter,
+                                 comm)
     return kmeans_balanced_shards(embeddings, config.k_max, config.seed, clusters_used(count, config), config.niter,
                                   _within(config.method), comm=comm)
 
 
-def corpus_clusters(x: np.ndarray) -> np.ndarray:
-    """A fixed clustering of the corpus (same for every method and seed) for cluster coverage."""
-    return select.kmeans(x, max(2, min(100, len(x) // 20)), seed=0)[1]
+def corpus_clusters(blocks: list[np.ndarray], starts: list[int], n: int, comm) -> np.ndarray:
+    """A fixed clustering of the corpus (the same for every method and seed, and any number of processes) for cluster
+    coverage: the labels of this process's rows."""
+    from .distributed_kmeans import kmeans_blocks
+
+    return kmeans_blocks(blocks, starts, n, max(2, min(100, n // 20)), seed=0, comm=comm)[1]
+
+
+def shard_coverage(shards: EmbeddingShards, order: np.ndarray, ks: list[int], comm) -> list[dict]:
+    """The coverage curve of an ordering over the embedding shards, each process of `comm` mapping its own."""
+    blocks, starts = shards.owned_blocks(comm.world, comm.rank)
+    labels_file = shards.path / "labels.npy"
+    labels = np.load(labels_file, mmap_mode="r") if labels_file.exists() else None
+    return coverage_blocks(blocks, starts, shards.count, order, ks, labels,
+                           corpus_clusters(blocks, starts, shards.count, comm), comm)
+
+
+def subset_meta(asked: SelectConfig, config: SelectConfig, clusters: list[int] | None, emb_path: Path, emb_meta: dict,
+                n: int, kept: int, seconds: float, coverage: list[dict]) -> dict:
+    """manifest.json's description of a selection (write_manifest adds the format, k_max and hashes)."""
+    return {
+        "method": config.method, "params": asdict(asked), "seed": config.seed, "clusters_used": clusters,
+        "embeddings": {"path": str(Path(emb_path).resolve()), "hash": emb_meta["hash"], "encoder": emb_meta["encoder"],
+                       "corpus_hash": emb_meta["corpus_hash"], "source": emb_meta["source"]},
+        "corpus_size": n, "dedup": None if config.dedup is None else
+        {"threshold": config.dedup, "kept": int(kept), "removed": int(n - kept)},
+        "select_seconds": round(seconds, 3), "coverage": coverage,
+    }
+
+
+def _report_ks(config: SelectConfig) -> list[int]:
+    return sorted(set(config.report_k or default_report_ks(config.k_max)))
+
+
+def _say_cut(asked: SelectConfig, clusters: list[int] | None, pool: int) -> None:
+    if clusters and asked.clusters and clusters != list(asked.clusters)[:len(clusters)]:
+        print(f"--clusters {','.join(map(str, asked.clusters))}: cut to {','.join(map(str, clusters))} "
+              f"(a level cannot have more clusters than the {pool:,} images or centroids it clusters)")
 
 
 def make_subset(embeddings: Path | Embeddings, out: Path, config: SelectConfig = SelectConfig(),
-                overwrite: bool = False, order: np.ndarray | None = None) -> Manifest:
-    """Select, report coverage and write the subset directory; `order` is an ordering already computed across
-    processes (`order_across_processes`, for `distill subset select` under accelerate launch)."""
+                overwrite: bool = False) -> Manifest:
+    """Select in this process, report coverage and write the subset directory."""
     emb = embeddings if isinstance(embeddings, Embeddings) else load_embeddings(embeddings)
     n = len(emb.keys)
     asked = config  # what the manifest records as its parameters
@@ -117,31 +154,46 @@ def make_subset(embeddings: Path | Embeddings, out: Path, config: SelectConfig =
                              f"({len(pool)} of {n} images in {emb.path} remain)")
     config = replace(config, k_max=config.k_max or len(pool))
     clusters = clusters_used(len(pool), config)
-    if clusters and config.clusters and clusters != list(config.clusters)[:len(clusters)]:
-        print(f"--clusters {','.join(map(str, config.clusters))}: cut to {','.join(map(str, clusters))} "
-              f"(a level cannot have more clusters than the {len(pool):,} images or centroids it clusters)")
-    if order is not None:
-        if config.method not in DISTRIBUTED_METHODS or config.dedup is not None or len(order) != config.k_max:
-            raise ValueError("a precomputed order is a distributed job's ordering of k_max rows without dedup")
-    elif config.method == "kcenter" and config.dedup is None:
+    _say_cut(asked, clusters, len(pool))
+    if config.method == "kcenter" and config.dedup is None:
         # over the mapped shards, as a distributed job computes it (python -m subsets.distributed_kcenter): the
         # same blocks give the same order bit for bit, whatever the number of processes
-        from .comm import Comm
-        from .distributed_kcenter import kcenter_shards
-
         order = kcenter_shards(emb.path, config.k_max, config.seed, comm=Comm(alone=True))
     else:
         order = pool[select_order(emb.vectors[pool], config, clusters)]
     seconds = time.perf_counter() - start
-    ks = sorted(set(config.report_k or default_report_ks(config.k_max)))
-    curve = coverage_curve(emb.vectors, order, ks, emb.labels, corpus_clusters(emb.vectors))
-    meta = {
-        "method": config.method, "params": asdict(asked), "seed": config.seed, "clusters_used": clusters,
-        "embeddings": {"path": str(emb.path.resolve()), "hash": emb.hash, "encoder": emb.meta["encoder"],
-                       "corpus_hash": emb.meta["corpus_hash"], "source": emb.meta["source"]},
-        "corpus_size": n, "dedup": None if config.dedup is None else
-        {"threshold": config.dedup, "kept": int(len(pool)), "removed": int(n - len(pool))},
-        "select_seconds": round(seconds, 3), "coverage": curve,
-    }
+    coverage = shard_coverage(EmbeddingShards(emb.path), order, _report_ks(config), Comm(alone=True))
+    meta = subset_meta(asked, config, clusters, emb.path, emb.meta, n, len(pool), seconds, coverage)
     write_manifest(out, meta, order, [emb.keys[i] for i in order], overwrite)
+    return read_manifest(out)
+
+
+def make_subset_across_processes(embeddings: Path, out: Path, config: SelectConfig, comm,
+                                 overwrite: bool = False) -> Manifest | None:
+    """`make_subset` with the processes of `comm` (torch.distributed) sharing the work, each mapping only its own
+    shards: each checks its shards, the ordering and the coverage are computed across processes, and the first
+    process writes the subset directory (its Manifest; None elsewhere). No process holds the corpus's vectors."""
+    shards = EmbeddingShards(embeddings)  # bad shards: one line, before the processes meet
+    n, asked = shards.count, config
+    check_config(replace(config, k_max=config.k_max or n), n, str(shards.path / "meta.json"))
+    if config.dedup is not None:
+        raise InputError(f"--dedup {config.dedup}: runs in one process (it compares every pair of rows); run the "
+                         "selection with --dedup without accelerate launch, or without --dedup across processes")
+    out = Path(out)
+    if out.exists() and not overwrite:
+        raise InputError(f"{out}: already exists (pass --overwrite to replace it)")
+    shards.owned(comm.world, comm.rank)  # more processes than shards: one line, before any work
+    shards.verify_owned(comm)
+    config = replace(config, k_max=config.k_max or n)
+    clusters = clusters_used(n, config)
+    if comm.rank == 0:
+        _say_cut(asked, clusters, n)
+    start = time.perf_counter()
+    order = order_across_processes(shards.path, config, n, comm)
+    seconds = time.perf_counter() - start
+    coverage = shard_coverage(shards, order, _report_ks(config), comm)
+    if comm.rank != 0:
+        return None
+    meta = subset_meta(asked, config, clusters, shards.path, shards.meta, n, n, seconds, coverage)
+    write_manifest(out, meta, order, shards.keys_of(order), overwrite)
     return read_manifest(out)

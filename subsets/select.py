@@ -152,8 +152,13 @@ def prototypes_order(x: np.ndarray, k: int, seed: int = 0, n_clusters: int | Non
     metric of Sorscher et al., "Beyond neural scaling laws": easy, typical examples first). Not balanced:
     tight clusters give more of the first picks. Returns (order, label per row, distance per row)."""
     _, lab, distance = kmeans_with_distance(x, n_clusters or prototype_clusters(len(x), k), seed, niter)
-    tie = np.random.default_rng(seed).permutation(len(x))
-    return np.lexsort((tie, distance))[:k].astype(np.int64), lab, distance
+    return typical_first(distance, seed)[:k], lab, distance
+
+
+def typical_first(distance: np.ndarray, seed: int) -> np.ndarray:
+    """Rows by their distance to their centroid, nearest first; ties in a seeded random order."""
+    tie = np.random.default_rng(seed).permutation(len(distance))
+    return np.lexsort((tie, distance)).astype(np.int64)
 
 
 # --------------------------------------------------------------------------- random, dedup

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import InputError
-from .fileio import read_json
+from .fileio import file_sha256, read_json
 
 DTYPES = {"F16": np.float16, "F32": np.float32}
 META_DTYPES = {"float16": "F16", "float32": "F32"}
@@ -30,10 +30,11 @@ class Shard:
     rows: int
     dtype: str  # safetensors dtype name
     offset: int  # byte offset of `emb` in the file
+    sha256: str | None  # of the file, as meta.json records it
 
 
-def _emb_header(path: Path) -> dict:
-    """The `emb` entry of a safetensors header, read without loading any tensor."""
+def _header(path: Path) -> dict:
+    """A safetensors header, read without loading any tensor."""
     try:
         with open(path, "rb") as f:
             (length,) = struct.unpack("<Q", f.read(8))
@@ -44,10 +45,16 @@ def _emb_header(path: Path) -> dict:
         raise InputError(f"{path}: missing (listed in meta.json)") from None
     except (OSError, ValueError, struct.error) as e:
         raise InputError(f"{path}: not a readable safetensors shard ({e})") from None
+    return header | {"data_start": 8 + length}
+
+
+def _emb_header(path: Path) -> dict:
+    """The `emb` entry of a safetensors header, read without loading any tensor."""
+    header = _header(path)
     emb = header.get("emb")
     if not isinstance(emb, dict) or len(emb.get("shape", [])) != 2:
         raise InputError(f"{path}: not an embeddings shard (needs an 'emb' [n, d] tensor)")
-    return {**emb, "data_start": 8 + length}
+    return {**emb, "data_start": header["data_start"]}
 
 
 class EmbeddingShards:
@@ -74,7 +81,8 @@ class EmbeddingShards:
                 raise InputError(f"{path}: wrong dimension: emb is [{rows}, {dim}], meta.json says dim {self.dim}")
             if rows != entry["count"]:
                 raise InputError(f"{path}: {rows} vectors, meta.json lists {entry['count']}")
-            self.shards.append(Shard(path, start, rows, emb["dtype"], emb["data_start"] + emb["data_offsets"][0]))
+            self.shards.append(Shard(path, start, rows, emb["dtype"], emb["data_start"] + emb["data_offsets"][0],
+                                     entry.get("sha256")))
             start += rows
         self.count = start
 
@@ -100,3 +108,59 @@ class EmbeddingShards:
         """Shard s's vectors [rows, dim], memory-mapped read-only (pages are read when touched)."""
         sh = self.shards[s]
         return np.memmap(sh.path, dtype=DTYPES[sh.dtype], mode="r", offset=sh.offset, shape=(sh.rows, self.dim))
+
+    def verify_owned(self, comm) -> None:
+        """Each process of `comm` checks the shards it owns against meta.json (sha256) and keys.txt (the key each row
+        was embedded from), as `load_embeddings` checks a whole directory; a damaged shard anywhere stops every
+        process with the same one line."""
+        keys_file = self.path / "keys.txt"
+        mine = self.owned(comm.world, comm.rank)
+        wanted = range(self.shards[mine[0]].start, self.shards[mine[-1]].start + self.shards[mine[-1]].rows)
+        problem = [0.0, 0.0, 0.0, 0.0]  # found, shard, what (1 content, 2 key), row
+        listed, lines = _key_lines(keys_file, wanted)
+        for s in mine:
+            sh = self.shards[s]
+            if sh.sha256 is not None and file_sha256(sh.path) != sh.sha256:
+                problem = [1.0, s, 1.0, 0.0]
+                break
+            held = json.loads(_header(sh.path).get("__metadata__", {}).get("info", "{}")).get("keys", [])
+            ours = lines[sh.start - wanted.start:sh.start - wanted.start + sh.rows]
+            if held != ours:
+                row = next((i for i, (a, b) in enumerate(zip(held, ours)) if a != b), min(len(held), len(ours)))
+                problem = [1.0, s, 2.0, sh.start + row]
+                break
+        found = comm.gather_rows(np.array(problem))
+        if listed != self.count:
+            raise InputError(f"{keys_file}: {listed} keys, the shards hold {self.count} rows (edited?); rerun the "
+                             "embed job into another --out")
+        if found[:, 0].any():
+            _, s, what, row = found[int(np.argmax(found[:, 0]))]
+            if what == 1:
+                raise InputError(f"{self.shards[int(s)].path}: content differs from the sha256 in meta.json (edited or "
+                                 "truncated)")
+            raise InputError(f"{keys_file}: line {int(row) + 1} is not the key the shards hold at that row (edited?); "
+                             "rerun the embed job into another --out")
+
+    def keys_of(self, rows: np.ndarray) -> list[str]:
+        """The keys of global rows `rows`, in their order, read from keys.txt line by line."""
+        rows = np.asarray(rows, dtype=np.int64)
+        wanted = set(rows.tolist())
+        found = {}
+        with open(self.path / "keys.txt") as f:
+            for i, line in enumerate(f):
+                if i in wanted:
+                    found[i] = line.rstrip("\n")
+        return [found[int(r)] for r in rows]
+
+
+def _key_lines(keys_file: Path, wanted: range) -> tuple[int, list[str]]:
+    """How many keys keys.txt lists, and its lines in `wanted` (read line by line: the corpus's keys are never all
+    held)."""
+    if not keys_file.exists():
+        raise InputError(f"{keys_file}: missing (the embed job writes it with meta.json)")
+    lines, count = [], 0
+    with open(keys_file) as f:
+        for count, line in enumerate(f, start=1):
+            if count - 1 in wanted:
+                lines.append(line.rstrip("\n"))
+    return count, lines

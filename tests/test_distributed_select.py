@@ -130,11 +130,60 @@ def test_distill_subset_select_under_accelerate_launch_writes_the_one_process_su
     manifest = json.loads((tmp_path / "km" / "manifest.json").read_text())
     expected = kmeans_balanced_shards(path, 30, 0, manifest["clusters_used"], comm=Comm(alone=True))
     np.testing.assert_array_equal(np.load(tmp_path / "km" / "order.npy"), expected)
-    other = run_cli("subset", "select", "--embeddings", path, "--method", "random", "--k-max", "30", "--out",
-                    tmp_path / "rnd", launcher=ACCELERATE_2PROC)
-    assert other.returncode != 0 and "across processes, kcenter, kmeans, kmeans-random (without --dedup) only" in \
-        other.stderr
-    assert not (tmp_path / "rnd").exists()
+    # prototypes (Lloyd's k-means across the processes, then nearest its centroid first)
+    from subsets.distributed_kmeans import prototypes_shards
+
+    pr = run_cli("subset", "select", "--embeddings", path, "--method", "prototypes", "--k-max", "30", "--out",
+                 tmp_path / "pr", launcher=ACCELERATE_2PROC, env_extra={"OMP_NUM_THREADS": "1"})
+    assert pr.returncode == 0, pr.stderr[-3000:]
+    manifest = json.loads((tmp_path / "pr" / "manifest.json").read_text())
+    expected = prototypes_shards(path, 30, 0, manifest["clusters_used"][0], comm=Comm(alone=True))
+    np.testing.assert_array_equal(np.load(tmp_path / "pr" / "order.npy"), expected)
+
+
+def test_the_job_across_processes_never_loads_the_corpus_and_writes_the_one_process_manifest(emb, tmp_path,
+                                                                                              monkeypatch):
+    import subsets.make_subset as ms
+    from subsets.comm import Comm
+
+    path, _ = emb
+    for method in ("kcenter", "random"):
+        config = ms.SelectConfig(method=method, k_max=200, seed=4)
+        one = ms.make_subset(path, tmp_path / f"one-{method}", config)
+        with monkeypatch.context() as m:  # the job maps its own shards: loading every vector is a failure
+            m.setattr(ms, "load_embeddings", lambda *a, **k: pytest.fail("loaded the whole corpus"))
+            across = ms.make_subset_across_processes(path, tmp_path / f"across-{method}", config, Comm(alone=True))
+        np.testing.assert_array_equal(across.order, one.order)
+        assert across.keys == one.keys and across.hash == one.hash
+        assert across.meta["coverage"] == one.meta["coverage"]  # distances, labels and corpus clusters alike
+        assert {"mean_dist", "max_dist", "cluster_coverage"} <= set(one.meta["coverage"][-1])
+    with pytest.raises(InputError, match=r"--dedup 0.9: runs in one process"):
+        ms.make_subset_across_processes(path, tmp_path / "dedup", ms.SelectConfig(dedup=0.9), Comm(alone=True))
+    assert not (tmp_path / "dedup").exists()
+
+
+def test_a_damaged_shard_or_keys_txt_stops_the_job_across_processes_with_one_line(emb, tmp_path):
+    import shutil
+
+    import subsets.make_subset as ms
+    from subsets.comm import Comm
+
+    path, _ = emb
+    config = ms.SelectConfig(method="random", k_max=20)
+    edited = shutil.copytree(path, tmp_path / "edited")
+    shard = edited / "emb-00002.safetensors"
+    data = bytearray(shard.read_bytes())
+    data[-3] ^= 0xFF  # one vector changed: the file no longer has its recorded sha256
+    shard.write_bytes(bytes(data))
+    with pytest.raises(InputError, match=r"emb-00002.safetensors: content differs from the sha256 in meta.json"):
+        ms.make_subset_across_processes(edited, tmp_path / "o1", config, Comm(alone=True))
+    swapped = shutil.copytree(path, tmp_path / "swapped")
+    keys = (swapped / "keys.txt").read_text().splitlines()
+    keys[600], keys[601] = keys[601], keys[600]
+    (swapped / "keys.txt").write_text("".join(k + "\n" for k in keys))
+    with pytest.raises(InputError, match=r"keys.txt: line 601 is not the key the shards hold at that row"):
+        ms.make_subset_across_processes(swapped, tmp_path / "o2", config, Comm(alone=True))
+    assert not (tmp_path / "o1").exists() and not (tmp_path / "o2").exists()
 
 
 @pytest.fixture(scope="module")

@@ -334,9 +334,10 @@ def _progress(enabled: bool) -> Progress:
 
 
 def train(config: TrainConfig, accelerator=None, resume: str | bool | None = None,
-          stop_after: int | None = None) -> Path:
+          stop_after: int | None = None, show_progress: bool = True) -> Path:
     """Train a student as `config` says; returns the run directory. `stop_after` ends this invocation early
-    (after a checkpoint), e.g. for time-limited jobs; `resume` continues from the latest or a named checkpoint."""
+    (after a checkpoint), e.g. for time-limited jobs; `resume` continues from the latest or a named checkpoint;
+    `show_progress` False hides the progress bar (runs trained side by side)."""
     config.validate()
     acc = accelerator or make_accelerator(config)
     adopt_accelerator(acc, config)
@@ -349,7 +350,7 @@ def train(config: TrainConfig, accelerator=None, resume: str | bool | None = Non
                          f"{acc.num_processes} process(es) x {config.grad_accum} accumulation step(s) leaves an odd "
                          "number")
     with folder_lock(run, acc):  # a second job into the same --out is refused while this one runs
-        return _train(config, acc, run, resume, stop_after)
+        return _train(config, acc, run, resume, stop_after, show_progress)
 
 
 @dataclass
@@ -374,14 +375,14 @@ class Session:
     last_ckpt: Path | None
 
 
-def _train(config: TrainConfig, acc, run: Path, resume, stop_after: int | None) -> Path:
+def _train(config: TrainConfig, acc, run: Path, resume, stop_after: int | None, show_progress: bool = True) -> Path:
     s = setup(config, acc, run, resume)
     if s is None:
         return run
     end = config.steps if stop_after is None else min(config.steps, s.step + stop_after)
     s.model.train()
     start_time, last = time.perf_counter(), (time.perf_counter(), s.step)
-    with _progress(acc.is_main_process) as bar:
+    with _progress(acc.is_main_process and show_progress) as bar:
         task = bar.add_task("train", total=config.steps, completed=s.step, info="")
         while s.step < end:
             s.scheduler.step_update(s.step)

@@ -60,6 +60,28 @@ def test_a_tiny_sweep_yields_an_eval_per_run_a_csv_with_exactly_those_rows_and_a
     assert all(a["knn_top1_low"] <= a["knn_top1"] <= a["knn_top1_high"] for a in result["aggregate"])
 
 
+def test_runs_trained_side_by_side_equal_the_same_runs_trained_alone_on_the_workers_threads(tmp_path, image_folder):
+    from safetensors.torch import load_file
+
+    from distill.train import train
+
+    config = _sweep(tmp_path / "sw", image_folder)
+    config.methods, config.ks, config.parallel_runs = ["random"], [20, 40], 2
+    paths = run_sweep(config)
+    assert all((r / "eval.json").exists() for r in paths["runs"])
+    run = paths["runs"][1]
+    alone = TrainConfig.from_dict(json.loads((run / "run.json").read_text())["config"])
+    alone.out = str(tmp_path / "alone")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(max(1, threads // 2))  # the worker's share of this machine's threads
+    try:
+        train(alone)
+    finally:
+        torch.set_num_threads(threads)
+    side, solo = load_file(str(run / "student.safetensors")), load_file(str(tmp_path / "alone" / "student.safetensors"))
+    assert side.keys() == solo.keys() and all(torch.equal(side[k], solo[k]) for k in side)
+
+
 def test_a_resumed_sweep_does_not_redo_finished_runs(tmp_path, image_folder):
     import shutil
 
@@ -153,6 +175,7 @@ def test_push_without_a_token_says_what_is_missing_and_keeps_the_folder(sweep, t
     ({"seeds": [1, 1]}, "seeds must be a list of distinct integers"),
     ({"recipes": [{"name": "x", "train": {"lr": "fast"}}]}, "(recipe x): lr = 'fast' is not a float"),
     ({"ks": [20, "all"]}, 'ks must be a list of positive integers or "full"'),
+    ({"parallel_runs": 0}, "parallel_runs must be a positive integer, not 0"),
 ])
 def test_a_bad_sweep_file_fails_before_any_work(tmp_path, image_folder, change, message):
     import yaml

@@ -1,5 +1,5 @@
 """The processes of a selection job, and the few collective operations it needs, over torch.distributed (any
-backend: gloo on CPUs) or, without it, this process alone. Every value crosses as float64."""
+backend: gloo on CPUs) or, without it, this process alone. Every value crosses as float64, but vectors (float32)."""
 
 from __future__ import annotations
 
@@ -49,3 +49,16 @@ class Comm:
         padded[:len(a)] = a
         rows = self.gather_rows(padded)
         return np.concatenate([rows[r, :sizes[r]] for r in range(self.world)])
+
+    def concat_rows(self, a: np.ndarray) -> np.ndarray:
+        """Every process's float32 rows [n_r, d], stacked in rank order."""
+        if self.dist is None:
+            return a
+        import torch
+
+        sizes = self.gather_rows(np.array([len(a)], dtype=np.float64))[:, 0].astype(int)
+        padded = torch.zeros((int(sizes.max()), a.shape[1]), dtype=torch.float32)
+        padded[:len(a)] = torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))
+        parts = [torch.empty_like(padded) for _ in range(self.world)]
+        self.dist.all_gather(parts, padded)
+        return np.concatenate([parts[r][:sizes[r]].numpy() for r in range(self.world)])

@@ -237,15 +237,17 @@ def _apply(rows: _Rows, bound: np.ndarray, pending: list[np.ndarray], pending_sq
 
 
 def kcenter_shards(path: Path, k: int, seed: int = 0, batch: int = 64, comm: Comm | None = None,
-                   progress=None, report=None, proposals: int = 16) -> np.ndarray:
+                   progress=None, report=None, proposals: int = 16, keep: np.ndarray | None = None) -> np.ndarray:
     """Greedy k-center over an embeddings directory, each process mapping only its own shards (`report(shards,
-    bytes)` is told which, and how many bytes of vectors they hold)."""
+    bytes)` is told which, and how many bytes of vectors they hold). With `keep` (the sorted rows a dedup kept),
+    over those rows alone, and the order is of positions in `keep`."""
     from .shards import EmbeddingShards
 
     comm = comm or Comm()
     shards = EmbeddingShards(path)
-    blocks, starts = shards.owned_blocks(comm.world, comm.rank, report)
-    return kcenter_blocks(blocks, starts, shards.count, shards.dim, k, seed, batch, comm, progress, proposals)
+    blocks, starts = shards.owned_blocks(comm.world, comm.rank, report, keep)
+    n = shards.count if keep is None else len(keep)
+    return kcenter_blocks(blocks, starts, n, shards.dim, k, seed, batch, comm, progress, proposals)
 
 
 def main(argv: list[str] | None = None) -> int:

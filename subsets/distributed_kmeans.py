@@ -92,29 +92,33 @@ def kmeans_tree_blocks(blocks: list[np.ndarray], starts: list[int], n: int, clus
 
 
 def kmeans_balanced_shards(path: Path, k: int, seed: int = 0, clusters: list[int] | None = None, niter: int = 20,
-                           within: str = "nearest", comm: Comm | None = None, report=None) -> np.ndarray:
+                           within: str = "nearest", comm: Comm | None = None, report=None,
+                           keep: np.ndarray | None = None) -> np.ndarray:
     """The balanced k-means ordering (first k rows) of an embeddings directory, each process mapping only its own
-    shards (`report(shards, bytes)` is told which); every process returns the same order."""
+    shards (`report(shards, bytes)` is told which); every process returns the same order. With `keep` (the sorted
+    rows a dedup kept), over those rows alone, as positions in `keep`."""
     from .shards import EmbeddingShards
 
     comm = comm or Comm()
     shards = EmbeddingShards(path)
-    blocks, starts = shards.owned_blocks(comm.world, comm.rank, report)
-    tree = kmeans_tree_blocks(blocks, starts, shards.count, clusters or default_clusters(shards.count, k), seed, niter,
-                              comm)
+    blocks, starts = shards.owned_blocks(comm.world, comm.rank, report, keep)
+    n = shards.count if keep is None else len(keep)
+    tree = kmeans_tree_blocks(blocks, starts, n, clusters or default_clusters(n, k), seed, niter, comm)
     return balanced_order(tree, seed, within)[:k]
 
 
 def prototypes_shards(path: Path, k: int, seed: int, n_clusters: int, niter: int = 20, comm: Comm | None = None,
-                      report=None) -> np.ndarray:
+                      report=None, keep: np.ndarray | None = None) -> np.ndarray:
     """The prototypes ordering (rows nearest their centroid first, `select.prototypes_order`'s rule) of an embeddings
-    directory, with Lloyd's k-means across processes, each mapping only its own shards; every process returns it."""
+    directory, with Lloyd's k-means across processes, each mapping only its own shards; every process returns it.
+    With `keep`, over those rows alone, as positions in `keep`."""
     from .shards import EmbeddingShards
 
     comm = comm or Comm()
     shards = EmbeddingShards(path)
-    blocks, starts = shards.owned_blocks(comm.world, comm.rank, report)
-    _, _, distance = kmeans_blocks(blocks, starts, shards.count, n_clusters, seed, niter, comm)
+    blocks, starts = shards.owned_blocks(comm.world, comm.rank, report, keep)
+    n = shards.count if keep is None else len(keep)
+    _, _, distance = kmeans_blocks(blocks, starts, n, n_clusters, seed, niter, comm)
     return typical_first(comm.concat(distance), seed)[:k]
 
 

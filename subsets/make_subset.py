@@ -78,21 +78,26 @@ def _within(method: str) -> str:
     return "random" if method == "kmeans-random" else "nearest"
 
 
-def order_across_processes(embeddings: Path, config: SelectConfig, count: int, comm) -> np.ndarray:
-    """The ordering of a selection (k_max set, no dedup) of `count` embeddings, each process of `comm` mapping only its
-    own shards; every process returns it. The k-means methods run Lloyd's k-means across the processes
-    (`distributed_kmeans`), not the in-memory faiss.Kmeans, so their orders differ from one process's `select_order`."""
+def order_across_processes(embeddings: Path, config: SelectConfig, count: int, comm,
+                           keep: np.ndarray | None = None) -> np.ndarray:
+    """The ordering of a selection (k_max set) of `count` embeddings, or of the rows `keep` a dedup kept, each process
+    of `comm` mapping only its own shards; every process returns it (as rows of the embeddings). The k-means methods
+    run Lloyd's k-means across the processes (`distributed_kmeans`), not the in-memory faiss.Kmeans, so their orders
+    differ from one process's `select_order`."""
     from .distributed_kmeans import kmeans_balanced_shards, prototypes_shards
 
+    pool = count if keep is None else len(keep)
     if config.method == "kcenter":
-        return kcenter_shards(embeddings, config.k_max, config.seed, comm=comm)
-    if config.method == "random":
-        return select.random_order(count, config.k_max, config.seed)
-    if config.method == "prototypes":
-        return prototypes_shards(embeddings, config.k_max, config.seed, clusters_used(count, config)[0], config.niter,
-                                 comm)
-    return kmeans_balanced_shards(embeddings, config.k_max, config.seed, clusters_used(count, config), config.niter,
-                                  _within(config.method), comm=comm)
+        order = kcenter_shards(embeddings, config.k_max, config.seed, comm=comm, keep=keep)
+    elif config.method == "random":
+        order = select.random_order(pool, config.k_max, config.seed)
+    elif config.method == "prototypes":
+        order = prototypes_shards(embeddings, config.k_max, config.seed, clusters_used(pool, config)[0], config.niter,
+                                  comm, keep=keep)
+    else:
+        order = kmeans_balanced_shards(embeddings, config.k_max, config.seed, clusters_used(pool, config),
+                                       config.niter, _within(config.method), comm=comm, keep=keep)
+    return order if keep is None else keep[order]
 
 
 def corpus_clusters(blocks: list[np.ndarray], starts: list[int], n: int, comm) -> np.ndarray:
@@ -155,10 +160,12 @@ def make_subset(embeddings: Path | Embeddings, out: Path, config: SelectConfig =
     config = replace(config, k_max=config.k_max or len(pool))
     clusters = clusters_used(len(pool), config)
     _say_cut(asked, clusters, len(pool))
-    if config.method == "kcenter" and config.dedup is None:
-        # over the mapped shards, as a distributed job computes it (python -m subsets.distributed_kcenter): the
-        # same blocks give the same order bit for bit, whatever the number of processes
-        order = kcenter_shards(emb.path, config.k_max, config.seed, comm=Comm(alone=True))
+    if config.method == "kcenter":
+        # over the mapped shards (the rows dedup kept), as a job across processes computes it: the same blocks give
+        # the same order bit for bit, whatever the number of processes
+        keep = None if config.dedup is None else pool
+        order = kcenter_shards(emb.path, config.k_max, config.seed, comm=Comm(alone=True), keep=keep)
+        order = order if keep is None else keep[order]
     else:
         order = pool[select_order(emb.vectors[pool], config, clusters)]
     seconds = time.perf_counter() - start
@@ -173,27 +180,33 @@ def make_subset_across_processes(embeddings: Path, out: Path, config: SelectConf
     """`make_subset` with the processes of `comm` (torch.distributed) sharing the work, each mapping only its own
     shards: each checks its shards, the ordering and the coverage are computed across processes, and the first
     process writes the subset directory (its Manifest; None elsewhere). No process holds the corpus's vectors."""
+    from .distributed_dedup import dedup_shards
+
     shards = EmbeddingShards(embeddings)  # bad shards: one line, before the processes meet
     n, asked = shards.count, config
     check_config(replace(config, k_max=config.k_max or n), n, str(shards.path / "meta.json"))
-    if config.dedup is not None:
-        raise InputError(f"--dedup {config.dedup}: runs in one process (it compares every pair of rows); run the "
-                         "selection with --dedup without accelerate launch, or without --dedup across processes")
     out = Path(out)
     if out.exists() and not overwrite:
         raise InputError(f"{out}: already exists (pass --overwrite to replace it)")
     shards.owned(comm.world, comm.rank)  # more processes than shards: one line, before any work
     shards.verify_owned(comm)
-    config = replace(config, k_max=config.k_max or n)
-    clusters = clusters_used(n, config)
-    if comm.rank == 0:
-        _say_cut(asked, clusters, n)
     start = time.perf_counter()
-    order = order_across_processes(shards.path, config, n, comm)
+    keep = None
+    if config.dedup is not None:
+        keep = dedup_shards(shards.path, config.dedup, seed=config.seed, comm=comm)
+        if (config.k_max or 0) > len(keep):
+            raise InputError(f"--k-max {config.k_max}: larger than the corpus after --dedup {config.dedup} "
+                             f"({len(keep)} of {n} images in {shards.path} remain)")
+    pool = n if keep is None else len(keep)
+    config = replace(config, k_max=config.k_max or pool)
+    clusters = clusters_used(pool, config)
+    if comm.rank == 0:
+        _say_cut(asked, clusters, pool)
+    order = order_across_processes(shards.path, config, n, comm, keep)
     seconds = time.perf_counter() - start
     coverage = shard_coverage(shards, order, _report_ks(config), comm)
     if comm.rank != 0:
         return None
-    meta = subset_meta(asked, config, clusters, shards.path, shards.meta, n, n, seconds, coverage)
+    meta = subset_meta(asked, config, clusters, shards.path, shards.meta, n, pool, seconds, coverage)
     write_manifest(out, meta, order, shards.keys_of(order), overwrite)
     return read_manifest(out)

@@ -57,6 +57,28 @@ def _emb_header(path: Path) -> dict:
     return {**emb, "data_start": header["data_start"]}
 
 
+class KeptRows:
+    """Some rows of a mapped block (sorted local indices), read as an array of those rows alone: the pool a dedup
+    leaves, without copying the block. Slicing it reads only the rows asked for."""
+
+    def __init__(self, block: np.ndarray, rows: np.ndarray):
+        self.block, self.rows = block, np.asarray(rows, dtype=np.int64)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return len(self.rows), self.block.shape[1]
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, key) -> np.ndarray:
+        return np.asarray(self.block[self.rows[key]])
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        rows = self[:]
+        return rows if dtype is None else rows.astype(dtype)
+
+
 class EmbeddingShards:
     """The shards of a complete embeddings directory, checked for one dimension and dtype, mapped on demand."""
 
@@ -96,13 +118,20 @@ class EmbeddingShards:
                              f"{len(self.shards)} processes, or embed with a smaller --shard-size")
         return list(range(round(rank * len(self.shards) / world), round((rank + 1) * len(self.shards) / world)))
 
-    def owned_blocks(self, world: int, rank: int, report=None) -> tuple[list[np.ndarray], list[int]]:
+    def owned_blocks(self, world: int, rank: int, report=None,
+                     keep: np.ndarray | None = None) -> tuple[list[np.ndarray], list[int]]:
         """The maps of the shards rank `rank` owns and their first global rows; `report(shards, bytes)` is told which
-        shards, and how many bytes of vectors they hold."""
+        shards, and how many bytes of vectors they hold. With `keep` (sorted global rows: the pool left by dedup),
+        each block holds only its kept rows and the first rows are positions in `keep`."""
         mine = self.owned(world, rank)
         if report is not None:
             report(mine, sum(self.shards[s].rows for s in mine) * self.dim * np.dtype(DTYPES[self.shards[0].dtype]).itemsize)
-        return [self.map(s) for s in mine], [self.shards[s].start for s in mine]
+        blocks, starts = [self.map(s) for s in mine], [self.shards[s].start for s in mine]
+        if keep is None:
+            return blocks, starts
+        cuts = [np.searchsorted(keep, [start, start + len(b)]) for b, start in zip(blocks, starts)]
+        return ([KeptRows(b, keep[lo:hi] - start) for b, start, (lo, hi) in zip(blocks, starts, cuts)],
+                [int(lo) for lo, _ in cuts])
 
     def map(self, s: int) -> np.ndarray:
         """Shard s's vectors [rows, dim], memory-mapped read-only (pages are read when touched)."""

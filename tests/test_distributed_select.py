@@ -17,7 +17,7 @@ from subsets.distributed_kcenter import kcenter_shards
 from subsets.errors import InputError
 from subsets.shards import EmbeddingShards
 
-from .helpers import ROOT, clustered, write_embeddings
+from .helpers import ROOT, clustered, unit, write_embeddings
 
 
 @pytest.fixture(scope="module")
@@ -139,6 +139,16 @@ def test_distill_subset_select_under_accelerate_launch_writes_the_one_process_su
     manifest = json.loads((tmp_path / "pr" / "manifest.json").read_text())
     expected = prototypes_shards(path, 30, 0, manifest["clusters_used"][0], comm=Comm(alone=True))
     np.testing.assert_array_equal(np.load(tmp_path / "pr" / "order.npy"), expected)
+    # dedup across the processes (each row's vector gathered once per group), then kcenter on the rows kept
+    dd = run_cli(*args, "--dedup", "0.999", "--out", tmp_path / "dd", launcher=ACCELERATE_2PROC,
+                 env_extra={"OMP_NUM_THREADS": "1"})
+    assert dd.returncode == 0, dd.stderr[-3000:]
+    manifest = json.loads((tmp_path / "dd" / "manifest.json").read_text())
+    assert manifest["dedup"] == {"threshold": 0.999, "kept": 1498, "removed": 2}
+    from subsets.make_subset import SelectConfig, make_subset
+
+    one = make_subset(path, tmp_path / "dd-one", SelectConfig(method="kcenter", k_max=300, seed=4, dedup=0.999))
+    np.testing.assert_array_equal(np.load(tmp_path / "dd" / "order.npy"), one.order)
 
 
 def test_the_job_across_processes_never_loads_the_corpus_and_writes_the_one_process_manifest(emb, tmp_path,
@@ -157,9 +167,33 @@ def test_the_job_across_processes_never_loads_the_corpus_and_writes_the_one_proc
         assert across.keys == one.keys and across.hash == one.hash
         assert across.meta["coverage"] == one.meta["coverage"]  # distances, labels and corpus clusters alike
         assert {"mean_dist", "max_dist", "cluster_coverage"} <= set(one.meta["coverage"][-1])
-    with pytest.raises(InputError, match=r"--dedup 0.9: runs in one process"):
-        ms.make_subset_across_processes(path, tmp_path / "dedup", ms.SelectConfig(dedup=0.9), Comm(alone=True))
-    assert not (tmp_path / "dedup").exists()
+    # with dedup: the exact duplicates of row 10 go, and kcenter runs on the rows kept, as in one process
+    config = ms.SelectConfig(method="kcenter", k_max=200, seed=4, dedup=0.999)
+    one = ms.make_subset(path, tmp_path / "one-dedup", config)
+    across = ms.make_subset_across_processes(path, tmp_path / "across-dedup", config, Comm(alone=True))
+    assert one.meta["dedup"] == across.meta["dedup"] == {"threshold": 0.999, "kept": 1498, "removed": 2}
+    np.testing.assert_array_equal(across.order, one.order)
+    assert not {760, 1240} & set(one.order.tolist())
+    with pytest.raises(InputError, match=r"--k-max 1499: larger than the corpus after --dedup 0.999 \(1498 of 1500"):
+        ms.make_subset_across_processes(path, tmp_path / "big", ms.SelectConfig(k_max=1499, dedup=0.999),
+                                        Comm(alone=True))
+    assert not (tmp_path / "big").exists()
+
+
+def test_dedup_over_blocks_keeps_what_the_in_memory_dedup_keeps_and_within_clusters_drops_every_copy():
+    from subsets.distributed_dedup import dedup_blocks
+
+    rng = np.random.default_rng(5)
+    base = unit(rng.standard_normal((300, 32)))
+    planted = [3, 50, 51, 200]
+    copies = unit(base[planted] + 0.002 * rng.standard_normal((4, 32)))
+    x = unit(np.vstack([base, copies, copies[:1] + 0.001, base[7:8]]))  # row 3 has two near-copies, row 7 an exact one
+    blocks, starts = [x[:120], x[120:250], x[250:]], [0, 120, 250]  # pairs across blocks too
+    expected = select.dedup(x, threshold=0.99)
+    np.testing.assert_array_equal(expected, np.arange(300))
+    np.testing.assert_array_equal(dedup_blocks(blocks, starts, len(x), 0.99), expected)
+    # above exact_max, pairs are searched within Lloyd's clusters: copies this close share their cluster
+    np.testing.assert_array_equal(dedup_blocks(blocks, starts, len(x), 0.99, exact_max=100), expected)
 
 
 def test_a_damaged_shard_or_keys_txt_stops_the_job_across_processes_with_one_line(emb, tmp_path):

@@ -7,7 +7,7 @@ The corpus: the 10,000 demo training images, upscaled to 128 px PNGs (about 30 K
 visible in the process's memory), written once as one uncompressed tar and as one .tar.gz. Each caching job
 (MobileNetV2 at 32 px, 1 view, the first k of a random subset) runs in its own process; its peak RSS is what the
 kernel reports for it. A plain tar is read through an index of member offsets (one batch's bytes at a time); a
-.tar.gz shard's records carry their bytes (k images' bytes held).
+.tar.gz shard is read through once, its wanted images spilled to a temporary file and read back by offset.
 """
 
 from __future__ import annotations

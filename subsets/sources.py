@@ -7,11 +7,14 @@ rows it owns (one process of several, or the shards a resumed job still lacks).
 
 from __future__ import annotations
 
+import atexit
 import functools
 import hashlib
 import io
 import json
+import os
 import re
+import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +24,8 @@ import numpy as np
 import webdataset as wds
 from PIL import Image, UnidentifiedImageError
 
-from .errors import InputError
+from .errors import DiskFull, InputError
+from .fileio import is_disk_full
 
 IMAGE_EXTS = ("jpg", "jpeg", "png", "webp", "bmp", "tif", "tiff", "ppm")
 BUILTIN_ROOT = Path(__file__).parent / "data"
@@ -161,16 +165,39 @@ class WebDatasetSource(ImageSource):
             yield from self._shard_records(url)
 
     def find_records(self, wanted: set[str]) -> dict[str, RawRecord]:
-        """The records of `wanted`: from a local uncompressed tar, records that read their bytes when asked (an index
-        of member offsets, made from the tar headers alone), so a job's memory does not grow with its number of
-        images; from a compressed or remote shard, records that carry their bytes."""
+        """The records of `wanted`, which read their bytes when asked, so a job's memory does not grow with its number
+        of images: from a local uncompressed tar through an index of member offsets (made from the tar headers
+        alone); from a compressed or remote shard, read through once with the wanted images spilled to a temporary
+        file (`spill_file`) and read back by offset."""
         found: dict[str, RawRecord] = {}
         for url in self.urls:
             if _seekable_tar(url):
                 found |= _indexed_tar_records(url, wanted, self.description)
             else:
-                found |= {r.key: r for r in self._shard_records(url) if r.key in wanted}
+                found |= self._spilled_records(url, wanted)
         return found
+
+    def _spilled_records(self, url: str, wanted: set[str]) -> dict[str, RawRecord]:
+        spill, out = spill_file(), {}
+        try:
+            with open(spill, "ab") as f:
+                for r in self._shard_records(url):
+                    if r.key not in wanted:
+                        continue
+                    try:
+                        data = r.read()
+                    except OSError:  # no image field: the record says so when read, and holds no bytes
+                        out[r.key] = r
+                        continue
+                    offset = f.tell()
+                    f.write(data)
+                    out[r.key] = RawRecord(r.key, r.label, r.origin, functools.partial(_read_at, str(spill), offset, len(data)))
+        except OSError as e:
+            if is_disk_full(e):
+                raise DiskFull(f"{spill}: the disk is full while spilling the images of {url} (set TMPDIR to a "
+                               "folder with room for the subset's images)") from None
+            raise
+        return out
 
     def _shard_records(self, url: str) -> Iterator[RawRecord]:
         # Every process reads whole shards itself and picks its images by key, so webdataset must not
@@ -236,6 +263,20 @@ class BuiltinSource(WebDatasetSource):
 
 # webdataset's rule: a sample's key is the member path up to the first dot of its file name, the rest its field
 _KEY_FIELD = re.compile(r"^((?:.*/|)[^.]+)[.]([^/]*)$")
+
+
+_SPILL: Path | None = None
+
+
+def spill_file() -> Path:
+    """This process's spill file for images of compressed or remote shards (under TMPDIR), removed at exit."""
+    global _SPILL
+    if _SPILL is None or not _SPILL.exists():
+        fd, name = tempfile.mkstemp(prefix="subset-distill-spill-", suffix=".bin")
+        os.close(fd)
+        _SPILL = Path(name)
+        atexit.register(_SPILL.unlink, missing_ok=True)
+    return _SPILL
 
 
 def _seekable_tar(url: str) -> bool:

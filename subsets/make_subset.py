@@ -102,10 +102,17 @@ def order_across_processes(embeddings: Path, config: SelectConfig, count: int, c
 
 def corpus_clusters(blocks: list[np.ndarray], starts: list[int], n: int, comm) -> np.ndarray:
     """A fixed clustering of the corpus (the same for every method and seed, and any number of processes) for cluster
-    coverage: the labels of this process's rows."""
-    from .distributed_kmeans import kmeans_blocks
+    coverage: the labels of this process's rows. Lloyd's k-means on a seeded sample of 256 rows per cluster (as
+    faiss trains), which every process gathers and clusters alike, then one pass assigns every row."""
+    from .distributed_kmeans import assign, kmeans_blocks
 
-    return kmeans_blocks(blocks, starts, n, max(2, min(100, n // 20)), seed=0, comm=comm)[1]
+    n_clusters = max(2, min(100, n // 20))
+    sample = np.sort(np.random.default_rng(0).choice(n, min(n, 256 * n_clusters), replace=False))
+    mine = [np.asarray(b[sample[(sample >= s) & (sample < s + len(b))] - s], dtype=np.float32)
+            for b, s in zip(blocks, starts)]
+    rows = comm.concat_rows(np.concatenate(mine))  # in global row order: processes own their shards in rank order
+    centroids = kmeans_blocks([rows], [0], len(rows), n_clusters, seed=0, comm=Comm(alone=True))[0]
+    return assign(blocks, centroids)
 
 
 def shard_coverage(shards: EmbeddingShards, order: np.ndarray, ks: list[int], comm) -> list[dict]:

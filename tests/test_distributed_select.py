@@ -130,25 +130,19 @@ def test_distill_subset_select_under_accelerate_launch_writes_the_one_process_su
     manifest = json.loads((tmp_path / "km" / "manifest.json").read_text())
     expected = kmeans_balanced_shards(path, 30, 0, manifest["clusters_used"], comm=Comm(alone=True))
     np.testing.assert_array_equal(np.load(tmp_path / "km" / "order.npy"), expected)
-    # prototypes (Lloyd's k-means across the processes, then nearest its centroid first)
+    # dedup across the processes (each group's vectors gathered once), then prototypes (Lloyd's k-means across the
+    # processes, nearest its centroid first) on the rows kept: one launch for both
+    from subsets.distributed_dedup import dedup_shards
     from subsets.distributed_kmeans import prototypes_shards
 
-    pr = run_cli("subset", "select", "--embeddings", path, "--method", "prototypes", "--k-max", "30", "--out",
-                 tmp_path / "pr", launcher=ACCELERATE_2PROC, env_extra={"OMP_NUM_THREADS": "1"})
+    pr = run_cli("subset", "select", "--embeddings", path, "--method", "prototypes", "--k-max", "30", "--dedup",
+                 "0.999", "--out", tmp_path / "pr", launcher=ACCELERATE_2PROC, env_extra={"OMP_NUM_THREADS": "1"})
     assert pr.returncode == 0, pr.stderr[-3000:]
     manifest = json.loads((tmp_path / "pr" / "manifest.json").read_text())
-    expected = prototypes_shards(path, 30, 0, manifest["clusters_used"][0], comm=Comm(alone=True))
+    assert manifest["dedup"] == {"threshold": 0.999, "kept": 1498, "removed": 2}  # the two copies of row 10
+    keep = dedup_shards(path, 0.999, comm=Comm(alone=True))
+    expected = keep[prototypes_shards(path, 30, 0, manifest["clusters_used"][0], comm=Comm(alone=True), keep=keep)]
     np.testing.assert_array_equal(np.load(tmp_path / "pr" / "order.npy"), expected)
-    # dedup across the processes (each row's vector gathered once per group), then kcenter on the rows kept
-    dd = run_cli(*args, "--dedup", "0.999", "--out", tmp_path / "dd", launcher=ACCELERATE_2PROC,
-                 env_extra={"OMP_NUM_THREADS": "1"})
-    assert dd.returncode == 0, dd.stderr[-3000:]
-    manifest = json.loads((tmp_path / "dd" / "manifest.json").read_text())
-    assert manifest["dedup"] == {"threshold": 0.999, "kept": 1498, "removed": 2}
-    from subsets.make_subset import SelectConfig, make_subset
-
-    one = make_subset(path, tmp_path / "dd-one", SelectConfig(method="kcenter", k_max=300, seed=4, dedup=0.999))
-    np.testing.assert_array_equal(np.load(tmp_path / "dd" / "order.npy"), one.order)
 
 
 def test_the_job_across_processes_never_loads_the_corpus_and_writes_the_one_process_manifest(emb, tmp_path,

@@ -147,9 +147,18 @@ def _say_cut(asked: SelectConfig, clusters: list[int] | None, pool: int) -> None
               f"(a level cannot have more clusters than the {pool:,} images or centroids it clusters)")
 
 
+# Methods whose one-process job is the job across processes with one process (the same code, memory flat in N); the
+# k-means methods and dedup keep faiss's in-memory versions in one process.
+SHARD_METHODS = ("kcenter", "random")
+
+
 def make_subset(embeddings: Path | Embeddings, out: Path, config: SelectConfig = SelectConfig(),
                 overwrite: bool = False) -> Manifest:
     """Select in this process, report coverage and write the subset directory."""
+    if config.method in SHARD_METHODS and config.dedup is None:
+        # the same job as across processes, here with one: it maps the shards instead of loading every vector
+        path = embeddings.path if isinstance(embeddings, Embeddings) else embeddings
+        return make_subset_across_processes(path, out, config, Comm(alone=True), overwrite)
     emb = embeddings if isinstance(embeddings, Embeddings) else load_embeddings(embeddings)
     n = len(emb.keys)
     asked = config  # what the manifest records as its parameters

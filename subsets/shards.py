@@ -83,11 +83,19 @@ class EmbeddingShards:
     """The shards of a complete embeddings directory, checked for one dimension and dtype, mapped on demand."""
 
     def __init__(self, path: Path):
+        from .embed import FORMAT
+
         self.path = Path(path)
         meta_file = self.path / "meta.json"
+        if not self.path.is_dir():
+            raise InputError(f"{self.path}: no such embeddings directory")
         if not meta_file.exists():
-            raise InputError(f"{self.path}: not a complete embeddings directory, meta.json is missing")
+            hint = " (the embed job has not finished: rerun it to resume)" if (self.path / "progress.json").exists() \
+                else ""
+            raise InputError(f"{self.path}: not a complete embeddings directory, meta.json is missing{hint}")
         self.meta = read_json(meta_file, "embeddings metadata")
+        if self.meta.get("format") != FORMAT:
+            raise InputError(f"{meta_file}: not an embeddings directory (format {self.meta.get('format')!r})")
         self.dim = int(self.meta["dim"])
         want = META_DTYPES.get(self.meta.get("dtype", "float16"))
         self.shards: list[Shard] = []

@@ -127,6 +127,19 @@ def distributed_select(emb: Path, k: int, processes: int, method: str = "kcenter
             "mapped_mib": max(mapped) / 2**20, "order": np.load(out)}
 
 
+def launches(a, run, equal):
+    """(N, k, processes, run's result, "yes" when it equals the first process count's) for every --sizes, --ks and
+    --processes, on synthetic embeddings directories written once."""
+    for n in a.sizes:
+        emb = write_embeddings_dir(a.work / f"emb-{n}-{a.dim}", n, a.dim)
+        for k in a.ks:
+            first = None
+            for p in a.processes:
+                r = run(emb, k, p)
+                first = first or r
+                yield n, k, p, r, "yes" if equal(r, first) else "NO"
+
+
 def distributed_main(a) -> None:
     console = Console(width=130)
     what = "k-center" if a.method == "kcenter" else "balanced k-means (20 Lloyd iterations)"
@@ -134,18 +147,12 @@ def distributed_main(a) -> None:
     for col in ("N", "k", "processes", "select s", "launch + select s", "rows / s / pick", "peak RSS per process MiB",
                 "vectors mapped per process MiB", "same order as 1 process"):
         table.add_column(col, justify="right")
-    for n in a.sizes:
-        emb = write_embeddings_dir(a.work / f"emb-{n}-{a.dim}", n, a.dim)
-        for k in a.ks:
-            one = None
-            for p in a.processes:
-                r = distributed_select(emb, k, p, a.method)
-                one = r if one is None else one
-                same = "yes" if np.array_equal(r["order"], one["order"]) else "NO"
-                rate = f"{n * k / r['select'] / 1e6:.1f}M" if a.method == "kcenter" else "-"  # per pick: k-center's
-                table.add_row(f"{n:,}", f"{k:,}", str(p), f"{r['select']:.1f}", f"{r['wall']:.1f}",
-                              rate, f"{r['peak_mib']:,}", f"{r['mapped_mib']:,.0f}", same)
-                console.print(f"N = {n:,}, k = {k:,}, {p} process(es): {r['select']:.1f} s, peak {r['peak_mib']:,} MiB")
+    for n, k, p, r, same in launches(a, lambda emb, k, p: distributed_select(emb, k, p, a.method),
+                                     lambda r, one: np.array_equal(r["order"], one["order"])):
+        rate = f"{n * k / r['select'] / 1e6:.1f}M" if a.method == "kcenter" else "-"  # per pick: k-center's
+        table.add_row(f"{n:,}", f"{k:,}", str(p), f"{r['select']:.1f}", f"{r['wall']:.1f}",
+                      rate, f"{r['peak_mib']:,}", f"{r['mapped_mib']:,.0f}", same)
+        console.print(f"N = {n:,}, k = {k:,}, {p} process(es): {r['select']:.1f} s, peak {r['peak_mib']:,} MiB")
     console.print(table)
     console.print("rows / s / pick: N x k / select seconds (the per-row rate the README's cost model projects from).")
 
@@ -183,19 +190,13 @@ def job_main(a) -> None:
     for col in ("N", "method", "dedup", "k", "processes", "job s", "selection s (dedup + order)",
                 "coverage and the rest s", "peak RSS per process MiB", "vectors MiB", "same manifest"):
         table.add_column(col, justify="right")
-    for n in a.sizes:
-        emb = write_embeddings_dir(a.work / f"emb-{n}-{a.dim}", n, a.dim)
-        for k in a.ks:
-            one = None
-            for p in a.processes:
-                r = job_select(emb, k, p, a.method, a.dedup)
-                one = r if one is None else one
-                same = "yes" if r["hash"] == one["hash"] else "NO"
-                table.add_row(f"{n:,}", a.method, str(a.dedup), f"{k:,}", str(p), f"{r['wall']:.1f}",
-                              f"{r['select']:.1f}", f"{r['wall'] - r['select']:.1f}", f"{r['peak_mib']:,.0f}",
-                              f"{n * a.dim * 2 / 2**20:,.0f}", same)
-                console.print(f"N = {n:,}, k = {k:,}, {p} process(es): job {r['wall']:.1f} s "
-                              f"(selection {r['select']:.1f} s), peak {r['peak_mib']:,.0f} MiB")
+    for n, k, p, r, same in launches(a, lambda emb, k, p: job_select(emb, k, p, a.method, a.dedup),
+                                     lambda r, one: r["hash"] == one["hash"]):
+        table.add_row(f"{n:,}", a.method, str(a.dedup), f"{k:,}", str(p), f"{r['wall']:.1f}",
+                      f"{r['select']:.1f}", f"{r['wall'] - r['select']:.1f}", f"{r['peak_mib']:,.0f}",
+                      f"{n * a.dim * 2 / 2**20:,.0f}", same)
+        console.print(f"N = {n:,}, k = {k:,}, {p} process(es): job {r['wall']:.1f} s "
+                      f"(selection {r['select']:.1f} s), peak {r['peak_mib']:,.0f} MiB")
     console.print(table)
     console.print("peak RSS: the largest process of the job. 'coverage and the rest' includes starting the processes "
                   "and checking the shards.")

@@ -115,21 +115,13 @@ def test_distill_subset_select_under_accelerate_launch_writes_the_one_process_su
     args = ["subset", "select", "--embeddings", path, "--method", "kcenter", "--k-max", "300", "--seed", "4"]
     two = run_cli(*args, "--out", tmp_path / "two", launcher=ACCELERATE_2PROC, env_extra={"OMP_NUM_THREADS": "1"})
     assert two.returncode == 0, two.stderr[-3000:]
-    one = run_cli(*args, "--out", tmp_path / "one")
-    assert one.returncode == 0, one.stderr[-3000:]
-    np.testing.assert_array_equal(np.load(tmp_path / "two" / "order.npy"), np.load(tmp_path / "one" / "order.npy"))
-    a, b = (json.loads((tmp_path / d / "manifest.json").read_text()) for d in ("two", "one"))
-    assert a["hash"] == b["hash"] and a["coverage"] == b["coverage"]
-    # balanced k-means too, each process mapping its own shards: the manifest holds the distributed ordering
     from subsets.comm import Comm
-    from subsets.distributed_kmeans import kmeans_balanced_shards
+    from subsets.make_subset import SelectConfig, make_subset
 
-    km = run_cli("subset", "select", "--embeddings", path, "--method", "kmeans", "--k-max", "30", "--out",
-                 tmp_path / "km", launcher=ACCELERATE_2PROC, env_extra={"OMP_NUM_THREADS": "1"})
-    assert km.returncode == 0, km.stderr[-3000:]
-    manifest = json.loads((tmp_path / "km" / "manifest.json").read_text())
-    expected = kmeans_balanced_shards(path, 30, 0, manifest["clusters_used"], comm=Comm(alone=True))
-    np.testing.assert_array_equal(np.load(tmp_path / "km" / "order.npy"), expected)
+    one = make_subset(path, tmp_path / "one", SelectConfig(method="kcenter", k_max=300, seed=4))
+    np.testing.assert_array_equal(np.load(tmp_path / "two" / "order.npy"), one.order)
+    manifest = json.loads((tmp_path / "two" / "manifest.json").read_text())
+    assert manifest["hash"] == one.hash and manifest["coverage"] == one.meta["coverage"]
     # dedup across the processes (each group's vectors gathered once), then prototypes (Lloyd's k-means across the
     # processes, nearest its centroid first) on the rows kept: one launch for both
     from subsets.distributed_dedup import dedup_shards

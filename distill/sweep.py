@@ -296,8 +296,9 @@ def _sweep(config: SweepConfig, out: Path, teacher, acc, console: Console, start
             console.print(f"[bold]{label}[/]: done, skipped")
             continue
         pending.append(PendingRun(label, run_config, holds_run(run) and not is_complete(run)))
-    side_by_side = config.parallel_runs > 1 and acc.num_processes == 1 and acc.device.type == "cpu" and len(pending) > 1
-    if config.parallel_runs > 1 and not side_by_side and len(pending) > 1:
+    wanted = config.parallel_runs > 1 and len(pending) > 1
+    side_by_side = wanted and acc.num_processes == 1 and acc.device.type == "cpu"
+    if wanted and not side_by_side:
         console.print(f"parallel_runs {config.parallel_runs}: runs are trained one at a time here (side by side is "
                       "for training on the CPU in one process)")
     if side_by_side:

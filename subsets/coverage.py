@@ -13,7 +13,7 @@ import faiss
 import numpy as np
 
 from .comm import Comm
-from .distributed_kmeans import row_chunks
+from .distributed_kmeans import fetch_rows, row_chunks
 
 
 def default_report_ks(k_max: int) -> list[int]:
@@ -43,7 +43,7 @@ def coverage_blocks(blocks: list[np.ndarray], starts: list[int], n: int, order: 
     """
     comm = comm or Comm()
     ks = sorted(ks)
-    picked = _fetch_rows(blocks, starts, order[:ks[-1]], comm)
+    picked = np.ascontiguousarray(fetch_rows(blocks, starts, order[:ks[-1]], comm), dtype=np.float32)
     indexes, prev = [], 0
     for k in ks:
         index = faiss.IndexFlatL2(picked.shape[1])
@@ -80,15 +80,6 @@ def coverage_blocks(blocks: list[np.ndarray], starts: list[int], n: int, order: 
     return rows
 
 
-def _fetch_rows(blocks: list[np.ndarray], starts: list[int], rows: np.ndarray, comm: Comm) -> np.ndarray:
-    """The vectors of global rows `rows` [len(rows), dim] as float32, each from the process that holds it."""
-    out = np.zeros((len(rows), blocks[0].shape[1]))
-    for b, s in zip(blocks, starts):
-        inside = (rows >= s) & (rows < s + len(b))
-        out[inside] = np.asarray(b[rows[inside] - s], dtype=np.float64)
-    return np.ascontiguousarray(comm.sum(out), dtype=np.float32)
-
-
 def _classes(labels: np.ndarray | None) -> np.ndarray:
     """The distinct known classes of the corpus (labels are metadata every process can read)."""
     if labels is None:
@@ -103,12 +94,8 @@ def _clusters_of(blocks, starts, rows: np.ndarray, clusters: np.ndarray | None, 
         return np.zeros(0, np.int64), 0
     size = int(comm.gather_rows(np.array([clusters.max() + 1 if len(clusters) else 0]))[:, 0].max())
     present = comm.sum(np.bincount(clusters, minlength=size).astype(np.float64)) > 0
-    local = np.concatenate([[0], np.cumsum([len(b) for b in blocks])])
-    of_rows = np.zeros(len(rows))
-    for j, s in enumerate(starts):
-        inside = (rows >= s) & (rows < s + len(blocks[j]))
-        of_rows[inside] = clusters[local[j] + rows[inside] - s] + 1  # 0: another process's row
-    return comm.sum(of_rows).astype(np.int64) - 1, int(present.sum())
+    per_block = np.split(clusters[:, None], np.cumsum([len(b) for b in blocks])[:-1])  # the labels laid out as blocks
+    return fetch_rows(per_block, starts, rows, comm)[:, 0].astype(np.int64), int(present.sum())
 
 
 def _normalised_entropy(counts: np.ndarray) -> float:

@@ -81,5 +81,5 @@ def dedup_shards(path, threshold: float, exact_max: int = 50_000, seed: int = 0,
 
     comm = comm or Comm()
     shards = EmbeddingShards(path)
-    blocks, starts = shards.owned_blocks(comm.world, comm.rank)
-    return dedup_blocks(blocks, starts, shards.count, threshold, exact_max, seed, comm)
+    blocks, starts, n = shards.process_blocks(comm)
+    return dedup_blocks(blocks, starts, n, threshold, exact_max, seed, comm)

@@ -245,8 +245,7 @@ def kcenter_shards(path: Path, k: int, seed: int = 0, batch: int = 64, comm: Com
 
     comm = comm or Comm()
     shards = EmbeddingShards(path)
-    blocks, starts = shards.owned_blocks(comm.world, comm.rank, report, keep)
-    n = shards.count if keep is None else len(keep)
+    blocks, starts, n = shards.process_blocks(comm, report, keep)
     return kcenter_blocks(blocks, starts, n, shards.dim, k, seed, batch, comm, progress, proposals)
 
 

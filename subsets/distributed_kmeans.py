@@ -36,6 +36,16 @@ def row_chunks(blocks: list[np.ndarray]):
             yield np.ascontiguousarray(b[lo:lo + CHUNK_ROWS], dtype=np.float32)
 
 
+def fetch_rows(blocks: list[np.ndarray], starts: list[int], rows: np.ndarray, comm: Comm) -> np.ndarray:
+    """Global rows `rows` of every process's blocks [len(rows), width] as float64, in the order asked, each filled by
+    the process that holds it and summed over the processes (exact: the others add zeros)."""
+    out = np.zeros((len(rows), blocks[0].shape[1]))
+    for b, s in zip(blocks, starts):
+        inside = (rows >= s) & (rows < s + len(b))
+        out[inside] = np.asarray(b[rows[inside] - s], dtype=np.float64)
+    return comm.sum(out)
+
+
 def _pass(blocks: list[np.ndarray], centroids: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """One read of this process's rows: each row's nearest centroid and squared distance, and the per-cluster
     float64 sums and counts of the rows so assigned."""
@@ -70,11 +80,7 @@ def kmeans_blocks(blocks: list[np.ndarray], starts: list[int], n: int, n_cluster
     dim = blocks[0].shape[1]  # every process owns at least one block (EmbeddingShards.owned)
     n_clusters = min(n_clusters, n)
     picks = np.random.default_rng([seed, n]).permutation(n)[:n_clusters]
-    centroids = np.zeros((n_clusters, dim))
-    for b, s in zip(blocks, starts):
-        inside = (picks >= s) & (picks < s + len(b))
-        centroids[inside] = np.asarray(b[picks[inside] - s], dtype=np.float64)
-    centroids = comm.sum(centroids)
+    centroids = fetch_rows(blocks, starts, picks, comm)
     for _ in range(niter):
         _, _, sums, counts = _pass(blocks, centroids)
         packed = comm.sum(np.concatenate([sums.ravel(), counts]))
@@ -109,8 +115,7 @@ def kmeans_balanced_shards(path: Path, k: int, seed: int = 0, clusters: list[int
 
     comm = comm or Comm()
     shards = EmbeddingShards(path)
-    blocks, starts = shards.owned_blocks(comm.world, comm.rank, report, keep)
-    n = shards.count if keep is None else len(keep)
+    blocks, starts, n = shards.process_blocks(comm, report, keep)
     tree = kmeans_tree_blocks(blocks, starts, n, clusters or default_clusters(n, k), seed, niter, comm)
     return balanced_order(tree, seed, within)[:k]
 
@@ -124,8 +129,7 @@ def prototypes_shards(path: Path, k: int, seed: int, n_clusters: int, niter: int
 
     comm = comm or Comm()
     shards = EmbeddingShards(path)
-    blocks, starts = shards.owned_blocks(comm.world, comm.rank, report, keep)
-    n = shards.count if keep is None else len(keep)
+    blocks, starts, n = shards.process_blocks(comm, report, keep)
     _, _, distance = kmeans_blocks(blocks, starts, n, n_clusters, seed, niter, comm)
     return typical_first(comm.concat(distance), seed)[:k]
 

@@ -104,24 +104,21 @@ def corpus_clusters(blocks: list[np.ndarray], starts: list[int], n: int, comm) -
     """A fixed clustering of the corpus (the same for every method and seed, and any number of processes) for cluster
     coverage: the labels of this process's rows. Lloyd's k-means on a seeded sample of 256 rows per cluster (as
     faiss trains), which every process gathers and clusters alike, then one pass assigns every row."""
-    from .distributed_kmeans import assign, kmeans_blocks
+    from .distributed_kmeans import assign, fetch_rows, kmeans_blocks
 
     n_clusters = max(2, min(100, n // 20))
     sample = np.sort(np.random.default_rng(0).choice(n, min(n, 256 * n_clusters), replace=False))
-    mine = [np.asarray(b[sample[(sample >= s) & (sample < s + len(b))] - s], dtype=np.float32)
-            for b, s in zip(blocks, starts)]
-    rows = comm.concat_rows(np.concatenate(mine))  # in global row order: processes own their shards in rank order
+    rows = np.ascontiguousarray(fetch_rows(blocks, starts, sample, comm), dtype=np.float32)
     centroids = kmeans_blocks([rows], [0], len(rows), n_clusters, seed=0, comm=Comm(alone=True))[0]
     return assign(blocks, centroids)
 
 
 def shard_coverage(shards: EmbeddingShards, order: np.ndarray, ks: list[int], comm) -> list[dict]:
     """The coverage curve of an ordering over the embedding shards, each process of `comm` mapping its own."""
-    blocks, starts = shards.owned_blocks(comm.world, comm.rank)
+    blocks, starts, n = shards.process_blocks(comm)
     labels_file = shards.path / "labels.npy"
     labels = np.load(labels_file, mmap_mode="r") if labels_file.exists() else None
-    return coverage_blocks(blocks, starts, shards.count, order, ks, labels,
-                           corpus_clusters(blocks, starts, shards.count, comm), comm)
+    return coverage_blocks(blocks, starts, n, order, ks, labels, corpus_clusters(blocks, starts, n, comm), comm)
 
 
 def subset_meta(asked: SelectConfig, config: SelectConfig, clusters: list[int] | None, emb_path: Path, emb_meta: dict,
@@ -135,6 +132,13 @@ def subset_meta(asked: SelectConfig, config: SelectConfig, clusters: list[int] |
         {"threshold": config.dedup, "kept": int(kept), "removed": int(n - kept)},
         "select_seconds": round(seconds, 3), "coverage": coverage,
     }
+
+
+def _check_kept(config: SelectConfig, kept: int, n: int, where: Path) -> None:
+    """k_max must fit in what dedup kept."""
+    if (config.k_max or 0) > kept:
+        raise InputError(f"--k-max {config.k_max}: larger than the corpus after --dedup {config.dedup} "
+                         f"({kept} of {n} images in {where} remain)")
 
 
 def _report_ks(config: SelectConfig) -> list[int]:
@@ -170,9 +174,7 @@ def make_subset(embeddings: Path | Embeddings, out: Path, config: SelectConfig =
     pool = np.arange(n)
     if config.dedup is not None:
         pool = select.dedup(emb.vectors, config.dedup, seed=config.seed)
-        if (config.k_max or 0) > len(pool):
-            raise InputError(f"--k-max {config.k_max}: larger than the corpus after --dedup {config.dedup} "
-                             f"({len(pool)} of {n} images in {emb.path} remain)")
+        _check_kept(config, len(pool), n, emb.path)
     config = replace(config, k_max=config.k_max or len(pool))
     clusters = clusters_used(len(pool), config)
     _say_cut(asked, clusters, len(pool))
@@ -210,9 +212,7 @@ def make_subset_across_processes(embeddings: Path, out: Path, config: SelectConf
     keep = None
     if config.dedup is not None:
         keep = dedup_shards(shards.path, config.dedup, seed=config.seed, comm=comm)
-        if (config.k_max or 0) > len(keep):
-            raise InputError(f"--k-max {config.k_max}: larger than the corpus after --dedup {config.dedup} "
-                             f"({len(keep)} of {n} images in {shards.path} remain)")
+        _check_kept(config, len(keep), n, shards.path)
     pool = n if keep is None else len(keep)
     config = replace(config, k_max=config.k_max or pool)
     clusters = clusters_used(pool, config)

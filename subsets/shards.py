@@ -141,6 +141,13 @@ class EmbeddingShards:
         return ([KeptRows(b, keep[lo:hi] - start) for b, start, (lo, hi) in zip(blocks, starts, cuts)],
                 [int(lo) for lo, _ in cuts])
 
+    def process_blocks(self, comm, report=None,
+                       keep: np.ndarray | None = None) -> tuple[list[np.ndarray], list[int], int]:
+        """`owned_blocks` of this process of `comm`, and how many rows all the processes' blocks hold (the corpus, or
+        the pool `keep`)."""
+        blocks, starts = self.owned_blocks(comm.world, comm.rank, report, keep)
+        return blocks, starts, self.count if keep is None else len(keep)
+
     def map(self, s: int) -> np.ndarray:
         """Shard s's vectors [rows, dim], memory-mapped read-only (pages are read when touched)."""
         sh = self.shards[s]
@@ -161,7 +168,7 @@ class EmbeddingShards:
                 problem = [1.0, s, 1.0, 0.0]
                 break
             held = json.loads(_header(sh.path).get("__metadata__", {}).get("info", "{}")).get("keys", [])
-            ours = lines[sh.start - wanted.start:sh.start - wanted.start + sh.rows]
+            ours = [lines[i] for i in range(sh.start, min(sh.start + sh.rows, listed))]
             if held != ours:
                 row = next((i for i, (a, b) in enumerate(zip(held, ours)) if a != b), min(len(held), len(ours)))
                 problem = [1.0, s, 2.0, sh.start + row]
@@ -180,24 +187,18 @@ class EmbeddingShards:
 
     def keys_of(self, rows: np.ndarray) -> list[str]:
         """The keys of global rows `rows`, in their order, read from keys.txt line by line."""
-        rows = np.asarray(rows, dtype=np.int64)
-        wanted = set(rows.tolist())
-        found = {}
-        with open(self.path / "keys.txt") as f:
-            for i, line in enumerate(f):
-                if i in wanted:
-                    found[i] = line.rstrip("\n")
+        _, found = _key_lines(self.path / "keys.txt", set(np.asarray(rows, dtype=np.int64).tolist()))
         return [found[int(r)] for r in rows]
 
 
-def _key_lines(keys_file: Path, wanted: range) -> tuple[int, list[str]]:
-    """How many keys keys.txt lists, and its lines in `wanted` (read line by line: the corpus's keys are never all
-    held)."""
+def _key_lines(keys_file: Path, wanted) -> tuple[int, dict[int, str]]:
+    """How many keys keys.txt lists, and its lines whose (0-based) numbers are `in wanted`, by number (read line by
+    line: the corpus's keys are never all held)."""
     if not keys_file.exists():
         raise InputError(f"{keys_file}: missing (the embed job writes it with meta.json)")
-    lines, count = [], 0
+    lines, count = {}, 0
     with open(keys_file) as f:
         for count, line in enumerate(f, start=1):
             if count - 1 in wanted:
-                lines.append(line.rstrip("\n"))
+                lines[count - 1] = line.rstrip("\n")
     return count, lines

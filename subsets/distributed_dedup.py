@@ -14,11 +14,17 @@ threshold; with clusters they can differ, as the clusters are Lloyd's, not faiss
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import TYPE_CHECKING
+
 import faiss
 import numpy as np
 
 from .comm import Comm
 from .distributed_kmeans import kmeans_blocks
+
+if TYPE_CHECKING:
+    from .shards import EmbeddingShards
 
 
 def dedup_blocks(blocks: list[np.ndarray], starts: list[int], n: int, threshold: float, exact_max: int = 50_000,
@@ -74,12 +80,12 @@ def kept_rows(n: int, pairs: np.ndarray) -> np.ndarray:
     return np.flatnonzero(~removed)
 
 
-def dedup_shards(path, threshold: float, exact_max: int = 50_000, seed: int = 0,
+def dedup_shards(path: Path | EmbeddingShards, threshold: float, exact_max: int = 50_000, seed: int = 0,
                  comm: Comm | None = None) -> np.ndarray:
     """`dedup_blocks` over an embeddings directory, each process mapping only its own shards."""
     from .shards import EmbeddingShards
 
     comm = comm or Comm()
-    shards = EmbeddingShards(path)
+    shards = EmbeddingShards.of(path)
     blocks, starts, n = shards.process_blocks(comm)
     return dedup_blocks(blocks, starts, n, threshold, exact_max, seed, comm)

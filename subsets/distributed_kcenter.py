@@ -19,10 +19,14 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .comm import Comm
+
+if TYPE_CHECKING:
+    from .shards import EmbeddingShards
 
 # Rows per matrix product. Each product runs on one BLAS thread, and a process's threads take products in turn: a
 # multi-threaded BLAS splits one product differently for another thread count, and the rounding of a row's
@@ -236,7 +240,7 @@ def _apply(rows: _Rows, bound: np.ndarray, pending: list[np.ndarray], pending_sq
     pending_sq.clear()
 
 
-def kcenter_shards(path: Path, k: int, seed: int = 0, batch: int = 64, comm: Comm | None = None,
+def kcenter_shards(path: Path | EmbeddingShards, k: int, seed: int = 0, batch: int = 64, comm: Comm | None = None,
                    progress=None, report=None, proposals: int = 16, keep: np.ndarray | None = None) -> np.ndarray:
     """Greedy k-center over an embeddings directory, each process mapping only its own shards (`report(shards,
     bytes)` is told which, and how many bytes of vectors they hold). With `keep` (the sorted rows a dedup kept),
@@ -244,7 +248,7 @@ def kcenter_shards(path: Path, k: int, seed: int = 0, batch: int = 64, comm: Com
     from .shards import EmbeddingShards
 
     comm = comm or Comm()
-    shards = EmbeddingShards(path)
+    shards = EmbeddingShards.of(path)
     blocks, starts, n = shards.process_blocks(comm, report, keep)
     return kcenter_blocks(blocks, starts, n, shards.dim, k, seed, batch, comm, progress, proposals)
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import faiss
 import numpy as np
@@ -26,6 +27,9 @@ import numpy as np
 from .comm import Comm
 from .distributed_kcenter import CHUNK_ROWS
 from .select import KMeansTree, balanced_order, default_clusters, typical_first
+
+if TYPE_CHECKING:
+    from .shards import EmbeddingShards
 
 
 def row_chunks(blocks: list[np.ndarray]):
@@ -105,8 +109,8 @@ def kmeans_tree_blocks(blocks: list[np.ndarray], starts: list[int], n: int, clus
     return tree
 
 
-def kmeans_balanced_shards(path: Path, k: int, seed: int = 0, clusters: list[int] | None = None, niter: int = 20,
-                           within: str = "nearest", comm: Comm | None = None, report=None,
+def kmeans_balanced_shards(path: Path | EmbeddingShards, k: int, seed: int = 0, clusters: list[int] | None = None,
+                           niter: int = 20, within: str = "nearest", comm: Comm | None = None, report=None,
                            keep: np.ndarray | None = None) -> np.ndarray:
     """The balanced k-means ordering (first k rows) of an embeddings directory, each process mapping only its own
     shards (`report(shards, bytes)` is told which); every process returns the same order. With `keep` (the sorted
@@ -114,13 +118,13 @@ def kmeans_balanced_shards(path: Path, k: int, seed: int = 0, clusters: list[int
     from .shards import EmbeddingShards
 
     comm = comm or Comm()
-    shards = EmbeddingShards(path)
+    shards = EmbeddingShards.of(path)
     blocks, starts, n = shards.process_blocks(comm, report, keep)
     tree = kmeans_tree_blocks(blocks, starts, n, clusters or default_clusters(n, k), seed, niter, comm)
     return balanced_order(tree, seed, within)[:k]
 
 
-def prototypes_shards(path: Path, k: int, seed: int, n_clusters: int, niter: int = 20, comm: Comm | None = None,
+def prototypes_shards(path: Path | EmbeddingShards, k: int, seed: int, n_clusters: int, niter: int = 20, comm: Comm | None = None,
                       report=None, keep: np.ndarray | None = None) -> np.ndarray:
     """The prototypes ordering (rows nearest their centroid first, `select.prototypes_order`'s rule) of an embeddings
     directory, with Lloyd's k-means across processes, each mapping only its own shards; every process returns it.
@@ -128,7 +132,7 @@ def prototypes_shards(path: Path, k: int, seed: int, n_clusters: int, niter: int
     from .shards import EmbeddingShards
 
     comm = comm or Comm()
-    shards = EmbeddingShards(path)
+    shards = EmbeddingShards.of(path)
     blocks, starts, n = shards.process_blocks(comm, report, keep)
     _, _, distance = kmeans_blocks(blocks, starts, n, n_clusters, seed, niter, comm)
     return typical_first(comm.concat(distance), seed)[:k]

@@ -78,7 +78,7 @@ def _within(method: str) -> str:
     return "random" if method == "kmeans-random" else "nearest"
 
 
-def order_across_processes(embeddings: Path, config: SelectConfig, count: int, comm,
+def order_across_processes(embeddings: Path | EmbeddingShards, config: SelectConfig, count: int, comm,
                            keep: np.ndarray | None = None) -> np.ndarray:
     """The ordering of a selection (k_max set) of `count` embeddings, or of the rows `keep` a dedup kept, each process
     of `comm` mapping only its own shards; every process returns it (as rows of the embeddings). The k-means methods
@@ -206,19 +206,18 @@ def make_subset_across_processes(embeddings: Path, out: Path, config: SelectConf
     out = Path(out)
     if out.exists() and not overwrite:
         raise InputError(f"{out}: already exists (pass --overwrite to replace it)")
-    shards.owned(comm.world, comm.rank)  # more processes than shards: one line, before any work
-    shards.verify_owned(comm)
+    shards.verify_owned(comm)  # also refuses more processes than shards, before any work
     start = time.perf_counter()
     keep = None
     if config.dedup is not None:
-        keep = dedup_shards(shards.path, config.dedup, seed=config.seed, comm=comm)
+        keep = dedup_shards(shards, config.dedup, seed=config.seed, comm=comm)
         _check_kept(config, len(keep), n, shards.path)
     pool = n if keep is None else len(keep)
     config = replace(config, k_max=config.k_max or pool)
     clusters = clusters_used(pool, config)
     if comm.rank == 0:
         _say_cut(asked, clusters, pool)
-    order = order_across_processes(shards.path, config, n, comm, keep)
+    order = order_across_processes(shards, config, n, comm, keep)
     seconds = time.perf_counter() - start
     coverage = shard_coverage(shards, order, _report_ks(config), comm)
     if comm.rank != 0:

@@ -116,6 +116,11 @@ class EmbeddingShards:
             start += rows
         self.count = start
 
+    @classmethod
+    def of(cls, path_or_shards: Path | EmbeddingShards) -> EmbeddingShards:
+        """The shards of a directory, or the ones given: a job opens them once (opening parses every header)."""
+        return path_or_shards if isinstance(path_or_shards, cls) else cls(path_or_shards)
+
     def __len__(self) -> int:
         return len(self.shards)
 

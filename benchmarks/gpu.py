@@ -8,9 +8,11 @@
 2. a bf16 training step of a ViT-S/16 student at 224 px: with the heads and losses of cached targets (a 16x16
    map, as DINOv2-B/14's), against the student alone (its forward, a trivial loss, backward and AdamW).
 3. bf16 teacher caching: the offline MobileNetV2 teacher's targets at 224 px, bf16 autocast against fp32.
-4. faiss k-means on the GPU (faiss-gpu, where installed) against faiss on the CPU.
-5. greedy k-center with the products on the GPU (torch, one process) against `select.kcenter_greedy` on the CPU:
-   time, and how long a prefix of the two orders agrees (float rounding differs between the devices).
+4. k-means: faiss.Kmeans on the GPU (faiss-gpu, where installed) against the CPU, and the selection job's Lloyd's
+   k-means (`distributed_kmeans`, `--device cuda`) with torch on the GPU against faiss on the CPU: time, and the
+   share of equal assignments.
+5. the selection job's exact greedy k-center (`distributed_kcenter`, `--device cuda`) with its products on the GPU
+   against numpy on the CPU: time, and how long a prefix of the two orders agrees.
 
 Each section prints a table; a section that cannot run on this machine says why and the others go on.
 """
@@ -125,65 +127,61 @@ def teacher_caching(device: torch.device, quick: bool) -> None:
     console.print(table)
 
 
-def faiss_kmeans(device: torch.device, quick: bool) -> None:
+def kmeans(device: torch.device, quick: bool) -> None:
     import faiss
+
+    from subsets.distributed_kmeans import kmeans_blocks
 
     n, k = (20_000, 100) if quick else (1_000_000, 1000)
     x = np.random.default_rng(0).standard_normal((n, 384)).astype(np.float32)
-    table = Table(title=f"faiss k-means, N = {n:,}, d = 384, {k:,} clusters, 20 iterations")
-    for col in ("faiss", "seconds"):
+    table = Table(title=f"k-means, N = {n:,}, d = 384, {k:,} clusters, 20 iterations")
+    for col in ("k-means", "seconds", "assignments equal to the CPU's"):
         table.add_column(col, justify="right")
     gpus = faiss.get_num_gpus() if hasattr(faiss, "get_num_gpus") else 0
-    for name, gpu in (("cpu", False), ("gpu", True)):
+    for name, gpu in (("faiss.Kmeans on the CPU (256 rows a cluster)", False), ("faiss.Kmeans on the GPU", True)):
         if gpu and not gpus:
-            table.add_row("gpu", "faiss-gpu not installed here")
+            table.add_row(name, "faiss-gpu not installed here", "")
             continue
         km = faiss.Kmeans(384, k, niter=20, seed=0, gpu=gpu, verbose=False)
         start = time.perf_counter()
         km.train(x)
-        table.add_row(name, f"{time.perf_counter() - start:.1f}")
+        table.add_row(name, f"{time.perf_counter() - start:.1f}", "")
+    # the selection job's Lloyd's k-means over every row (`--device`): faiss on the CPU against torch on the device
+    start = time.perf_counter()
+    _, cpu_labels, _ = kmeans_blocks([x], [0], n, k, seed=0)
+    table.add_row("the job's Lloyd's, faiss on the CPU", f"{time.perf_counter() - start:.1f}", "")
+    start = time.perf_counter()
+    _, labels, _ = kmeans_blocks([x], [0], n, k, seed=0, device=device)
+    table.add_row(f"the job's Lloyd's, torch on {device.type} (--device)", f"{time.perf_counter() - start:.1f}",
+                  f"{(labels == cpu_labels).mean():.4%}")
     console.print(table)
 
 
-def kcenter_torch(x: torch.Tensor, k: int, start: int) -> np.ndarray:
-    """The textbook greedy k-center with its distances on x's device."""
-    sq = (x * x).sum(1)
-    picks = [start]
-    dist = (sq - 2 * x @ x[start] + sq[start]).clamp_min(0)
-    for _ in range(1, k):
-        dist[picks[-1]] = -1
-        i = int(torch.argmax(dist))
-        picks.append(i)
-        dist = torch.minimum(dist, (sq - 2 * x @ x[i] + sq[i]).clamp_min(0))
-    return np.array(picks)
-
-
 def kcenter(device: torch.device, quick: bool) -> None:
-    from subsets import select
+    from subsets.distributed_kcenter import kcenter_blocks
 
     n, k = (20_000, 100) if quick else (1_000_000, 1000)
     x = np.random.default_rng(0).standard_normal((n, 384)).astype(np.float32)
     x /= np.linalg.norm(x, axis=1, keepdims=True)
+    blocks = np.array_split(x, 8)  # as eight embedding shards
+    starts = np.cumsum([0] + [len(b) for b in blocks[:-1]]).tolist()
     start = time.perf_counter()
-    cpu = select.kcenter_greedy(x, k, seed=0)
+    cpu = kcenter_blocks(blocks, starts, n, 384, k, seed=0)
     cpu_s = time.perf_counter() - start
-    xt = torch.from_numpy(x).to(device)
-    if device.type == "cuda":
-        torch.cuda.synchronize()
     start = time.perf_counter()
-    dev = kcenter_torch(xt, k, int(cpu[0]))
+    dev = kcenter_blocks(blocks, starts, n, 384, k, seed=0, device=device)
     dev_s = time.perf_counter() - start
     agree = int(np.argmin(np.r_[cpu == dev, False]))
-    table = Table(title=f"greedy k-center, N = {n:,}, d = 384, k = {k:,} (one process)")
-    for col in ("where", "seconds", "orders agree for the first"):
+    table = Table(title=f"the selection job's exact greedy k-center, N = {n:,}, d = 384, k = {k:,} (one process)")
+    for col in ("products", "seconds", "orders agree for the first"):
         table.add_column(col, justify="right")
-    table.add_row("numpy on the CPU (select.kcenter_greedy)", f"{cpu_s:.1f}", "")
-    table.add_row(f"torch on {device.type}", f"{dev_s:.1f}", f"{agree:,} picks")
-    table.caption = "across processes the k-center products are numpy on the CPU: a GPU version is not built yet"
+    table.add_row("numpy on the CPU (--device cpu)", f"{cpu_s:.1f}", "")
+    table.add_row(f"torch on {device.type} (--device cuda)", f"{dev_s:.1f}", f"{agree:,} picks")
+    table.caption = "orders may part where two distances tie within float32 rounding"
     console.print(table)
 
 
-SECTIONS = {"attention": attention, "training": training_step, "caching": teacher_caching, "faiss": faiss_kmeans,
+SECTIONS = {"attention": attention, "training": training_step, "caching": teacher_caching, "kmeans": kmeans,
             "kcenter": kcenter}
 
 

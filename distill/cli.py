@@ -66,7 +66,7 @@ def cmd_subset_select(a: argparse.Namespace) -> None:
     from subsets.report import print_coverage
 
     config = SelectConfig(method=a.method, k_max=a.k_max, seed=a.seed, dedup=a.dedup, clusters=a.clusters,
-                          niter=a.niter, report_k=a.report_k)
+                          niter=a.niter, report_k=a.report_k, device=a.device)
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # accelerate launch / torchrun: the processes share the work
         manifest = _select_across_processes(a, config)
         if manifest is None:
@@ -227,6 +227,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--niter", type=int, default=20, help="kmeans iterations per level")
     s.add_argument("--report-k", type=_ints, default=None,
                    help="k values for coverage (default 10,20,50,...,k_max)")
+    s.add_argument("--device", default="cpu",
+                   help="where the ordering's distance products run: cpu (numpy and faiss) or cuda (torch, each "
+                        "process on its own GPU); either gives one order for any number of processes")
     s.add_argument("--overwrite", action="store_true")
     s.set_defaults(func=cmd_subset_select)
 

@@ -225,8 +225,9 @@ def select_subsets(config: SweepConfig, out: Path, acc, console: Console) -> dic
 
 
 def _same_selection(m: Manifest, select: SelectConfig) -> bool:
-    """Made with these settings; a whole-corpus ordering (k_max None) also when its k_max was written out."""
-    params = dict(m.meta["params"])
+    """Made with these settings; a whole-corpus ordering (k_max None) also when its k_max was written out. A setting
+    the manifest predates (`device`) counts as its default."""
+    params = asdict(SelectConfig()) | dict(m.meta["params"])
     pool = m.meta["corpus_size"] - (m.meta.get("dedup") or {}).get("removed", 0)
     if select.k_max is None and len(m.order) == pool:
         params["k_max"] = None

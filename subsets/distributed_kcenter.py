@@ -11,7 +11,8 @@ applies the pending picks to its own blocks, in matrix products over fixed chunk
 Every decision is made from gathered values that all processes share, and each chunk's arithmetic is the same
 whichever process holds it and whatever its thread count, so the ordering is the same for 1, 2 or 3 processes,
 bit for bit (tested), provided the blocks are the same: `make_subset` uses the embedding shards as blocks
-whatever the number of processes.
+whatever the number of processes. With a torch `device` (a GPU), the products of applying the pending picks run
+there over the same chunks (`subsets.device`): equal orders for any number of processes on one kind of GPU.
 """
 
 from __future__ import annotations
@@ -72,20 +73,24 @@ class _Rows:
 
 
 def kcenter_blocks(blocks: list[np.ndarray], starts: list[int], n: int, dim: int, k: int, seed: int = 0,
-                   batch: int = 64, comm: Comm | None = None, progress=None, proposals: int = 16) -> np.ndarray:
+                   batch: int = 64, comm: Comm | None = None, progress=None, proposals: int = 16,
+                   device=None) -> np.ndarray:
     """The greedy k-center order of n rows, of which this process holds `blocks` (first rows at `starts`); each
-    process proposes its `proposals` largest bounds per gather."""
+    process proposes its `proposals` largest bounds per gather. `device`: a torch device for the products (None:
+    numpy on the CPU)."""
     from concurrent.futures import ThreadPoolExecutor
 
     from threadpoolctl import threadpool_info, threadpool_limits
 
+    rows = _Rows(blocks, starts)
+    if device is not None:
+        return _kcenter(rows, n, dim, k, seed, batch, comm or Comm(), progress, proposals, _ApplyOn(rows, device))
     threads = max([i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"] or [1])
     with threadpool_limits(1, user_api="blas"), ThreadPoolExecutor(threads) as pool:
-        return _kcenter(blocks, starts, n, dim, k, seed, batch, comm or Comm(), progress, proposals, pool)
+        return _kcenter(rows, n, dim, k, seed, batch, comm or Comm(), progress, proposals, _Apply(rows, pool))
 
 
-def _kcenter(blocks, starts, n, dim, k, seed, batch, comm, progress, proposals, pool) -> np.ndarray:
-    rows = _Rows(blocks, starts)
+def _kcenter(rows: _Rows, n, dim, k, seed, batch, comm, progress, proposals, apply) -> np.ndarray:
     k = min(k, n)
     order = np.empty(k, dtype=np.int64)
     bound = np.full(len(rows), np.inf, dtype=np.float32)
@@ -96,12 +101,12 @@ def _kcenter(blocks, starts, n, dim, k, seed, batch, comm, progress, proposals, 
     pending.append(vec)
     pending_sq.append(vec_sq)
     order[0] = first
-    _apply(rows, bound, pending, pending_sq, pool)
+    apply(bound, pending, pending_sq)
     _retire(rows, bound, first)
     cands = _Candidates(rows, bound, comm, dim, proposals)
     for t in range(1, k):
         if len(pending) >= batch:
-            _apply(rows, bound, pending, pending_sq, pool)
+            apply(bound, pending, pending_sq)
             cands.stale()
         for tries in range(1, 1 << 30):
             value, g, vec, vec_sq = cands.best()
@@ -113,7 +118,7 @@ def _kcenter(blocks, starts, n, dim, k, seed, batch, comm, progress, proposals, 
                 bound[local] = d
             cands.lower(g, d)
             if tries % 32 == 0:  # many stale bounds at the top: cheaper to apply the pending picks now
-                _apply(rows, bound, pending, pending_sq, pool)
+                apply(bound, pending, pending_sq)
                 cands.stale()
         order[t] = g
         _retire(rows, bound, g)
@@ -217,40 +222,83 @@ def _unpack(proposal: np.ndarray) -> tuple[float, int, np.ndarray, float]:
     return float(np.float32(proposal[0])), int(proposal[1]), proposal[3:].astype(np.float32), float(np.float32(proposal[2]))
 
 
-def _apply(rows: _Rows, bound: np.ndarray, pending: list[np.ndarray], pending_sq: list[float], pool) -> None:
-    """bound = min(bound, distance of each of this process's rows to the pending picks); empties `pending`."""
-    if not pending:
-        return
-    c = np.stack(pending)
-    c_sq = (c * c).sum(1)
-    neg2ct = -2.0 * c.T
+def _chunks(rows: _Rows) -> list[tuple[int, int, int]]:
+    """(block, first row, end row) of every chunk of a process's rows: the same chunks whatever the device."""
+    return [(j, lo, min(size, lo + CHUNK_ROWS)) for j, size in enumerate(rows.sizes) for lo in range(0, size, CHUNK_ROWS)]
 
-    def chunk(job: tuple[int, int, int]) -> None:
-        j, lo, hi = job
-        base = int(rows.local_starts[j])
-        g = rows.dense(j, lo, hi) @ neg2ct
-        g += c_sq
-        d2 = g.min(axis=1) + rows.sq[base + lo:base + hi]
-        out = bound[base + lo:base + hi]
-        np.minimum(out, np.sqrt(np.maximum(d2, 0.0)), out=out)
 
-    jobs = [(j, lo, min(size, lo + CHUNK_ROWS)) for j, size in enumerate(rows.sizes) for lo in range(0, size, CHUNK_ROWS)]
-    list(pool.map(chunk, jobs))  # disjoint slices of `bound`; numpy releases the GIL in the products
-    pending.clear()
-    pending_sq.clear()
+class _Apply:
+    """bound = min(bound, distance of each of this process's rows to the pending picks), numpy on the CPU, one chunk
+    per BLAS thread; empties `pending`."""
+
+    def __init__(self, rows: _Rows, pool):
+        self.rows, self.pool, self.jobs = rows, pool, _chunks(rows)
+
+    def __call__(self, bound: np.ndarray, pending: list[np.ndarray], pending_sq: list[float]) -> None:
+        if not pending:
+            return
+        rows = self.rows
+        c = np.stack(pending)
+        c_sq = (c * c).sum(1)
+        neg2ct = -2.0 * c.T
+
+        def chunk(job: tuple[int, int, int]) -> None:
+            j, lo, hi = job
+            base = int(rows.local_starts[j])
+            g = rows.dense(j, lo, hi) @ neg2ct
+            g += c_sq
+            d2 = g.min(axis=1) + rows.sq[base + lo:base + hi]
+            out = bound[base + lo:base + hi]
+            np.minimum(out, np.sqrt(np.maximum(d2, 0.0)), out=out)
+
+        list(self.pool.map(chunk, self.jobs))  # disjoint slices of `bound`; numpy releases the GIL in the products
+        pending.clear()
+        pending_sq.clear()
+
+
+class _ApplyOn:
+    """`_Apply` with the products on a torch device (`subsets.device`): the chunks stay there between applies when
+    they fit; only each row's new distance comes back."""
+
+    def __init__(self, rows: _Rows, device):
+        import torch
+
+        from .device import DeviceChunks
+
+        self.rows, self.device, self.jobs = rows, device, _chunks(rows)
+        self.chunks = DeviceChunks(device, lambda i: rows.dense(*self.jobs[i]), len(self.jobs), len(rows) * 4 * (
+            rows.blocks[0].shape[1] if rows.blocks else 0), DENSE_BYTES)
+        self.sq = torch.from_numpy(rows.sq).to(device)
+
+    def __call__(self, bound: np.ndarray, pending: list[np.ndarray], pending_sq: list[float]) -> None:
+        import torch
+
+        from .device import min_distances
+
+        if not pending:
+            return
+        c = torch.from_numpy(np.stack(pending)).to(self.device)
+        c_sq = (c * c).sum(1)
+        for i, (j, lo, hi) in enumerate(self.jobs):
+            first = int(self.rows.local_starts[j]) + lo
+            out = bound[first:first + hi - lo]
+            np.minimum(out, min_distances(self.chunks[i], c, c_sq, self.sq[first:first + hi - lo]), out=out)
+        pending.clear()
+        pending_sq.clear()
 
 
 def kcenter_shards(path: Path | EmbeddingShards, k: int, seed: int = 0, batch: int = 64, comm: Comm | None = None,
-                   progress=None, report=None, proposals: int = 16, keep: np.ndarray | None = None) -> np.ndarray:
+                   progress=None, report=None, proposals: int = 16, keep: np.ndarray | None = None,
+                   device=None) -> np.ndarray:
     """Greedy k-center over an embeddings directory, each process mapping only its own shards (`report(shards,
     bytes)` is told which, and how many bytes of vectors they hold). With `keep` (the sorted rows a dedup kept),
-    over those rows alone, and the order is of positions in `keep`."""
+    over those rows alone, and the order is of positions in `keep`. `device`: a torch device for the products."""
     from .shards import EmbeddingShards
 
     comm = comm or Comm()
     shards = EmbeddingShards.of(path)
     blocks, starts, n = shards.process_blocks(comm, report, keep)
-    return kcenter_blocks(blocks, starts, n, shards.dim, k, seed, batch, comm, progress, proposals)
+    return kcenter_blocks(blocks, starts, n, shards.dim, k, seed, batch, comm, progress, proposals, device)
 
 
 def main(argv: list[str] | None = None) -> int:

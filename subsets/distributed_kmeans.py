@@ -1,17 +1,16 @@
 """Balanced hierarchical k-means over row blocks held by one or many processes (torch.distributed, any backend).
 
-Lloyd's algorithm with the rows split: each process assigns its own rows to the nearest centroid (faiss, exact
-L2, in fixed chunks converted from the map), and the per-cluster sums (float64) and counts are all-reduced, so
-every process holds the same centroids after every iteration. The first centroids are rows drawn by a seeded
-permutation of the global row indices (each owner contributes its own in the same all-reduce); a cluster left
-empty keeps its centroid. Only the finest level runs over the rows: the upper levels cluster its centroids, a few
-thousand vectors, in every process alike. What is gathered for the ordering is each row's finest label and
-distance (12 bytes a row), never its vector, and the ordering is `select.balanced_order`'s.
+Lloyd's algorithm with the rows split: each process assigns its own rows to the nearest centroid (faiss, exact L2, in
+fixed chunks converted from the map; or torch on a GPU, `subsets.device`), and the per-cluster sums (float64) and
+counts are all-reduced, so every process holds the same centroids after every iteration. The first centroids are rows
+drawn by a seeded permutation of the global row indices (each owner contributes its own in the same all-reduce); a
+cluster left empty keeps its centroid. Only the finest level runs over the rows: the upper levels cluster its
+centroids, a few thousand vectors, in every process alike. What is gathered for the ordering is each row's finest
+label and distance (12 bytes a row), never its vector, and the ordering is `select.balanced_order`'s.
 
-The result is the same for any number of processes up to the summation order of the all-reduced float64 sums
-(tested: equal assignments and order on well-separated data for 1, 2 and 3 processes). It is Lloyd's own
-algorithm, not faiss.Kmeans's (which subsamples and splits empty clusters), so its order is not the in-memory
-`kmeans` method's.
+The result is the same for any number of processes up to the summation order of the all-reduced float64 sums (tested:
+equal assignments and order on well-separated data for 1, 2 and 3 processes). It is Lloyd's own algorithm, not
+faiss.Kmeans's (which subsamples and splits empty clusters), so its order is not the in-memory `kmeans` method's.
 """
 
 from __future__ import annotations
@@ -50,57 +49,76 @@ def fetch_rows(blocks: list[np.ndarray], starts: list[int], rows: np.ndarray, co
     return comm.sum(out)
 
 
-def _pass(blocks: list[np.ndarray], centroids: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """One read of this process's rows: each row's nearest centroid and squared distance, and the per-cluster
-    float64 sums and counts of the rows so assigned."""
+def _pass(blocks: list[np.ndarray], centroids: np.ndarray, device=None) -> tuple[np.ndarray, np.ndarray, np.ndarray,
+                                                                                np.ndarray]:
+    """One read of this process's rows: each row's nearest centroid and squared distance (faiss on the CPU, or torch
+    on `device`), and the per-cluster float64 sums and counts of the rows so assigned (on the host, in row order)."""
     import torch
 
     n_clusters, dim = centroids.shape
-    index = faiss.IndexFlatL2(dim)
-    index.add(np.ascontiguousarray(centroids, dtype=np.float32))
+    search = _searcher(np.ascontiguousarray(centroids, dtype=np.float32), device)
     labels, d2 = [np.zeros(0, np.int64)], [np.zeros(0, np.float32)]
     sums, counts = torch.zeros((n_clusters, dim), dtype=torch.float64), np.zeros(n_clusters)
     for x in row_chunks(blocks):
-        d, lab = index.search(x, 1)
-        lab = lab[:, 0].astype(np.int64)
+        lab, d = search(x)
         # each cluster's rows added in row order, as np.add.at would (bit for bit), 4x faster
         sums.index_add_(0, torch.from_numpy(lab), torch.from_numpy(x).double())
         counts += np.bincount(lab, minlength=n_clusters)
         labels.append(lab)
-        d2.append(d[:, 0])
+        d2.append(d)
     return np.concatenate(labels), np.concatenate(d2), sums.numpy(), counts
 
 
-def assign(blocks: list[np.ndarray], centroids: np.ndarray) -> np.ndarray:
+def _searcher(centroids: np.ndarray, device):
+    """chunk -> (nearest centroid, squared distance) of each row: faiss's exact L2 search, or torch on `device`."""
+    if device is None:
+        index = faiss.IndexFlatL2(centroids.shape[1])
+        index.add(centroids)
+
+        def search(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            d, lab = index.search(x, 1)
+            return lab[:, 0].astype(np.int64), d[:, 0]
+        return search
+    import torch
+
+    from .device import nearest
+
+    c = torch.from_numpy(centroids).to(device)
+    c_sq = (c * c).sum(1)
+    return lambda x: nearest(torch.from_numpy(x).to(device), c, c_sq)
+
+
+def assign(blocks: list[np.ndarray], centroids: np.ndarray, device=None) -> np.ndarray:
     """The nearest centroid of each of this process's rows."""
-    return _pass(blocks, centroids)[0]
+    return _pass(blocks, centroids, device)[0]
 
 
 def kmeans_blocks(blocks: list[np.ndarray], starts: list[int], n: int, n_clusters: int, seed: int, niter: int = 20,
-                  comm: Comm | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                  comm: Comm | None = None, device=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Lloyd's k-means over the rows of every process's blocks (block j holds global rows starts[j]...); returns
-    (centroids, label of each local row, its distance to its centroid)."""
+    (centroids, label of each local row, its distance to its centroid). `device`: a torch device for the
+    assignments (None: faiss on the CPU)."""
     comm = comm or Comm()
     dim = blocks[0].shape[1]  # every process owns at least one block (EmbeddingShards.owned)
     n_clusters = min(n_clusters, n)
     picks = np.random.default_rng([seed, n]).permutation(n)[:n_clusters]
     centroids = fetch_rows(blocks, starts, picks, comm)
     for _ in range(niter):
-        _, _, sums, counts = _pass(blocks, centroids)
+        _, _, sums, counts = _pass(blocks, centroids, device)
         packed = comm.sum(np.concatenate([sums.ravel(), counts]))
         sums, counts = packed[:-n_clusters].reshape(n_clusters, dim), packed[-n_clusters:]
         filled = counts > 0
         centroids[filled] = sums[filled] / counts[filled, None]
-    labels, d2, _, _ = _pass(blocks, centroids)
+    labels, d2, _, _ = _pass(blocks, centroids, device)
     return centroids, labels, np.sqrt(np.maximum(d2, 0.0))
 
 
 def kmeans_tree_blocks(blocks: list[np.ndarray], starts: list[int], n: int, clusters: list[int], seed: int,
-                       niter: int = 20, comm: Comm | None = None) -> KMeansTree:
-    """The hierarchical tree: the finest level over the rows of every process, the upper levels over the centroids
-    (in every process alike); the rows' labels and distances gathered in global row order."""
+                       niter: int = 20, comm: Comm | None = None, device=None) -> KMeansTree:
+    """The hierarchical tree: the finest level over the rows of every process (on `device`), the upper levels over
+    the centroids (in every process alike, on the CPU); the rows' labels and distances gathered in global row order."""
     comm = comm or Comm()
-    centroids, labels, distance = kmeans_blocks(blocks, starts, n, clusters[0], seed, niter, comm)
+    centroids, labels, distance = kmeans_blocks(blocks, starts, n, clusters[0], seed, niter, comm, device)
     tree = KMeansTree([comm.concat(labels.astype(np.float64)).astype(np.int64)], comm.concat(distance))
     alone = Comm(alone=True)
     for level, n_c in enumerate(clusters[1:], start=1):
@@ -111,30 +129,30 @@ def kmeans_tree_blocks(blocks: list[np.ndarray], starts: list[int], n: int, clus
 
 def kmeans_balanced_shards(path: Path | EmbeddingShards, k: int, seed: int = 0, clusters: list[int] | None = None,
                            niter: int = 20, within: str = "nearest", comm: Comm | None = None, report=None,
-                           keep: np.ndarray | None = None) -> np.ndarray:
+                           keep: np.ndarray | None = None, device=None) -> np.ndarray:
     """The balanced k-means ordering (first k rows) of an embeddings directory, each process mapping only its own
     shards (`report(shards, bytes)` is told which); every process returns the same order. With `keep` (the sorted
-    rows a dedup kept), over those rows alone, as positions in `keep`."""
+    rows a dedup kept), over those rows alone, as positions in `keep`. `device`: as `kmeans_blocks`'."""
     from .shards import EmbeddingShards
 
     comm = comm or Comm()
     shards = EmbeddingShards.of(path)
     blocks, starts, n = shards.process_blocks(comm, report, keep)
-    tree = kmeans_tree_blocks(blocks, starts, n, clusters or default_clusters(n, k), seed, niter, comm)
+    tree = kmeans_tree_blocks(blocks, starts, n, clusters or default_clusters(n, k), seed, niter, comm, device)
     return balanced_order(tree, seed, within)[:k]
 
 
 def prototypes_shards(path: Path | EmbeddingShards, k: int, seed: int, n_clusters: int, niter: int = 20, comm: Comm | None = None,
-                      report=None, keep: np.ndarray | None = None) -> np.ndarray:
+                      report=None, keep: np.ndarray | None = None, device=None) -> np.ndarray:
     """The prototypes ordering (rows nearest their centroid first, `select.prototypes_order`'s rule) of an embeddings
     directory, with Lloyd's k-means across processes, each mapping only its own shards; every process returns it.
-    With `keep`, over those rows alone, as positions in `keep`."""
+    With `keep`, over those rows alone, as positions in `keep`; `device` as `kmeans_blocks`'."""
     from .shards import EmbeddingShards
 
     comm = comm or Comm()
     shards = EmbeddingShards.of(path)
     blocks, starts, n = shards.process_blocks(comm, report, keep)
-    _, _, distance = kmeans_blocks(blocks, starts, n, n_clusters, seed, niter, comm)
+    _, _, distance = kmeans_blocks(blocks, starts, n, n_clusters, seed, niter, comm, device)
     return typical_first(comm.concat(distance), seed)[:k]
 
 

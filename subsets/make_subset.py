@@ -11,6 +11,7 @@ import numpy as np
 from . import select
 from .comm import Comm
 from .coverage import coverage_blocks, default_report_ks
+from .device import check_device, resolve_device
 from .distributed_kcenter import kcenter_shards
 from .embed import Embeddings, load_embeddings
 from .errors import InputError
@@ -27,6 +28,7 @@ class SelectConfig:
     clusters: list[int] | None = None  # kmeans: clusters per level, finest first (default from k_max); prototypes: one
     niter: int = 20  # kmeans iterations per level
     report_k: list[int] | None = None  # k values to report coverage at (default 10, 20, 50, ..., k_max)
+    device: str = "cpu"  # where the ordering's distance products run: cpu (numpy, faiss) | cuda (torch; subsets.device)
 
 
 def check_config(config: SelectConfig, corpus_size: int, where: str) -> None:
@@ -43,6 +45,7 @@ def check_config(config: SelectConfig, corpus_size: int, where: str) -> None:
         raise InputError(f"--report-k {bad[0]}: outside 1..k_max ({config.k_max})")
     if config.clusters and any(c < 2 for c in config.clusters):
         raise InputError(f"--clusters {config.clusters}: each level needs at least 2 clusters")
+    check_device(config.device)
 
 
 def clusters_used(n: int, config: SelectConfig) -> list[int] | None:
@@ -83,20 +86,21 @@ def order_across_processes(embeddings: Path | EmbeddingShards, config: SelectCon
     """The ordering of a selection (k_max set) of `count` embeddings, or of the rows `keep` a dedup kept, each process
     of `comm` mapping only its own shards; every process returns it (as rows of the embeddings). The k-means methods
     run Lloyd's k-means across the processes (`distributed_kmeans`), not the in-memory faiss.Kmeans, so their orders
-    differ from one process's `select_order`."""
+    differ from one process's `select_order`. With `config.device` cuda, each process's products run on its GPU."""
     from .distributed_kmeans import kmeans_balanced_shards, prototypes_shards
 
     pool = count if keep is None else len(keep)
+    device = resolve_device(config.device)
     if config.method == "kcenter":
-        order = kcenter_shards(embeddings, config.k_max, config.seed, comm=comm, keep=keep)
+        order = kcenter_shards(embeddings, config.k_max, config.seed, comm=comm, keep=keep, device=device)
     elif config.method == "random":
         order = select.random_order(pool, config.k_max, config.seed)
     elif config.method == "prototypes":
         order = prototypes_shards(embeddings, config.k_max, config.seed, clusters_used(pool, config)[0], config.niter,
-                                  comm, keep=keep)
+                                  comm, keep=keep, device=device)
     else:
         order = kmeans_balanced_shards(embeddings, config.k_max, config.seed, clusters_used(pool, config),
-                                       config.niter, _within(config.method), comm=comm, keep=keep)
+                                       config.niter, _within(config.method), comm=comm, keep=keep, device=device)
     return order if keep is None else keep[order]
 
 
@@ -152,14 +156,15 @@ def _say_cut(asked: SelectConfig, clusters: list[int] | None, pool: int) -> None
 
 
 # Methods whose one-process job is the job across processes with one process (the same code, memory flat in N); the
-# k-means methods and dedup keep faiss's in-memory versions in one process.
+# k-means methods and dedup keep faiss's in-memory versions in one process, but on a GPU (only the job across
+# processes has a GPU path).
 SHARD_METHODS = ("kcenter", "random")
 
 
 def make_subset(embeddings: Path | Embeddings, out: Path, config: SelectConfig = SelectConfig(),
                 overwrite: bool = False) -> Manifest:
     """Select in this process, report coverage and write the subset directory."""
-    if config.method in SHARD_METHODS and config.dedup is None:
+    if config.method in SHARD_METHODS and config.dedup is None or config.device != "cpu":
         # the same job as across processes, here with one: it maps the shards instead of loading every vector
         path = embeddings.path if isinstance(embeddings, Embeddings) else embeddings
         return make_subset_across_processes(path, out, config, Comm(alone=True), overwrite)

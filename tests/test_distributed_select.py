@@ -244,3 +244,53 @@ def test_distributed_kmeans_gives_the_one_process_assignments_and_order_for_1_2_
         assert res.returncode == 0, res.stderr[-3000:]
         np.testing.assert_array_equal(np.load(tmp_path / f"order-{w}.npy"), expected)
         assert len(re.findall(r"rank \d of \d: maps shards", res.stdout)) == w
+
+
+def test_products_on_a_torch_device_give_the_orders_and_assignments_of_the_cpu_path(emb, separated, monkeypatch):
+    """The GPU path (`--device cuda`) is torch over the same chunks; run here on torch's CPU device, it must give
+    numpy's k-center order and faiss's k-means assignments, whether the chunks stay on the device or not."""
+    import subsets.distributed_kcenter as dk
+    from subsets.distributed_kmeans import kmeans_balanced_shards, kmeans_blocks
+
+    cpu = torch.device("cpu")
+    path, _ = emb
+    expected = kcenter_shards(path, 300, seed=4, batch=16)
+    np.testing.assert_array_equal(kcenter_shards(path, 300, seed=4, batch=16, device=cpu), expected)
+    monkeypatch.setattr(dk, "DENSE_BYTES", 0)  # chunks copied to the device at every pass
+    np.testing.assert_array_equal(kcenter_shards(path, 300, seed=4, batch=16, device=cpu), expected)
+    sep, _ = separated
+    blocks = [EmbeddingShards(sep).map(s) for s in range(6)]
+    starts = [s * 200 for s in range(6)]
+    centroids, labels, distance = kmeans_blocks(blocks, starts, 1200, 24, seed=2)
+    on_device = kmeans_blocks(blocks, starts, 1200, 24, seed=2, device=cpu)
+    np.testing.assert_array_equal(on_device[1], labels)
+    np.testing.assert_allclose(on_device[0], centroids, atol=1e-6)
+    np.testing.assert_allclose(on_device[2], distance, atol=1e-3)
+    np.testing.assert_array_equal(kmeans_balanced_shards(sep, 300, seed=2, clusters=[24, 4], device=cpu),
+                                  kmeans_balanced_shards(sep, 300, seed=2, clusters=[24, 4]))
+
+
+def test_select_with_device_runs_the_job_across_processes_with_its_products_there(separated, tmp_path, monkeypatch):
+    import subsets.device as sd
+    import subsets.make_subset as ms
+
+    path, _ = separated
+    if not torch.cuda.is_available():  # this machine: one line, before any work
+        with pytest.raises(InputError, match=r"--device cuda: this machine has no CUDA GPU"):
+            ms.make_subset(path, tmp_path / "cuda", ms.SelectConfig(method="kmeans", k_max=50, device="cuda"))
+        assert not (tmp_path / "cuda").exists()
+    with pytest.raises(InputError, match=r"--device tpu: unknown \(choose from cpu, cuda\)"):
+        ms.make_subset(path, tmp_path / "tpu", ms.SelectConfig(k_max=50, device="tpu"))
+    # the job as `--device cuda` runs it, with torch's CPU device standing in for the GPU
+    used = []
+    monkeypatch.setattr(ms, "check_device", lambda name: None)
+    monkeypatch.setattr(ms, "resolve_device", lambda name: used.append(name) or torch.device("cpu"))
+    real_nearest = sd.nearest
+    monkeypatch.setattr(sd, "nearest", lambda *a: used.append("nearest") or real_nearest(*a))
+    on_device = ms.make_subset(path, tmp_path / "dev", ms.SelectConfig(method="kmeans", k_max=50, seed=2,
+                                                                       clusters=[24, 4], device="gpu"))
+    assert used[0] == "gpu" and "nearest" in used and on_device.meta["params"]["device"] == "gpu"
+    across = ms.make_subset_across_processes(path, tmp_path / "cpu", ms.SelectConfig(method="kmeans", k_max=50, seed=2,
+                                                                                     clusters=[24, 4]), ms.Comm(alone=True))
+    np.testing.assert_array_equal(on_device.order, across.order)
+    assert on_device.meta["coverage"] == across.meta["coverage"]  # the coverage report stays on the CPU

@@ -388,3 +388,17 @@ def test_a_run_made_before_a_setting_existed_counts_as_finished_at_that_settings
     record["config"]["lr"] = 0.5  # but other settings are other runs
     (run / "run.json").write_text(json.dumps(record))
     assert not _finished(run, train_config, config.eval_config())
+
+
+def test_a_manifest_written_before_the_device_setting_is_reused_as_a_cpu_selection():
+    from types import SimpleNamespace
+
+    from distill.sweep import _same_selection
+    from subsets.make_subset import SelectConfig
+
+    old = {"method": "kcenter", "k_max": 50, "seed": 0, "dedup": None, "clusters": None, "niter": 20, "report_k": None}
+    manifest = SimpleNamespace(meta={"params": old, "corpus_size": 200, "dedup": None}, order=np.arange(50))
+    assert _same_selection(manifest, SelectConfig(k_max=50))
+    assert not _same_selection(manifest, SelectConfig(k_max=50, device="cuda"))
+    manifest.meta["params"] = old | {"device": "cuda"}
+    assert not _same_selection(manifest, SelectConfig(k_max=50))

@@ -1,0 +1,84 @@
+"""Where a selection job's distance products run: numpy and faiss on the CPU (the default), or torch on a GPU.
+
+On the CPU each chunk's product runs on one BLAS thread, so a row's distance depends on nothing but its data and
+orders are equal for any number of processes, bit for bit. On a GPU the products are torch matrix multiplications
+over the same chunks: each chunk gets the same kernel whichever process holds it, so the orders are again equal
+for any number of processes on one kind of GPU, but they may differ from the CPU's where two distances tie to
+within float32 rounding. Only the products move: the picks, bounds, sums and counts stay on the host, in row order,
+so the k-means sums are as deterministic as on the CPU (a GPU's atomic index_add would not be).
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from .errors import InputError
+
+DEVICES = ("cpu", "cuda")
+
+
+def check_device(name: str) -> None:
+    """One line for a device this machine cannot run: an unknown name, or CUDA without a GPU."""
+    kind = name.split(":")[0]
+    if kind not in DEVICES:
+        raise InputError(f"--device {name}: unknown (choose from {', '.join(DEVICES)})")
+    if kind == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise InputError(f"--device {name}: this machine has no CUDA GPU that torch can use "
+                             "(torch.cuda.is_available() is False); use --device cpu")
+
+
+def resolve_device(name: str):
+    """The torch device of this process for `--device name`, or None for the CPU's numpy and faiss products. With
+    several processes on a node, `cuda` is each process's own GPU (LOCAL_RANK, as torchrun and accelerate set it)."""
+    check_device(name)
+    if name == "cpu":
+        return None
+    import torch
+
+    if name == "cuda":
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")) % torch.cuda.device_count())
+    return torch.device(name)
+
+
+class DeviceChunks:
+    """A process's row chunks as float32 tensors on a device: kept there between passes when they fit in half of
+    the device's free memory (on a CPU device: `host_bytes`), else copied over chunk by chunk at each pass."""
+
+    def __init__(self, device, chunk, count: int, nbytes: int, host_bytes: int = 1 << 30):
+        import torch
+
+        self.device, self.chunk, self.count = device, chunk, count
+        budget = torch.cuda.mem_get_info(device)[0] // 2 if device.type == "cuda" else host_bytes
+        self.kept = [self._load(i) for i in range(count)] if nbytes <= budget else None
+
+    def _load(self, i: int):
+        import torch
+
+        return torch.from_numpy(self.chunk(i)).to(self.device)
+
+    def __getitem__(self, i: int):
+        return self.kept[i] if self.kept is not None else self._load(i)
+
+
+def min_distances(x, centers, centers_sq, rows_sq) -> np.ndarray:
+    """Each row's Euclidean distance to its nearest center (the CPU path's expansion |x|^2 - 2 x.c + |c|^2), as
+    float32 on the host."""
+    import torch
+
+    d2 = torch.addmm(centers_sq[None], x, centers.T, alpha=-2.0).amin(1) + rows_sq
+    return d2.clamp_min_(0.0).sqrt_().cpu().numpy()
+
+
+def nearest(x, centers, centers_sq) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's nearest center (the lowest index on ties, as faiss) and squared distance, on the host."""
+    import torch
+
+    d2 = torch.addmm(centers_sq[None], x, centers.T, alpha=-2.0)
+    best, label = d2.min(1)
+    best += (x * x).sum(1)
+    return label.cpu().numpy().astype(np.int64), best.clamp_min_(0.0).cpu().numpy()

@@ -9,7 +9,8 @@ earlier rows above the threshold. The pairs (12 bytes each) are gathered, and ev
 in row order. No process holds the corpus; traffic is each row's vector once to every process.
 
 With one group the kept rows equal `select.dedup`'s (tested), up to a pair whose similarity rounds across the
-threshold; with clusters they can differ, as the clusters are Lloyd's, not faiss.Kmeans's.
+threshold; with clusters they can differ, as the clusters are Lloyd's, not faiss.Kmeans's. With a torch `device` (a
+GPU), the clustering and the search run there (`subsets.device`); the pairs are resolved on the host as ever.
 """
 
 from __future__ import annotations
@@ -28,15 +29,16 @@ if TYPE_CHECKING:
 
 
 def dedup_blocks(blocks: list[np.ndarray], starts: list[int], n: int, threshold: float, exact_max: int = 50_000,
-                 seed: int = 0, comm: Comm | None = None) -> np.ndarray:
-    """The global rows kept (sorted) of the n rows of every process's blocks (block j holds rows starts[j]...)."""
+                 seed: int = 0, comm: Comm | None = None, device=None) -> np.ndarray:
+    """The global rows kept (sorted) of the n rows of every process's blocks (block j holds rows starts[j]...);
+    `device`: a torch device for the search (None: faiss on the CPU)."""
     comm = comm or Comm()
     local = np.concatenate([np.arange(s, s + len(b)) for b, s in zip(blocks, starts)] or [np.zeros(0, np.int64)])
     if n <= exact_max:
         group, n_groups = np.zeros(len(local), np.int64), 1
     else:
         n_groups = max(2, n // 10_000)
-        group = kmeans_blocks(blocks, starts, n, n_groups, seed, comm=comm)[1]
+        group = kmeans_blocks(blocks, starts, n, n_groups, seed, comm=comm, device=device)[1]
     sizes = np.concatenate([[0], np.cumsum([len(b) for b in blocks])])
     pairs = []
     for g in range(n_groups):
@@ -47,16 +49,31 @@ def dedup_blocks(blocks: list[np.ndarray], starts: list[int], n: int, threshold:
         every_ids = comm.concat(ids.astype(np.float64)).astype(np.int64)
         if not len(rows) or not len(every):
             continue
-        index = faiss.IndexFlatIP(every.shape[1])
-        index.add(every)
-        lims, _, found = index.range_search(rows, threshold)
-        query = np.repeat(ids, np.diff(lims.astype(np.int64)))
-        earlier = every_ids[found]
+        query, found = _pairs_above(rows, every, threshold, device)
+        query, earlier = ids[query], every_ids[found]
         above = earlier < query
         pairs.append(np.stack([earlier[above], query[above]], 1))
     pairs = np.concatenate(pairs or [np.zeros((0, 2), np.int64)])
     gathered = comm.concat(pairs.ravel().astype(np.float64)).astype(np.int64).reshape(-1, 2)
     return kept_rows(n, gathered)
+
+
+def _pairs_above(rows: np.ndarray, every: np.ndarray, threshold: float, device) -> tuple[np.ndarray, np.ndarray]:
+    """(position in rows, position in every) of each pair with inner product above the threshold: faiss's range
+    search, or torch's products on `device` in blocks of 4,096 rows."""
+    if device is None:
+        index = faiss.IndexFlatIP(every.shape[1])
+        index.add(every)
+        lims, _, found = index.range_search(rows, threshold)
+        return np.repeat(np.arange(len(rows)), np.diff(lims.astype(np.int64))), found.astype(np.int64)
+    import torch
+
+    on = torch.from_numpy(every).to(device)
+    hits = []
+    for lo in range(0, len(rows), 4096):
+        i, j = torch.nonzero(torch.from_numpy(rows[lo:lo + 4096]).to(device) @ on.T > threshold, as_tuple=True)
+        hits.append((i.cpu().numpy() + lo, j.cpu().numpy()))
+    return np.concatenate([h[0] for h in hits]), np.concatenate([h[1] for h in hits])
 
 
 def _read(blocks: list[np.ndarray], sizes: np.ndarray, local: np.ndarray) -> np.ndarray:
@@ -81,11 +98,11 @@ def kept_rows(n: int, pairs: np.ndarray) -> np.ndarray:
 
 
 def dedup_shards(path: Path | EmbeddingShards, threshold: float, exact_max: int = 50_000, seed: int = 0,
-                 comm: Comm | None = None) -> np.ndarray:
+                 comm: Comm | None = None, device=None) -> np.ndarray:
     """`dedup_blocks` over an embeddings directory, each process mapping only its own shards."""
     from .shards import EmbeddingShards
 
     comm = comm or Comm()
     shards = EmbeddingShards.of(path)
     blocks, starts, n = shards.process_blocks(comm)
-    return dedup_blocks(blocks, starts, n, threshold, exact_max, seed, comm)
+    return dedup_blocks(blocks, starts, n, threshold, exact_max, seed, comm, device)

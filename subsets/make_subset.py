@@ -215,7 +215,7 @@ def make_subset_across_processes(embeddings: Path, out: Path, config: SelectConf
     start = time.perf_counter()
     keep = None
     if config.dedup is not None:
-        keep = dedup_shards(shards, config.dedup, seed=config.seed, comm=comm)
+        keep = dedup_shards(shards, config.dedup, seed=config.seed, comm=comm, device=resolve_device(config.device))
         _check_kept(config, len(keep), n, shards.path)
     pool = n if keep is None else len(keep)
     config = replace(config, k_max=config.k_max or pool)

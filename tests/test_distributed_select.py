@@ -6,6 +6,7 @@ import os
 import re
 import subprocess
 import sys
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -180,6 +181,10 @@ def test_dedup_over_blocks_keeps_what_the_in_memory_dedup_keeps_and_within_clust
     np.testing.assert_array_equal(dedup_blocks(blocks, starts, len(x), 0.99), expected)
     # above exact_max, pairs are searched within Lloyd's clusters: copies this close share their cluster
     np.testing.assert_array_equal(dedup_blocks(blocks, starts, len(x), 0.99, exact_max=100), expected)
+    # the GPU path (`--device cuda`), with torch's CPU device standing in: the same search in torch products
+    for exact_max in (50_000, 100):
+        np.testing.assert_array_equal(dedup_blocks(blocks, starts, len(x), 0.99, exact_max=exact_max,
+                                                   device=torch.device("cpu")), expected)
 
 
 def test_a_damaged_shard_or_keys_txt_stops_the_job_across_processes_with_one_line(emb, tmp_path):
@@ -287,10 +292,10 @@ def test_select_with_device_runs_the_job_across_processes_with_its_products_ther
     monkeypatch.setattr(ms, "resolve_device", lambda name: used.append(name) or torch.device("cpu"))
     real_nearest = sd.nearest
     monkeypatch.setattr(sd, "nearest", lambda *a: used.append("nearest") or real_nearest(*a))
-    on_device = ms.make_subset(path, tmp_path / "dev", ms.SelectConfig(method="kmeans", k_max=50, seed=2,
-                                                                       clusters=[24, 4], device="gpu"))
-    assert used[0] == "gpu" and "nearest" in used and on_device.meta["params"]["device"] == "gpu"
-    across = ms.make_subset_across_processes(path, tmp_path / "cpu", ms.SelectConfig(method="kmeans", k_max=50, seed=2,
-                                                                                     clusters=[24, 4]), ms.Comm(alone=True))
+    config = ms.SelectConfig(method="kmeans", k_max=50, seed=2, clusters=[24, 4], dedup=0.999)
+    on_device = ms.make_subset(path, tmp_path / "dev", replace(config, device="gpu"))
+    assert used[:2] == ["gpu", "gpu"] and "nearest" in used  # dedup, then the ordering
+    assert on_device.meta["params"]["device"] == "gpu"
+    across = ms.make_subset_across_processes(path, tmp_path / "cpu", config, ms.Comm(alone=True))
     np.testing.assert_array_equal(on_device.order, across.order)
     assert on_device.meta["coverage"] == across.meta["coverage"]  # the coverage report stays on the CPU

@@ -13,6 +13,7 @@
    share of equal assignments.
 5. the selection job's exact greedy k-center (`distributed_kcenter`, `--device cuda`) with its products on the GPU
    against numpy on the CPU: time, and how long a prefix of the two orders agrees.
+6. the whole `distill subset select` job (kcenter and kmeans) with `--device cuda` against `--device cpu`.
 
 Each section prints a table; a section that cannot run on this machine says why and the others go on.
 """
@@ -181,8 +182,32 @@ def kcenter(device: torch.device, quick: bool) -> None:
     console.print(table)
 
 
+def selection_job(device: torch.device, quick: bool) -> None:
+    import importlib.util
+    import tempfile
+
+    spec = importlib.util.spec_from_file_location("bench_select", Path(__file__).parent / "select.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    n = 20_000 if quick else 1_000_000
+    ks = {"kcenter": 500, "kmeans": 500} if quick else {"kcenter": 10_000, "kmeans": 1000}  # kmeans: k/2 clusters
+    table = Table(title=f"`distill subset select` in one process, N = {n:,}, d = 384 (fp16 on disk)")
+    for col in ("method", "k", "--device", "job s", "selection s", "peak RSS MiB", "orders agree for the first"):
+        table.add_column(col, justify="right")
+    with tempfile.TemporaryDirectory() as work:
+        emb = bench.write_embeddings_dir(Path(work) / f"emb-{n}", n, 384)
+        for method, k in ks.items():
+            runs = {d: bench.job_select(emb, k, 1, method, None, d) for d in ("cpu", device.type)}
+            for d, r in runs.items():
+                agree = int(np.argmin(np.r_[r["order"] == runs["cpu"]["order"], False]))
+                table.add_row(method, f"{k:,}", d, f"{r['wall']:.1f}", f"{r['select']:.1f}", f"{r['peak_mib']:,.0f}",
+                              "" if d == "cpu" else f"{agree:,} picks")
+    table.caption = "the CLI's own path: shard checks, ordering, coverage report (on the CPU) and manifest"
+    console.print(table)
+
+
 SECTIONS = {"attention": attention, "training": training_step, "caching": teacher_caching, "kmeans": kmeans,
-            "kcenter": kcenter}
+            "kcenter": kcenter, "job": selection_job}
 
 
 def main() -> None:

@@ -157,20 +157,21 @@ def distributed_main(a) -> None:
     console.print("rows / s / pick: N x k / select seconds (the per-row rate the README's cost model projects from).")
 
 
-def job_select(emb: Path, k: int, processes: int, method: str, dedup: float | None) -> dict:
+def job_select(emb: Path, k: int, processes: int, method: str, dedup: float | None, device: str = "cpu") -> dict:
     """Wall time and peak RSS (the largest process) of the whole `distill subset select` job, torchrun on `processes`
-    gloo processes: checks of the shards, dedup, the ordering, the coverage report and the manifest."""
+    processes: checks of the shards, dedup, the ordering (its products on `device`), the coverage report and the
+    manifest."""
     import json
     import os
     import shutil
     import subprocess
 
-    out = emb.parent / f"job-{method}-{emb.name}-{k}-{processes}-{dedup}"
+    out = emb.parent / f"job-{method}-{emb.name}-{k}-{processes}-{dedup}-{device}"
     shutil.rmtree(out, ignore_errors=True)
     threads = str(max(1, (os.cpu_count() or 1) // processes))
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(processes),
            "-m", "distill", "subset", "select", "--embeddings", str(emb), "--method", method, "--k-max", str(k),
-           "--out", str(out)] + (["--dedup", str(dedup)] if dedup is not None else [])
+           "--out", str(out), "--device", device] + (["--dedup", str(dedup)] if dedup is not None else [])
     # a wrapper process reports the largest of its descendants (a rank: torchrun waits for each) for this job alone
     wrapper = [sys.executable, "-c", "import resource, subprocess, sys; code = subprocess.run(sys.argv[1:]).returncode; "
                "print('PEAK', resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); sys.exit(code)"]
@@ -181,7 +182,8 @@ def job_select(emb: Path, k: int, processes: int, method: str, dedup: float | No
         raise SystemExit(res.stderr[-2000:])
     manifest = json.loads((out / "manifest.json").read_text())
     peak = int(res.stdout.rsplit("PEAK", 1)[1].split()[0]) / 1024
-    return {"wall": wall, "select": manifest["select_seconds"], "peak_mib": peak, "hash": manifest["hash"]}
+    return {"wall": wall, "select": manifest["select_seconds"], "peak_mib": peak, "hash": manifest["hash"],
+            "order": np.load(out / "order.npy")}
 
 
 def job_main(a) -> None:
@@ -190,7 +192,7 @@ def job_main(a) -> None:
     for col in ("N", "method", "dedup", "k", "processes", "job s", "selection s (dedup + order)",
                 "coverage and the rest s", "peak RSS per process MiB", "vectors MiB", "same manifest"):
         table.add_column(col, justify="right")
-    for n, k, p, r, same in launches(a, lambda emb, k, p: job_select(emb, k, p, a.method, a.dedup),
+    for n, k, p, r, same in launches(a, lambda emb, k, p: job_select(emb, k, p, a.method, a.dedup, a.device),
                                      lambda r, one: r["hash"] == one["hash"]):
         table.add_row(f"{n:,}", a.method, str(a.dedup), f"{k:,}", str(p), f"{r['wall']:.1f}",
                       f"{r['select']:.1f}", f"{r['wall'] - r['select']:.1f}", f"{r['peak_mib']:,.0f}",
@@ -215,6 +217,7 @@ def main() -> None:
                    help="the whole `distill subset select` job (checks, --dedup, ordering, coverage, manifest) in 1 and "
                         "2 processes (--sizes, --ks, --processes, --method, --dedup)")
     p.add_argument("--dedup", type=float, default=None, help="with --job")
+    p.add_argument("--device", default="cpu", help="with --job: where the ordering's products run (cpu or cuda)")
     p.add_argument("--method", default="kcenter", help="with --distributed: kcenter or kmeans; with --job: any")
     p.add_argument("--ks", type=int, nargs="+", default=[1000, 10_000])
     p.add_argument("--processes", type=int, nargs="+", default=[1, 2])

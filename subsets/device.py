@@ -46,23 +46,25 @@ def resolve_device(name: str):
 
 
 class DeviceChunks:
-    """A process's row chunks as float32 tensors on a device: kept there between passes when they fit in half of
-    the device's free memory (on a CPU device: `host_bytes`), else copied over chunk by chunk at each pass."""
+    """A process's row chunks on a device (`read(i)`: chunk i as stored), in the dtype they are stored in (fp16
+    embeddings take half the memory) and given out as float32, as the CPU path converts them: kept there between
+    passes when their `nbytes` fit in half of the device's free memory (on a CPU device: `host_bytes`), else copied
+    over chunk by chunk at each pass."""
 
-    def __init__(self, device, chunk, count: int, nbytes: int, host_bytes: int = 1 << 30):
+    def __init__(self, device, read, count: int, nbytes: int, host_bytes: int = 1 << 30):
         import torch
 
-        self.device, self.chunk, self.count = device, chunk, count
+        self.device, self.read = device, read
         budget = torch.cuda.mem_get_info(device)[0] // 2 if device.type == "cuda" else host_bytes
         self.kept = [self._load(i) for i in range(count)] if nbytes <= budget else None
 
     def _load(self, i: int):
         import torch
 
-        return torch.from_numpy(self.chunk(i)).to(self.device)
+        return torch.from_numpy(np.array(self.read(i))).to(self.device)  # a copy: maps are read-only
 
     def __getitem__(self, i: int):
-        return self.kept[i] if self.kept is not None else self._load(i)
+        return (self.kept[i] if self.kept is not None else self._load(i)).float()
 
 
 def min_distances(x, centers, centers_sq, rows_sq) -> np.ndarray:

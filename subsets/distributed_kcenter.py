@@ -84,7 +84,7 @@ def kcenter_blocks(blocks: list[np.ndarray], starts: list[int], n: int, dim: int
 
     rows = _Rows(blocks, starts)
     if device is not None:
-        return _kcenter(rows, n, dim, k, seed, batch, comm or Comm(), progress, proposals, _ApplyOn(rows, device))
+        return _kcenter(rows, n, dim, k, seed, batch, comm or Comm(), progress, proposals, _ApplyOn(rows, blocks, device))
     threads = max([i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"] or [1])
     with threadpool_limits(1, user_api="blas"), ThreadPoolExecutor(threads) as pool:
         return _kcenter(rows, n, dim, k, seed, batch, comm or Comm(), progress, proposals, _Apply(rows, pool))
@@ -257,17 +257,18 @@ class _Apply:
 
 
 class _ApplyOn:
-    """`_Apply` with the products on a torch device (`subsets.device`): the chunks stay there between applies when
-    they fit; only each row's new distance comes back."""
+    """`_Apply` with the products on a torch device (`subsets.device`): the chunks stay there, in their stored dtype,
+    between applies when they fit; only each row's new distance comes back."""
 
-    def __init__(self, rows: _Rows, device):
+    def __init__(self, rows: _Rows, blocks: list[np.ndarray], device):
         import torch
 
         from .device import DeviceChunks
 
         self.rows, self.device, self.jobs = rows, device, _chunks(rows)
-        self.chunks = DeviceChunks(device, lambda i: rows.dense(*self.jobs[i]), len(self.jobs), len(rows) * 4 * (
-            rows.blocks[0].shape[1] if rows.blocks else 0), DENSE_BYTES)
+        stored = np.asarray(blocks[0][:1]).itemsize * blocks[0].shape[1] if blocks else 0  # bytes a row
+        self.chunks = DeviceChunks(device, lambda i: blocks[self.jobs[i][0]][self.jobs[i][1]:self.jobs[i][2]],
+                                   len(self.jobs), len(rows) * stored, DENSE_BYTES)
         self.sq = torch.from_numpy(rows.sq).to(device)
 
     def __call__(self, bound: np.ndarray, pending: list[np.ndarray], pending_sq: list[float]) -> None:

@@ -8,33 +8,18 @@ Needs a finished `distill demo` in demo-out/. Results: exploration-6-session-202
 """
 
 import importlib.util
-import json
 import sys
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[3]
-sys.path.insert(0, str(ROOT))
-
-from distill.evaluate import EvalConfig  # noqa: E402
-
 _spec = importlib.util.spec_from_file_location("recipe", ROOT / "benchmarks" / "recipe.py")
 recipe = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(recipe)
-record = ROOT / "benchmarks" / "out" / "recipe" / "exploration-6-session-2026-12-01.json"
-RUNS = [("kcenter", 1000, 128, 2600), ("kcenter", 100, 128, 2600), ("kcenter", 1000, 64, 3600),
-        ("kcenter", 100, 64, 3600)]
-for method, k, width, steps in RUNS:
-    name = f"mixup-{method}-k{k}-w{width}-s{steps}"
-    done = json.loads(record.read_text()) if record.exists() else {}
-    if name in done:
-        continue
-    start = time.time()
-    result = recipe.run_variant(name, recipe.FINAL | {"steps": steps, "mixup_alpha": 1.0,
-                                                "student_kwargs": {"depth": 2, "embed_dim": width, "num_heads": width // 64}},
-                                ROOT / "demo-out" / "targets" / f"{method}-s0", k, Path("/tmp/exploration-6"),
-                                EvalConfig(teachers=False))
-    out = {x: result[x] for x in ("knn_top1", "probe_top1", "untrained_knn_top1")}
-    out |= {"wall": round(time.time() - start, 1), "train_s": result["seconds"]}
-    print(name, out, flush=True)
-    record.write_text(json.dumps(done | {name: out}, indent=1))
+
+MIXUP = {"steps": 1800, "mixup_alpha": 1.0}
+RUNS = {f"mixup-kcenter-k{k}-w{width}-s{steps}": ("kcenter", k, MIXUP | {
+    "steps": steps, "student_kwargs": {"depth": 2, "embed_dim": width, "num_heads": width // 64}})
+    for width, steps in ((128, 2600), (64, 3600)) for k in (1000, 100)}
+
+if __name__ == "__main__":
+    sys.exit(recipe.explore(ROOT / "benchmarks" / "out" / "recipe" / "exploration-6-session-2026-12-01.json", RUNS))

@@ -20,16 +20,19 @@ DEVICES = ("cpu", "cuda")
 
 
 def check_device(name: str) -> None:
-    """One line for a device this machine cannot run: an unknown name, or CUDA without a GPU."""
-    kind = name.split(":")[0]
-    if kind not in DEVICES:
-        raise InputError(f"--device {name}: unknown (choose from {', '.join(DEVICES)})")
+    """One line for a device this machine cannot run: an unknown name, CUDA without a GPU, or a GPU it lacks."""
+    kind, _, index = name.partition(":")
+    if name != "cpu" and kind != "cuda":
+        raise InputError(f"--device {name}: unknown (choose from {', '.join(DEVICES)}, or cuda:N for one GPU)")
     if kind == "cuda":
         import torch
 
         if not torch.cuda.is_available():
             raise InputError(f"--device {name}: this machine has no CUDA GPU that torch can use "
                              "(torch.cuda.is_available() is False); use --device cpu")
+        if index and not (index.isdigit() and int(index) < torch.cuda.device_count()):
+            raise InputError(f"--device {name}: this machine has {torch.cuda.device_count()} CUDA GPU(s), "
+                             f"cuda:0 to cuda:{torch.cuda.device_count() - 1}")
 
 
 def resolve_device(name: str):

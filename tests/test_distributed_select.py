@@ -284,8 +284,9 @@ def test_select_with_device_runs_the_job_across_processes_with_its_products_ther
         with pytest.raises(InputError, match=r"--device cuda: this machine has no CUDA GPU"):
             ms.make_subset(path, tmp_path / "cuda", ms.SelectConfig(method="kmeans", k_max=50, device="cuda"))
         assert not (tmp_path / "cuda").exists()
-    with pytest.raises(InputError, match=r"--device tpu: unknown \(choose from cpu, cuda\)"):
-        ms.make_subset(path, tmp_path / "tpu", ms.SelectConfig(k_max=50, device="tpu"))
+    for bad in ("tpu", "cpu:0"):  # nor a torch device the job has no path for
+        with pytest.raises(InputError, match=rf"--device {bad}: unknown \(choose from cpu, cuda, or cuda:N"):
+            ms.make_subset(path, tmp_path / "bad", ms.SelectConfig(k_max=50, device=bad))
     # the job as `--device cuda` runs it, with torch's CPU device standing in for the GPU
     used = []
     monkeypatch.setattr(ms, "check_device", lambda name: None)

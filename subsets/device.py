@@ -11,6 +11,7 @@ so the k-means sums are as deterministic as on the CPU (a GPU's atomic index_add
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 
 import numpy as np
 
@@ -70,12 +71,27 @@ class DeviceChunks:
         return (self.kept[i] if self.kept is not None else self._load(i)).float()
 
 
+@contextmanager
+def full_float32():
+    """Float32 products in full float32 while in it, whatever the process set: TF32 (`high`) keeps 10 bits of
+    mantissa, and distances rounded to 1e-3 reorder near picks and move pairs across a dedup threshold."""
+    import torch
+
+    before = torch.get_float32_matmul_precision()
+    torch.set_float32_matmul_precision("highest")
+    try:
+        yield
+    finally:
+        torch.set_float32_matmul_precision(before)
+
+
 def min_distances(x, centers, centers_sq, rows_sq) -> np.ndarray:
     """Each row's Euclidean distance to its nearest center (the CPU path's expansion |x|^2 - 2 x.c + |c|^2), as
     float32 on the host."""
     import torch
 
-    d2 = torch.addmm(centers_sq[None], x, centers.T, alpha=-2.0).amin(1) + rows_sq
+    with full_float32():
+        d2 = torch.addmm(centers_sq[None], x, centers.T, alpha=-2.0).amin(1) + rows_sq
     return d2.clamp_min_(0.0).sqrt_().cpu().numpy()
 
 
@@ -83,7 +99,22 @@ def nearest(x, centers, centers_sq) -> tuple[np.ndarray, np.ndarray]:
     """Each row's nearest center (the lowest index on ties, as faiss) and squared distance, on the host."""
     import torch
 
-    d2 = torch.addmm(centers_sq[None], x, centers.T, alpha=-2.0)
+    with full_float32():
+        d2 = torch.addmm(centers_sq[None], x, centers.T, alpha=-2.0)
     best, label = d2.min(1)
     best += (x * x).sum(1)
     return label.cpu().numpy().astype(np.int64), best.clamp_min_(0.0).cpu().numpy()
+
+
+def pairs_above(rows: np.ndarray, every: np.ndarray, threshold: float, device, block: int = 4096):
+    """(position in rows, position in every) of each pair whose inner product is above the threshold, in blocks of
+    rows."""
+    import torch
+
+    on = torch.from_numpy(every).to(device)
+    hits = []
+    with full_float32():
+        for lo in range(0, len(rows), block):
+            i, j = torch.nonzero(torch.from_numpy(rows[lo:lo + block]).to(device) @ on.T > threshold, as_tuple=True)
+            hits.append((i.cpu().numpy() + lo, j.cpu().numpy()))
+    return np.concatenate([h[0] for h in hits]), np.concatenate([h[1] for h in hits])

@@ -60,20 +60,15 @@ def dedup_blocks(blocks: list[np.ndarray], starts: list[int], n: int, threshold:
 
 def _pairs_above(rows: np.ndarray, every: np.ndarray, threshold: float, device) -> tuple[np.ndarray, np.ndarray]:
     """(position in rows, position in every) of each pair with inner product above the threshold: faiss's range
-    search, or torch's products on `device` in blocks of 4,096 rows."""
+    search, or torch's products on `device`."""
     if device is None:
         index = faiss.IndexFlatIP(every.shape[1])
         index.add(every)
         lims, _, found = index.range_search(rows, threshold)
         return np.repeat(np.arange(len(rows)), np.diff(lims.astype(np.int64))), found.astype(np.int64)
-    import torch
+    from .device import pairs_above
 
-    on = torch.from_numpy(every).to(device)
-    hits = []
-    for lo in range(0, len(rows), 4096):
-        i, j = torch.nonzero(torch.from_numpy(rows[lo:lo + 4096]).to(device) @ on.T > threshold, as_tuple=True)
-        hits.append((i.cpu().numpy() + lo, j.cpu().numpy()))
-    return np.concatenate([h[0] for h in hits]), np.concatenate([h[1] for h in hits])
+    return pairs_above(rows, every, threshold, device)
 
 
 def _read(blocks: list[np.ndarray], sizes: np.ndarray, local: np.ndarray) -> np.ndarray:

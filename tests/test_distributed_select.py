@@ -300,3 +300,20 @@ def test_select_with_device_runs_the_job_across_processes_with_its_products_ther
     across = ms.make_subset_across_processes(path, tmp_path / "cpu", config, ms.Comm(alone=True))
     np.testing.assert_array_equal(on_device.order, across.order)
     assert on_device.meta["coverage"] == across.meta["coverage"]  # the coverage report stays on the CPU
+
+
+def test_the_device_products_run_in_full_float32_whatever_the_process_set(monkeypatch):
+    """TF32 (`high`) would round distances to about 1e-3: enough to reorder near picks."""
+    from subsets import device as sd
+
+    seen = []
+    real = torch.addmm
+    monkeypatch.setattr(torch, "addmm", lambda *a, **k: seen.append(torch.get_float32_matmul_precision()) or real(*a, **k))
+    torch.set_float32_matmul_precision("high")
+    try:
+        x = torch.randn(8, 4)
+        sd.min_distances(x, x, (x * x).sum(1), (x * x).sum(1))
+        sd.nearest(x, x, (x * x).sum(1))
+        assert seen == ["highest", "highest"] and torch.get_float32_matmul_precision() == "high"
+    finally:
+        torch.set_float32_matmul_precision("highest")

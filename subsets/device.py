@@ -2,10 +2,11 @@
 
 On the CPU each chunk's product runs on one BLAS thread, so a row's distance depends on nothing but its data and
 orders are equal for any number of processes, bit for bit. On a GPU the products are torch matrix multiplications
-over the same chunks: each chunk gets the same kernel whichever process holds it, so the orders are again equal
-for any number of processes on one kind of GPU, but they may differ from the CPU's where two distances tie to
-within float32 rounding. Only the products move: the picks, bounds, sums and counts stay on the host, in row order,
-so the k-means sums are as deterministic as on the CPU (a GPU's atomic index_add would not be).
+over the same chunks: each chunk gets the same kernel whichever process holds it, so the orders are again equal for
+any number of processes on one kind of GPU (by construction: not yet run on a GPU; the CPU tests run this path on
+torch's CPU device), but they may differ from the CPU's where two distances tie to within float32 rounding. Only the
+products move: the picks, bounds, sums and counts stay on the host, in row order, so the k-means sums are as
+deterministic as on the CPU (a GPU's atomic index_add would not be).
 """
 
 from __future__ import annotations

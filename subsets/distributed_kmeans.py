@@ -94,31 +94,35 @@ def assign(blocks: list[np.ndarray], centroids: np.ndarray, device=None) -> np.n
 
 
 def kmeans_blocks(blocks: list[np.ndarray], starts: list[int], n: int, n_clusters: int, seed: int, niter: int = 20,
-                  comm: Comm | None = None, device=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                  comm: Comm | None = None, device=None, progress=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Lloyd's k-means over the rows of every process's blocks (block j holds global rows starts[j]...); returns
     (centroids, label of each local row, its distance to its centroid). `device`: a torch device for the
-    assignments (None: faiss on the CPU)."""
+    assignments (None: faiss on the CPU); `progress(passes)` is told each pass over the rows (niter + 1 in all)."""
     comm = comm or Comm()
     dim = blocks[0].shape[1]  # every process owns at least one block (EmbeddingShards.owned)
     n_clusters = min(n_clusters, n)
     picks = np.random.default_rng([seed, n]).permutation(n)[:n_clusters]
     centroids = fetch_rows(blocks, starts, picks, comm)
-    for _ in range(niter):
+    for i in range(niter):
         _, _, sums, counts = _pass(blocks, centroids, device)
+        if progress is not None:
+            progress(i + 1)
         packed = comm.sum(np.concatenate([sums.ravel(), counts]))
         sums, counts = packed[:-n_clusters].reshape(n_clusters, dim), packed[-n_clusters:]
         filled = counts > 0
         centroids[filled] = sums[filled] / counts[filled, None]
     labels, d2, _, _ = _pass(blocks, centroids, device)
+    if progress is not None:
+        progress(niter + 1)
     return centroids, labels, np.sqrt(np.maximum(d2, 0.0))
 
 
 def kmeans_tree_blocks(blocks: list[np.ndarray], starts: list[int], n: int, clusters: list[int], seed: int,
-                       niter: int = 20, comm: Comm | None = None, device=None) -> KMeansTree:
+                       niter: int = 20, comm: Comm | None = None, device=None, progress=None) -> KMeansTree:
     """The hierarchical tree: the finest level over the rows of every process (on `device`), the upper levels over
     the centroids (in every process alike, on the CPU); the rows' labels and distances gathered in global row order."""
     comm = comm or Comm()
-    centroids, labels, distance = kmeans_blocks(blocks, starts, n, clusters[0], seed, niter, comm, device)
+    centroids, labels, distance = kmeans_blocks(blocks, starts, n, clusters[0], seed, niter, comm, device, progress)
     tree = KMeansTree([comm.concat(labels.astype(np.float64)).astype(np.int64)], comm.concat(distance))
     alone = Comm(alone=True)
     for level, n_c in enumerate(clusters[1:], start=1):
@@ -129,7 +133,7 @@ def kmeans_tree_blocks(blocks: list[np.ndarray], starts: list[int], n: int, clus
 
 def kmeans_balanced_shards(path: Path | EmbeddingShards, k: int, seed: int = 0, clusters: list[int] | None = None,
                            niter: int = 20, within: str = "nearest", comm: Comm | None = None, report=None,
-                           keep: np.ndarray | None = None, device=None) -> np.ndarray:
+                           keep: np.ndarray | None = None, device=None, progress=None) -> np.ndarray:
     """The balanced k-means ordering (first k rows) of an embeddings directory, each process mapping only its own
     shards (`report(shards, bytes)` is told which); every process returns the same order. With `keep` (the sorted
     rows a dedup kept), over those rows alone, as positions in `keep`. `device`: as `kmeans_blocks`'."""
@@ -138,12 +142,13 @@ def kmeans_balanced_shards(path: Path | EmbeddingShards, k: int, seed: int = 0, 
     comm = comm or Comm()
     shards = EmbeddingShards.of(path)
     blocks, starts, n = shards.process_blocks(comm, report, keep)
-    tree = kmeans_tree_blocks(blocks, starts, n, clusters or default_clusters(n, k), seed, niter, comm, device)
+    tree = kmeans_tree_blocks(blocks, starts, n, clusters or default_clusters(n, k), seed, niter, comm, device,
+                              progress)
     return balanced_order(tree, seed, within)[:k]
 
 
 def prototypes_shards(path: Path | EmbeddingShards, k: int, seed: int, n_clusters: int, niter: int = 20, comm: Comm | None = None,
-                      report=None, keep: np.ndarray | None = None, device=None) -> np.ndarray:
+                      report=None, keep: np.ndarray | None = None, device=None, progress=None) -> np.ndarray:
     """The prototypes ordering (rows nearest their centroid first, `select.prototypes_order`'s rule) of an embeddings
     directory, with Lloyd's k-means across processes, each mapping only its own shards; every process returns it.
     With `keep`, over those rows alone, as positions in `keep`; `device` as `kmeans_blocks`'."""
@@ -152,7 +157,7 @@ def prototypes_shards(path: Path | EmbeddingShards, k: int, seed: int, n_cluster
     comm = comm or Comm()
     shards = EmbeddingShards.of(path)
     blocks, starts, n = shards.process_blocks(comm, report, keep)
-    _, _, distance = kmeans_blocks(blocks, starts, n, n_clusters, seed, niter, comm, device)
+    _, _, distance = kmeans_blocks(blocks, starts, n, n_clusters, seed, niter, comm, device, progress)
     return typical_first(comm.concat(distance), seed)[:k]
 
 

@@ -16,6 +16,7 @@ from .distributed_kcenter import kcenter_shards
 from .embed import Embeddings, load_embeddings
 from .errors import InputError
 from .manifest import Manifest, read_manifest, write_manifest
+from .progress import progress_bar
 from .shards import EmbeddingShards
 
 
@@ -91,16 +92,26 @@ def order_across_processes(embeddings: Path | EmbeddingShards, config: SelectCon
 
     pool = count if keep is None else len(keep)
     device = resolve_device(config.device)
-    if config.method == "kcenter":
-        order = kcenter_shards(embeddings, config.k_max, config.seed, comm=comm, keep=keep, device=device)
-    elif config.method == "random":
+    if config.method == "random":
         order = select.random_order(pool, config.k_max, config.seed)
-    elif config.method == "prototypes":
-        order = prototypes_shards(embeddings, config.k_max, config.seed, clusters_used(pool, config)[0], config.niter,
-                                  comm, keep=keep, device=device)
-    else:
-        order = kmeans_balanced_shards(embeddings, config.k_max, config.seed, clusters_used(pool, config),
-                                       config.niter, _within(config.method), comm=comm, keep=keep, device=device)
+        return order if keep is None else keep[order]
+    kcenter = config.method == "kcenter"
+    total, unit = (min(config.k_max, pool), "picks") if kcenter else (config.niter + 1, "passes")
+    with progress_bar(unit, enabled=comm.rank == 0) as bar:  # a large corpus takes hours: show where it stands
+        task = bar.add_task(f"{config.method} ordering", total=total)
+
+        def progress(done: int) -> None:
+            bar.update(task, completed=done)
+        if kcenter:
+            order = kcenter_shards(embeddings, config.k_max, config.seed, comm=comm, keep=keep, device=device,
+                                   progress=progress)
+        elif config.method == "prototypes":
+            order = prototypes_shards(embeddings, config.k_max, config.seed, clusters_used(pool, config)[0],
+                                      config.niter, comm, keep=keep, device=device, progress=progress)
+        else:
+            order = kmeans_balanced_shards(embeddings, config.k_max, config.seed, clusters_used(pool, config),
+                                           config.niter, _within(config.method), comm=comm, keep=keep, device=device,
+                                           progress=progress)
     return order if keep is None else keep[order]
 
 

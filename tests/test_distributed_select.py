@@ -116,6 +116,7 @@ def test_distill_subset_select_under_accelerate_launch_writes_the_one_process_su
     args = ["subset", "select", "--embeddings", path, "--method", "kcenter", "--k-max", "300", "--seed", "4"]
     two = run_cli(*args, "--out", tmp_path / "two", launcher=ACCELERATE_2PROC, env_extra={"OMP_NUM_THREADS": "1"})
     assert two.returncode == 0, two.stderr[-3000:]
+    assert re.search(r"kcenter ordering .*300/300", two.stderr)  # the main process shows the picks' progress
     from subsets.comm import Comm
     from subsets.make_subset import SelectConfig, make_subset
 

@@ -128,6 +128,11 @@ def teacher_caching(device: torch.device, quick: bool) -> None:
     console.print(table)
 
 
+def shared_prefix(a: np.ndarray, b: np.ndarray) -> int:
+    """How many leading entries two orders of one length share."""
+    return int(np.argmin(np.r_[a == b, False]))
+
+
 def kmeans(device: torch.device, quick: bool) -> None:
     import faiss
 
@@ -172,7 +177,7 @@ def kcenter(device: torch.device, quick: bool) -> None:
     start = time.perf_counter()
     dev = kcenter_blocks(blocks, starts, n, 384, k, seed=0, device=device)
     dev_s = time.perf_counter() - start
-    agree = int(np.argmin(np.r_[cpu == dev, False]))
+    agree = shared_prefix(cpu, dev)
     table = Table(title=f"the selection job's exact greedy k-center, N = {n:,}, d = 384, k = {k:,} (one process)")
     for col in ("products", "seconds", "orders agree for the first"):
         table.add_column(col, justify="right")
@@ -199,7 +204,7 @@ def selection_job(device: torch.device, quick: bool) -> None:
         for method, k in ks.items():
             runs = {d: bench.job_select(emb, k, 1, method, None, d) for d in ("cpu", device.type)}
             for d, r in runs.items():
-                agree = int(np.argmin(np.r_[r["order"] == runs["cpu"]["order"], False]))
+                agree = shared_prefix(r["order"], runs["cpu"]["order"])
                 table.add_row(method, f"{k:,}", d, f"{r['wall']:.1f}", f"{r['select']:.1f}", f"{r['peak_mib']:,.0f}",
                               "" if d == "cpu" else f"{agree:,} picks")
     table.caption = "the CLI's own path: shard checks, ordering, coverage report (on the CPU) and manifest"

@@ -86,23 +86,24 @@ def full_float32():
         torch.set_float32_matmul_precision(before)
 
 
-def min_distances(x, centers, centers_sq, rows_sq) -> np.ndarray:
-    """Each row's Euclidean distance to its nearest center (the CPU path's expansion |x|^2 - 2 x.c + |c|^2), as
-    float32 on the host."""
+def _partial_d2(x, centers, centers_sq):
+    """|c|^2 - 2 x.c of every row and center, in full float32: the squared distance but for the row's |x|^2."""
     import torch
 
     with full_float32():
-        d2 = torch.addmm(centers_sq[None], x, centers.T, alpha=-2.0).amin(1) + rows_sq
+        return torch.addmm(centers_sq[None], x, centers.T, alpha=-2.0)
+
+
+def min_distances(x, centers, centers_sq, rows_sq) -> np.ndarray:
+    """Each row's Euclidean distance to its nearest center (the CPU path's expansion |x|^2 - 2 x.c + |c|^2), as
+    float32 on the host."""
+    d2 = _partial_d2(x, centers, centers_sq).amin(1) + rows_sq
     return d2.clamp_min_(0.0).sqrt_().cpu().numpy()
 
 
 def nearest(x, centers, centers_sq) -> tuple[np.ndarray, np.ndarray]:
     """Each row's nearest center (the lowest index on ties, as faiss) and squared distance, on the host."""
-    import torch
-
-    with full_float32():
-        d2 = torch.addmm(centers_sq[None], x, centers.T, alpha=-2.0)
-    best, label = d2.min(1)
+    best, label = _partial_d2(x, centers, centers_sq).min(1)
     best += (x * x).sum(1)
     return label.cpu().numpy().astype(np.int64), best.clamp_min_(0.0).cpu().numpy()
 

@@ -82,12 +82,12 @@ def kcenter_blocks(blocks: list[np.ndarray], starts: list[int], n: int, dim: int
 
     from threadpoolctl import threadpool_info, threadpool_limits
 
-    rows = _Rows(blocks, starts)
+    rows, comm = _Rows(blocks, starts), comm or Comm()
     if device is not None:
-        return _kcenter(rows, n, dim, k, seed, batch, comm or Comm(), progress, proposals, _ApplyOn(rows, blocks, device))
+        return _kcenter(rows, n, dim, k, seed, batch, comm, progress, proposals, _ApplyOn(rows, blocks, device))
     threads = max([i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"] or [1])
     with threadpool_limits(1, user_api="blas"), ThreadPoolExecutor(threads) as pool:
-        return _kcenter(rows, n, dim, k, seed, batch, comm or Comm(), progress, proposals, _Apply(rows, pool))
+        return _kcenter(rows, n, dim, k, seed, batch, comm, progress, proposals, _Apply(rows, pool))
 
 
 def _kcenter(rows: _Rows, n, dim, k, seed, batch, comm, progress, proposals, apply) -> np.ndarray:

@@ -83,36 +83,41 @@ def _within(method: str) -> str:
 
 
 def order_across_processes(embeddings: Path | EmbeddingShards, config: SelectConfig, count: int, comm,
-                           keep: np.ndarray | None = None) -> np.ndarray:
+                           keep: np.ndarray | None = None, device=None) -> np.ndarray:
     """The ordering of a selection (k_max set) of `count` embeddings, or of the rows `keep` a dedup kept, each process
     of `comm` mapping only its own shards; every process returns it (as rows of the embeddings). The k-means methods
     run Lloyd's k-means across the processes (`distributed_kmeans`), not the in-memory faiss.Kmeans, so their orders
-    differ from one process's `select_order`. With `config.device` cuda, each process's products run on its GPU."""
-    from .distributed_kmeans import kmeans_balanced_shards, prototypes_shards
-
+    differ from one process's `select_order`. `device` (`resolve_device`): where each process's products run."""
     pool = count if keep is None else len(keep)
-    device = resolve_device(config.device)
     if config.method == "random":
         order = select.random_order(pool, config.k_max, config.seed)
-        return order if keep is None else keep[order]
+    else:
+        order = _order_with_progress(embeddings, config, pool, comm, keep, device)
+    return order if keep is None else keep[order]
+
+
+def _order_with_progress(embeddings: Path | EmbeddingShards, config: SelectConfig, pool: int, comm,
+                         keep: np.ndarray | None, device) -> np.ndarray:
+    """A k-center or k-means ordering (positions in the pool) across processes, the main process showing its
+    progress: a large corpus takes hours."""
+    from .distributed_kmeans import kmeans_balanced_shards, prototypes_shards
+
     kcenter = config.method == "kcenter"
     total, unit = (min(config.k_max, pool), "picks") if kcenter else (config.niter + 1, "passes")
-    with progress_bar(unit, enabled=comm.rank == 0) as bar:  # a large corpus takes hours: show where it stands
+    with progress_bar(unit, enabled=comm.rank == 0) as bar:
         task = bar.add_task(f"{config.method} ordering", total=total)
 
         def progress(done: int) -> None:
             bar.update(task, completed=done)
         if kcenter:
-            order = kcenter_shards(embeddings, config.k_max, config.seed, comm=comm, keep=keep, device=device,
-                                   progress=progress)
-        elif config.method == "prototypes":
-            order = prototypes_shards(embeddings, config.k_max, config.seed, clusters_used(pool, config)[0],
-                                      config.niter, comm, keep=keep, device=device, progress=progress)
-        else:
-            order = kmeans_balanced_shards(embeddings, config.k_max, config.seed, clusters_used(pool, config),
-                                           config.niter, _within(config.method), comm=comm, keep=keep, device=device,
-                                           progress=progress)
-    return order if keep is None else keep[order]
+            return kcenter_shards(embeddings, config.k_max, config.seed, comm=comm, keep=keep, device=device,
+                                  progress=progress)
+        if config.method == "prototypes":
+            return prototypes_shards(embeddings, config.k_max, config.seed, clusters_used(pool, config)[0],
+                                     config.niter, comm, keep=keep, device=device, progress=progress)
+        return kmeans_balanced_shards(embeddings, config.k_max, config.seed, clusters_used(pool, config),
+                                      config.niter, _within(config.method), comm=comm, keep=keep, device=device,
+                                      progress=progress)
 
 
 def corpus_clusters(blocks: list[np.ndarray], starts: list[int], n: int, comm) -> np.ndarray:
@@ -194,12 +199,9 @@ def make_subset(embeddings: Path | Embeddings, out: Path, config: SelectConfig =
     config = replace(config, k_max=config.k_max or len(pool))
     clusters = clusters_used(len(pool), config)
     _say_cut(asked, clusters, len(pool))
-    if config.method == "kcenter":
-        # over the mapped shards (the rows dedup kept), as a job across processes computes it: the same blocks give
-        # the same order bit for bit, whatever the number of processes
-        keep = None if config.dedup is None else pool
-        order = kcenter_shards(emb.path, config.k_max, config.seed, comm=Comm(alone=True), keep=keep)
-        order = order if keep is None else keep[order]
+    if config.method == "kcenter":  # with dedup (without, the job above): over the mapped shards' kept rows, as a job
+        # across processes computes it: the same blocks give the same order bit for bit, whatever the number of processes
+        order = pool[kcenter_shards(emb.path, config.k_max, config.seed, comm=Comm(alone=True), keep=pool)]
     else:
         order = pool[select_order(emb.vectors[pool], config, clusters)]
     seconds = time.perf_counter() - start
@@ -224,16 +226,17 @@ def make_subset_across_processes(embeddings: Path, out: Path, config: SelectConf
         raise InputError(f"{out}: already exists (pass --overwrite to replace it)")
     shards.verify_owned(comm)  # also refuses more processes than shards, before any work
     start = time.perf_counter()
+    device = resolve_device(config.device)
     keep = None
     if config.dedup is not None:
-        keep = dedup_shards(shards, config.dedup, seed=config.seed, comm=comm, device=resolve_device(config.device))
+        keep = dedup_shards(shards, config.dedup, seed=config.seed, comm=comm, device=device)
         _check_kept(config, len(keep), n, shards.path)
     pool = n if keep is None else len(keep)
     config = replace(config, k_max=config.k_max or pool)
     clusters = clusters_used(pool, config)
     if comm.rank == 0:
         _say_cut(asked, clusters, pool)
-    order = order_across_processes(shards, config, n, comm, keep)
+    order = order_across_processes(shards, config, n, comm, keep, device)
     seconds = time.perf_counter() - start
     coverage = shard_coverage(shards, order, _report_ks(config), comm)
     if comm.rank != 0:

@@ -129,7 +129,8 @@ def aggregate(rows: list[dict], boot: Bootstrap) -> list[dict]:
     out = []
     for (arm, method, k), by_seed in sorted(_groups(rows).items(), key=lambda g: (g[0][0], g[0][1], k_order(g[0][2]))):
         rs = [by_seed[s] for s in sorted(by_seed)]
-        agg = {"recipe": arm[0], "objective": arm[1], "method": method, "k": k, "seeds": len(rs)}
+        agg = {"recipe": arm[0], "objective": arm[1], "method": method, "k": k, "seeds": len(rs),
+               "steps": ", ".join(f"{s:,}" for s in sorted({r["steps"] for r in rs}))}
         for m in METRICS:
             vals = [r[m] for r in rs if r[m] is not None]
             agg[m] = statistics.fmean(vals) if vals else None
@@ -228,17 +229,23 @@ def _lead(agg: list[dict]) -> list[str]:
     return ["recipe"] * any(a["recipe"] for a in agg) + ["objective"] * (len({a["objective"] for a in agg}) > 1)
 
 
+def _budget(agg: list[dict]) -> list[str]:
+    """The steps column, where the runs were not all trained for the same steps (a sweep's `steps_by_k`)."""
+    return ["steps"] * (len({a["steps"] for a in agg}) > 1)
+
+
 def markdown(agg: list[dict], references: dict, verdict_rows: list[dict], ranks: list[dict], notes: list[str]) -> str:
     lead = _lead(agg)
-    head = lead + ["method", "k", "seeds"] + [f"{METRICS[m]} [95% interval]" if m in SCORED else
+    budget = _budget(agg)
+    head = lead + ["method", "k", "seeds"] + budget + [f"{METRICS[m]} [95% interval]" if m in SCORED else
                                              f"{METRICS[m]} (± std)" for m in METRICS]
     lines = ["## Student quality against k", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for a in agg:
         lines.append("| " + " | ".join([a[c] for c in lead] + [a["method"], _k(a["k"]), str(a["seeds"])]
-                                       + [_cell(a, m) for m in METRICS]) + " |")
+                                       + [a[c] for c in budget] + [_cell(a, m) for m in METRICS]) + " |")
     for name, t in references.items():
-        lines.append("| " + " | ".join([name] + [""] * (len(lead) + 2) + [f"{t['knn_top1']:.3f}", f"{t['probe_top1']:.3f}",
-                                                                         "-" if name.startswith(FLOOR) else "1"]) + " |")
+        scores = [f"{t['knn_top1']:.3f}", f"{t['probe_top1']:.3f}", "-" if name.startswith(FLOOR) else "1"]
+        lines.append("| " + " | ".join([name] + [""] * (len(lead) + len(budget) + 2) + scores) + " |")
     if verdict_rows:
         head = lead + ["k", "method", "seeds"] + [f"{METRICS[m]}: difference [95% interval]" for m in SCORED] + \
             [f"{METRICS[m]}: verdict" for m in SCORED]
@@ -260,16 +267,17 @@ def markdown(agg: list[dict], references: dict, verdict_rows: list[dict], ranks:
 
 def rich_tables(agg: list[dict], references: dict, verdict_rows: list[dict], ranks: list[dict]) -> list[Table]:
     lead = _lead(agg)
+    budget = _budget(agg)
     table = Table(title="student quality against subset size k (mean over seeds [95% interval])", title_style="bold")
-    for col in (*lead, "method", "k", "seeds", *METRICS.values()):
+    for col in (*lead, "method", "k", "seeds", *budget, *METRICS.values()):
         table.add_column(col, justify="left" if col in ("method", "recipe", "objective") else "right")
     best = {m: max((a[m] for a in agg if a[m] is not None), default=None) for m in METRICS}
     for a in agg:
         cells = [_cell(a, m) for m in METRICS]
         cells = [f"[bold]{c}[/]" if a[m] is not None and a[m] == best[m] else c for c, m in zip(cells, METRICS)]
-        table.add_row(*[a[c] for c in lead], a["method"], _k(a["k"]), str(a["seeds"]), *cells)
+        table.add_row(*[a[c] for c in lead], a["method"], _k(a["k"]), str(a["seeds"]), *[a[c] for c in budget], *cells)
     for name, t in references.items():
-        table.add_row(f"[dim]{name}[/]", *[""] * (len(lead) + 2), f"{t['knn_top1']:.3f}", f"{t['probe_top1']:.3f}",
+        table.add_row(f"[dim]{name}[/]", *[""] * (len(lead) + len(budget) + 2), f"{t['knn_top1']:.3f}", f"{t['probe_top1']:.3f}",
                       "-" if name.startswith(FLOOR) else "1")
     tables = [table]
     if verdict_rows:

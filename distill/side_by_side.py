@@ -46,7 +46,9 @@ def train_side_by_side(runs: list[PendingRun], workers: int, console: Console) -
     with ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker, initargs=(threads,)) as pool, \
             progress_bar("runs") as bar:
         task = bar.add_task("train side by side", total=len(runs))
-        futures = {pool.submit(_train_run, r.config, r.resume): r for r in runs}
+        # Longest first, so that runs of unequal length fill the workers evenly (the last to start is the shortest)
+        longest_first = sorted(runs, key=lambda r: -r.config.steps * r.config.batch_size)
+        futures = {pool.submit(_train_run, r.config, r.resume): r for r in longest_first}
         pending = set(futures)
         while pending:
             done, pending = wait(pending, return_when=FIRST_COMPLETED)

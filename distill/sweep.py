@@ -69,6 +69,10 @@ class SweepConfig:
     # only: under accelerate launch or on a GPU the processes share each run instead). Small students use threads
     # poorly: 2 side by side on 2 cores train 1.44x faster (distill/side_by_side.py).
     parallel_runs: int = 1
+    # Steps at some subset sizes in place of the recipes' own, e.g. {1000: 3600}: a large subset needs more steps to be
+    # seen enough, while a small one is fit long before (and more passes only fit it further). Every method at one k
+    # still trains for the same steps, so the comparison of methods at each k stays at one budget.
+    steps_by_k: dict = field(default_factory=dict)
 
     @classmethod
     def load(cls, path: Path) -> SweepConfig:
@@ -94,6 +98,7 @@ class SweepConfig:
         if not isinstance(self.parallel_runs, int) or isinstance(self.parallel_runs, bool) or self.parallel_runs < 1:
             raise InputError(f"{origin}: parallel_runs must be a positive integer, not {self.parallel_runs!r}")
         self._check_recipes(origin)
+        self._check_steps_by_k(origin)
         for recipe, settings in self.recipe_list():  # validates each recipe's train settings
             self.train_config(Path(self.out), 1, self.seeds[0], recipe=recipe, settings=settings)
         self.eval_config()
@@ -123,6 +128,15 @@ class SweepConfig:
         clash = sorted(set(self.train) & SET_BY_SWEEP)
         if clash:
             raise InputError(f"{origin}: train.{clash[0]} is set by the sweep itself, per run")
+
+    def _check_steps_by_k(self, origin: str) -> None:
+        if not isinstance(self.steps_by_k, dict):
+            raise InputError(f"{origin}: steps_by_k must map subset sizes to steps, e.g. {{1000: 3600}}")
+        for k, steps in self.steps_by_k.items():
+            if k not in self.ks:
+                raise InputError(f"{origin}: steps_by_k names k = {k!r}, which is not among the sweep's ks {self.ks}")
+            if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1:
+                raise InputError(f"{origin}: steps_by_k[{k!r}] must be a positive integer, not {steps!r}")
 
     @functools.cached_property
     def corpus_size(self) -> int:  # indexing a tar corpus reads it: once per config
@@ -175,14 +189,18 @@ def selection_name(method: str, seed: int) -> str:
 
 
 def planned_runs(config: SweepConfig) -> list[tuple[str | None, dict, str, int | str, int]]:
-    """(recipe, its train settings, method, k, seed) of every run, in the order they are trained: the first recipe
-    over every method, then each other recipe over `recipe_methods`, seed by seed; `full` once per recipe and seed."""
+    """(recipe, its train settings at that k, method, k, seed) of every run, in the order they are trained: the first
+    recipe over every method, then each other recipe over `recipe_methods`, seed by seed; `full` once per recipe and
+    seed."""
+    def at(settings: dict, k: int | str) -> dict:
+        return {**settings, "steps": config.steps_by_k[k]} if k in config.steps_by_k else settings
+
     plan = []
     for i, (recipe, settings) in enumerate(config.recipe_list()):
         methods = config.methods if i == 0 or config.recipe_methods is None else config.recipe_methods
         for s in config.seeds:  # seed by seed, so a stopped sweep has whole seeds to compare
-            plan += [(recipe, settings, m, k, s) for m in methods for k in config.small_ks]
-            plan += [(recipe, settings, FULL, FULL, s)] if config.has_full else []
+            plan += [(recipe, at(settings, k), m, k, s) for m in methods for k in config.small_ks]
+            plan += [(recipe, at(settings, FULL), FULL, FULL, s)] if config.has_full else []
     return plan
 
 

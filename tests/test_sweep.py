@@ -50,6 +50,7 @@ def test_a_tiny_sweep_yields_an_eval_per_run_a_csv_with_exactly_those_rows_and_a
     assert paths["comparison_plot"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     table = paths["comparison_markdown"].read_text()
     assert "teacher: mobilenetv2_imagenet" in table and "| untrained student |" in table  # ceiling and floor rows
+    assert "| steps |" not in table  # every run had the same budget: no column for it
     assert all(0 < float(r["untrained_knn_top1"]) < 1 for r in rows)
     # one cache per method and seed, made at the largest k and read by both k
     assert sorted(p.name for p in (out / "targets").iterdir()) == ["kcenter-s0", "random-s0"]
@@ -67,8 +68,13 @@ def test_runs_trained_side_by_side_equal_the_same_runs_trained_alone_on_the_work
 
     config = _sweep(tmp_path / "sw", image_folder)
     config.methods, config.ks, config.parallel_runs = ["random"], [20, 40], 2
+    config.steps_by_k = {40: 6}
     paths = run_sweep(config)
     assert all((r / "eval.json").exists() for r in paths["runs"])
+    # steps_by_k gives k = 40 its own budget; the other k keeps the recipe's
+    assert [json.loads((r / "run.json").read_text())["steps"] for r in paths["runs"]] == [4, 6]
+    table = paths["comparison_markdown"].read_text()  # and the comparison shows each row's budget
+    assert "| method | k | seeds | steps |" in table and "| random | 20 | 1 | 4 |" in table and "| random | 40 | 1 | 6 |" in table
     run = paths["runs"][1]
     alone = TrainConfig.from_dict(json.loads((run / "run.json").read_text())["config"])
     alone.out = str(tmp_path / "alone")
@@ -80,6 +86,38 @@ def test_runs_trained_side_by_side_equal_the_same_runs_trained_alone_on_the_work
         torch.set_num_threads(threads)
     side, solo = load_file(str(run / "student.safetensors")), load_file(str(tmp_path / "alone" / "student.safetensors"))
     assert side.keys() == solo.keys() and all(torch.equal(side[k], solo[k]) for k in side)
+
+
+def test_runs_side_by_side_start_longest_first_so_unequal_runs_fill_the_workers(monkeypatch):
+    from concurrent.futures import Future
+
+    from rich.console import Console
+
+    import distill.side_by_side as side
+
+    started = []
+
+    class Pool:  # runs each submitted run at once, in the order the runs were handed to the workers
+        def __init__(self, *args, **kwargs):
+            pass
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def submit(self, fn, config, resume):
+            started.append(config.k)
+            future = Future()
+            future.set_result(None)
+            return future
+
+    monkeypatch.setattr(side, "ProcessPoolExecutor", Pool)
+    runs = [side.PendingRun(f"run {k}", TrainConfig(k=k, steps=steps), False)
+            for k, steps in [(100, 1800), (300, 1800), (1000, 3600), (50, 900)]]
+    side.train_side_by_side(runs, 2, Console(quiet=True))
+    assert started == [1000, 100, 300, 50]
 
 
 def test_a_resumed_sweep_does_not_redo_finished_runs(tmp_path, image_folder):
@@ -176,6 +214,8 @@ def test_push_without_a_token_says_what_is_missing_and_keeps_the_folder(sweep, t
     ({"recipes": [{"name": "x", "train": {"lr": "fast"}}]}, "(recipe x): lr = 'fast' is not a float"),
     ({"ks": [20, "all"]}, 'ks must be a list of positive integers or "full"'),
     ({"parallel_runs": 0}, "parallel_runs must be a positive integer, not 0"),
+    ({"steps_by_k": {40: 100}}, "steps_by_k names k = 40, which is not among the sweep's ks [20]"),
+    ({"steps_by_k": {20: 0}}, "steps_by_k[20] must be a positive integer, not 0"),
 ])
 def test_a_bad_sweep_file_fails_before_any_work(tmp_path, image_folder, change, message):
     import yaml

@@ -50,12 +50,14 @@ def _select_across_processes(a: argparse.Namespace, config):
     """The selection with every process mapping its own shards; the main process writes the manifest and gets it,
     the others None."""
     from subsets.comm import Comm
+    from subsets.lock import folder_lock
     from subsets.make_subset import make_subset_across_processes
 
     acc = _accelerator()
     try:
-        manifest = make_subset_across_processes(a.embeddings, a.out, config, Comm(), overwrite=a.overwrite)
-        acc.wait_for_everyone()
+        with folder_lock(a.out, acc):  # one job per subset folder, and per k-center checkpoint beside it
+            manifest = make_subset_across_processes(a.embeddings, a.out, config, Comm(), overwrite=a.overwrite)
+            acc.wait_for_everyone()
     finally:
         acc.end_training()
     return manifest
@@ -72,7 +74,10 @@ def cmd_subset_select(a: argparse.Namespace) -> None:
         if manifest is None:
             return
     else:
-        manifest = make_subset(a.embeddings, a.out, config, overwrite=a.overwrite)
+        from subsets.lock import folder_lock
+
+        with folder_lock(a.out):
+            manifest = make_subset(a.embeddings, a.out, config, overwrite=a.overwrite)
     print_coverage([manifest])
     print(f"subset: {manifest.path} ({manifest.method}, k_max {len(manifest.order)}, "
           f"{manifest.meta['select_seconds']:.1f} s)")
@@ -215,7 +220,10 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--strict", action="store_true", help="fail on an unreadable image instead of skipping it")
     e.set_defaults(func=cmd_subset_embed)
 
-    s = ss.add_parser("select", help="select a nested, ordered subset (first k entries = the k-subset)")
+    s = ss.add_parser("select", help="select a nested, ordered subset (first k entries = the k-subset)",
+                      description="Select a nested, ordered subset (first k entries = the k-subset). A kcenter job "
+                                  "saves its state every minute into OUT.checkpoint/; rerun the same command to "
+                                  "resume it (the same order as an uninterrupted run).")
     s.add_argument("--embeddings", required=True, type=Path)
     s.add_argument("--method", default="kcenter", help="kcenter | kmeans | kmeans-random | prototypes | random")
     s.add_argument("--k-max", type=int, default=1000, help="length of the ordering; every k <= k_max is served")

@@ -27,6 +27,7 @@ import numpy as np
 from .comm import Comm
 
 if TYPE_CHECKING:
+    from .kcenter_checkpoint import KCenterCheckpoint
     from .shards import EmbeddingShards
 
 # Rows per matrix product. Each product runs on one BLAS thread, and a process's threads take products in turn: a
@@ -74,40 +75,58 @@ class _Rows:
 
 def kcenter_blocks(blocks: list[np.ndarray], starts: list[int], n: int, dim: int, k: int, seed: int = 0,
                    batch: int = 64, comm: Comm | None = None, progress=None, proposals: int = 16,
-                   device=None) -> np.ndarray:
+                   device=None, checkpoint: KCenterCheckpoint | None = None) -> np.ndarray:
     """The greedy k-center order of n rows, of which this process holds `blocks` (first rows at `starts`); each
     process proposes its `proposals` largest bounds per gather. `device`: a torch device for the products (None:
-    numpy on the CPU)."""
+    numpy on the CPU). `checkpoint`: resumed from when it holds a state, saved to at applies when due."""
     from concurrent.futures import ThreadPoolExecutor
 
     from threadpoolctl import threadpool_info, threadpool_limits
 
     rows, comm = _Rows(blocks, starts), comm or Comm()
     if device is not None:
-        return _kcenter(rows, n, dim, k, seed, batch, comm, progress, proposals, _ApplyOn(rows, blocks, device))
+        return _kcenter(rows, n, dim, k, seed, batch, comm, progress, proposals, _ApplyOn(rows, blocks, device),
+                        checkpoint)
     threads = max([i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"] or [1])
     with threadpool_limits(1, user_api="blas"), ThreadPoolExecutor(threads) as pool:
-        return _kcenter(rows, n, dim, k, seed, batch, comm, progress, proposals, _Apply(rows, pool))
+        return _kcenter(rows, n, dim, k, seed, batch, comm, progress, proposals, _Apply(rows, pool), checkpoint)
 
 
-def _kcenter(rows: _Rows, n, dim, k, seed, batch, comm, progress, proposals, apply) -> np.ndarray:
+def _kcenter(rows: _Rows, n, dim, k, seed, batch, comm, progress, proposals, apply, checkpoint) -> np.ndarray:
     k = min(k, n)
-    order = np.empty(k, dtype=np.int64)
-    bound = np.full(len(rows), np.inf, dtype=np.float32)
     pending: list[np.ndarray] = []  # picks not yet applied to every row: their vectors, and their squared norms
     pending_sq: list[float] = []
-    first = int(np.random.default_rng(seed).integers(n))
-    vec, vec_sq = _fetch(rows, comm, first, dim)
-    pending.append(vec)
-    pending_sq.append(vec_sq)
-    order[0] = first
-    apply(bound, pending, pending_sq)
-    _retire(rows, bound, first)
+    resumed = checkpoint.load_agreed(rows.starts, rows.sizes, comm) if checkpoint is not None else None
+    if resumed is not None:  # the state at an apply: nothing pending, every bound as the loop left it
+        done, bound = resumed
+        if len(done) >= k:
+            return done[:k].copy()
+        order = np.empty(k, dtype=np.int64)
+        order[:len(done)] = done
+        first_t = len(done)
+    else:
+        order = np.empty(k, dtype=np.int64)
+        bound = np.full(len(rows), np.inf, dtype=np.float32)
+        first = int(np.random.default_rng(seed).integers(n))
+        vec, vec_sq = _fetch(rows, comm, first, dim)
+        pending.append(vec)
+        pending_sq.append(vec_sq)
+        order[0] = first
+        apply(bound, pending, pending_sq)
+        _retire(rows, bound, first)
+        first_t = 1
+    if resumed is not None:
+        if comm.rank == 0:
+            print(f"{checkpoint.folder}: resuming the k-center ordering at pick {first_t:,} of {k:,}", flush=True)
+        if progress is not None:
+            progress(first_t)
     cands = _Candidates(rows, bound, comm, dim, proposals)
-    for t in range(1, k):
+    for t in range(first_t, k):
         if len(pending) >= batch:
             apply(bound, pending, pending_sq)
             cands.stale()
+            if checkpoint is not None and checkpoint.due(comm):
+                checkpoint.save(order[:t], bound, rows.starts, rows.sizes, comm)
         for tries in range(1, 1 << 30):
             value, g, vec, vec_sq = cands.best()
             d = _dist_to_rows(vec, vec_sq, np.stack(pending), np.array(pending_sq, np.float32)) if pending else np.inf
@@ -120,6 +139,8 @@ def _kcenter(rows: _Rows, n, dim, k, seed, batch, comm, progress, proposals, app
             if tries % 32 == 0:  # many stale bounds at the top: cheaper to apply the pending picks now
                 apply(bound, pending, pending_sq)
                 cands.stale()
+                if checkpoint is not None and checkpoint.due(comm):  # nothing pending: the next candidate is the pick
+                    checkpoint.save(order[:t], bound, rows.starts, rows.sizes, comm)
         order[t] = g
         _retire(rows, bound, g)
         cands.lower(g, -np.inf)
@@ -290,16 +311,40 @@ class _ApplyOn:
 
 def kcenter_shards(path: Path | EmbeddingShards, k: int, seed: int = 0, batch: int = 64, comm: Comm | None = None,
                    progress=None, report=None, proposals: int = 16, keep: np.ndarray | None = None,
-                   device=None) -> np.ndarray:
+                   device=None, checkpoint: Path | None = None, save_every: float | None = None) -> np.ndarray:
     """Greedy k-center over an embeddings directory, each process mapping only its own shards (`report(shards,
     bytes)` is told which, and how many bytes of vectors they hold). With `keep` (the sorted rows a dedup kept),
-    over those rows alone, and the order is of positions in `keep`. `device`: a torch device for the products."""
+    over those rows alone, and the order is of positions in `keep`. `device`: a torch device for the products.
+    `checkpoint`: a folder the ordering is saved to every `save_every` seconds and resumed from."""
+    from .kcenter_checkpoint import KCenterCheckpoint
     from .shards import EmbeddingShards
 
     comm = comm or Comm()
     shards = EmbeddingShards.of(path)
     blocks, starts, n = shards.process_blocks(comm, report, keep)
-    return kcenter_blocks(blocks, starts, n, shards.dim, k, seed, batch, comm, progress, proposals, device)
+    state = None
+    if checkpoint is not None:
+        identity = {"embeddings": shards.meta["hash"], "rows": n, "seed": seed, "batch": batch, "proposals": proposals,
+                    "kept": None if keep is None else _digest(keep), "products": _products(device)}
+        state = KCenterCheckpoint(checkpoint, identity, save_every)
+    return kcenter_blocks(blocks, starts, n, shards.dim, k, seed, batch, comm, progress, proposals, device, state)
+
+
+def _digest(keep: np.ndarray) -> str:
+    import hashlib
+
+    return hashlib.sha256(np.ascontiguousarray(keep, dtype=np.int64).tobytes()).hexdigest()
+
+
+def _products(device) -> str:
+    """Where the products run, as far as their rounding goes: numpy on the CPU, or a torch device's kind."""
+    if device is None:
+        return "numpy"
+    import torch
+
+    if device.type == "cuda":
+        return f"cuda:{torch.cuda.get_device_name(device)}"
+    return f"torch:{device.type}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -310,11 +355,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--checkpoint", type=Path, default=None, help="a folder to save the ordering to and resume from")
+    p.add_argument("--save-every", type=float, default=None, help="seconds between saves (default 60)")
     a = p.parse_args(argv)
     from .ordering_job import run_ordering_job
 
-    return run_ordering_job(a.out, a.k, lambda comm, report: kcenter_shards(a.embeddings, a.k, a.seed, a.batch, comm,
-                                                                          report=report))
+    return run_ordering_job(a.out, a.k, lambda comm, report: kcenter_shards(
+        a.embeddings, a.k, a.seed, a.batch, comm, report=report, checkpoint=a.checkpoint, save_every=a.save_every))
 
 
 if __name__ == "__main__":

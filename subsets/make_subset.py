@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -15,6 +16,7 @@ from .device import check_device, resolve_device
 from .distributed_kcenter import kcenter_shards
 from .embed import Embeddings, load_embeddings
 from .errors import InputError
+from .kcenter_checkpoint import checkpoint_folder
 from .manifest import Manifest, read_manifest, write_manifest
 from .progress import progress_bar
 from .shards import EmbeddingShards
@@ -83,21 +85,22 @@ def _within(method: str) -> str:
 
 
 def order_across_processes(embeddings: Path | EmbeddingShards, config: SelectConfig, count: int, comm,
-                           keep: np.ndarray | None = None, device=None) -> np.ndarray:
+                           keep: np.ndarray | None = None, device=None, checkpoint: Path | None = None) -> np.ndarray:
     """The ordering of a selection (k_max set) of `count` embeddings, or of the rows `keep` a dedup kept, each process
     of `comm` mapping only its own shards; every process returns it (as rows of the embeddings). The k-means methods
     run Lloyd's k-means across the processes (`distributed_kmeans`), not the in-memory faiss.Kmeans, so their orders
-    differ from one process's `select_order`. `device` (`resolve_device`): where each process's products run."""
+    differ from one process's `select_order`. `device` (`resolve_device`): where each process's products run.
+    `checkpoint`: the folder k-center saves its state to every minute and resumes from."""
     pool = count if keep is None else len(keep)
     if config.method == "random":
         order = select.random_order(pool, config.k_max, config.seed)
     else:
-        order = _order_with_progress(embeddings, config, pool, comm, keep, device)
+        order = _order_with_progress(embeddings, config, pool, comm, keep, device, checkpoint)
     return order if keep is None else keep[order]
 
 
 def _order_with_progress(embeddings: Path | EmbeddingShards, config: SelectConfig, pool: int, comm,
-                         keep: np.ndarray | None, device) -> np.ndarray:
+                         keep: np.ndarray | None, device, checkpoint: Path | None) -> np.ndarray:
     """A k-center or k-means ordering (positions in the pool) across processes, the main process showing its
     progress: a large corpus takes hours."""
     from .distributed_kmeans import kmeans_balanced_shards, prototypes_shards
@@ -111,7 +114,7 @@ def _order_with_progress(embeddings: Path | EmbeddingShards, config: SelectConfi
             bar.update(task, completed=done)
         if kcenter:
             return kcenter_shards(embeddings, config.k_max, config.seed, comm=comm, keep=keep, device=device,
-                                  progress=progress)
+                                  progress=progress, checkpoint=checkpoint)
         if config.method == "prototypes":
             return prototypes_shards(embeddings, config.k_max, config.seed, clusters_used(pool, config)[0],
                                      config.niter, comm, keep=keep, device=device, progress=progress)
@@ -201,13 +204,15 @@ def make_subset(embeddings: Path | Embeddings, out: Path, config: SelectConfig =
     _say_cut(asked, clusters, len(pool))
     if config.method == "kcenter":  # with dedup (without, the job above): over the mapped shards' kept rows, as a job
         # across processes computes it: the same blocks give the same order bit for bit, whatever the number of processes
-        order = pool[kcenter_shards(emb.path, config.k_max, config.seed, comm=Comm(alone=True), keep=pool)]
+        order = pool[kcenter_shards(emb.path, config.k_max, config.seed, comm=Comm(alone=True), keep=pool,
+                                    checkpoint=checkpoint_folder(out))]
     else:
         order = pool[select_order(emb.vectors[pool], config, clusters)]
     seconds = time.perf_counter() - start
     coverage = shard_coverage(EmbeddingShards(emb.path), order, _report_ks(config), Comm(alone=True))
     meta = subset_meta(asked, config, clusters, emb.path, emb.meta, n, len(pool), seconds, coverage)
     write_manifest(out, meta, order, [emb.keys[i] for i in order], overwrite)
+    shutil.rmtree(checkpoint_folder(out), ignore_errors=True)
     return read_manifest(out)
 
 
@@ -236,11 +241,13 @@ def make_subset_across_processes(embeddings: Path, out: Path, config: SelectConf
     clusters = clusters_used(pool, config)
     if comm.rank == 0:
         _say_cut(asked, clusters, pool)
-    order = order_across_processes(shards, config, n, comm, keep, device)
+    saved = checkpoint_folder(out)  # a stopped k-center job resumes from it: the order of an uninterrupted one
+    order = order_across_processes(shards, config, n, comm, keep, device, saved)
     seconds = time.perf_counter() - start
     coverage = shard_coverage(shards, order, _report_ks(config), comm)
     if comm.rank != 0:
         return None
     meta = subset_meta(asked, config, clusters, shards.path, shards.meta, n, pool, seconds, coverage)
     write_manifest(out, meta, order, shards.keys_of(order), overwrite)
+    shutil.rmtree(saved, ignore_errors=True)
     return read_manifest(out)

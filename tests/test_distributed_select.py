@@ -18,7 +18,7 @@ from subsets.distributed_kcenter import kcenter_shards
 from subsets.errors import InputError
 from subsets.shards import EmbeddingShards
 
-from .helpers import ROOT, clustered, unit, write_embeddings
+from .helpers import ROOT, clustered, error_line, run_cli, unit, write_embeddings
 
 
 @pytest.fixture(scope="module")
@@ -29,10 +29,10 @@ def emb(tmp_path_factory):
     return write_embeddings(tmp_path_factory.mktemp("emb") / "e", x, shard_size=250), x
 
 
-def _launch(emb_dir, out, processes, threads=1):
+def _launch(emb_dir, out, processes, threads=1, k=300, extra=()):
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(processes),
-           "-m", "subsets.distributed_kcenter", str(emb_dir), "--k", "300", "--seed", "4", "--batch", "16",
-           "--out", str(out)]
+           "-m", "subsets.distributed_kcenter", str(emb_dir), "--k", str(k), "--seed", "4", "--batch", "16",
+           "--out", str(out), *map(str, extra)]
     env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
     return subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
 
@@ -63,6 +63,103 @@ def test_distributed_kcenter_gives_the_one_process_order_for_1_2_and_3_processes
     for w in (2, 3):  # the shards are split, never all in one process
         assert sorted(v[:2] for v in mapped[w].values()) == [(i * 6 // w, (i + 1) * 6 // w - 1) for i in range(w)]
         assert sum(v[2] for v in mapped[w].values()) == total and max(v[2] for v in mapped[w].values()) <= total / w
+
+
+def test_a_stopped_kcenter_ordering_resumes_to_the_uninterrupted_order_whatever_the_process_counts(emb, tmp_path,
+                                                                                                    capsys):
+    import shutil
+
+    path, _ = emb
+    expected = kcenter_shards(path, 300, seed=4, batch=16)
+    saved = tmp_path / "one"
+
+    def stop(done):  # as if the job were killed after 150 picks
+        if done == 150:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        kcenter_shards(path, 300, seed=4, batch=16, progress=stop, checkpoint=saved, save_every=0)
+    picks = json.loads((saved / "state.json").read_text())["picks"]
+    assert 0 < picks < 150  # the last save before the stop: one generation left, whole
+    assert sorted(p.name for p in saved.iterdir()) == sorted(["state.json", f"order-{picks}.npy"]
+                                                             + [f"bound-{s * 250}-{picks}.npy" for s in range(6)])
+    shutil.copytree(saved, tmp_path / "one-copy")
+    np.testing.assert_array_equal(kcenter_shards(path, 300, seed=4, batch=16, checkpoint=saved), expected)
+    assert f"resuming the k-center ordering at pick {picks} of 300" in capsys.readouterr().out
+    # saved by one process, resumed by two; saved by two (a job of k = 150: the greedy order does not depend on k),
+    # resumed by one
+    res = _launch(path, tmp_path / "two.npy", 2, extra=["--checkpoint", tmp_path / "one-copy"])
+    assert res.returncode == 0, res.stderr[-3000:]
+    np.testing.assert_array_equal(np.load(tmp_path / "two.npy"), expected)
+    res = _launch(path, tmp_path / "half.npy", 2, k=150, extra=["--checkpoint", tmp_path / "two-saved", "--save-every", 0])
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert 0 < json.loads((tmp_path / "two-saved" / "state.json").read_text())["picks"] < 150
+    np.testing.assert_array_equal(kcenter_shards(path, 300, seed=4, batch=16, checkpoint=tmp_path / "two-saved"),
+                                  expected)
+    # a checkpoint of another selection is refused, naming what differs
+    with pytest.raises(InputError, match=r"a k-center checkpoint of another selection \(differs in batch, seed\)"):
+        kcenter_shards(path, 300, seed=5, batch=32, checkpoint=saved)
+    (tmp_path / "one-copy" / f"bound-250-{picks}.npy").write_bytes(b"not an array")  # and a damaged one
+    with pytest.raises(InputError, match=rf"bound-250-{picks}.npy: unreadable k-center checkpoint file"):
+        kcenter_shards(path, 300, seed=4, batch=16, checkpoint=tmp_path / "one-copy")
+
+
+def test_a_stopped_selection_job_resumes_from_its_checkpoint_and_removes_it_once_written(emb, tmp_path, monkeypatch):
+    import subsets.distributed_kcenter as dk
+    import subsets.kcenter_checkpoint as kc
+    from subsets.make_subset import SelectConfig, make_subset
+
+    path, _ = emb
+    config = SelectConfig(method="kcenter", k_max=400, seed=4)
+    applied, apply, best, tried = [], dk._Apply.__call__, dk._Candidates.best, [0]
+
+    def counted(self):
+        tried[0] += 1
+        return best(self)
+
+    def logged(self, bound, pending, pending_sq):  # where the applies fall: the picks pending, the candidates tried
+        applied.append((len(pending), tried[0]))
+        tried[0] = 0
+        apply(self, bound, pending, pending_sq)
+
+    monkeypatch.setattr(dk._Candidates, "best", counted)
+    monkeypatch.setattr(dk._Apply, "__call__", logged)
+    uninterrupted = make_subset(path, tmp_path / "whole", config).order
+    assert not kc.checkpoint_folder(tmp_path / "whole").exists()
+    every_apply, applied[:], tried[0] = list(applied), [], 0
+    retire, picked = dk._retire, []
+
+    def killed_at_pick_250(rows, bound, g):
+        picked.append(g)
+        if len(picked) == 250:
+            raise KeyboardInterrupt
+        retire(rows, bound, g)
+
+    monkeypatch.setattr(kc, "SAVE_EVERY", 0.0)
+    monkeypatch.setattr(dk, "_retire", killed_at_pick_250)
+    with pytest.raises(KeyboardInterrupt):
+        make_subset(path, tmp_path / "sub", config)
+    saved = kc.checkpoint_folder(tmp_path / "sub")
+    state = json.loads((saved / "state.json").read_text())
+    assert not (tmp_path / "sub").exists() and 0 < state["picks"] < 250
+    monkeypatch.setattr(dk, "_retire", retire)
+    applied[:], tried[0] = [], 0
+    np.testing.assert_array_equal(make_subset(path, tmp_path / "sub", config).order, uninterrupted)
+    assert not saved.exists()
+    # the resumed job applies its picks where the uninterrupted one did, so each bound is computed the same way
+    assert 0 < len(applied) < len(every_apply) and applied == every_apply[len(every_apply) - len(applied):]
+
+
+def test_a_second_selection_into_the_same_folder_is_refused_while_the_first_runs(emb, tmp_path):
+    import socket
+
+    from subsets.lock import lock_path
+
+    out = tmp_path / "sub"  # held by a live process (this one), as a running job holds it
+    lock_path(out).write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "since": "now",
+                                          "command": "distill subset select"}))
+    res = run_cli("subset", "select", "--embeddings", emb[0], "--k-max", "50", "--out", out)
+    assert res.returncode == 2 and "sub: in use by another job" in error_line(res) and not out.exists()
 
 
 def _copy(emb_dir, tmp_path):
@@ -110,7 +207,7 @@ def test_rows_converted_block_by_block_give_the_order_of_rows_kept_in_memory(emb
 
 
 def test_distill_subset_select_under_accelerate_launch_writes_the_one_process_subset(emb, tmp_path):
-    from .helpers import ACCELERATE_2PROC, run_cli
+    from .helpers import ACCELERATE_2PROC
 
     path, _ = emb
     args = ["subset", "select", "--embeddings", path, "--method", "kcenter", "--k-max", "300", "--seed", "4"]

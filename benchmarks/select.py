@@ -105,7 +105,7 @@ def write_embeddings_dir(out: Path, n: int, d: int, shard_size: int = 65536, see
     return out
 
 
-def distributed_select(emb: Path, k: int, processes: int, method: str = "kcenter") -> dict:
+def distributed_select(emb: Path, k: int, processes: int, method: str = "kcenter", extra: tuple = ()) -> dict:
     """Wall time of `subsets.distributed_kcenter` (or `distributed_kmeans`) launched on `processes` gloo processes
     (one thread each when more than one, so they do not fight over the cores), and each rank's own figures."""
     import os
@@ -115,7 +115,7 @@ def distributed_select(emb: Path, k: int, processes: int, method: str = "kcenter
     out = emb.parent / f"order-{method}-{emb.name}-{k}-{processes}.npy"
     threads = str(max(1, (os.cpu_count() or 1) // processes))
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(processes),
-           "-m", f"subsets.distributed_{method}", str(emb), "--k", str(k), "--out", str(out)]
+           "-m", f"subsets.distributed_{method}", str(emb), "--k", str(k), "--out", str(out), *extra]
     start = time.perf_counter()
     res = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": threads})
     wall = time.perf_counter() - start
@@ -155,6 +155,28 @@ def distributed_main(a) -> None:
         console.print(f"N = {n:,}, k = {k:,}, {p} process(es): {r['select']:.1f} s, peak {r['peak_mib']:,} MiB")
     console.print(table)
     console.print("rows / s / pick: N x k / select seconds (the per-row rate the README's cost model projects from).")
+
+
+def checkpoint_main(a) -> None:
+    """k-center saving its checkpoint at every apply (the worst case; the job saves once a minute) against no saving."""
+    import shutil
+
+    console = Console(width=130)
+    table = Table(title=f"k-center with a checkpoint saved at every apply, d = {a.dim} (fp16 on disk)")
+    for col in ("N", "k", "processes", "select s, no saves", "select s, a save per apply", "bytes a save", "same order"):
+        table.add_column(col, justify="right")
+    for n in a.sizes:
+        emb = write_embeddings_dir(a.work / f"emb-{n}-{a.dim}", n, a.dim)
+        for k in a.ks:
+            for p in a.processes:
+                plain = distributed_select(emb, k, p)
+                folder = a.work / f"checkpoint-{n}-{k}-{p}"
+                shutil.rmtree(folder, ignore_errors=True)
+                saving = distributed_select(emb, k, p, extra=("--checkpoint", str(folder), "--save-every", "0"))
+                size = sum(f.stat().st_size for f in folder.glob("*.npy"))  # the last save: one generation is kept
+                table.add_row(f"{n:,}", f"{k:,}", str(p), f"{plain['select']:.1f}", f"{saving['select']:.1f}",
+                              f"{size:,}", "yes" if np.array_equal(plain["order"], saving["order"]) else "NO")
+    console.print(table)
 
 
 def job_select(emb: Path, k: int, processes: int, method: str, dedup: float | None, device: str = "cpu") -> dict:
@@ -222,7 +244,11 @@ def main() -> None:
     p.add_argument("--ks", type=int, nargs="+", default=[1000, 10_000])
     p.add_argument("--processes", type=int, nargs="+", default=[1, 2])
     p.add_argument("--work", type=Path, default=Path("/tmp/bench-select"), help="where the synthetic embeddings go")
+    p.add_argument("--checkpoint-cost", action="store_true",
+                   help="k-center saving its checkpoint at every apply against none (--sizes, --ks, --processes)")
     a = p.parse_args()
+    if a.checkpoint_cost:
+        return checkpoint_main(a)
     if a.job:
         return job_main(a)
     if a.distributed:

@@ -96,30 +96,26 @@ def _kcenter(rows: _Rows, n, dim, k, seed, batch, comm, progress, proposals, app
     k = min(k, n)
     pending: list[np.ndarray] = []  # picks not yet applied to every row: their vectors, and their squared norms
     pending_sq: list[float] = []
+    order = np.empty(k, dtype=np.int64)
     resumed = checkpoint.load_agreed(rows.starts, rows.sizes, comm) if checkpoint is not None else None
     if resumed is not None:  # the state at an apply: nothing pending, every bound as the loop left it
         done, bound = resumed
         if len(done) >= k:
             return done[:k].copy()
-        order = np.empty(k, dtype=np.int64)
-        order[:len(done)] = done
-        first_t = len(done)
+        order[:len(done)], first_t = done, len(done)
+        if comm.rank == 0:
+            print(f"{checkpoint.folder}: resuming the k-center ordering at pick {first_t:,} of {k:,}", flush=True)
+        if progress is not None:
+            progress(first_t)
     else:
-        order = np.empty(k, dtype=np.int64)
         bound = np.full(len(rows), np.inf, dtype=np.float32)
         first = int(np.random.default_rng(seed).integers(n))
         vec, vec_sq = _fetch(rows, comm, first, dim)
         pending.append(vec)
         pending_sq.append(vec_sq)
-        order[0] = first
+        order[0], first_t = first, 1
         apply(bound, pending, pending_sq)
         _retire(rows, bound, first)
-        first_t = 1
-    if resumed is not None:
-        if comm.rank == 0:
-            print(f"{checkpoint.folder}: resuming the k-center ordering at pick {first_t:,} of {k:,}", flush=True)
-        if progress is not None:
-            progress(first_t)
     cands = _Candidates(rows, bound, comm, dim, proposals)
     for t in range(first_t, k):
         if len(pending) >= batch:

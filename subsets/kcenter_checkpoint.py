@@ -2,12 +2,12 @@
 
 At an apply no pick is pending, and the whole state of the greedy loop is the picks so far and every row's bound
 (`distributed_kcenter`; after an apply in the middle of a pick, its next candidate is taken, as it is on a
-resume). Saved there, it lets a rerun continue with the same arithmetic: the resumed order equals the uninterrupted one, bit for
-bit, for any number of processes (each process saves and loads the bounds of its own blocks, keyed by the blocks'
-first rows, which are the same whatever the process count). The greedy order does not depend on k, so a
-checkpoint serves any k (a larger one continues it).
+resume). Saved there, it lets a rerun continue with the same arithmetic: the resumed order equals the
+uninterrupted one, bit for bit, for any number of processes (each process saves and loads the bounds of its own
+blocks, keyed by the blocks' first rows, which are the same whatever the process count). The greedy order does
+not depend on k, so a checkpoint serves any k (a larger one continues it).
 
-One save is one generation: every process writes its blocks' bounds under the generation's pick count, then the
+Each save is a new generation: every process writes its blocks' bounds under the generation's number, then the
 first process writes the picks and `state.json`, which names the generation; only then are older generations
 removed. A job stopped mid-save leaves the previous generation whole. The folder must be one every process sees
 (shared storage across machines), as the embeddings are.
@@ -38,6 +38,7 @@ class KCenterCheckpoint:
         self.folder, self.identity = Path(folder), identity
         self.every = SAVE_EVERY if every is None else every
         self.last = time.monotonic()
+        self.generation = 0  # of the last save, loaded or made
 
     def load_agreed(self, starts: list[int], sizes: list[int], comm: Comm) -> tuple[np.ndarray, np.ndarray] | None:
         """`load` on every process, which must all find the same save (or none): a process that cannot read its part
@@ -71,9 +72,9 @@ class KCenterCheckpoint:
         if differs:
             raise InputError(f"{self.folder}: a k-center checkpoint of another selection (differs in "
                              f"{', '.join(differs)}); delete it to start afresh, or rerun with its settings")
-        picks = int(state["picks"])
-        order = self._read(self.folder / f"order-{picks}.npy", (picks,))
-        bound = np.concatenate([self._read(self._bound_file(start, picks), (size,))
+        picks, self.generation = int(state["picks"]), int(state["generation"])
+        order = self._read(self._order_file(self.generation), (picks,))
+        bound = np.concatenate([self._read(self._bound_file(start, self.generation), (size,))
                                 for start, size in zip(starts, sizes) if size]
                                or [np.zeros(0, np.float32)]).astype(np.float32, copy=False)
         return order.astype(np.int64, copy=False), bound
@@ -96,31 +97,30 @@ class KCenterCheckpoint:
 
     def save(self, order: np.ndarray, bound: np.ndarray, starts: list[int], sizes: list[int], comm: Comm) -> None:
         """Save the picks `order` and this process's `bound` (its blocks in order) as a new generation."""
-        picks = len(order)
+        self.generation += 1  # every process counts its saves alike
         self.folder.mkdir(parents=True, exist_ok=True)
         edges = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
         for j, (start, size) in enumerate(zip(starts, sizes)):
             if size:
-                write_npy_atomic(self._bound_file(start, picks), bound[edges[j]:edges[j + 1]])
+                write_npy_atomic(self._bound_file(start, self.generation), bound[edges[j]:edges[j + 1]])
         comm.gather_rows(np.zeros(1))  # every process's bounds are written
         if comm.rank == 0:
-            write_npy_atomic(self.folder / f"order-{picks}.npy", np.asarray(order, np.int64))
-            write_json_atomic(self.folder / "state.json", {"identity": self.identity, "picks": picks})
+            write_npy_atomic(self._order_file(self.generation), np.asarray(order, np.int64))
+            write_json_atomic(self.folder / "state.json", {"identity": self.identity, "picks": len(order),
+                                                           "generation": self.generation})
         comm.gather_rows(np.zeros(1))  # state.json names the new generation: the older ones can go
-        for start, size in zip(starts, sizes):
-            for old in self.folder.glob(f"bound-{start}-*.npy"):
-                if old.name != self._bound_file(start, picks).name:
-                    with contextlib.suppress(FileNotFoundError):
-                        old.unlink()
-        if comm.rank == 0:
-            for old in self.folder.glob("order-*.npy"):
-                if old.name != f"order-{picks}.npy":
-                    with contextlib.suppress(FileNotFoundError):
-                        old.unlink()
+        keep = {self._bound_file(start, self.generation).name for start in starts} | {self._order_file(self.generation).name}
+        mine = [f"bound-{start}.g*.npy" for start in starts] + (["order.g*.npy"] if comm.rank == 0 else [])
+        for old in (f for pattern in mine for f in self.folder.glob(pattern) if f.name not in keep):
+            with contextlib.suppress(FileNotFoundError):
+                old.unlink()
         self.last = time.monotonic()
 
-    def _bound_file(self, start: int, picks: int) -> Path:
-        return self.folder / f"bound-{start}-{picks}.npy"
+    def _bound_file(self, start: int, generation: int) -> Path:
+        return self.folder / f"bound-{start}.g{generation}.npy"
+
+    def _order_file(self, generation: int) -> Path:
+        return self.folder / f"order.g{generation}.npy"
 
 
 def checkpoint_folder(out: Path) -> Path:

@@ -79,10 +79,11 @@ def test_a_stopped_kcenter_ordering_resumes_to_the_uninterrupted_order_whatever_
 
     with pytest.raises(KeyboardInterrupt):
         kcenter_shards(path, 300, seed=4, batch=16, progress=stop, checkpoint=saved, save_every=0)
-    picks = json.loads((saved / "state.json").read_text())["picks"]
-    assert 0 < picks < 150  # the last save before the stop: one generation left, whole
-    assert sorted(p.name for p in saved.iterdir()) == sorted(["state.json", f"order-{picks}.npy"]
-                                                             + [f"bound-{s * 250}-{picks}.npy" for s in range(6)])
+    state = json.loads((saved / "state.json").read_text())
+    picks, gen = state["picks"], state["generation"]
+    assert 0 < picks < 150 and gen > 1  # the last save before the stop: one generation left, whole
+    assert sorted(p.name for p in saved.iterdir()) == sorted(["state.json", f"order.g{gen}.npy"]
+                                                             + [f"bound-{s * 250}.g{gen}.npy" for s in range(6)])
     shutil.copytree(saved, tmp_path / "one-copy")
     np.testing.assert_array_equal(kcenter_shards(path, 300, seed=4, batch=16, checkpoint=saved), expected)
     assert f"resuming the k-center ordering at pick {picks} of 300" in capsys.readouterr().out
@@ -99,8 +100,8 @@ def test_a_stopped_kcenter_ordering_resumes_to_the_uninterrupted_order_whatever_
     # a checkpoint of another selection is refused, naming what differs
     with pytest.raises(InputError, match=r"a k-center checkpoint of another selection \(differs in batch, seed\)"):
         kcenter_shards(path, 300, seed=5, batch=32, checkpoint=saved)
-    (tmp_path / "one-copy" / f"bound-250-{picks}.npy").write_bytes(b"not an array")  # and a damaged one
-    with pytest.raises(InputError, match=rf"bound-250-{picks}.npy: unreadable k-center checkpoint file"):
+    (tmp_path / "one-copy" / f"bound-250.g{gen}.npy").write_bytes(b"not an array")  # and a damaged one
+    with pytest.raises(InputError, match=rf"bound-250.g{gen}.npy: unreadable k-center checkpoint file"):
         kcenter_shards(path, 300, seed=4, batch=16, checkpoint=tmp_path / "one-copy")
 
 

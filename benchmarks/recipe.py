@@ -1,7 +1,7 @@
 """Recipe ablation: how well a student learns on a small subset, one change at a time, at the demo's budget.
 
     python benchmarks/recipe.py --demo-out demo-out               # every variant below, on the demo's caches
-    python benchmarks/recipe.py --demo-out demo-out --k 100 --only "+ mixup (the demo)"
+    python benchmarks/recipe.py --demo-out demo-out --k 100 --only "+ steps by k (the demo)"
     python benchmarks/recipe.py --demo-out demo-out --k 100 --cache targets-k100-v16 --only ...  # more views
 
 Each variant is a set of TrainConfig settings over a base (the demo's recipe before this ablation);
@@ -49,7 +49,9 @@ VARIANTS = {
     "+ 1,200 steps": FINAL | {"steps": 1200},
     "+ 1,500 steps": FINAL,
     "+ 1,800 steps": FINAL | {"steps": DEMO_TRAIN["steps"]},
-    "+ mixup (the demo)": FINAL | {"steps": DEMO_TRAIN["steps"], "mixup_alpha": DEMO_TRAIN["mixup_alpha"]},
+    "+ mixup": FINAL | {"steps": DEMO_TRAIN["steps"], "mixup_alpha": DEMO_TRAIN["mixup_alpha"]},
+    # the demo's steps at the k trained (DemoConfig.steps_by_k): 1,200 / 2,400 / 3,600 at k = 100 / 300 / 1,000
+    "+ steps by k (the demo)": FINAL | {"steps": "by k", "mixup_alpha": DEMO_TRAIN["mixup_alpha"]},
     "demo, patch stem": FINAL | {"stem": "patch"},
     "demo, depth 4": FINAL | {"student_kwargs": {"depth": 4}},
     "demo, token level only": FINAL | {"w_feature": 0.0},
@@ -67,8 +69,15 @@ VARIANTS = {
 }
 
 
-DEMO = "+ mixup (the demo)"
+DEMO = "+ steps by k (the demo)"
 SINGLE_CHANGES_FROM = "+ 1,500 steps"
+
+
+def at_k(settings: dict, k: int) -> dict:
+    """A variant's settings at subset size k: steps "by k" are the demo's at that k."""
+    if settings.get("steps") != "by k":
+        return settings
+    return settings | {"steps": DemoConfig().steps_by_k.get(k, DEMO_TRAIN["steps"])}
 
 
 def reference(name: str) -> str | None:
@@ -141,9 +150,10 @@ def main() -> None:
     results = json.loads(results_file.read_text()) if results_file.exists() else {}
     eval_config = EvalConfig(teachers=False)
     for name in names:
-        if name in results and results[name]["settings"] == VARIANTS[name]:
+        settings = at_k(VARIANTS[name], args.k)
+        if name in results and results[name]["settings"] == settings:
             continue
-        results[name] = run_variant(name, VARIANTS[name], cache, args.k, args.out / f"{args.method}-k{args.k}-v{views}",
+        results[name] = run_variant(name, settings, cache, args.k, args.out / f"{args.method}-k{args.k}-v{views}",
                                     eval_config)
         results_file.parent.mkdir(parents=True, exist_ok=True)
         results_file.write_text(json.dumps(results, indent=1))

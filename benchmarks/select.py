@@ -161,21 +161,22 @@ def checkpoint_main(a) -> None:
     """k-center saving its checkpoint at every apply (the worst case; the job saves once a minute) against no saving."""
     import shutil
 
+    def plain_and_saving(emb: Path, k: int, p: int) -> dict:
+        folder = a.work / f"checkpoint-{emb.name}-{k}-{p}"
+        shutil.rmtree(folder, ignore_errors=True)
+        saving = distributed_select(emb, k, p, extra=("--checkpoint", str(folder), "--save-every", "0"))
+        size = sum(f.stat().st_size for f in folder.glob("*.npy"))  # the last save: one generation is kept
+        return {"plain": distributed_select(emb, k, p), "saving": saving, "size": size}
+
     console = Console(width=130)
     table = Table(title=f"k-center with a checkpoint saved at every apply, d = {a.dim} (fp16 on disk)")
-    for col in ("N", "k", "processes", "select s, no saves", "select s, a save per apply", "bytes a save", "same order"):
+    for col in ("N", "k", "processes", "select s, no saves", "select s, a save per apply", "bytes a save",
+                "same order as 1 process without saves"):
         table.add_column(col, justify="right")
-    for n in a.sizes:
-        emb = write_embeddings_dir(a.work / f"emb-{n}-{a.dim}", n, a.dim)
-        for k in a.ks:
-            for p in a.processes:
-                plain = distributed_select(emb, k, p)
-                folder = a.work / f"checkpoint-{n}-{k}-{p}"
-                shutil.rmtree(folder, ignore_errors=True)
-                saving = distributed_select(emb, k, p, extra=("--checkpoint", str(folder), "--save-every", "0"))
-                size = sum(f.stat().st_size for f in folder.glob("*.npy"))  # the last save: one generation is kept
-                table.add_row(f"{n:,}", f"{k:,}", str(p), f"{plain['select']:.1f}", f"{saving['select']:.1f}",
-                              f"{size:,}", "yes" if np.array_equal(plain["order"], saving["order"]) else "NO")
+    for n, k, p, r, same in launches(a, plain_and_saving,
+                                     lambda r, one: np.array_equal(r["saving"]["order"], one["plain"]["order"])):
+        table.add_row(f"{n:,}", f"{k:,}", str(p), f"{r['plain']['select']:.1f}", f"{r['saving']['select']:.1f}",
+                      f"{r['size']:,}", same)
     console.print(table)
 
 

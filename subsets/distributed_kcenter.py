@@ -117,12 +117,17 @@ def _kcenter(rows: _Rows, n, dim, k, seed, batch, comm, progress, proposals, app
         apply(bound, pending, pending_sq)
         _retire(rows, bound, first)
     cands = _Candidates(rows, bound, comm, dim, proposals)
+
+    def apply_pending(t: int) -> None:
+        """Apply the pending picks to every row; nothing is pending after it, so the state may be saved here."""
+        apply(bound, pending, pending_sq)
+        cands.stale()
+        if checkpoint is not None and checkpoint.due(comm):
+            checkpoint.save(order[:t], bound, rows.starts, rows.sizes, comm)
+
     for t in range(first_t, k):
         if len(pending) >= batch:
-            apply(bound, pending, pending_sq)
-            cands.stale()
-            if checkpoint is not None and checkpoint.due(comm):
-                checkpoint.save(order[:t], bound, rows.starts, rows.sizes, comm)
+            apply_pending(t)
         for tries in range(1, 1 << 30):
             value, g, vec, vec_sq = cands.best()
             d = _dist_to_rows(vec, vec_sq, np.stack(pending), np.array(pending_sq, np.float32)) if pending else np.inf
@@ -133,10 +138,7 @@ def _kcenter(rows: _Rows, n, dim, k, seed, batch, comm, progress, proposals, app
                 bound[local] = d
             cands.lower(g, d)
             if tries % 32 == 0:  # many stale bounds at the top: cheaper to apply the pending picks now
-                apply(bound, pending, pending_sq)
-                cands.stale()
-                if checkpoint is not None and checkpoint.due(comm):  # nothing pending: the next candidate is the pick
-                    checkpoint.save(order[:t], bound, rows.starts, rows.sizes, comm)
+                apply_pending(t)  # nothing pending then: the next candidate is the pick, as on a resume
         order[t] = g
         _retire(rows, bound, g)
         cands.lower(g, -np.inf)
@@ -313,6 +315,7 @@ def kcenter_shards(path: Path | EmbeddingShards, k: int, seed: int = 0, batch: i
     over those rows alone, and the order is of positions in `keep`. `device`: a torch device for the products.
     `checkpoint`: a folder the ordering is saved to every `save_every` seconds and resumed from."""
     from .kcenter_checkpoint import KCenterCheckpoint
+    from .manifest import order_hash
     from .shards import EmbeddingShards
 
     comm = comm or Comm()
@@ -321,15 +324,9 @@ def kcenter_shards(path: Path | EmbeddingShards, k: int, seed: int = 0, batch: i
     state = None
     if checkpoint is not None:
         identity = {"embeddings": shards.meta["hash"], "rows": n, "seed": seed, "batch": batch, "proposals": proposals,
-                    "kept": None if keep is None else _digest(keep), "products": _products(device)}
+                    "kept": None if keep is None else order_hash(keep, shards.meta["hash"]), "products": _products(device)}
         state = KCenterCheckpoint(checkpoint, identity, save_every)
     return kcenter_blocks(blocks, starts, n, shards.dim, k, seed, batch, comm, progress, proposals, device, state)
-
-
-def _digest(keep: np.ndarray) -> str:
-    import hashlib
-
-    return hashlib.sha256(np.ascontiguousarray(keep, dtype=np.int64).tobytes()).hexdigest()
 
 
 def _products(device) -> str:

@@ -194,6 +194,7 @@ def make_subset(embeddings: Path | Embeddings, out: Path, config: SelectConfig =
     out = Path(out)
     if out.exists() and not overwrite:
         raise InputError(f"{out}: already exists (pass --overwrite to replace it)")
+    saved = checkpoint_folder(out)  # a stopped k-center job resumes from it: the order of an uninterrupted one
     start = time.perf_counter()
     pool = np.arange(n)
     if config.dedup is not None:
@@ -205,14 +206,14 @@ def make_subset(embeddings: Path | Embeddings, out: Path, config: SelectConfig =
     if config.method == "kcenter":  # with dedup (without, the job above): over the mapped shards' kept rows, as a job
         # across processes computes it: the same blocks give the same order bit for bit, whatever the number of processes
         order = pool[kcenter_shards(emb.path, config.k_max, config.seed, comm=Comm(alone=True), keep=pool,
-                                    checkpoint=checkpoint_folder(out))]
+                                    checkpoint=saved)]
     else:
         order = pool[select_order(emb.vectors[pool], config, clusters)]
     seconds = time.perf_counter() - start
     coverage = shard_coverage(EmbeddingShards(emb.path), order, _report_ks(config), Comm(alone=True))
     meta = subset_meta(asked, config, clusters, emb.path, emb.meta, n, len(pool), seconds, coverage)
     write_manifest(out, meta, order, [emb.keys[i] for i in order], overwrite)
-    shutil.rmtree(checkpoint_folder(out), ignore_errors=True)
+    shutil.rmtree(saved, ignore_errors=True)
     return read_manifest(out)
 
 

@@ -5,6 +5,7 @@
     python benchmarks/select.py --distributed --sizes 250000 500000 1000000 2000000   # k-center, 1 and 2 processes
     python benchmarks/select.py --distributed --method kmeans --sizes 250000 1000000    # balanced k-means, the same
     python benchmarks/select.py --job --sizes 250000 1000000 --ks 1000 [--dedup 0.95]   # the whole job, 1 and 2 processes
+    python benchmarks/select.py --checkpoint-cost --method kmeans --sizes 1000000 --ks 1000    # saving at every pass
 
 Data: unit vectors around 2,000 random centres with log-normal cluster sizes. The baselines:
 kcenter with batch=1 (the textbook loop: one pass over the corpus per pick, matrix-vector products),
@@ -158,19 +159,22 @@ def distributed_main(a) -> None:
 
 
 def checkpoint_main(a) -> None:
-    """k-center saving its checkpoint at every apply (the worst case; the job saves once a minute) against no saving."""
+    """The ordering saving its checkpoint at every chance (k-center: each apply; k-means: each pass; the job saves
+    once a minute) against no saving."""
     import shutil
 
     def plain_and_saving(emb: Path, k: int, p: int) -> dict:
-        folder = a.work / f"checkpoint-{emb.name}-{k}-{p}"
+        folder = a.work / f"checkpoint-{a.method}-{emb.name}-{k}-{p}"
         shutil.rmtree(folder, ignore_errors=True)
-        saving = distributed_select(emb, k, p, extra=("--checkpoint", str(folder), "--save-every", "0"))
+        saving = distributed_select(emb, k, p, a.method, extra=("--checkpoint", str(folder), "--save-every", "0"))
         size = sum(f.stat().st_size for f in folder.glob("*.npy"))  # the last save: one generation is kept
-        return {"plain": distributed_select(emb, k, p), "saving": saving, "size": size}
+        return {"plain": distributed_select(emb, k, p, a.method), "saving": saving, "size": size}
 
     console = Console(width=130)
-    table = Table(title=f"k-center with a checkpoint saved at every apply, d = {a.dim} (fp16 on disk)")
-    for col in ("N", "k", "processes", "select s, no saves", "select s, a save per apply", "bytes a save",
+    each = "apply" if a.method == "kcenter" else "pass"
+    what = "k-center" if a.method == "kcenter" else "balanced k-means (20 Lloyd iterations)"
+    table = Table(title=f"{what} with a checkpoint saved at every {each}, d = {a.dim} (fp16 on disk)")
+    for col in ("N", "k", "processes", "select s, no saves", f"select s, a save per {each}", "bytes a save",
                 "same order as 1 process without saves"):
         table.add_column(col, justify="right")
     for n, k, p, r, same in launches(a, plain_and_saving,
@@ -246,7 +250,8 @@ def main() -> None:
     p.add_argument("--processes", type=int, nargs="+", default=[1, 2])
     p.add_argument("--work", type=Path, default=Path("/tmp/bench-select"), help="where the synthetic embeddings go")
     p.add_argument("--checkpoint-cost", action="store_true",
-                   help="k-center saving its checkpoint at every apply against none (--sizes, --ks, --processes)")
+                   help="the ordering (--method) saving its checkpoint at every apply or pass against none (--sizes, "
+                        "--ks, --processes)")
     a = p.parse_args()
     if a.checkpoint_cost:
         return checkpoint_main(a)

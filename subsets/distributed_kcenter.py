@@ -324,12 +324,12 @@ def kcenter_shards(path: Path | EmbeddingShards, k: int, seed: int = 0, batch: i
     state = None
     if checkpoint is not None:
         identity = {"embeddings": shards.meta["hash"], "rows": n, "seed": seed, "batch": batch, "proposals": proposals,
-                    "kept": None if keep is None else order_hash(keep, shards.meta["hash"]), "products": _products(device)}
+                    "kept": None if keep is None else order_hash(keep, shards.meta["hash"]), "products": products(device)}
         state = KCenterCheckpoint(checkpoint, identity, save_every)
     return kcenter_blocks(blocks, starts, n, shards.dim, k, seed, batch, comm, progress, proposals, device, state)
 
 
-def _products(device) -> str:
+def products(device) -> str:
     """Where the products run, as far as their rounding goes: numpy on the CPU, or a torch device's kind."""
     if device is None:
         return "numpy"

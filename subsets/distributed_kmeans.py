@@ -24,7 +24,8 @@ import faiss
 import numpy as np
 
 from .comm import Comm
-from .distributed_kcenter import CHUNK_ROWS
+from .distributed_kcenter import CHUNK_ROWS, products
+from .kmeans_checkpoint import KMeansCheckpoint
 from .select import KMeansTree, balanced_order, default_clusters, typical_first
 
 if TYPE_CHECKING:
@@ -94,16 +95,26 @@ def assign(blocks: list[np.ndarray], centroids: np.ndarray, device=None) -> np.n
 
 
 def kmeans_blocks(blocks: list[np.ndarray], starts: list[int], n: int, n_clusters: int, seed: int, niter: int = 20,
-                  comm: Comm | None = None, device=None, progress=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                  comm: Comm | None = None, device=None, progress=None,
+                  checkpoint: KMeansCheckpoint | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Lloyd's k-means over the rows of every process's blocks (block j holds global rows starts[j]...); returns
     (centroids, label of each local row, its distance to its centroid). `device`: a torch device for the
-    assignments (None: faiss on the CPU); `progress(passes)` is told each pass over the rows (niter + 1 in all)."""
+    assignments (None: faiss on the CPU); `progress(passes)` is told each pass over the rows (niter + 1 in all).
+    `checkpoint`: resumed from when it holds a state, saved to between passes when due."""
     comm = comm or Comm()
     dim = blocks[0].shape[1]  # every process owns at least one block (EmbeddingShards.owned)
     n_clusters = min(n_clusters, n)
-    picks = np.random.default_rng([seed, n]).permutation(n)[:n_clusters]
-    centroids = fetch_rows(blocks, starts, picks, comm)
-    for i in range(niter):
+    resumed = checkpoint.load_agreed(n_clusters, dim, comm) if checkpoint is not None else None
+    if resumed is not None:
+        first, centroids = resumed
+        if comm.rank == 0:
+            print(f"{checkpoint.folder}: resuming k-means after pass {first} of {niter}", flush=True)
+        if progress is not None:
+            progress(first)
+    else:
+        first, picks = 0, np.random.default_rng([seed, n]).permutation(n)[:n_clusters]
+        centroids = fetch_rows(blocks, starts, picks, comm)
+    for i in range(first, niter):
         _, _, sums, counts = _pass(blocks, centroids, device)
         if progress is not None:
             progress(i + 1)
@@ -111,6 +122,8 @@ def kmeans_blocks(blocks: list[np.ndarray], starts: list[int], n: int, n_cluster
         sums, counts = packed[:-n_clusters].reshape(n_clusters, dim), packed[-n_clusters:]
         filled = counts > 0
         centroids[filled] = sums[filled] / counts[filled, None]
+        if checkpoint is not None and checkpoint.due(comm):
+            checkpoint.save(i + 1, centroids, comm)
     labels, d2, _, _ = _pass(blocks, centroids, device)
     if progress is not None:
         progress(niter + 1)
@@ -118,11 +131,14 @@ def kmeans_blocks(blocks: list[np.ndarray], starts: list[int], n: int, n_cluster
 
 
 def kmeans_tree_blocks(blocks: list[np.ndarray], starts: list[int], n: int, clusters: list[int], seed: int,
-                       niter: int = 20, comm: Comm | None = None, device=None, progress=None) -> KMeansTree:
-    """The hierarchical tree: the finest level over the rows of every process (on `device`), the upper levels over
-    the centroids (in every process alike, on the CPU); the rows' labels and distances gathered in global row order."""
+                       niter: int = 20, comm: Comm | None = None, device=None, progress=None,
+                       checkpoint: KMeansCheckpoint | None = None) -> KMeansTree:
+    """The hierarchical tree: the finest level over the rows of every process (on `device`, saved to `checkpoint`),
+    the upper levels over the centroids (in every process alike, on the CPU); the rows' labels and distances gathered
+    in global row order."""
     comm = comm or Comm()
-    centroids, labels, distance = kmeans_blocks(blocks, starts, n, clusters[0], seed, niter, comm, device, progress)
+    centroids, labels, distance = kmeans_blocks(blocks, starts, n, clusters[0], seed, niter, comm, device, progress,
+                                                checkpoint)
     tree = KMeansTree([comm.concat(labels.astype(np.float64)).astype(np.int64)], comm.concat(distance))
     alone = Comm(alone=True)
     for level, n_c in enumerate(clusters[1:], start=1):
@@ -133,32 +149,51 @@ def kmeans_tree_blocks(blocks: list[np.ndarray], starts: list[int], n: int, clus
 
 def kmeans_balanced_shards(path: Path | EmbeddingShards, k: int, seed: int = 0, clusters: list[int] | None = None,
                            niter: int = 20, within: str = "nearest", comm: Comm | None = None, report=None,
-                           keep: np.ndarray | None = None, device=None, progress=None) -> np.ndarray:
+                           keep: np.ndarray | None = None, device=None, progress=None, checkpoint: Path | None = None,
+                           save_every: float | None = None) -> np.ndarray:
     """The balanced k-means ordering (first k rows) of an embeddings directory, each process mapping only its own
     shards (`report(shards, bytes)` is told which); every process returns the same order. With `keep` (the sorted
-    rows a dedup kept), over those rows alone, as positions in `keep`. `device`: as `kmeans_blocks`'."""
+    rows a dedup kept), over those rows alone, as positions in `keep`. `device`: as `kmeans_blocks`'.
+    `checkpoint`: a folder the finest level's passes are saved to every `save_every` seconds and resumed from."""
     from .shards import EmbeddingShards
 
     comm = comm or Comm()
     shards = EmbeddingShards.of(path)
     blocks, starts, n = shards.process_blocks(comm, report, keep)
-    tree = kmeans_tree_blocks(blocks, starts, n, clusters or default_clusters(n, k), seed, niter, comm, device,
-                              progress)
+    clusters = clusters or default_clusters(n, k)
+    state = _checkpoint(checkpoint, shards, n, keep, seed, clusters[0], niter, device, save_every)
+    tree = kmeans_tree_blocks(blocks, starts, n, clusters, seed, niter, comm, device, progress, state)
     return balanced_order(tree, seed, within)[:k]
 
 
 def prototypes_shards(path: Path | EmbeddingShards, k: int, seed: int, n_clusters: int, niter: int = 20, comm: Comm | None = None,
-                      report=None, keep: np.ndarray | None = None, device=None, progress=None) -> np.ndarray:
+                      report=None, keep: np.ndarray | None = None, device=None, progress=None,
+                      checkpoint: Path | None = None, save_every: float | None = None) -> np.ndarray:
     """The prototypes ordering (rows nearest their centroid first, `select.prototypes_order`'s rule) of an embeddings
     directory, with Lloyd's k-means across processes, each mapping only its own shards; every process returns it.
-    With `keep`, over those rows alone, as positions in `keep`; `device` as `kmeans_blocks`'."""
+    With `keep`, over those rows alone, as positions in `keep`; `device`, `checkpoint` and `save_every` as
+    `kmeans_balanced_shards`'."""
     from .shards import EmbeddingShards
 
     comm = comm or Comm()
     shards = EmbeddingShards.of(path)
     blocks, starts, n = shards.process_blocks(comm, report, keep)
-    _, _, distance = kmeans_blocks(blocks, starts, n, n_clusters, seed, niter, comm, device, progress)
+    state = _checkpoint(checkpoint, shards, n, keep, seed, n_clusters, niter, device, save_every)
+    _, _, distance = kmeans_blocks(blocks, starts, n, n_clusters, seed, niter, comm, device, progress, state)
     return typical_first(comm.concat(distance), seed)[:k]
+
+
+def _checkpoint(folder: Path | None, shards: EmbeddingShards, n: int, keep: np.ndarray | None, seed: int,
+                n_clusters: int, niter: int, device, every: float | None) -> KMeansCheckpoint | None:
+    """The finest level's checkpoint in `folder` (None: none), identified by everything its centroids depend on."""
+    if folder is None:
+        return None
+    from .manifest import order_hash
+
+    identity = {"embeddings": shards.meta["hash"], "rows": n, "seed": seed, "clusters": min(n_clusters, n),
+                "niter": niter, "kept": None if keep is None else order_hash(keep, shards.meta["hash"]),
+                "products": "faiss" if device is None else products(device)}
+    return KMeansCheckpoint(folder, identity, every)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -170,12 +205,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--clusters", default="", help="clusters per level, finest first (default: about k/2 and its root)")
     p.add_argument("--niter", type=int, default=20)
     p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--checkpoint", type=Path, default=None, help="a folder to save the passes to and resume from")
+    p.add_argument("--save-every", type=float, default=None, help="seconds between saves (default 60)")
     a = p.parse_args(argv)
     from .ordering_job import run_ordering_job
 
     clusters = [int(c) for c in a.clusters.split(",") if c] or None
     return run_ordering_job(a.out, a.k, lambda comm, report: kmeans_balanced_shards(
-        a.embeddings, a.k, a.seed, clusters, a.niter, comm=comm, report=report))
+        a.embeddings, a.k, a.seed, clusters, a.niter, comm=comm, report=report, checkpoint=a.checkpoint,
+        save_every=a.save_every))
 
 
 if __name__ == "__main__":

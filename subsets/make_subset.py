@@ -10,13 +10,13 @@ from pathlib import Path
 import numpy as np
 
 from . import select
+from .checkpoint import checkpoint_folder
 from .comm import Comm
 from .coverage import coverage_blocks, default_report_ks
 from .device import check_device, resolve_device
 from .distributed_kcenter import kcenter_shards
 from .embed import Embeddings, load_embeddings
 from .errors import InputError
-from .kcenter_checkpoint import checkpoint_folder
 from .manifest import Manifest, read_manifest, write_manifest
 from .progress import progress_bar
 from .shards import EmbeddingShards
@@ -90,7 +90,7 @@ def order_across_processes(embeddings: Path | EmbeddingShards, config: SelectCon
     of `comm` mapping only its own shards; every process returns it (as rows of the embeddings). The k-means methods
     run Lloyd's k-means across the processes (`distributed_kmeans`), not the in-memory faiss.Kmeans, so their orders
     differ from one process's `select_order`. `device` (`resolve_device`): where each process's products run.
-    `checkpoint`: the folder k-center saves its state to every minute and resumes from."""
+    `checkpoint`: the folder k-center and k-means save their state to every minute and resume from."""
     pool = count if keep is None else len(keep)
     if config.method == "random":
         order = select.random_order(pool, config.k_max, config.seed)
@@ -117,10 +117,11 @@ def _order_with_progress(embeddings: Path | EmbeddingShards, config: SelectConfi
                                   progress=progress, checkpoint=checkpoint)
         if config.method == "prototypes":
             return prototypes_shards(embeddings, config.k_max, config.seed, clusters_used(pool, config)[0],
-                                     config.niter, comm, keep=keep, device=device, progress=progress)
+                                     config.niter, comm, keep=keep, device=device, progress=progress,
+                                     checkpoint=checkpoint)
         return kmeans_balanced_shards(embeddings, config.k_max, config.seed, clusters_used(pool, config),
                                       config.niter, _within(config.method), comm=comm, keep=keep, device=device,
-                                      progress=progress)
+                                      progress=progress, checkpoint=checkpoint)
 
 
 def corpus_clusters(blocks: list[np.ndarray], starts: list[int], n: int, comm) -> np.ndarray:
@@ -242,7 +243,7 @@ def make_subset_across_processes(embeddings: Path, out: Path, config: SelectConf
     clusters = clusters_used(pool, config)
     if comm.rank == 0:
         _say_cut(asked, clusters, pool)
-    saved = checkpoint_folder(out)  # a stopped k-center job resumes from it: the order of an uninterrupted one
+    saved = checkpoint_folder(out)  # a stopped ordering job resumes from it: the order of an uninterrupted one
     order = order_across_processes(shards, config, n, comm, keep, device, saved)
     seconds = time.perf_counter() - start
     coverage = shard_coverage(shards, order, _report_ks(config), comm)

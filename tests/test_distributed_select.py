@@ -80,7 +80,7 @@ def test_a_stopped_kcenter_ordering_resumes_to_the_uninterrupted_order_whatever_
     with pytest.raises(KeyboardInterrupt):
         kcenter_shards(path, 300, seed=4, batch=16, progress=stop, checkpoint=saved, save_every=0)
     state = json.loads((saved / "state.json").read_text())
-    picks, gen = state["picks"], state["generation"]
+    picks, gen = state["progress"]["picks"], state["generation"]
     assert 0 < picks < 150 and gen > 1  # the last save before the stop: one generation left, whole
     assert sorted(p.name for p in saved.iterdir()) == sorted(["state.json", f"order.g{gen}.npy"]
                                                              + [f"bound-{s * 250}.g{gen}.npy" for s in range(6)])
@@ -94,11 +94,11 @@ def test_a_stopped_kcenter_ordering_resumes_to_the_uninterrupted_order_whatever_
     np.testing.assert_array_equal(np.load(tmp_path / "two.npy"), expected)
     res = _launch(path, tmp_path / "half.npy", 2, k=150, extra=["--checkpoint", tmp_path / "two-saved", "--save-every", 0])
     assert res.returncode == 0, res.stderr[-3000:]
-    assert 0 < json.loads((tmp_path / "two-saved" / "state.json").read_text())["picks"] < 150
+    assert 0 < json.loads((tmp_path / "two-saved" / "state.json").read_text())["progress"]["picks"] < 150
     np.testing.assert_array_equal(kcenter_shards(path, 300, seed=4, batch=16, checkpoint=tmp_path / "two-saved"),
                                   expected)
     # a checkpoint of another selection is refused, naming what differs
-    with pytest.raises(InputError, match=r"a k-center checkpoint of another selection \(differs in batch, seed\)"):
+    with pytest.raises(InputError, match=r"a checkpoint of another selection \(differs in batch, seed\)"):
         kcenter_shards(path, 300, seed=5, batch=32, checkpoint=saved)
     (tmp_path / "one-copy" / f"bound-250.g{gen}.npy").write_bytes(b"not an array")  # and a damaged one
     with pytest.raises(InputError, match=rf"bound-250.g{gen}.npy: unreadable k-center checkpoint file"):
@@ -106,8 +106,8 @@ def test_a_stopped_kcenter_ordering_resumes_to_the_uninterrupted_order_whatever_
 
 
 def test_a_stopped_selection_job_resumes_from_its_checkpoint_and_removes_it_once_written(emb, tmp_path, monkeypatch):
+    import subsets.checkpoint as kc
     import subsets.distributed_kcenter as dk
-    import subsets.kcenter_checkpoint as kc
     from subsets.make_subset import SelectConfig, make_subset
 
     path, _ = emb
@@ -142,7 +142,7 @@ def test_a_stopped_selection_job_resumes_from_its_checkpoint_and_removes_it_once
         make_subset(path, tmp_path / "sub", config)
     saved = kc.checkpoint_folder(tmp_path / "sub")
     state = json.loads((saved / "state.json").read_text())
-    assert not (tmp_path / "sub").exists() and 0 < state["picks"] < 250
+    assert not (tmp_path / "sub").exists() and 0 < state["progress"]["picks"] < 250
     monkeypatch.setattr(dk, "_retire", retire)
     applied[:], tried[0] = [], 0
     np.testing.assert_array_equal(make_subset(path, tmp_path / "sub", config).order, uninterrupted)
@@ -348,6 +348,69 @@ def test_distributed_kmeans_gives_the_one_process_assignments_and_order_for_1_2_
         assert res.returncode == 0, res.stderr[-3000:]
         np.testing.assert_array_equal(np.load(tmp_path / f"order-{w}.npy"), expected)
         assert len(re.findall(r"rank \d of \d: maps shards", res.stdout)) == w
+
+
+def test_a_stopped_kmeans_ordering_resumes_after_its_last_saved_pass_to_the_uninterrupted_order(emb, tmp_path,
+                                                                                                  capsys):
+    from subsets.comm import Comm
+    from subsets.distributed_kmeans import kmeans_balanced_shards
+    from subsets.make_subset import SelectConfig, make_subset_across_processes
+
+    path, _ = emb  # overlapping clusters: Lloyd's still moves after 10 passes, so a centroid off by a bit would show
+    expected = kmeans_balanced_shards(path, 300, seed=2, clusters=[24, 4], niter=10)
+    saved = tmp_path / "saved"
+
+    def stop(passes):  # as if the job were killed during pass 6
+        if passes == 6:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        kmeans_balanced_shards(path, 300, seed=2, clusters=[24, 4], niter=10, progress=stop, checkpoint=saved,
+                               save_every=0)
+    state = json.loads((saved / "state.json").read_text())
+    assert state["progress"] == {"passes": 5}  # the last pass finished, one generation left, whole
+    assert sorted(p.name for p in saved.iterdir()) == sorted(["state.json", f"centroids.g{state['generation']}.npy"])
+    # saved by one process, resumed by two
+    res = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                          "-m", "subsets.distributed_kmeans", str(path), "--k", "300", "--seed", "2", "--clusters",
+                          "24,4", "--niter", "10", "--checkpoint", str(saved), "--out", str(tmp_path / "two.npy")],
+                         capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, cwd=ROOT,
+                         timeout=300)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert "resuming k-means after pass 5 of 10" in res.stdout
+    np.testing.assert_array_equal(np.load(tmp_path / "two.npy"), expected)
+    # another selection's checkpoint is refused, naming what differs: other passes, or a k-center ordering's
+    with pytest.raises(InputError, match=r"a checkpoint of another selection \(differs in niter\)"):
+        kmeans_balanced_shards(path, 300, seed=2, clusters=[24, 4], niter=12, checkpoint=saved)
+    kcenter_shards(path, 10, seed=2, checkpoint=tmp_path / "kc", save_every=0)
+    with pytest.raises(InputError, match=r"differs in .*ordering"):
+        kmeans_balanced_shards(path, 300, seed=2, clusters=[24, 4], niter=10, checkpoint=tmp_path / "kc")
+    # the selection job across processes saves beside its output, resumes, and removes the folder once written
+    config = SelectConfig(method="kmeans", k_max=300, seed=2, clusters=[24, 4], niter=10)
+    whole = make_subset_across_processes(path, tmp_path / "whole", config, Comm(alone=True)).order
+    import subsets.checkpoint as checkpoint
+    import subsets.distributed_kmeans as dkm
+
+    passes, one_pass = [0], dkm._pass
+
+    def killed_in_pass_8(blocks, centroids, device=None):
+        passes[0] += 1
+        if passes[0] == 8:
+            raise KeyboardInterrupt
+        return one_pass(blocks, centroids, device)
+
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(checkpoint, "SAVE_EVERY", 0.0)
+        m.setattr(dkm, "_pass", killed_in_pass_8)
+        with pytest.raises(KeyboardInterrupt):
+            make_subset_across_processes(path, tmp_path / "sub", config, Comm(alone=True))
+    assert json.loads((checkpoint.checkpoint_folder(tmp_path / "sub") / "state.json").read_text())["progress"] == \
+        {"passes": 7}
+    capsys.readouterr()
+    np.testing.assert_array_equal(make_subset_across_processes(path, tmp_path / "sub", config, Comm(alone=True)).order,
+                                  whole)
+    assert "resuming k-means after pass 7 of 10" in capsys.readouterr().out
+    assert not checkpoint.checkpoint_folder(tmp_path / "sub").exists()
 
 
 def test_products_on_a_torch_device_give_the_orders_and_assignments_of_the_cpu_path(emb, separated, monkeypatch):

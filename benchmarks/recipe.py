@@ -1,7 +1,7 @@
 """Recipe ablation: how well a student learns on a small subset, one change at a time, at the demo's budget.
 
     python benchmarks/recipe.py --demo-out demo-out               # every variant below, on the demo's caches
-    python benchmarks/recipe.py --demo-out demo-out --k 100 --only "+ steps by k (the demo)"
+    python benchmarks/recipe.py --demo-out demo-out --k 100 --only "+ layer level (the demo)"
     python benchmarks/recipe.py --demo-out demo-out --k 100 --cache targets-k100-v16 --only ...  # more views
 
 Each variant is a set of TrainConfig settings over a base (the demo's recipe before this ablation);
@@ -51,7 +51,10 @@ VARIANTS = {
     "+ 1,800 steps": FINAL | {"steps": DEMO_TRAIN["steps"]},
     "+ mixup": FINAL | {"steps": DEMO_TRAIN["steps"], "mixup_alpha": DEMO_TRAIN["mixup_alpha"]},
     # the demo's steps at the k trained (DemoConfig.steps_by_k): 1,200 / 2,400 / 3,600 at k = 100 / 300 / 1,000
-    "+ steps by k (the demo)": FINAL | {"steps": "by k", "mixup_alpha": DEMO_TRAIN["mixup_alpha"]},
+    "+ steps by k": FINAL | {"steps": "by k", "mixup_alpha": DEMO_TRAIN["mixup_alpha"]},
+    # the stem's tokens against the teacher's intermediate map (the demo's caches hold layer17_patch)
+    "+ layer level (the demo)": FINAL | {"steps": "by k", "mixup_alpha": DEMO_TRAIN["mixup_alpha"],
+                                         "w_layer": DEMO_TRAIN["w_layer"]},
     "demo, patch stem": FINAL | {"stem": "patch"},
     "demo, depth 4": FINAL | {"student_kwargs": {"depth": 4}},
     "demo, token level only": FINAL | {"w_feature": 0.0},
@@ -69,7 +72,7 @@ VARIANTS = {
 }
 
 
-DEMO = "+ steps by k (the demo)"
+DEMO = "+ layer level (the demo)"
 SINGLE_CHANGES_FROM = "+ 1,500 steps"
 
 

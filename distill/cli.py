@@ -102,7 +102,7 @@ def cmd_cache(a: argparse.Namespace) -> None:
     from teachers.views import ViewPolicy
 
     source, subset = open_source(a.source), read_manifest(a.subset)
-    teacher = load_teacher(a.teacher, resolution=a.resolution)
+    teacher = load_teacher(a.teacher, resolution=a.resolution, layers=a.teacher_layers)
     config = CacheConfig(views=ViewPolicy(views=a.views, seed=a.seed), batch_size=a.batch_size,
                          shard_size=a.shard_size, patch_grid=a.patch_grid, strict=a.strict,
                          stats=StatsConfig(samples=a.stats_samples))
@@ -256,6 +256,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--seed", type=int, default=0, help="seed of the crops and flips")
     c.add_argument("--patch-grid", type=int, default=None, help="pool patch tokens to g x g before storing")
     c.add_argument("--resolution", type=int, default=None, help="teacher input side (default: the teacher's)")
+    c.add_argument("--teacher-layers", type=lambda s: [int(p) for p in s.split(",") if p], default=[], metavar="L[,L...]",
+                   help="also store these intermediate maps (layerL_patch) for the layer level (mobilenetv2_imagenet: "
+                        "1..18; 17 is 160 channels at stride 32)")
     c.add_argument("--batch-size", type=int, default=32)
     c.add_argument("--shard-size", type=int, default=256, help="images per shard (the resume unit)")
     c.add_argument("--strict", action="store_true", help="fail on an unreadable image instead of skipping it")

@@ -38,6 +38,7 @@ class TrainConfig:
     view_seed: int = 0  # online mode: seed of the crops and flips
     teacher_resolution: int | None = None  # online mode: teacher input side (default: the teacher's)
     patch_grid: int | None = None  # online mode: pool teacher patch tokens to g x g, as the cache would
+    teacher_layers: list[int] = field(default_factory=list)  # online mode: intermediate maps for w_layer (cached: the cache's)
     # the student
     student: str = "vit_tiny_patch16_224"
     img_size: int = 32
@@ -50,6 +51,7 @@ class TrainConfig:
     w_feature: float = 1.0
     w_patch: float = 1.0
     w_embed: float = 0.0  # on a teacher's `embed` (CLIP's projected embedding), where its cache has one
+    w_layer: float = 0.0  # the stem's tokens against the teacher's intermediate maps (cache --teacher-layers)
     distance: str = "mse"  # mse | cosine | smooth_l1
     normalize_targets: bool = False  # per-teacher, per-channel target normalisation (Theia)
     mask_ratio: float = 0.5  # share of patches replaced by the mask token in a masked sample
@@ -123,8 +125,11 @@ class TrainConfig:
             (0 <= self.mask_ratio < 1, f"mask_ratio {self.mask_ratio}: must lie in [0, 1)"),
             (0 <= self.mask_share <= 1, f"mask_share {self.mask_share}: must lie in [0, 1]"),
             (self.distance in DISTANCES, f"distance {self.distance!r}: choose one of {', '.join(DISTANCES)}"),
-            (min(self.w_token, self.w_feature, self.w_patch, self.w_embed) >= 0, "loss weights must not be negative"),
-            (self.w_token + self.w_feature + self.w_patch + self.w_embed > 0, "every loss weight is zero"),
+            (min(self.w_token, self.w_feature, self.w_patch, self.w_embed, self.w_layer) >= 0,
+             "loss weights must not be negative"),
+            (self.w_token + self.w_feature + self.w_patch + self.w_embed + self.w_layer > 0, "every loss weight is zero"),
+            (not (self.targets and self.teacher_layers), "teacher_layers is for online mode: a cache holds the layers "
+                                                          "it was made with (distill cache --teacher-layers)"),
             (self.mixup_alpha >= 0, f"mixup_alpha {self.mixup_alpha}: 0 (off) or a Beta parameter above 0"),
         ]
 
@@ -276,7 +281,9 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
         if hint is bool:
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, **kw)
         elif typing.get_origin(hint) is list:
-            parser.add_argument(flag, type=lambda s: [p for p in s.split(",") if p], metavar="A[,B...]", **kw)
+            item = typing.get_args(hint)[0]
+            parser.add_argument(flag, type=lambda s, item=item: [item(p) for p in s.split(",") if p], metavar="A[,B...]",
+                                **kw)
         elif f.name == "student_kwargs":
             parser.add_argument(flag, type=_parse_kwargs, metavar="KEY=VALUE[,...]", **kw)
         else:

@@ -37,12 +37,16 @@ class DemoConfig:
     # by the corpus statistics, 1,800 steps of 16 views (small batches, many updates: best at this budget), each
     # view mixed with another (mixup: the students of small k otherwise fit their few images and stop there). Loader
     # workers would compete with this small student for the 2 cores: it reads its own views (measured 15% faster).
+    # The layer level (w_layer 3) matches the stem's tokens to the teacher's map after 17 of its 19 feature modules
+    # (160 channels, 4x4 at 128 px), cached with the targets: each image teaches the early layers too
+    # (benchmarks/out/recipe/exploration-14-*, -15-*).
     train: dict = field(default_factory=lambda: {
         "student": "vit_tiny_patch16_224", "img_size": 32, "patch_size": 8, "stem": "scott",
         "student_kwargs": {"depth": 2}, "steps": 1800, "batch_size": 16, "lr": 1e-3, "warmup": 0.1, "w_patch": 0.0,
-        "distance": "cosine", "normalize_targets": True, "mixup_alpha": 1.0, "checkpoint_every": 10_000,
+        "w_layer": 3.0, "distance": "cosine", "normalize_targets": True, "mixup_alpha": 1.0, "checkpoint_every": 10_000,
         "log_every": 50, "workers": 0,
     })
+    teacher_layers: tuple[int, ...] = (17,)
     # Steps grow with k (benchmarks/out/recipe/exploration-12-*): at 1,800 the k = 1,000 students had seen each view
     # 14 times and were still learning (+0.04 to +0.06 at 3,600), where k = 100 had fit its images long before (1,200
     # steps give the same). Every method at one k keeps one budget. Two runs side by side with a thread each train
@@ -53,7 +57,8 @@ class DemoConfig:
     def sweep(self) -> SweepConfig:
         return SweepConfig(
             out=str(self.out), source=self.source, encoder=self.encoder, methods=list(self.methods), ks=list(self.ks),
-            seeds=[self.seed], teacher=DEFAULT_ENCODER, teacher_resolution=128, views=2,
+            seeds=[self.seed], teacher=DEFAULT_ENCODER, teacher_resolution=128, teacher_layers=list(self.teacher_layers),
+            views=2,
             train=dict(self.train), eval={"test_source": self.test_source, "train_source": self.source},
             steps_by_k={k: steps for k, steps in self.steps_by_k.items() if k in self.ks}, parallel_runs=self.parallel_runs,
         ).check("demo")

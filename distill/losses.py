@@ -1,8 +1,10 @@
-"""Proteus-style distillation losses: token, feature, patch (and embedding) levels against a teacher's targets.
+"""Proteus-style distillation losses: token, feature, patch (and embedding and layer) levels against a teacher's
+targets.
 
 One student pass serves all levels: the masked samples of a batch give the patch loss at their
-masked positions, the unmasked samples the feature loss over the whole map, every sample the
-token loss. Teacher patch maps are brought to the student's grid by interpolation.
+masked positions, the unmasked samples the feature loss over the whole map (and the layer loss: the
+stem's tokens against the teacher's intermediate maps), every sample the token loss. Teacher maps are
+brought to the student's grid by interpolation.
 """
 
 from __future__ import annotations
@@ -88,6 +90,7 @@ class Targets:
     cls: torch.Tensor  # [B, D]
     patch: torch.Tensor | None  # [B, grid * grid, D]
     embed: torch.Tensor | None  # [B, F] (CLIP's image embedding)
+    layers: dict[str, torch.Tensor]  # intermediate maps by name (`layer17_patch`), each [B, grid * grid, D_L]
 
     @classmethod
     def of(cls, targets: dict[str, torch.Tensor], heads: TeacherHeads, grid: int, levels: set[str]) -> Targets:
@@ -97,7 +100,9 @@ class Targets:
         if "embed" in levels and "embed" not in targets:
             raise InputError("w_embed > 0, but the teacher has no `embed` target (only CLIP teachers store one)")
         embed = heads.target("embed", targets["embed"]) if "embed" in levels else None
-        return cls(heads.target("cls", targets["cls"]), patch, embed)
+        layers = {name: heads.target(name, align_grid(targets[name], grid)) for name in heads.layers} \
+            if "layer" in levels else {}
+        return cls(heads.target("cls", targets["cls"]), patch, embed, layers)
 
 
 # Each level reads the student's output and mask, one teacher's targets and heads, and the distance.
@@ -125,11 +130,21 @@ def patch_loss(out: dict, mask: torch.Tensor | None, t: Targets, heads: TeacherH
     return distance(heads("patch", out["patch"][m]), t.patch[m], kind)
 
 
+def layer_loss(out: dict, mask: torch.Tensor | None, t: Targets, heads: TeacherHeads, kind: str) -> torch.Tensor:
+    """The stem's tokens against each of the teacher's intermediate maps (FitNets' hints, one head per map), for
+    the samples without a mask: each image teaches the student's early layers too, which matters when images are
+    few."""
+    keep = ~_masked_samples(mask, len(t.cls), t.cls.device)
+    return torch.stack([distance(heads(name, out["stem"][keep]), target[keep], kind)
+                        for name, target in t.layers.items()]).mean()
+
+
 def _masked_samples(mask: torch.Tensor | None, batch: int, device) -> torch.Tensor:
     return mask.any(1) if mask is not None else torch.zeros(batch, dtype=torch.bool, device=device)
 
 
-LEVEL_LOSSES = {"token": token_loss, "embed": embed_loss, "feature": feature_loss, "patch": patch_loss}
+LEVEL_LOSSES = {"token": token_loss, "embed": embed_loss, "feature": feature_loss, "patch": patch_loss,
+               "layer": layer_loss}
 
 
 def teacher_losses(out: dict[str, torch.Tensor], mask: torch.Tensor | None, targets: dict[str, torch.Tensor],

@@ -29,13 +29,24 @@ class DistillModel(nn.Module):
         levels = list(self.weights)
         for t in teachers:
             check_grids(t.info["name"], t.tokens, self.student.grid, levels)
+        if "layer" in self.weights:
+            self._check_layers(spec, teachers)
         self.heads = nn.ModuleDict({
-            t.key: TeacherHeads(self.student.width, t.info["token_dim"], levels, t.info.get("embed_dim"), normalize_targets)
+            t.key: TeacherHeads(self.student.width, t.info["token_dim"], levels, t.info.get("embed_dim"), normalize_targets,
+                                {name: layer["dim"] for name, layer in t.info.get("layers", {}).items()})
             for t in teachers
         })
         if self.student.maskable:
             # Without a patch loss no pass is masked; a mask token that never gets a gradient would stall DDP.
             self.student.mask_token.requires_grad_("patch" in self.weights)
+
+    def _check_layers(self, spec: StudentSpec, teachers: list[TeacherTargets]) -> None:
+        if not self.student.maskable:
+            raise InputError(f"student {spec.name}: the layer level matches a ViT student's stem tokens; set w_layer to 0")
+        for t in teachers:
+            if not t.info.get("layers"):
+                raise InputError(f"w_layer > 0, but the targets of {t.info['name']} hold no intermediate layers: cache "
+                                 "them with --teacher-layers (mobilenetv2_imagenet: 17), or set w_layer to 0")
 
     def forward(self, images: torch.Tensor, mask: torch.Tensor | None,
                 targets: dict[str, dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:

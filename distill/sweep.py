@@ -57,6 +57,7 @@ class SweepConfig:
     dedup: float | None = None  # drop near-duplicates above this cosine before selecting
     teacher: str = "mobilenetv2_imagenet"
     teacher_resolution: int | None = None
+    teacher_layers: list[int] = field(default_factory=list)  # intermediate maps cached for the layer level (w_layer)
     views: int = 2
     patch_grid: int | None = None
     train: dict = field(default_factory=dict)  # TrainConfig settings shared by every run (steps, student, ...)
@@ -95,6 +96,10 @@ class SweepConfig:
             raise InputError(f"{origin}: ks must be a list of positive integers or \"full\", not {self.ks}")
         if not self.seeds or any(not isinstance(s, int) for s in self.seeds) or len(set(self.seeds)) < len(self.seeds):
             raise InputError(f"{origin}: seeds must be a list of distinct integers, not {self.seeds}")
+        if not isinstance(self.teacher_layers, list) or any(not isinstance(L, int) or isinstance(L, bool)
+                                                            for L in self.teacher_layers):
+            raise InputError(f"{origin}: teacher_layers must be a list of layer numbers, e.g. [17], not "
+                             f"{self.teacher_layers!r}")
         if not isinstance(self.parallel_runs, int) or isinstance(self.parallel_runs, bool) or self.parallel_runs < 1:
             raise InputError(f"{origin}: parallel_runs must be a positive integer, not {self.parallel_runs!r}")
         self._check_recipes(origin)
@@ -274,7 +279,7 @@ def run_sweep(config: SweepConfig, accelerator=None, console: Console | None = N
     console = console or Console()
     start = time.perf_counter()
     out = Path(config.out)
-    teacher = load_teacher(config.teacher, resolution=config.teacher_resolution)
+    teacher = load_teacher(config.teacher, resolution=config.teacher_resolution, layers=config.teacher_layers)
     check_disk(config, teacher, out)
     first = config.small_ks[0] if config.small_ks else 1
     acc = accelerator or make_accelerator(config.train_config(out, first, config.seeds[0]))

@@ -93,7 +93,7 @@ def prepare_inputs(config: TrainConfig) -> Inputs:
 
         subset = resolve_subset(config.subset, [])
         source = resolve_source(config.source, subset)
-        teacher = load_teacher(config.teacher, resolution=config.teacher_resolution)
+        teacher = load_teacher(config.teacher, resolution=config.teacher_resolution, layers=config.teacher_layers)
         k = config.k or len(subset.order)
         info = teacher.info
         if config.patch_grid is not None and not 1 <= config.patch_grid <= info.grid:
@@ -117,7 +117,7 @@ def build_model(config: TrainConfig, teachers: list[TeacherTargets]) -> torch.nn
         return MimJepa(spec, config.predictor_depth, config.jepa_momentum)
     if config.objective == "local-global":
         return LocalGlobal(spec, config.w_variance, config.w_covariance)
-    weights = {lv: getattr(config, f"w_{lv}") for lv in ("token", "feature", "patch", "embed")}
+    weights = {lv: getattr(config, f"w_{lv}") for lv in ("token", "feature", "patch", "embed", "layer")}
     return DistillModel(spec, teachers, weights, config.distance, config.normalize_targets)
 
 

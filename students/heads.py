@@ -31,17 +31,21 @@ class TargetNorm(nn.Module):
 
 
 class TeacherHeads(nn.Module):
-    """The heads of one teacher: `token`, `feature`, `patch` (width D) and `embed` (width F), as asked.
+    """The heads of one teacher: `token`, `feature`, `patch` (width D) and `embed` (width F), as asked, and with the
+    `layer` level one head per intermediate map in `layers` ({name: width}, e.g. {"layer17_patch": 160}).
 
-    With `normalize`, each kind of target (`cls`, `patch`, `embed`: different spaces) has its own statistics.
+    With `normalize`, each kind of target (`cls`, `patch`, `embed`, each map: different spaces) has its own
+    statistics.
     """
 
     def __init__(self, width: int, token_dim: int, levels: list[str], embed_dim: int | None = None,
-                 normalize: bool = False):
+                 normalize: bool = False, layers: dict[str, int] | None = None):
         super().__init__()
+        self.layers = dict(layers or {}) if "layer" in levels else {}
         self.heads = nn.ModuleDict({
             level: ProjectionHead(width, embed_dim if level == "embed" else token_dim) for level in levels
-        })
+            if level != "layer"
+        } | {name: ProjectionHead(width, dim) for name, dim in self.layers.items()})
         self.norms = nn.ModuleDict()
         if normalize:
             self.norms["cls"] = TargetNorm(token_dim)
@@ -49,13 +53,15 @@ class TeacherHeads(nn.Module):
                 self.norms["patch"] = TargetNorm(token_dim)
             if "embed" in levels:
                 self.norms["embed"] = TargetNorm(embed_dim)
+            for name, dim in self.layers.items():
+                self.norms[name] = TargetNorm(dim)
 
     def forward(self, level: str, x: torch.Tensor) -> torch.Tensor:
         return self.heads[level](x)
 
     def target(self, kind: str, t: torch.Tensor) -> torch.Tensor:
-        """A teacher target of one kind (`cls`, `patch`, `embed`) as the loss sees it: normalised when this
-        teacher normalises its targets."""
+        """A teacher target of one kind (`cls`, `patch`, `embed`, a map's name) as the loss sees it: normalised
+        when this teacher normalises its targets."""
         return self.norms[kind](t) if kind in self.norms else t
 
     def set_stats(self, stats: dict[str, torch.Tensor]) -> None:

@@ -103,16 +103,15 @@ class Student(nn.Module):
         return True
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-        """`cls` [B, D] and `patch` [B, N, D] after the final norm; `mask` [B, N] (True = replace the
-        patch embedding by the mask token) gives the masked pass."""
+        """`cls` [B, D] and `patch` [B, N, D] after the final norm, and `stem` [B, N, D] the stem's tokens (the
+        layer level's); `mask` [B, N] (True = replace the patch embedding by the mask token) gives the masked pass."""
         vit = self.vit
         # The SCOTT stem masks inside its convolutions, so no masked pixel reaches a visible token.
-        x = vit.patch_embed(x, mask) if self.spec.stem == "scott" else vit.patch_embed(x)
-        if mask is not None:
-            x = torch.where(mask.unsqueeze(-1), self.mask_token.to(x.dtype), x)
+        stem = vit.patch_embed(x, mask) if self.spec.stem == "scott" else vit.patch_embed(x)
+        x = stem if mask is None else torch.where(mask.unsqueeze(-1), self.mask_token.to(stem.dtype), stem)
         x = vit.norm_pre(vit.patch_drop(vit._pos_embed(x)))
         x = vit.norm(vit.blocks(x))
-        return {"cls": x[:, 0], "patch": x[:, vit.num_prefix_tokens:]}
+        return {"cls": x[:, 0], "patch": x[:, vit.num_prefix_tokens:], "stem": stem}
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """The image feature used for evaluation: the final class token (what timm's model(x) returns)."""

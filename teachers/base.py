@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import torch
 from PIL import Image
@@ -27,17 +27,23 @@ class TeacherInfo:
     embed_dim: int | None  # width of `embed`, where the teacher has one
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
+    # intermediate maps `forward` also returns, by target name (`layer17_patch`): {"dim": D, "tokens": N}
+    layers: dict[str, dict[str, int]] = field(default_factory=dict)
 
     @property
     def grid(self) -> int:
         return self.resolution // self.patch_size
 
     def to_dict(self) -> dict:
-        return asdict(self) | {"grid": self.grid}
+        out = asdict(self) | {"grid": self.grid}
+        if not self.layers:  # as caches made before intermediate layers record their teacher
+            del out["layers"]
+        return out
 
 
 class Teacher(nn.Module):
-    """Frozen, eval mode, no grad. `forward` returns `cls` [B, D], `patch` [B, N, D] and maybe `embed`."""
+    """Frozen, eval mode, no grad. `forward` returns `cls` [B, D], `patch` [B, N, D], maybe `embed`, and the
+    intermediate maps `info.layers` names (`layerL_patch` [B, N_L, D_L]) where the teacher was built with them."""
 
     def __init__(self, info: TeacherInfo):
         super().__init__()

@@ -46,9 +46,15 @@ class CacheConfig:
 
 
 def bytes_per_image_view(teacher: Teacher, patch_grid: int | None) -> int:
-    """(1 + N) * D * 2 bytes of fp16 tokens, plus the embedding and the view parameters."""
+    """(1 + N) * D * 2 bytes of fp16 tokens, plus the embedding, the intermediate maps and the view parameters."""
     n = (patch_grid or teacher.info.grid) ** 2
-    return (1 + n) * teacher.info.token_dim * 2 + (teacher.info.embed_dim or 0) * 2 + 5 * 4
+    layers = sum(layer["tokens"] * layer["dim"] for layer in teacher.info.layers.values())
+    return ((1 + n) * teacher.info.token_dim + (teacher.info.embed_dim or 0) + layers) * 2 + 5 * 4
+
+
+def is_layer(name: str) -> bool:
+    """Whether a target is an intermediate map (`layerL_patch`)."""
+    return name.startswith("layer") and name.endswith("_patch")
 
 
 def shard_name(s: int) -> str:
@@ -320,7 +326,8 @@ class TargetCache:
 
     @property
     def names(self) -> list[str]:
-        return [n for n in ("cls", "patch", "embed") if n in self._shard(0).arrays]
+        arrays = self._shard(0).arrays
+        return [n for n in ("cls", "patch", "embed") if n in arrays] + sorted(n for n in arrays if is_layer(n))
 
     def check_subset(self, subset: Manifest, k: int | None = None) -> None:
         if self.index["subset"]["hash"] != subset.hash:

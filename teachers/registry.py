@@ -20,10 +20,13 @@ def register(name: str):
 
 
 @register("mobilenetv2_imagenet")
-def _mobilenetv2(resolution: int | None = None) -> Teacher:
+def _mobilenetv2(resolution: int | None = None, layers: tuple[int, ...] = ()) -> Teacher:
     from .torchvision_cnn import MobileNetV2Teacher
 
-    return MobileNetV2Teacher(resolution=resolution or 128)
+    return MobileNetV2Teacher(resolution=resolution or 128, layers=layers)
+
+
+LAYERED = ("mobilenetv2_imagenet",)  # teachers that return intermediate maps when asked
 
 
 def available_teachers() -> list[str]:
@@ -33,12 +36,17 @@ def available_teachers() -> list[str]:
     return sorted(_REGISTRY) + sorted(DINOV2) + sorted(CLIP) + ["timm:NAME", "a Hub id", "a local folder"]
 
 
-def load_teacher(name: str, resolution: int | None = None) -> Teacher:
+def load_teacher(name: str, resolution: int | None = None, layers: tuple[int, ...] | list[int] = ()) -> Teacher:
     """A frozen teacher from a registry name, `timm:NAME`, a Hugging Face Hub id or a local folder.
 
     Registry names of DINOv2 and CLIP resolve to their Hub ids, loaded from the Hugging Face cache
-    (or the Hub when online); a folder is recognised by its config.json.
+    (or the Hub when online); a folder is recognised by its config.json. `layers`: intermediate maps it also
+    returns (`layerL_patch`), for the teachers that give them (the offline MobileNetV2).
     """
+    if layers and name not in LAYERED:
+        raise InputError(f"{name}: intermediate layers (--teacher-layers) are given by {', '.join(LAYERED)} only")
+    if name in LAYERED:
+        return _REGISTRY[name](resolution=resolution, layers=tuple(layers))
     from .clip import HUB_IDS as CLIP
     from .clip import ClipTeacher
     from .dinov2 import HUB_IDS as DINOV2

@@ -46,7 +46,7 @@ _computed: dict = {}  # one computation per teacher, corpus and grid in a proces
 
 
 def _key(teacher: Teacher, source: ImageSource, patch_grid: int | None, config: StatsConfig) -> tuple:
-    return teacher.info.sha256, teacher.info.resolution, source.corpus_hash(), patch_grid, config
+    return teacher.info.sha256, teacher.info.resolution, tuple(teacher.info.layers), source.corpus_hash(), patch_grid, config
 
 
 def stats_computed(teacher: Teacher, source: ImageSource, patch_grid: int | None = None,

@@ -49,6 +49,32 @@ def test_cached_targets_equal_a_fresh_teacher_pass_on_the_stored_view(tmp_path, 
     assert cache.index["bytes"] >= 40 * 2 * bytes_per_image_view(teacher, None)
 
 
+def test_cached_intermediate_maps_equal_the_teachers_own_layers_and_another_layer_set_is_refused(
+        tmp_path, subsets_dir, image_folder, teacher):
+    layered = load_teacher("mobilenetv2_imagenet", resolution=64, layers=[17, 14])
+    cache = TargetCache(_cache(subsets_dir, image_folder, layered, tmp_path / "t", k=8))
+    assert cache.names == ["cls", "patch", "layer14_patch", "layer17_patch"]
+    assert cache.index["teacher"]["layers"] == {"layer14_patch": {"dim": 96, "tokens": 16},
+                                                "layer17_patch": {"dim": 160, "tokens": 4}}
+    assert {"layer14_patch_mean", "layer17_patch_std"} <= set(cache.stats())
+    subset, images = read_manifest(subsets_dir / "random"), {k: im for k, im, _ in open_source(image_folder).iter_images()}
+    t = cache.targets(5)
+    crops = torch.stack([teacher.normalize(apply_view(images[subset.keys[5]], v, 64)) for v in t["view"].numpy()])
+    with torch.no_grad():  # the plain teacher's own modules, run by hand: after the first 14 and the first 17
+        at14 = teacher.features[:14](crops)
+        at17 = teacher.features[14:17](at14)
+    for name, fmap in (("layer14_patch", at14), ("layer17_patch", at17)):
+        torch.testing.assert_close(t[name].float(), fmap.flatten(2).transpose(1, 2), atol=2e-2, rtol=2e-3)
+    torch.testing.assert_close(t["cls"].float(), teacher(crops)["cls"], atol=2e-3, rtol=2e-3)  # the rest unchanged
+    with pytest.raises(InputError, match="made with other teacher settings"):
+        _cache(subsets_dir, image_folder, load_teacher("mobilenetv2_imagenet", resolution=64, layers=[14]),
+               tmp_path / "t", k=8)
+    with pytest.raises(InputError, match="layer 19 is not an intermediate layer"):
+        load_teacher("mobilenetv2_imagenet", layers=[19])
+    with pytest.raises(InputError, match="intermediate layers .* are given by mobilenetv2_imagenet only"):
+        load_teacher("timm:resnet18", layers=[3])
+
+
 def test_views_differ_but_are_reproducible():
     policy = ViewPolicy(views=3, seed=0)
     a, b = views_for(policy, 5), views_for(policy, 5)

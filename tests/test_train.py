@@ -150,6 +150,8 @@ def _train_cli(caches, out, *extra, cache="t64"):
     (["--attention", "xformers"], "t64", "attention backend xformers"),
     (["--student-kwargs", "depth=two"], "t64", "student_kwargs depth = 'two' is not accepted"),
     (["--student-kwargs", "depht=1"], "t64", "student_kwargs depht = 1 is not accepted"),
+    (["--w-layer", "1"], "t64", "the targets of mobilenetv2_imagenet hold no intermediate layers"),
+    (["--teacher-layers", "17"], "t64", "teacher_layers is for online mode"),
 ])
 def test_bad_training_input_gives_one_line_and_leaves_no_run_directory(tmp_path, caches, extra, cache, message):
     res = _train_cli(caches, tmp_path / "run", "--steps", "2", *extra, cache=cache)
@@ -555,3 +557,32 @@ def test_mixup_settings_that_cannot_work_give_one_line(tmp_path, caches):
     with pytest.raises(InputError, match="no teacher to label a mixture"):
         TrainConfig(objective="mim-jepa", subset="s", mixup_alpha=1.0).validate()
     assert not (tmp_path / "odd").exists()
+
+
+def test_the_layer_level_teaches_the_stem_the_teachers_intermediate_map_and_the_run_loads_back(
+        tmp_path, caches, subsets_dir, image_folder):
+    """w_layer: the stem's tokens against the cached `layer14_patch` (96 channels at stride 16: 4x4 at 64 px, brought
+    to the student's 8x8 grid); its term is logged and falls, and the run is rebuilt from run.json for evaluation."""
+    from distill.evaluate import load_run
+
+    layered = caches / "t64-layer14"
+    if not layered.exists():
+        cache_targets(open_source(image_folder), read_manifest(subsets_dir / "kcenter"),
+                      load_teacher("mobilenetv2_imagenet", resolution=64, layers=[14]), layered,
+                      config=CacheConfig(views=VIEWS, batch_size=16, shard_size=16))
+    kw = dict(targets=[str(layered)], steps=40, checkpoint_every=40, normalize_targets=True, lr=3e-3, grad_clip=None)
+    run = train(_config(tmp_path, caches, w_layer=1.0, **kw))
+    terms = [m["mobilenetv2_imagenet/layer"] for m in _metrics(run)]
+    # normalised targets have zero mean per channel, so a prediction blind to the image stays near a cosine
+    # distance of 1 (measured: 1.00 at step 0, 0.61 over the last 5 steps)
+    assert terms[0] > 0.95 and sum(terms[-5:]) / 5 < 0.75, terms
+    model, _ = load_run(run)
+    assert set(model.heads["mobilenetv2_imagenet"].heads) == {"token", "feature", "patch", "layer14_patch"}
+    # and it reaches the stem, not only its own head: without it (no clipping to couple the two) the stem differs
+    with_it = load_file(run / "student.safetensors")
+    without = load_file(train(_config(tmp_path, caches, "without", **kw)) / "student.safetensors")
+    stem = [n for n in without if n.startswith("student.vit.patch_embed.")]
+    assert stem and not all(torch.equal(without[n], with_it[n]) for n in stem)
+    with pytest.raises(InputError, match="the layer level matches a ViT student's stem tokens"):
+        build_model(_config(tmp_path, caches, student="resnet18", student_kwargs={}, w_patch=0.0, w_layer=1.0),
+                    prepare_inputs(_config(tmp_path, caches, targets=[str(layered)])).teachers)

@@ -151,5 +151,7 @@ def teacher_losses(out: dict[str, torch.Tensor], mask: torch.Tensor | None, targ
                    heads: TeacherHeads, weights: dict[str, float], kind: str, grid: int) -> dict[str, torch.Tensor]:
     """The unweighted loss of each level with a non-zero weight, for one teacher."""
     levels = {level for level, w in weights.items() if w}
+    if not heads.layers:  # a teacher without intermediate maps teaches the other levels only
+        levels.discard("layer")
     t = Targets.of(targets, heads, grid, levels)
     return {level: fn(out, mask, t, heads, kind) for level, fn in LEVEL_LOSSES.items() if level in levels}

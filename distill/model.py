@@ -43,10 +43,10 @@ class DistillModel(nn.Module):
     def _check_layers(self, spec: StudentSpec, teachers: list[TeacherTargets]) -> None:
         if not self.student.maskable:
             raise InputError(f"student {spec.name}: the layer level matches a ViT student's stem tokens; set w_layer to 0")
-        for t in teachers:
-            if not t.info.get("layers"):
-                raise InputError(f"w_layer > 0, but the targets of {t.info['name']} hold no intermediate layers: cache "
-                                 "them with --teacher-layers (mobilenetv2_imagenet: 17), or set w_layer to 0")
+        if not any(t.info.get("layers") for t in teachers):  # with several teachers, those that have maps teach
+            names = ", ".join(t.info["name"] for t in teachers)
+            raise InputError(f"w_layer > 0, but the targets of {names} hold no intermediate layers: cache them with "
+                             "--teacher-layers (mobilenetv2_imagenet: 17), or set w_layer to 0")
 
     def forward(self, images: torch.Tensor, mask: torch.Tensor | None,
                 targets: dict[str, dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:

@@ -583,6 +583,9 @@ def test_the_layer_level_teaches_the_stem_the_teachers_intermediate_map_and_the_
     without = load_file(train(_config(tmp_path, caches, "without", **kw)) / "student.safetensors")
     stem = [n for n in without if n.startswith("student.vit.patch_embed.")]
     assert stem and not all(torch.equal(without[n], with_it[n]) for n in stem)
+    # beside a teacher without maps, the one with them teaches the layer level, the other the rest
+    both = train(_config(tmp_path, caches, "both", targets=[str(layered), str(caches / "t96")], steps=2, w_layer=1.0))
+    assert "mobilenetv2_imagenet/layer" in _metrics(both)[0] and "mobilenetv2_imagenet_2/layer" not in _metrics(both)[0]
     with pytest.raises(InputError, match="the layer level matches a ViT student's stem tokens"):
         build_model(_config(tmp_path, caches, student="resnet18", student_kwargs={}, w_patch=0.0, w_layer=1.0),
                     prepare_inputs(_config(tmp_path, caches, targets=[str(layered)])).teachers)

@@ -257,8 +257,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--patch-grid", type=int, default=None, help="pool patch tokens to g x g before storing")
     c.add_argument("--resolution", type=int, default=None, help="teacher input side (default: the teacher's)")
     c.add_argument("--teacher-layers", type=lambda s: [int(p) for p in s.split(",") if p], default=[], metavar="L[,L...]",
-                   help="also store these intermediate maps (layerL_patch) for the layer level (mobilenetv2_imagenet: "
-                        "1..18; 17 is 160 channels at stride 32)")
+                   help="also store these intermediate maps (layerL_patch) for the layer level: mobilenetv2_imagenet's "
+                        "feature modules 1..18 (17: 160 channels at stride 32), DINOv2's and CLIP's blocks")
     c.add_argument("--batch-size", type=int, default=32)
     c.add_argument("--shard-size", type=int, default=256, help="images per shard (the resume unit)")
     c.add_argument("--strict", action="store_true", help="fail on an unreadable image instead of skipping it")

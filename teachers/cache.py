@@ -9,6 +9,7 @@ rank r writes shards r, r + W, ... . A cache made for k serves every smaller k.
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,7 +49,8 @@ class CacheConfig:
 def bytes_per_image_view(teacher: Teacher, patch_grid: int | None) -> int:
     """(1 + N) * D * 2 bytes of fp16 tokens, plus the embedding, the intermediate maps and the view parameters."""
     n = (patch_grid or teacher.info.grid) ** 2
-    layers = sum(layer["tokens"] * layer["dim"] for layer in teacher.info.layers.values())
+    cap = patch_grid ** 2 if patch_grid else None  # maps finer than --patch-grid are pooled to it
+    layers = sum(min(layer["tokens"], cap or layer["tokens"]) * layer["dim"] for layer in teacher.info.layers.values())
     return ((1 + n) * teacher.info.token_dim + (teacher.info.embed_dim or 0) + layers) * 2 + 5 * 4
 
 
@@ -221,12 +223,14 @@ def _shard_bytes(records, subset, teacher, start, stop, config, device, advance)
 
 @torch.no_grad()
 def teacher_targets(teacher: Teacher, batch: torch.Tensor, patch_grid: int | None = None) -> dict[str, torch.Tensor]:
-    """The teacher's outputs for a batch of views, patch tokens pooled to patch_grid x patch_grid if asked."""
+    """The teacher's outputs for a batch of views, patch tokens (and intermediate maps finer than that) pooled to
+    patch_grid x patch_grid if asked."""
     out = teacher(batch)
-    g = teacher.info.grid
-    if patch_grid and patch_grid != g:
-        fmap = out["patch"].transpose(1, 2).reshape(len(batch), -1, g, g)
-        out["patch"] = F.adaptive_avg_pool2d(fmap, patch_grid).flatten(2).transpose(1, 2)
+    for name in [n for n in out if n == "patch" or is_layer(n)] if patch_grid else []:
+        g = math.isqrt(out[name].shape[1])
+        if patch_grid < g or (name == "patch" and patch_grid != g):
+            fmap = out[name].transpose(1, 2).reshape(len(batch), -1, g, g)
+            out[name] = F.adaptive_avg_pool2d(fmap, patch_grid).flatten(2).transpose(1, 2)
     return out
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from .base import Teacher, TeacherInfo, state_dict_sha256
-from .hf import load_pretrained
+from .hf import block_layers, block_maps, load_pretrained
 
 HUB_IDS = {
     "clip_vitb32": "openai/clip-vit-base-patch32",
@@ -20,23 +20,27 @@ class ClipTeacher(Teacher):
     """`cls`: the pooled, post-norm class token; `patch`: the patch tokens after the same final norm (one space
     for both, as DINOv2's outputs are); `embed`: the projection of `cls`."""
 
-    def __init__(self, name: str, source: str, resolution: int | None = None):
+    def __init__(self, name: str, source: str, resolution: int | None = None, layers: tuple[int, ...] = ()):
         from transformers import CLIPVisionModelWithProjection
 
         model = load_pretrained(CLIPVisionModelWithProjection, name, source)
         cfg = model.config
+        res = resolution or cfg.image_size
         super().__init__(TeacherInfo(
-            name=name, source=source, sha256=state_dict_sha256(model), resolution=resolution or cfg.image_size,
+            name=name, source=source, sha256=state_dict_sha256(model), resolution=res,
             patch_size=cfg.patch_size, token_dim=cfg.hidden_size, embed_dim=cfg.projection_dim,
             mean=CLIP_MEAN, std=CLIP_STD,
+            layers=block_layers(name, layers, cfg.num_hidden_layers, cfg.hidden_size, (res // cfg.patch_size) ** 2),
         ))
-        self.model = model
+        self.model, self.layers = model, tuple(sorted(set(layers)))
         self.freeze()
 
     @torch.no_grad()
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         with self.autocast(x):
-            out = self.model.vision_model(pixel_values=x, interpolate_pos_encoding=True)
+            out = self.model.vision_model(pixel_values=x, interpolate_pos_encoding=True,
+                                          output_hidden_states=bool(self.layers))
             embed = self.model.visual_projection(out.pooler_output)
             patch = self.model.vision_model.post_layernorm(out.last_hidden_state[:, 1:])
-        return {"cls": out.pooler_output.float(), "patch": patch.float(), "embed": embed.float()}
+        maps = block_maps(out.hidden_states, self.layers) if self.layers else {}
+        return {"cls": out.pooler_output.float(), "patch": patch.float(), "embed": embed.float()} | maps

@@ -26,9 +26,6 @@ def _mobilenetv2(resolution: int | None = None, layers: tuple[int, ...] = ()) ->
     return MobileNetV2Teacher(resolution=resolution or 128, layers=layers)
 
 
-LAYERED = ("mobilenetv2_imagenet",)  # teachers that return intermediate maps when asked
-
-
 def available_teachers() -> list[str]:
     from .clip import HUB_IDS as CLIP
     from .dinov2 import HUB_IDS as DINOV2
@@ -41,12 +38,11 @@ def load_teacher(name: str, resolution: int | None = None, layers: tuple[int, ..
 
     Registry names of DINOv2 and CLIP resolve to their Hub ids, loaded from the Hugging Face cache
     (or the Hub when online); a folder is recognised by its config.json. `layers`: intermediate maps it also
-    returns (`layerL_patch`), for the teachers that give them (the offline MobileNetV2).
+    returns (`layerL_patch`): MobileNetV2's feature modules, DINOv2's and CLIP's blocks (not timm models).
     """
-    if layers and name not in LAYERED:
-        raise InputError(f"{name}: intermediate layers (--teacher-layers) are given by {', '.join(LAYERED)} only")
-    if name in LAYERED:
-        return _REGISTRY[name](resolution=resolution, layers=tuple(layers))
+    layers = tuple(layers)
+    if name in _REGISTRY:
+        return _REGISTRY[name](resolution=resolution, layers=layers)
     from .clip import HUB_IDS as CLIP
     from .clip import ClipTeacher
     from .dinov2 import HUB_IDS as DINOV2
@@ -54,24 +50,30 @@ def load_teacher(name: str, resolution: int | None = None, layers: tuple[int, ..
     from .hf import folder_model_type
     from .timm_teacher import TimmTeacher
 
-    if name in _REGISTRY:
-        return _REGISTRY[name](resolution=resolution)
     if name in DINOV2:
-        return Dinov2Teacher(name, DINOV2[name], resolution)
+        return Dinov2Teacher(name, DINOV2[name], resolution, layers)
     if name in CLIP:
-        return ClipTeacher(name, CLIP[name], resolution)
+        return ClipTeacher(name, CLIP[name], resolution, layers)
     if name.startswith("timm:"):
+        _no_layers(name, layers)
         return TimmTeacher(name.removeprefix("timm:"), resolution=resolution)
     kind = folder_model_type(Path(name)) if Path(name).is_dir() else _hub_model_type(name)
     if kind == "dinov2":
-        return Dinov2Teacher(name, name, resolution)
+        return Dinov2Teacher(name, name, resolution, layers)
     if kind in ("clip", "clip_vision_model"):
-        return ClipTeacher(name, name, resolution)
+        return ClipTeacher(name, name, resolution, layers)
     if kind == "timm":
+        _no_layers(name, layers)
         return TimmTeacher(name, resolution=resolution)
     if Path(name).is_dir():
         raise InputError(f"{name}: a folder, but not a DINOv2, CLIP or timm model (config.json model_type {kind!r})")
     raise InputError(f"{name}: unknown teacher (available: {', '.join(available_teachers())})")
+
+
+def _no_layers(name: str, layers: tuple[int, ...]) -> None:
+    if layers:
+        raise InputError(f"{name}: intermediate layers (--teacher-layers) are given by mobilenetv2_imagenet, DINOv2 "
+                         "and CLIP teachers, not by timm models")
 
 
 def _hub_model_type(repo_id: str) -> str | None:

@@ -66,12 +66,17 @@ def test_cached_intermediate_maps_equal_the_teachers_own_layers_and_another_laye
     for name, fmap in (("layer14_patch", at14), ("layer17_patch", at17)):
         torch.testing.assert_close(t[name].float(), fmap.flatten(2).transpose(1, 2), atol=2e-2, rtol=2e-3)
     torch.testing.assert_close(t["cls"].float(), teacher(crops)["cls"], atol=2e-3, rtol=2e-3)  # the rest unchanged
+    # --patch-grid pools the maps finer than it, as it pools `patch`
+    pooled = TargetCache(_cache(subsets_dir, image_folder, layered, tmp_path / "g2", k=8, patch_grid=2)).targets(5)
+    assert pooled["layer14_patch"].shape == (2, 4, 96) and pooled["layer17_patch"].shape == (2, 4, 160)
+    by_hand = torch.nn.functional.adaptive_avg_pool2d(at14, 2).flatten(2).transpose(1, 2)
+    torch.testing.assert_close(pooled["layer14_patch"].float(), by_hand, atol=2e-2, rtol=2e-3)
     with pytest.raises(InputError, match="made with other teacher settings"):
         _cache(subsets_dir, image_folder, load_teacher("mobilenetv2_imagenet", resolution=64, layers=[14]),
                tmp_path / "t", k=8)
     with pytest.raises(InputError, match="layer 19 is not an intermediate layer"):
         load_teacher("mobilenetv2_imagenet", layers=[19])
-    with pytest.raises(InputError, match="intermediate layers .* are given by mobilenetv2_imagenet only"):
+    with pytest.raises(InputError, match="intermediate layers .* not by timm models"):
         load_teacher("timm:resnet18", layers=[3])
 
 

@@ -43,6 +43,16 @@ def test_dinov2_from_a_local_folder_matches_the_library(tiny_dinov2):
     torch.testing.assert_close(out["cls"], ref.pooler_output)
     torch.testing.assert_close(out["patch"], ref.last_hidden_state[:, 1:])
     assert out["patch"].shape == (2, 4, 32) and "embed" not in out
+    # with layers: the patch tokens after block 1 of 2 (the layer level's targets), the rest unchanged
+    layered = load_teacher(str(folder), resolution=28, layers=[1])
+    assert layered.info.layers == {"layer1_patch": {"dim": 32, "tokens": 4}}
+    out = layered(x)
+    with torch.no_grad():
+        hidden = model(pixel_values=x, output_hidden_states=True).hidden_states
+    torch.testing.assert_close(out["layer1_patch"], hidden[1][:, 1:])
+    torch.testing.assert_close(out["patch"], ref.last_hidden_state[:, 1:])
+    with pytest.raises(InputError, match="layer 2 is not an intermediate layer"):
+        load_teacher(str(folder), layers=[2])
 
 
 def test_clip_from_a_local_folder_matches_the_library(tiny_clip):
@@ -61,6 +71,11 @@ def test_clip_from_a_local_folder_matches_the_library(tiny_clip):
     torch.testing.assert_close(out["cls"], normed[:, 0])
     torch.testing.assert_close(out["patch"], normed[:, 1:])
     assert not torch.allclose(out["patch"], ref.last_hidden_state[:, 1:])
+    out = load_teacher(str(folder), layers=[1])(x)
+    with torch.no_grad():
+        hidden = model.vision_model(pixel_values=x, output_hidden_states=True).hidden_states
+    torch.testing.assert_close(out["layer1_patch"], hidden[1][:, 1:])
+    torch.testing.assert_close(out["embed"], ref.image_embeds)
 
 
 def _as_hub_cache(folder, cache, repo_id):

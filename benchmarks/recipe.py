@@ -114,13 +114,15 @@ def run_variant(name: str, settings: dict, cache: Path, k: int, out: Path, eval_
             "seconds": json.loads((run / "run.json").read_text())["seconds_this_invocation"]}
 
 
-def explore(record: Path, runs: dict[str, tuple[str, int, dict]], before=None) -> None:
+def explore(record: Path, runs: dict[str, tuple[str, int, dict]], before=None, cache=None) -> None:
     """An exploration's runs, each `name: (method, k, settings over FINAL)` on the demo's cache of that method (a
     finished `distill demo` in demo-out/), recorded in `record` as they finish so a rerun only adds what is missing.
-    `before(name)`, where given, sets up what a run changes outside its settings (a patched loss, say)."""
+    `before(name)`, where given, sets up what a run changes outside its settings (a patched loss, say); `cache(method)`
+    gives another cache of the method's subset (made when first asked)."""
     import time
 
     root = Path(__file__).resolve().parents[1]
+    cache = cache or (lambda method: root / "demo-out" / "targets" / f"{method}-s0")
     for name, (method, k, settings) in runs.items():
         done = json.loads(record.read_text()) if record.exists() else {}
         if name in done:
@@ -128,8 +130,8 @@ def explore(record: Path, runs: dict[str, tuple[str, int, dict]], before=None) -
         if before is not None:
             before(name)
         start = time.time()
-        result = run_variant(name, FINAL | settings, root / "demo-out" / "targets" / f"{method}-s0", k,
-                             Path("/tmp") / record.stem, EvalConfig(teachers=False))
+        result = run_variant(name, FINAL | settings, cache(method), k, Path("/tmp") / record.stem,
+                             EvalConfig(teachers=False))
         out = {x: result[x] for x in ("knn_top1", "probe_top1", "untrained_knn_top1")}
         out |= {"wall": round(time.time() - start, 1), "train_s": result["seconds"]}
         print(name, out, flush=True)

@@ -64,7 +64,7 @@ class OrderingCheckpoint:
                              f"{self.folder} to start afresh")
         return a
 
-    def load_agreed(self, load, comm: Comm):
+    def agreed(self, load, comm: Comm):
         """`load()` -> (what it read, its progress as a number) or None, on every process, which must all find
         the same save (or none): a process that cannot read its part stops them all, each with one line, instead
         of leaving the others waiting for it. Returns what this process's `load` read."""
@@ -115,6 +115,14 @@ class OrderingCheckpoint:
 
     def _file(self, name: str, generation: int) -> Path:
         return self.folder / f"{name}.g{generation}.npy"
+
+
+def rows_identity(shards, n: int, keep: np.ndarray | None) -> dict:
+    """The part of an ordering's identity that names its rows: the embeddings, their count, the rows a dedup kept."""
+    from .manifest import order_hash
+
+    return {"embeddings": shards.meta["hash"], "rows": n,
+            "kept": None if keep is None else order_hash(keep, shards.meta["hash"])}
 
 
 def checkpoint_folder(out: Path) -> Path:

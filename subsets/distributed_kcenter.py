@@ -314,8 +314,8 @@ def kcenter_shards(path: Path | EmbeddingShards, k: int, seed: int = 0, batch: i
     bytes)` is told which, and how many bytes of vectors they hold). With `keep` (the sorted rows a dedup kept),
     over those rows alone, and the order is of positions in `keep`. `device`: a torch device for the products.
     `checkpoint`: a folder the ordering is saved to every `save_every` seconds and resumed from."""
+    from .checkpoint import rows_identity
     from .kcenter_checkpoint import KCenterCheckpoint
-    from .manifest import order_hash
     from .shards import EmbeddingShards
 
     comm = comm or Comm()
@@ -323,8 +323,8 @@ def kcenter_shards(path: Path | EmbeddingShards, k: int, seed: int = 0, batch: i
     blocks, starts, n = shards.process_blocks(comm, report, keep)
     state = None
     if checkpoint is not None:
-        identity = {"embeddings": shards.meta["hash"], "rows": n, "seed": seed, "batch": batch, "proposals": proposals,
-                    "kept": None if keep is None else order_hash(keep, shards.meta["hash"]), "products": products(device)}
+        identity = rows_identity(shards, n, keep) | {"seed": seed, "batch": batch, "proposals": proposals,
+                                                     "products": products(device)}
         state = KCenterCheckpoint(checkpoint, identity, save_every)
     return kcenter_blocks(blocks, starts, n, shards.dim, k, seed, batch, comm, progress, proposals, device, state)
 

@@ -188,11 +188,10 @@ def _checkpoint(folder: Path | None, shards: EmbeddingShards, n: int, keep: np.n
     """The finest level's checkpoint in `folder` (None: none), identified by everything its centroids depend on."""
     if folder is None:
         return None
-    from .manifest import order_hash
+    from .checkpoint import rows_identity
 
-    identity = {"embeddings": shards.meta["hash"], "rows": n, "seed": seed, "clusters": min(n_clusters, n),
-                "niter": niter, "kept": None if keep is None else order_hash(keep, shards.meta["hash"]),
-                "products": "faiss" if device is None else products(device)}
+    identity = rows_identity(shards, n, keep) | {"seed": seed, "clusters": min(n_clusters, n), "niter": niter,
+                                                 "products": "faiss" if device is None else products(device)}
     return KMeansCheckpoint(folder, identity, every)
 
 

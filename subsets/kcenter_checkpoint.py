@@ -26,7 +26,7 @@ class KCenterCheckpoint(OrderingCheckpoint):
 
     def load_agreed(self, starts: list[int], sizes: list[int], comm: Comm) -> tuple[np.ndarray, np.ndarray] | None:
         """`load` on every process, which must all find the same save (or none)."""
-        return super().load_agreed(lambda: self._load_counted(starts, sizes), comm)
+        return self.agreed(lambda: self._load_counted(starts, sizes), comm)
 
     def _load_counted(self, starts, sizes):
         got = self.load(starts, sizes)

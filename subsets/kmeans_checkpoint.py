@@ -32,7 +32,7 @@ class KMeansCheckpoint(OrderingCheckpoint):
                 return None
             passes = int(progress["passes"])
             return (passes, self.read("centroids", (n_clusters, dim)).astype(np.float64, copy=False)), passes
-        return super().load_agreed(load, comm)
+        return self.agreed(load, comm)
 
     def save(self, passes: int, centroids: np.ndarray, comm: Comm) -> None:
         super().save({"passes": passes}, {"centroids": np.asarray(centroids, np.float64)}, {}, comm)

@@ -226,7 +226,9 @@ def teacher_targets(teacher: Teacher, batch: torch.Tensor, patch_grid: int | Non
     """The teacher's outputs for a batch of views, patch tokens (and intermediate maps finer than that) pooled to
     patch_grid x patch_grid if asked."""
     out = teacher(batch)
-    for name in [n for n in out if n == "patch" or is_layer(n)] if patch_grid else []:
+    if not patch_grid:
+        return out
+    for name in [n for n in out if n == "patch" or is_layer(n)]:
         g = math.isqrt(out[name].shape[1])
         if patch_grid < g or (name == "patch" and patch_grid != g):
             fmap = out[name].transpose(1, 2).reshape(len(batch), -1, g, g)

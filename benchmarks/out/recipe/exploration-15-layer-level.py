@@ -11,10 +11,8 @@ Results: exploration-15-session-2026-12-01.json.
 """
 
 import importlib.util
-import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -40,16 +38,5 @@ def cache(method: str) -> Path:
 
 
 if __name__ == "__main__":
-    record = ROOT / "benchmarks" / "out" / "recipe" / "exploration-15-session-2026-12-01.json"
-    only = sys.argv[1:]
-    for name, (method, k, settings) in RUNS.items():
-        done = json.loads(record.read_text()) if record.exists() else {}
-        if name in done or (only and name not in only):
-            continue
-        start = time.time()
-        result = recipe.run_variant(name, recipe.FINAL | settings, cache(method), k, Path("/tmp") / record.stem,
-                                    recipe.EvalConfig(teachers=False))
-        out = {x: result[x] for x in ("knn_top1", "probe_top1", "untrained_knn_top1")}
-        out |= {"wall": round(time.time() - start, 1), "train_s": result["seconds"]}
-        print(name, out, flush=True)
-        record.write_text(json.dumps(done | {name: out}, indent=1))
+    sys.exit(recipe.explore(ROOT / "benchmarks" / "out" / "recipe" / "exploration-15-session-2026-12-01.json", RUNS,
+                            cache=cache))

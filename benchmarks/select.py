@@ -184,21 +184,23 @@ def checkpoint_main(a) -> None:
     console.print(table)
 
 
-def job_select(emb: Path, k: int, processes: int, method: str, dedup: float | None, device: str = "cpu") -> dict:
+def job_select(emb: Path, k: int, processes: int, method: str, dedup: float | None, device: str = "cpu",
+               mapped: bool = False) -> dict:
     """Wall time and peak RSS (the largest process) of the whole `distill subset select` job, torchrun on `processes`
     processes: checks of the shards, dedup, the ordering (its products on `device`), the coverage report and the
-    manifest."""
+    manifest; `mapped`: --mapped (one process runs the k-means methods and dedup over the maps too)."""
     import json
     import os
     import shutil
     import subprocess
 
-    out = emb.parent / f"job-{method}-{emb.name}-{k}-{processes}-{dedup}-{device}"
+    out = emb.parent / f"job-{method}-{emb.name}-{k}-{processes}-{dedup}-{device}-{mapped}"
     shutil.rmtree(out, ignore_errors=True)
     threads = str(max(1, (os.cpu_count() or 1) // processes))
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(processes),
            "-m", "distill", "subset", "select", "--embeddings", str(emb), "--method", method, "--k-max", str(k),
-           "--out", str(out), "--device", device] + (["--dedup", str(dedup)] if dedup is not None else [])
+           "--out", str(out), "--device", device] + (["--dedup", str(dedup)] if dedup is not None else []) + \
+        (["--mapped"] if mapped else [])
     # a wrapper process reports the largest of its descendants (a rank: torchrun waits for each) for this job alone
     wrapper = [sys.executable, "-c", "import resource, subprocess, sys; code = subprocess.run(sys.argv[1:]).returncode; "
                "print('PEAK', resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); sys.exit(code)"]
@@ -215,11 +217,13 @@ def job_select(emb: Path, k: int, processes: int, method: str, dedup: float | No
 
 def job_main(a) -> None:
     console = Console(width=130)
-    table = Table(title=f"the whole selection job (`distill subset select` under torchrun), d = {a.dim} (fp16 on disk)")
+    mapped = " --mapped" if a.mapped else ""
+    table = Table(title=f"the whole selection job (`distill subset select{mapped}` under torchrun), d = {a.dim} "
+                        "(fp16 on disk)")
     for col in ("N", "method", "dedup", "k", "processes", "job s", "selection s (dedup + order)",
                 "coverage and the rest s", "peak RSS per process MiB", "vectors MiB", "same manifest"):
         table.add_column(col, justify="right")
-    for n, k, p, r, same in launches(a, lambda emb, k, p: job_select(emb, k, p, a.method, a.dedup, a.device),
+    for n, k, p, r, same in launches(a, lambda emb, k, p: job_select(emb, k, p, a.method, a.dedup, a.device, a.mapped),
                                      lambda r, one: r["hash"] == one["hash"]):
         table.add_row(f"{n:,}", a.method, str(a.dedup), f"{k:,}", str(p), f"{r['wall']:.1f}",
                       f"{r['select']:.1f}", f"{r['wall'] - r['select']:.1f}", f"{r['peak_mib']:,.0f}",
@@ -245,6 +249,8 @@ def main() -> None:
                         "2 processes (--sizes, --ks, --processes, --method, --dedup)")
     p.add_argument("--dedup", type=float, default=None, help="with --job")
     p.add_argument("--device", default="cpu", help="with --job: where the ordering's products run (cpu or cuda)")
+    p.add_argument("--mapped", action="store_true", help="with --job: pass --mapped (k-means methods and dedup over "
+                                                        "the maps in one process too)")
     p.add_argument("--method", default="kcenter", help="with --distributed: kcenter or kmeans; with --job: any")
     p.add_argument("--ks", type=int, nargs="+", default=[1000, 10_000])
     p.add_argument("--processes", type=int, nargs="+", default=[1, 2])

@@ -68,7 +68,7 @@ def cmd_subset_select(a: argparse.Namespace) -> None:
     from subsets.report import print_coverage
 
     config = SelectConfig(method=a.method, k_max=a.k_max, seed=a.seed, dedup=a.dedup, clusters=a.clusters,
-                          niter=a.niter, report_k=a.report_k, device=a.device)
+                          niter=a.niter, report_k=a.report_k, device=a.device, mapped=a.mapped)
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # accelerate launch / torchrun: the processes share the work
         manifest = _select_across_processes(a, config)
         if manifest is None:
@@ -238,6 +238,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--device", default="cpu",
                    help="where the ordering's distance products run: cpu (numpy and faiss) or cuda (torch, each "
                         "process on its own GPU); either gives one order for any number of processes")
+    s.add_argument("--mapped", action="store_true",
+                   help="in one process, run kmeans, kmeans-random, prototypes and --dedup over the memory-mapped "
+                        "shards (Lloyd's k-means over every row, the order of a job across processes, memory flat "
+                        "in N) instead of faiss's in-memory versions (faster: faiss trains on a sample)")
     s.add_argument("--overwrite", action="store_true")
     s.set_defaults(func=cmd_subset_select)
 

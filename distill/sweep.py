@@ -20,14 +20,16 @@ from pathlib import Path
 import yaml
 from rich.console import Console
 
-from subsets.embed import EmbedConfig, embed_corpus, load_embeddings
+from subsets.comm import Comm
+from subsets.embed import EmbedConfig, embed_corpus
 from subsets.errors import InputError
 from subsets.fileio import read_json
 from subsets.lock import folder_lock
-from subsets.make_subset import SelectConfig, make_subset
+from subsets.make_subset import SelectConfig, make_subset, make_subset_across_processes, runs_mapped
 from subsets.manifest import Manifest, read_manifest
 from subsets.report import plot_coverage, print_coverage
 from subsets.select import METHODS
+from subsets.shards import EmbeddingShards
 from subsets.sources import open_source
 from teachers import load_teacher
 from teachers.cache import CacheConfig, bytes_per_image_view, cache_targets
@@ -55,6 +57,9 @@ class SweepConfig:
     ks: list = field(default_factory=lambda: [100, 300, 1000])  # subset sizes; "full" is the whole corpus
     seeds: list[int] = field(default_factory=lambda: [0])  # each seed draws its own subset and trains its own student
     dedup: float | None = None  # drop near-duplicates above this cosine before selecting
+    # the k-means methods and dedup over the mapped shards, across the sweep's processes (`distill subset select
+    # --mapped`), instead of faiss's in-memory versions in the main process
+    mapped: bool = False
     teacher: str = "mobilenetv2_imagenet"
     teacher_resolution: int | None = None
     teacher_layers: list[int] = field(default_factory=list)  # intermediate maps cached for the layer level (w_layer)
@@ -100,6 +105,8 @@ class SweepConfig:
                                                             for L in self.teacher_layers):
             raise InputError(f"{origin}: teacher_layers must be a list of layer numbers, e.g. [17], not "
                              f"{self.teacher_layers!r}")
+        if not isinstance(self.mapped, bool):
+            raise InputError(f"{origin}: mapped must be true or false, not {self.mapped!r}")
         if not isinstance(self.parallel_runs, int) or isinstance(self.parallel_runs, bool) or self.parallel_runs < 1:
             raise InputError(f"{origin}: parallel_runs must be a positive integer, not {self.parallel_runs!r}")
         self._check_recipes(origin)
@@ -223,33 +230,43 @@ def select_subsets(config: SweepConfig, out: Path, acc, console: Console) -> dic
     embed_corpus(open_source(config.source), resolve_encoder(config.encoder, config.encoder_resolution), emb_dir,
                  EmbedConfig(), acc)
     acc.wait_for_everyone()
-    emb = load_embeddings(emb_dir)
-    wanted = {selection_name(m, s): SelectConfig(method=m, k_max=config.k_max, seed=s, dedup=config.dedup)
+    shards = EmbeddingShards(emb_dir)  # the vectors stay in their maps: each selection reads what it needs
+    wanted = {selection_name(m, s): SelectConfig(method=m, k_max=config.k_max, seed=s, dedup=config.dedup,
+                                                 mapped=config.mapped)
               for m, s in selections_needed(config)}
     if config.has_full:  # the whole corpus: its order does not matter, only that every image is in it
-        wanted[FULL] = SelectConfig(method="random", k_max=None, seed=0, dedup=config.dedup)
+        wanted[FULL] = SelectConfig(method="random", k_max=None, seed=0, dedup=config.dedup, mapped=config.mapped)
     manifests = {}
     for name, select in wanted.items():
         sub = out / "subsets" / name
         if (sub / "manifest.json").exists():
             m = read_manifest(sub)
-            if m.meta["embeddings"]["hash"] != emb.hash or not _same_selection(m, select):
+            if m.meta["embeddings"]["hash"] != shards.meta["hash"] or not _same_selection(m, select):
                 raise InputError(f"{sub}: made from other embeddings or settings; use another out or delete it")
             console.print(f"[bold]selection[/] {name}: reusing {sub}")
         else:
             count = "all the" if select.k_max is None else f"{select.k_max:,}"
             console.print(f"[bold]selection[/] {count} images by {select.method} (seed {select.seed}) into {sub}")
-            if acc.is_main_process:
-                make_subset(emb, sub, select)
-            acc.wait_for_everyone()
+            make_selection(shards, sub, select, acc)
             m = read_manifest(sub)
         manifests[name] = m
     return manifests
 
 
+def make_selection(shards: EmbeddingShards, sub: Path, select: SelectConfig, acc) -> None:
+    """One selection: across the sweep's processes where its job maps the shards (k-center, random, --mapped) and
+    every process has a shard, so a long ordering does not leave the others waiting past the process group's
+    timeout; else in the main process alone."""
+    if acc.num_processes > 1 and runs_mapped(select) and acc.num_processes <= len(shards):
+        make_subset_across_processes(shards.path, sub, select, Comm())
+    elif acc.is_main_process:
+        make_subset(shards.path, sub, select)
+    acc.wait_for_everyone()
+
+
 def _same_selection(m: Manifest, select: SelectConfig) -> bool:
     """Made with these settings; a whole-corpus ordering (k_max None) also when its k_max was written out. A setting
-    the manifest predates (`device`) counts as its default."""
+    the manifest predates (`device`, `mapped`) counts as its default."""
     params = asdict(SelectConfig()) | dict(m.meta["params"])
     pool = m.meta["corpus_size"] - (m.meta.get("dedup") or {}).get("removed", 0)
     if select.k_max is None and len(m.order) == pool:

@@ -32,6 +32,9 @@ class SelectConfig:
     niter: int = 20  # kmeans iterations per level
     report_k: list[int] | None = None  # k values to report coverage at (default 10, 20, 50, ..., k_max)
     device: str = "cpu"  # where the ordering's distance products run: cpu (numpy, faiss) | cuda (torch; subsets.device)
+    # one process: run the k-means methods and dedup over the mapped shards (Lloyd's over every row, memory flat in N)
+    # as a job across processes does, instead of faiss's in-memory versions; always so across processes or on cuda
+    mapped: bool = False
 
 
 def check_config(config: SelectConfig, corpus_size: int, where: str) -> None:
@@ -158,6 +161,24 @@ def subset_meta(asked: SelectConfig, config: SelectConfig, clusters: list[int] |
     }
 
 
+def available_memory() -> int:
+    """Bytes this machine can still give a process without swapping (psutil's `available`)."""
+    import psutil
+
+    return psutil.virtual_memory().available
+
+
+def check_memory_for_vectors(shards: EmbeddingShards, config: SelectConfig) -> None:
+    """Refuse, in one line and before loading anything, an in-memory selection whose float32 vectors (faiss's input)
+    would not fit in the memory left: it would end in the kernel's out-of-memory kill, hours in."""
+    need, free = shards.count * shards.dim * 4, available_memory()
+    if need > free:
+        raise InputError(f"{shards.path}: --method {config.method}{' with --dedup' if config.dedup else ''} in one "
+                         f"process holds all {shards.count:,} vectors in memory ({need / 2**30:,.1f} GiB as float32), "
+                         f"more than the {free / 2**30:,.1f} GiB available; pass --mapped (each shard read from its "
+                         f"memory map) or run across processes")
+
+
 def _check_kept(config: SelectConfig, kept: int, n: int, where: Path) -> None:
     """k_max must fit in what dedup kept."""
     if (config.k_max or 0) > kept:
@@ -176,18 +197,25 @@ def _say_cut(asked: SelectConfig, clusters: list[int] | None, pool: int) -> None
 
 
 # Methods whose one-process job is the job across processes with one process (the same code, memory flat in N); the
-# k-means methods and dedup keep faiss's in-memory versions in one process, but on a GPU (only the job across
-# processes has a GPU path).
+# k-means methods and dedup keep faiss's in-memory versions in one process (faster: faiss trains on a sample), but
+# with --mapped or on a GPU (only the job across processes has a GPU path).
 SHARD_METHODS = ("kcenter", "random")
+
+
+def runs_mapped(config: SelectConfig) -> bool:
+    """Whether a one-process selection runs the job across processes (mapping the shards) rather than in memory."""
+    return config.method in SHARD_METHODS and config.dedup is None or config.device != "cpu" or config.mapped
 
 
 def make_subset(embeddings: Path | Embeddings, out: Path, config: SelectConfig = SelectConfig(),
                 overwrite: bool = False) -> Manifest:
     """Select in this process, report coverage and write the subset directory."""
-    if config.method in SHARD_METHODS and config.dedup is None or config.device != "cpu":
+    path = embeddings.path if isinstance(embeddings, Embeddings) else Path(embeddings)
+    if runs_mapped(config):
         # the same job as across processes, here with one: it maps the shards instead of loading every vector
-        path = embeddings.path if isinstance(embeddings, Embeddings) else embeddings
         return make_subset_across_processes(path, out, config, Comm(alone=True), overwrite)
+    if not isinstance(embeddings, Embeddings):
+        check_memory_for_vectors(EmbeddingShards(path), config)
     emb = embeddings if isinstance(embeddings, Embeddings) else load_embeddings(embeddings)
     n = len(emb.keys)
     asked = config  # what the manifest records as its parameters
@@ -226,7 +254,9 @@ def make_subset_across_processes(embeddings: Path, out: Path, config: SelectConf
     from .distributed_dedup import dedup_shards
 
     shards = EmbeddingShards(embeddings)  # bad shards: one line, before the processes meet
-    n, asked = shards.count, config
+    n = shards.count
+    # the manifest says a k-means method or dedup ran over the maps (Lloyd's, not faiss's in-memory one) as --mapped
+    asked = config if config.method in SHARD_METHODS and config.dedup is None else replace(config, mapped=True)
     check_config(replace(config, k_max=config.k_max or n), n, str(shards.path / "meta.json"))
     out = Path(out)
     if out.exists() and not overwrite:

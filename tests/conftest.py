@@ -1,3 +1,7 @@
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # read when huggingface_hub is imported: the CLI run in this process too
+
 import pytest
 
 from distill.encoders import resolve_encoder

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import io
 import itertools
 import json
 import os
 import subprocess
 import sys
+from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
 import numpy as np
@@ -63,11 +65,28 @@ def write_image_folder(out: Path, n: int, split: str = "builtin:cifar10-demo-tes
     return Path(out)
 
 
-def run_cli(*args: str, launcher: list[str] | None = None, **kw) -> subprocess.CompletedProcess:
-    """Run `python -m distill ...` (or under a launcher such as accelerate) and capture its output."""
+def run_cli(*args: str, launcher: list[str] | None = None, in_process: bool | None = None,
+            **kw) -> subprocess.CompletedProcess:
+    """Run `python -m distill ...` (or under a launcher such as accelerate) and capture its output. Without a launcher
+    or settings of its own (env, cwd, timeout) it runs in this process (`distill.cli.main`, what `python -m distill`
+    runs), which saves the 3 s of a new interpreter importing torch; `in_process=False` forces a new process."""
+    if in_process is None:
+        in_process = launcher is None and not kw
+    if in_process:
+        return run_cli_in_process(*args)
     cmd = (launcher or [sys.executable]) + ["-m", "distill", *map(str, args)]
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "HF_HUB_OFFLINE": "1", **kw.pop("env_extra", {})}
     return subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=kw.pop("cwd", ROOT), **kw)
+
+
+def run_cli_in_process(*args: str) -> subprocess.CompletedProcess:
+    """`distill.cli.main` in this process with its output captured, as `run_cli` returns a new process's."""
+    from distill.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with redirect_stdout(out), redirect_stderr(err):  # offline: conftest sets HF_HUB_OFFLINE
+        code = main([str(a) for a in args])
+    return subprocess.CompletedProcess(["distill", *map(str, args)], code, out.getvalue(), err.getvalue())
 
 
 def run_metrics(run: Path) -> list[dict]:

@@ -266,6 +266,39 @@ def test_the_job_across_processes_never_loads_the_corpus_and_writes_the_one_proc
     assert not (tmp_path / "big").exists()
 
 
+def test_mapped_runs_k_means_and_dedup_in_one_process_from_the_maps_and_short_memory_is_refused_first(emb, tmp_path,
+                                                                                                     monkeypatch):
+    import subsets.make_subset as ms
+    from distill.cli import main
+    from subsets.comm import Comm
+
+    path, _ = emb
+    config = ms.SelectConfig(method="kmeans", k_max=100, seed=4, clusters=[24, 4], niter=5, dedup=0.999, mapped=True)
+    monkeypatch.setattr(ms, "available_memory", lambda: 100_000)  # less than the 1,500 x 32 float32 vectors
+    with monkeypatch.context() as m:  # --mapped reads the maps: loading every vector is a failure
+        m.setattr(ms, "load_embeddings", lambda *a, **k: pytest.fail("loaded the whole corpus"))
+        one = ms.make_subset(path, tmp_path / "one", config)
+        args = ["subset", "select", "--embeddings", str(path), "--method", "kmeans", "--k-max", "100", "--seed", "4",
+                "--clusters", "24,4", "--niter", "5", "--dedup", "0.999", "--mapped", "--out", str(tmp_path / "cli")]
+        assert main(args) == 0
+    # the order of the job across processes (the same for 1, 2 and 3 processes: tested above), and the manifest says
+    # it ran over the maps, whether asked (--mapped) or across processes
+    across = ms.make_subset_across_processes(path, tmp_path / "across", replace(config, mapped=False), Comm(alone=True))
+    np.testing.assert_array_equal(one.order, across.order)
+    np.testing.assert_array_equal(np.load(tmp_path / "cli" / "order.npy"), one.order)
+    assert one.meta["params"]["mapped"] is across.meta["params"]["mapped"] is True
+    assert one.meta["dedup"]["removed"] == 2
+    # in memory (faiss), the same selection would not fit: one line before anything is loaded or written
+    with pytest.raises(InputError, match=rf"^{re.escape(str(path))}: --method kmeans with --dedup in one process holds "
+                                         r"all 1,500 vectors in memory \(0.0 GiB as float32\), more than the 0.0 GiB "
+                                         r"available; pass --mapped"):
+        ms.make_subset(path, tmp_path / "memory", replace(config, mapped=False))
+    assert not (tmp_path / "memory").exists()
+    monkeypatch.undo()
+    memory = ms.make_subset(path, tmp_path / "memory", replace(config, mapped=False))
+    assert memory.meta["params"]["mapped"] is False
+
+
 def test_dedup_over_blocks_keeps_what_the_in_memory_dedup_keeps_and_within_clusters_drops_every_copy():
     from subsets.distributed_dedup import dedup_blocks
 

@@ -122,7 +122,7 @@ def kmeans_blocks(blocks: list[np.ndarray], starts: list[int], n: int, n_cluster
         sums, counts = packed[:-n_clusters].reshape(n_clusters, dim), packed[-n_clusters:]
         filled = counts > 0
         centroids[filled] = sums[filled] / counts[filled, None]
-        if checkpoint is not None and checkpoint.due(comm):
+        if checkpoint is not None and (i + 1 == niter or checkpoint.due(comm)):  # the last: one pass left to redo
             checkpoint.save(i + 1, centroids, comm)
     labels, d2, _, _ = _pass(blocks, centroids, device)
     if progress is not None:

@@ -127,6 +127,19 @@ def _order_with_progress(embeddings: Path | EmbeddingShards, config: SelectConfi
                                       progress=progress, checkpoint=checkpoint)
 
 
+def _dedup_with_progress(shards: EmbeddingShards, config: SelectConfig, comm, device, checkpoint: Path) -> np.ndarray:
+    """The rows --dedup keeps, across processes, the main process showing the groups searched."""
+    from .distributed_dedup import dedup_shards
+
+    with progress_bar("groups", enabled=comm.rank == 0) as bar:
+        task = bar.add_task("dedup", total=None)
+
+        def progress(done: int, of: int) -> None:
+            bar.update(task, completed=done, total=of)
+        return dedup_shards(shards, config.dedup, seed=config.seed, comm=comm, device=device, progress=progress,
+                            checkpoint=checkpoint)
+
+
 def corpus_clusters(blocks: list[np.ndarray], starts: list[int], n: int, comm) -> np.ndarray:
     """A fixed clustering of the corpus (the same for every method and seed, and any number of processes) for cluster
     coverage: the labels of this process's rows. Lloyd's k-means on a seeded sample of 256 rows per cluster (as
@@ -251,8 +264,6 @@ def make_subset_across_processes(embeddings: Path, out: Path, config: SelectConf
     """`make_subset` with the processes of `comm` (torch.distributed) sharing the work, each mapping only its own
     shards: each checks its shards, the ordering and the coverage are computed across processes, and the first
     process writes the subset directory (its Manifest; None elsewhere). No process holds the corpus's vectors."""
-    from .distributed_dedup import dedup_shards
-
     shards = EmbeddingShards(embeddings)  # bad shards: one line, before the processes meet
     n = shards.count
     # the manifest says a k-means method or dedup ran over the maps (Lloyd's, not faiss's in-memory one) as --mapped
@@ -264,16 +275,16 @@ def make_subset_across_processes(embeddings: Path, out: Path, config: SelectConf
     shards.verify_owned(comm)  # also refuses more processes than shards, before any work
     start = time.perf_counter()
     device = resolve_device(config.device)
+    saved = checkpoint_folder(out)  # a stopped job resumes from it: the dedup and order of an uninterrupted one
     keep = None
     if config.dedup is not None:
-        keep = dedup_shards(shards, config.dedup, seed=config.seed, comm=comm, device=device)
+        keep = _dedup_with_progress(shards, config, comm, device, saved / "dedup")
         _check_kept(config, len(keep), n, shards.path)
     pool = n if keep is None else len(keep)
     config = replace(config, k_max=config.k_max or pool)
     clusters = clusters_used(pool, config)
     if comm.rank == 0:
         _say_cut(asked, clusters, pool)
-    saved = checkpoint_folder(out)  # a stopped ordering job resumes from it: the order of an uninterrupted one
     order = order_across_processes(shards, config, n, comm, keep, device, saved)
     seconds = time.perf_counter() - start
     coverage = shard_coverage(shards, order, _report_ks(config), comm)

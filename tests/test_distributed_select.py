@@ -319,6 +319,76 @@ def test_dedup_over_blocks_keeps_what_the_in_memory_dedup_keeps_and_within_clust
                                                    device=torch.device("cpu")), expected)
 
 
+def test_a_stopped_dedup_resumes_after_its_last_saved_group_and_a_finished_one_is_not_searched_again(tmp_path,
+                                                                                                       monkeypatch,
+                                                                                                       capsys):
+    import subsets.distributed_dedup as dd
+    import subsets.make_subset as ms
+    from subsets.comm import Comm
+
+    rng = np.random.default_rng(7)
+    x, _ = clustered(600, 32, centers=12, spread=0.3, seed=7)
+    x = unit(np.vstack([x, x[rng.choice(600, 80, replace=False)] + 0.003 * rng.standard_normal((80, 32))]))
+    path = write_embeddings(tmp_path / "e", x, shard_size=100)
+    kw = dict(exact_max=100, group_rows=50)  # k-means groups of about 50 rows, as 10,000 on a large corpus
+    expected = dd.dedup_shards(path, 0.99, **kw)
+    np.testing.assert_array_equal(expected, np.arange(600))  # every planted copy goes: copies share their group
+
+    def stop(done, of):  # as if the job were killed in group 9
+        if done == 9:
+            raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt):
+        dd.dedup_shards(path, 0.99, progress=stop, checkpoint=tmp_path / "ck", save_every=0, **kw)
+    progress = json.loads((tmp_path / "ck" / "state.json").read_text())["progress"]
+    assert progress["groups"] == 8 and progress["of"] == 680 // 50 and 0 < progress["pairs"] < 80
+    capsys.readouterr()
+    np.testing.assert_array_equal(dd.dedup_shards(path, 0.99, checkpoint=tmp_path / "ck", **kw), expected)
+    assert f"resuming dedup after group 8 of {680 // 50}" in capsys.readouterr().out
+    with pytest.raises(InputError, match=r"a checkpoint of another selection \(differs in threshold\)"):
+        dd.dedup_shards(path, 0.95, checkpoint=tmp_path / "ck", **kw)
+    # the selection job keeps its dedup's result beside its output: stopped in its ordering, it does not search again
+    config = ms.SelectConfig(method="kcenter", k_max=100, seed=1, dedup=0.99)
+    whole = ms.make_subset_across_processes(path, tmp_path / "whole", config, Comm(alone=True))
+    with monkeypatch.context() as m:
+        m.setattr(ms, "order_across_processes", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt()))
+        with pytest.raises(KeyboardInterrupt):
+            ms.make_subset_across_processes(path, tmp_path / "job", config, Comm(alone=True))
+    with monkeypatch.context() as m:
+        m.setattr(dd, "_pairs_above", lambda *a: pytest.fail("searched again"))
+        job = ms.make_subset_across_processes(path, tmp_path / "job", config, Comm(alone=True))
+        np.testing.assert_array_equal(dd.dedup_shards(path, 0.99, checkpoint=tmp_path / "ck", **kw), expected)
+    np.testing.assert_array_equal(job.order, whole.order)
+    assert job.meta["dedup"] == whole.meta["dedup"] == {"threshold": 0.99, "kept": 600, "removed": 80}
+    assert not (tmp_path / "job.checkpoint").exists()
+
+
+def test_a_sweeps_selections_run_across_its_processes_where_the_job_maps_the_shards(emb, separated, tmp_path):
+    import subsets.make_subset as ms
+
+    script = tmp_path / "sweep_selection.py"  # the sweep's selection step under accelerate launch; the main process alone fails
+    script.write_text(
+        "import sys\nfrom pathlib import Path\nfrom accelerate import Accelerator\nimport subsets.make_subset as ms\n"
+        "from distill.sweep import make_selection\nfrom subsets.shards import EmbeddingShards\n"
+        "acc = Accelerator(cpu=True)\nms.make_subset = ms.load_embeddings = None\n"
+        "kc = ms.SelectConfig(method='kcenter', k_max=300, seed=4)\n"
+        "km = ms.SelectConfig(method='kmeans', k_max=300, seed=2, clusters=[24, 4], mapped=True)\n"
+        "make_selection(EmbeddingShards(sys.argv[1]), Path(sys.argv[3]) / 'kcenter', kc, acc)\n"
+        "make_selection(EmbeddingShards(sys.argv[2]), Path(sys.argv[3]) / 'kmeans', km, acc)\n"
+        "acc.end_training()\n")
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2", "--num_machines",
+           "1", "--mixed_precision", "no", "--dynamo_backend", "no", str(script), str(emb[0]), str(separated[0]),
+           str(tmp_path / "two")]
+    res = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, cwd=ROOT,
+                         timeout=300)
+    assert res.returncode == 0, res.stderr[-3000:]
+    kcenter = ms.make_subset(emb[0], tmp_path / "kcenter", ms.SelectConfig(method="kcenter", k_max=300, seed=4))
+    kmeans = ms.make_subset(separated[0], tmp_path / "kmeans", ms.SelectConfig(method="kmeans", k_max=300, seed=2,
+                                                                               clusters=[24, 4], mapped=True))
+    for one in (kcenter, kmeans):
+        two = json.loads((tmp_path / "two" / one.path.name / "manifest.json").read_text())
+        assert two["hash"] == one.hash and two["coverage"] == one.meta["coverage"]
+
+
 def test_a_damaged_shard_or_keys_txt_stops_the_job_across_processes_with_one_line(emb, tmp_path):
     import shutil
 

@@ -221,9 +221,10 @@ def build_parser() -> argparse.ArgumentParser:
     e.set_defaults(func=cmd_subset_embed)
 
     s = ss.add_parser("select", help="select a nested, ordered subset (first k entries = the k-subset)",
-                      description="Select a nested, ordered subset (first k entries = the k-subset). A kcenter job "
-                                  "saves its state every minute into OUT.checkpoint/; rerun the same command to "
-                                  "resume it (the same order as an uninterrupted run).")
+                      description="Select a nested, ordered subset (first k entries = the k-subset). A kcenter job, "
+                                  "and a k-means or dedup job across processes or with --mapped, saves its state "
+                                  "every minute into OUT.checkpoint/; rerun the same command to resume it (the same "
+                                  "order as an uninterrupted run).")
     s.add_argument("--embeddings", required=True, type=Path)
     s.add_argument("--method", default="kcenter", help="kcenter | kmeans | kmeans-random | prototypes | random")
     s.add_argument("--k-max", type=int, default=1000, help="length of the ordering; every k <= k_max is served")

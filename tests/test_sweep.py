@@ -363,6 +363,13 @@ def test_the_example_sweep_file_and_the_shipped_study_load_and_plan_their_runs(t
     study = SweepConfig.load(ROOT / "studies" / "cifar10.yaml")
     assert set(study.methods) == {"kcenter", "kmeans", "kmeans-random", "prototypes", "random"}
     assert study.ks == [100, 300, 1000, 3000, "full"] and len(study.seeds) == 3 and len(study.recipes) >= 4
+    # the study of the current recipe trains the demo's students at the demo's budgets
+    from distill.demo import DemoConfig
+
+    current, demo = SweepConfig.load(ROOT / "studies" / "cifar10-current.yaml"), DemoConfig()
+    assert current.train == demo.train and current.teacher_layers == list(demo.teacher_layers)
+    assert all(current.steps_by_k[k] == steps for k, steps in demo.steps_by_k.items())
+    assert len(planned_runs(current)) == 3 * (5 * 4 + 1)
 
 
 @pytest.mark.parametrize("where", ["run", "inside", "parent"])

@@ -261,7 +261,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--seed", type=int, default=0, help="seed of the crops and flips")
     c.add_argument("--patch-grid", type=int, default=None, help="pool patch tokens to g x g before storing")
     c.add_argument("--resolution", type=int, default=None, help="teacher input side (default: the teacher's)")
-    c.add_argument("--teacher-layers", type=lambda s: [int(p) for p in s.split(",") if p], default=[], metavar="L[,L...]",
+    c.add_argument("--teacher-layers", type=_ints, default=[], metavar="L[,L...]",
                    help="also store these intermediate maps (layerL_patch) for the layer level: mobilenetv2_imagenet's "
                         "feature modules 1..18 (17: 160 channels at stride 32), DINOv2's and CLIP's blocks")
     c.add_argument("--batch-size", type=int, default=32)

@@ -258,7 +258,7 @@ def make_selection(shards: EmbeddingShards, sub: Path, select: SelectConfig, acc
     every process has a shard, so a long ordering does not leave the others waiting past the process group's
     timeout; else in the main process alone."""
     if acc.num_processes > 1 and runs_mapped(select) and acc.num_processes <= len(shards):
-        make_subset_across_processes(shards.path, sub, select, Comm())
+        make_subset_across_processes(shards, sub, select, Comm())
     elif acc.is_main_process:
         make_subset(shards.path, sub, select)
     acc.wait_for_everyone()

@@ -26,11 +26,11 @@ class DedupCheckpoint(OrderingCheckpoint):
 
     def __init__(self, folder: Path, identity: dict, every: float | None = None):
         super().__init__(folder, {"ordering": "dedup"} | identity, "dedup", every)
-        self.rows_identity = identity
+        self.settings = identity  # the rows and the dedup's settings, which its clustering's identity starts from
 
     def clustering(self, n_clusters: int, niter: int) -> KMeansCheckpoint:
         """The checkpoint of the dedup's k-means (its groups)."""
-        return KMeansCheckpoint(self.folder / "kmeans", self.rows_identity | {"clusters": n_clusters, "niter": niter},
+        return KMeansCheckpoint(self.folder / "kmeans", self.settings | {"clusters": n_clusters, "niter": niter},
                                 self.every)
 
     def load_agreed(self, comm: Comm) -> tuple[int, int, np.ndarray] | None:

@@ -24,8 +24,7 @@ import numpy as np
 
 from .comm import Comm
 from .dedup_checkpoint import DedupCheckpoint
-from .distributed_kcenter import products
-from .distributed_kmeans import kmeans_blocks
+from .distributed_kmeans import assignment_products, kmeans_blocks
 
 NITER = 20  # Lloyd's passes of the clustering into groups
 
@@ -137,5 +136,5 @@ def dedup_shards(path: Path | EmbeddingShards, threshold: float, exact_max: int 
 
         state = DedupCheckpoint(checkpoint, rows_identity(shards, n, None) | {
             "threshold": threshold, "exact_max": exact_max, "group_rows": group_rows, "seed": seed,
-            "products": "faiss" if device is None else products(device)}, save_every)
+            "products": assignment_products(device)}, save_every)
     return dedup_blocks(blocks, starts, n, threshold, exact_max, seed, comm, device, progress, state, group_rows)

@@ -183,6 +183,12 @@ def prototypes_shards(path: Path | EmbeddingShards, k: int, seed: int, n_cluster
     return typical_first(comm.concat(distance), seed)[:k]
 
 
+def assignment_products(device) -> str:
+    """Where the assignments (and a dedup's search) run, as far as their rounding goes: faiss on the CPU, or as
+    `products`."""
+    return "faiss" if device is None else products(device)
+
+
 def _checkpoint(folder: Path | None, shards: EmbeddingShards, n: int, keep: np.ndarray | None, seed: int,
                 n_clusters: int, niter: int, device, every: float | None) -> KMeansCheckpoint | None:
     """The finest level's checkpoint in `folder` (None: none), identified by everything its centroids depend on."""
@@ -191,7 +197,7 @@ def _checkpoint(folder: Path | None, shards: EmbeddingShards, n: int, keep: np.n
     from .checkpoint import rows_identity
 
     identity = rows_identity(shards, n, keep) | {"seed": seed, "clusters": min(n_clusters, n), "niter": niter,
-                                                 "products": "faiss" if device is None else products(device)}
+                                                 "products": assignment_products(device)}
     return KMeansCheckpoint(folder, identity, every)
 
 

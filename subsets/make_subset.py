@@ -215,9 +215,14 @@ def _say_cut(asked: SelectConfig, clusters: list[int] | None, pool: int) -> None
 SHARD_METHODS = ("kcenter", "random")
 
 
+def has_in_memory_version(config: SelectConfig) -> bool:
+    """Whether one process could run this selection with faiss's in-memory versions (a k-means method, dedup)."""
+    return not (config.method in SHARD_METHODS and config.dedup is None)
+
+
 def runs_mapped(config: SelectConfig) -> bool:
     """Whether a one-process selection runs the job across processes (mapping the shards) rather than in memory."""
-    return config.method in SHARD_METHODS and config.dedup is None or config.device != "cpu" or config.mapped
+    return not has_in_memory_version(config) or config.device != "cpu" or config.mapped
 
 
 def make_subset(embeddings: Path | Embeddings, out: Path, config: SelectConfig = SelectConfig(),
@@ -259,15 +264,15 @@ def make_subset(embeddings: Path | Embeddings, out: Path, config: SelectConfig =
     return read_manifest(out)
 
 
-def make_subset_across_processes(embeddings: Path, out: Path, config: SelectConfig, comm,
+def make_subset_across_processes(embeddings: Path | EmbeddingShards, out: Path, config: SelectConfig, comm,
                                  overwrite: bool = False) -> Manifest | None:
     """`make_subset` with the processes of `comm` (torch.distributed) sharing the work, each mapping only its own
     shards: each checks its shards, the ordering and the coverage are computed across processes, and the first
     process writes the subset directory (its Manifest; None elsewhere). No process holds the corpus's vectors."""
-    shards = EmbeddingShards(embeddings)  # bad shards: one line, before the processes meet
+    shards = EmbeddingShards.of(embeddings)  # bad shards: one line, before the processes meet
     n = shards.count
     # the manifest says a k-means method or dedup ran over the maps (Lloyd's, not faiss's in-memory one) as --mapped
-    asked = config if config.method in SHARD_METHODS and config.dedup is None else replace(config, mapped=True)
+    asked = replace(config, mapped=True) if has_in_memory_version(config) else config
     check_config(replace(config, k_max=config.k_max or n), n, str(shards.path / "meta.json"))
     out = Path(out)
     if out.exists() and not overwrite:

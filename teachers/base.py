@@ -10,6 +10,8 @@ from PIL import Image
 from torch import nn
 from torchvision.transforms import v2
 
+from subsets.errors import InputError
+
 
 def to_normalized_tensor(mean, std) -> v2.Compose:
     """PIL image -> float tensor in [0, 1] -> normalised by mean and std (teachers and students alike)."""
@@ -39,6 +41,23 @@ class TeacherInfo:
         if not self.layers:  # as caches made before intermediate layers record their teacher
             del out["layers"]
         return out
+
+
+def layer_name(layer: int) -> str:
+    """The target name of the intermediate map after layer L (DESIGN.md's `layerL_patch`)."""
+    return f"layer{layer}_patch"
+
+
+def is_layer(name: str) -> bool:
+    """Whether a target is an intermediate map (`layerL_patch`)."""
+    return name.startswith("layer") and name.endswith("_patch")
+
+
+def check_layers(name: str, layers: tuple[int, ...], last: int, which: str) -> None:
+    """Refuse, in one line, a layer outside 1..last (`which` says what those are)."""
+    bad = [layer for layer in layers if not 1 <= layer <= last]
+    if bad:
+        raise InputError(f"{name}: layer {bad[0]} is not an intermediate layer (1..{last}{which})")
 
 
 class Teacher(nn.Module):

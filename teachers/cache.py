@@ -27,7 +27,7 @@ from subsets.manifest import Manifest
 from subsets.progress import progress_bar
 from subsets.sources import ImageSource, UnreadableImage, collect_records, decode_image
 
-from .base import Teacher
+from .base import Teacher, is_layer
 from .stats import StatsConfig, stats_computed, target_stats
 from .views import ViewPolicy, apply_view, views_for
 
@@ -52,11 +52,6 @@ def bytes_per_image_view(teacher: Teacher, patch_grid: int | None) -> int:
     cap = patch_grid ** 2 if patch_grid else None  # maps finer than --patch-grid are pooled to it
     layers = sum(min(layer["tokens"], cap or layer["tokens"]) * layer["dim"] for layer in teacher.info.layers.values())
     return ((1 + n) * teacher.info.token_dim + (teacher.info.embed_dim or 0) + layers) * 2 + 5 * 4
-
-
-def is_layer(name: str) -> bool:
-    """Whether a target is an intermediate map (`layerL_patch`)."""
-    return name.startswith("layer") and name.endswith("_patch")
 
 
 def shard_name(s: int) -> str:

@@ -8,6 +8,8 @@ from pathlib import Path
 
 from subsets.errors import InputError
 
+from .base import check_layers, layer_name
+
 
 def hub_cache_dir() -> str:
     from huggingface_hub import constants
@@ -49,13 +51,10 @@ def load_pretrained(model_cls, name: str, source: str):
 def block_layers(name: str, layers: tuple[int, ...], blocks: int, dim: int, tokens: int) -> dict:
     """`TeacherInfo.layers` of a ViT teacher's intermediate maps: the patch tokens after block L, L in 1..blocks-1
     (the last block's are `patch` already); another L is refused with one line."""
-    bad = [layer for layer in layers if not 1 <= layer < blocks]
-    if bad:
-        raise InputError(f"{name}: layer {bad[0]} is not an intermediate layer (1..{blocks - 1}: the blocks before "
-                         "its last)")
-    return {f"layer{layer}_patch": {"dim": dim, "tokens": tokens} for layer in sorted(set(layers))}
+    check_layers(name, layers, blocks - 1, ": the blocks before its last")
+    return {layer_name(layer): {"dim": dim, "tokens": tokens} for layer in sorted(set(layers))}
 
 
 def block_maps(hidden_states: tuple, layers: tuple[int, ...]) -> dict:
     """The patch tokens after each block L (transformers' `hidden_states[L]`; [0] is the embeddings), as float."""
-    return {f"layer{layer}_patch": hidden_states[layer][:, 1:].float() for layer in layers}
+    return {layer_name(layer): hidden_states[layer][:, 1:].float() for layer in layers}

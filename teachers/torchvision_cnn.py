@@ -11,7 +11,7 @@ from safetensors.torch import load_file
 from subsets.errors import InputError
 from subsets.fileio import file_sha256
 
-from .base import Teacher, TeacherInfo
+from .base import Teacher, TeacherInfo, check_layers, layer_name
 
 WEIGHTS = Path(__file__).parent / "weights" / "mobilenet_v2_imagenet1k.safetensors"
 WEIGHTS_SHA256 = "76c64b8b83a8df99e7d07cfeb08024b575f7f80b9085fda8ae8b5f0d30a985a8"
@@ -38,15 +38,12 @@ class MobileNetV2Teacher(Teacher):
             raise InputError(f"{path}: sha256 is {sha[:16]}..., expected {WEIGHTS_SHA256[:16]}... (damaged weights file)")
         if resolution % 32:
             raise InputError(f"mobilenetv2_imagenet: resolution {resolution} is not a multiple of its stride 32")
-        bad = [layer for layer in layers if not 1 <= layer <= len(CHANNELS) - 1]
-        if bad:
-            raise InputError(f"mobilenetv2_imagenet: layer {bad[0]} is not an intermediate layer (1..{len(CHANNELS) - 1}, "
-                             "the feature modules before its final map)")
+        check_layers("mobilenetv2_imagenet", layers, len(CHANNELS) - 1, ", the feature modules before its final map")
         self.layers = tuple(sorted(set(layers)))
         super().__init__(TeacherInfo(
             name="mobilenetv2_imagenet", source=str(path), sha256=sha, resolution=resolution, patch_size=32,
             token_dim=1280, embed_dim=None, mean=IMAGENET_MEAN, std=IMAGENET_STD,
-            layers={f"layer{L}_patch": {"dim": CHANNELS[L - 1], "tokens": (resolution // STRIDES[L - 1]) ** 2}
+            layers={layer_name(L): {"dim": CHANNELS[L - 1], "tokens": (resolution // STRIDES[L - 1]) ** 2}
                     for L in self.layers},
         ))
         net = torchvision.models.mobilenet_v2()
@@ -60,6 +57,6 @@ class MobileNetV2Teacher(Teacher):
         fmap, maps = x.contiguous(memory_format=torch.channels_last), {}
         for i, module in enumerate(self.features):
             if i in self.layers:
-                maps[f"layer{i}_patch"] = fmap.flatten(2).transpose(1, 2)
+                maps[layer_name(i)] = fmap.flatten(2).transpose(1, 2)
             fmap = module(fmap)
         return {"cls": fmap.mean(dim=(2, 3)), "patch": fmap.flatten(2).transpose(1, 2)} | maps

@@ -65,14 +65,11 @@ def write_image_folder(out: Path, n: int, split: str = "builtin:cifar10-demo-tes
     return Path(out)
 
 
-def run_cli(*args: str, launcher: list[str] | None = None, in_process: bool | None = None,
-            **kw) -> subprocess.CompletedProcess:
+def run_cli(*args: str, launcher: list[str] | None = None, **kw) -> subprocess.CompletedProcess:
     """Run `python -m distill ...` (or under a launcher such as accelerate) and capture its output. Without a launcher
     or settings of its own (env, cwd, timeout) it runs in this process (`distill.cli.main`, what `python -m distill`
-    runs), which saves the 3 s of a new interpreter importing torch; `in_process=False` forces a new process."""
-    if in_process is None:
-        in_process = launcher is None and not kw
-    if in_process:
+    runs), which saves the 3 s of a new interpreter importing torch."""
+    if launcher is None and not kw:
         return run_cli_in_process(*args)
     cmd = (launcher or [sys.executable]) + ["-m", "distill", *map(str, args)]
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "HF_HUB_OFFLINE": "1", **kw.pop("env_extra", {})}

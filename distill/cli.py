@@ -160,7 +160,8 @@ def cmd_eval(a: argparse.Namespace) -> None:
 def cmd_compare(a: argparse.Namespace) -> None:
     from .compare import compare_runs
 
-    paths = compare_runs(a.runs, a.out, baseline=a.baseline, require_verdicts=a.verdicts)
+    paths = compare_runs(a.runs, a.out, baseline=a.baseline, require_verdicts=a.verdicts,
+                         baseline_recipe=a.baseline_recipe)
     for name, path in paths.items():
         print(f"{name:9s} {path}")
 
@@ -296,10 +297,13 @@ def build_parser() -> argparse.ArgumentParser:
     v.set_defaults(func=cmd_eval)
 
     m = sub.add_parser("compare", help="gather evaluated runs: tables with 95%% intervals, verdicts against a "
-                                       "baseline method, rank correlations with full-corpus runs, CSV, plots")
+                                       "baseline method, a baseline recipe and the full corpus, rank correlations "
+                                       "with full-corpus runs, CSV, plots")
     m.add_argument("runs", nargs="+", type=Path)
     m.add_argument("--out", required=True, type=Path)
     m.add_argument("--baseline", default="random", help="the method every other one is compared with, paired by seed")
+    m.add_argument("--baseline-recipe", default=None, metavar="RECIPE",
+                   help="the recipe every other one is compared with, paired by seed (default: the first run's)")
     m.add_argument("--verdicts", action="store_true",
                    help="fail unless verdicts can be given (at least two seeds of each method at a k)")
     m.set_defaults(func=cmd_compare)

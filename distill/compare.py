@@ -1,12 +1,12 @@
 """Comparison of evaluated runs: student quality against subset size k, per recipe and selection method, with
-95% intervals, paired verdicts against a baseline method, and (with full-corpus runs) whether small k ranks
-recipes as the full corpus does.
+95% intervals, paired verdicts against a baseline method and, with full-corpus runs, against the full corpus (from
+which k on a subset is not told apart from all the data) and whether small k ranks recipes as the full corpus does.
 
 Writes `results.csv` (one row per run), `results.md` and `results.json` (the accuracy table with intervals, the
-untrained student of the same shape as the floor row and the teacher as the ceiling row; the verdict table;
-the rank correlations), `results.png` (each metric against k, one line per method, 95% intervals, floor,
-teacher and full corpus dashed) and, with several recipes, `recipes.png`; and prints the tables.
-Intervals and verdicts come from one bootstrap over seeds and test images (`distill.intervals`).
+untrained student of the same shape as the floor row and the teacher as the ceiling row; the verdict table; the
+gaps to the full corpus (also `gaps.csv`); the rank correlations), `results.png` (each metric against k, one line per
+method, 95% intervals, floor, teacher and full corpus dashed) and, with several recipes, `recipes.png`; and prints the
+tables. Intervals and verdicts come from one bootstrap over seeds and test images (`distill.intervals`).
 """
 
 from __future__ import annotations
@@ -142,6 +142,16 @@ def aggregate(rows: list[dict], boot: Bootstrap) -> list[dict]:
     return out
 
 
+def _paired(boot: Bootstrap, runs: dict[int, dict], base: dict[int, dict], seeds: list[int]) -> dict:
+    """Per scored metric: the mean over `seeds` of runs - base, paired by seed and test image, its 95% interval and
+    its verdict."""
+    row = {}
+    for m in SCORED:
+        d = boot.difference(_stack([runs[s] for s in seeds], m), _stack([base[s] for s in seeds], m))
+        row |= {f"{m}_diff": d.value, f"{m}_low": d.low, f"{m}_high": d.high, f"{m}_verdict": verdict(d.low, d.high)}
+    return row
+
+
 def verdicts(rows: list[dict], boot: Bootstrap, baseline: str) -> tuple[list[dict], str | None]:
     """Each method against `baseline` at each k of each recipe: the mean over seeds of the paired difference (same
     seed, same test images), its 95% interval, and a verdict. Returns (rows, why there are none, if so)."""
@@ -155,18 +165,58 @@ def verdicts(rows: list[dict], boot: Bootstrap, baseline: str) -> tuple[list[dic
         if len(seeds) < 2:
             single = True
             continue
-        row = {"recipe": arm[0], "objective": arm[1], "k": k, "method": method, "baseline": baseline,
-               "seeds": len(seeds)}
-        for m in SCORED:
-            d = boot.difference(_stack([by_seed[s] for s in seeds], m), _stack([base[s] for s in seeds], m))
-            row |= {f"{m}_diff": d.value, f"{m}_low": d.low, f"{m}_high": d.high, f"{m}_verdict": verdict(d.low, d.high)}
-        out.append(row)
+        out.append({"recipe": arm[0], "objective": arm[1], "k": k, "method": method, "baseline": baseline,
+                    "seeds": len(seeds)} | _paired(boot, by_seed, base, seeds))
     if out:
         return out, None
     if single:
         return [], (f"no verdicts: a verdict against {baseline} needs at least two seeds of each method at a k "
                     "(paired by seed); these runs have one")
     return [], f"no verdicts: no method has runs beside {baseline} at the same k"
+
+
+def arm_name(recipe: str, objective: str, with_objective: bool = False) -> str:
+    name = recipe or "(no recipe)"
+    return f"{name}, {objective}" if with_objective else name
+
+
+def recipe_verdicts(rows: list[dict], boot: Bootstrap, baseline: tuple[str, str]) -> list[dict]:
+    """Each other recipe (with its objective) against the `baseline` one, for each method and k both ran: the mean
+    over seeds of the paired difference (same seed, subset and test images), its 95% interval and a verdict."""
+    groups = _groups(rows)
+    several = len({arm[1] for arm, _, _ in groups}) > 1
+    out = []
+    for (arm, method, k), by_seed in sorted(groups.items(), key=lambda g: (g[0][0], g[0][1], k_order(g[0][2]))):
+        base = groups.get((baseline, method, k))
+        if arm == baseline or base is None:
+            continue
+        seeds = sorted(set(by_seed) & set(base))
+        if len(seeds) < 2:
+            continue
+        out.append({"recipe": arm[0], "objective": arm[1], "method": method, "k": k,
+                    "against": arm_name(*baseline, several), "seeds": len(seeds),
+                    "steps": by_seed[seeds[0]]["steps"], "against_steps": base[seeds[0]]["steps"]}
+                   | _paired(boot, by_seed, base, seeds))
+    return out
+
+
+def gaps_to_full(rows: list[dict], boot: Bootstrap) -> list[dict]:
+    """Each method at each small k against the full corpus of the same recipe: the mean over seeds of the paired
+    difference (same seed, so the same student initialisation; same test images), its 95% interval and a verdict.
+    'not resolved' from some k on is where the subset stops being told apart from all the data at this budget."""
+    groups = _groups(rows)
+    out = []
+    for (arm, method, k), by_seed in sorted(groups.items(), key=lambda g: (g[0][0], g[0][1], k_order(g[0][2]))):
+        full = groups.get((arm, FULL, FULL))
+        if method == FULL or full is None:
+            continue
+        seeds = sorted(set(by_seed) & set(full))
+        if len(seeds) < 2:  # one seed gives no interval over seeds
+            continue
+        out.append({"recipe": arm[0], "objective": arm[1], "method": method, "k": k, "seeds": len(seeds),
+                    "steps": by_seed[seeds[0]]["steps"], "full_steps": full[seeds[0]]["steps"]}
+                   | _paired(boot, by_seed, full, seeds))
+    return out
 
 
 def rank_correlations(rows: list[dict], boot: Bootstrap, metric: str = "knn_top1") -> list[dict]:
@@ -190,20 +240,62 @@ def rank_correlations(rows: list[dict], boot: Bootstrap, metric: str = "knn_top1
     return out
 
 
+def _by_verdict(rows: list[dict], metric: str) -> str:
+    """'worse at k = 100, 300; not resolved at k = 1,000': the ks of each verdict, in the order they first come."""
+    by: dict[str, list[str]] = {}
+    for r in rows:
+        by.setdefault(r[metric + "_verdict"], []).append(_k(r["k"]))
+    return "; ".join(f"{word} at k = {', '.join(ks)}" for word, ks in by.items())
+
+
+def _lines_by(rows: list[dict], key) -> dict[tuple, list[dict]]:
+    out: dict[tuple, list[dict]] = {}
+    for r in rows:
+        out.setdefault(key(r), []).append(r)
+    return out
+
+
 def verdict_summary(verdict_rows: list[dict], metric: str = "knn_top1") -> list[str]:
     """One plain line per recipe and method: at which k it is better, worse or not resolved against the baseline."""
-    lines = []
-    keys = dict.fromkeys((v["recipe"], v["objective"], v["method"]) for v in verdict_rows)
     several = len({v["objective"] for v in verdict_rows}) > 1
-    for recipe, objective, method in keys:
-        vs = [v for v in verdict_rows if (v["recipe"], v["objective"], v["method"]) == (recipe, objective, method)]
-        by = {}
-        for v in vs:
-            by.setdefault(v[metric + "_verdict"], []).append(_k(v["k"]))
-        parts = [f"{word} at k = {', '.join(ks)}" for word, ks in by.items()]
+    lines = []
+    for (recipe, objective, method), vs in _lines_by(verdict_rows, lambda v: (v["recipe"], v["objective"],
+                                                                               v["method"])).items():
         within = ", ".join(filter(None, [recipe, objective if several else ""]))
         lines.append(f"{method}{f' ({within})' if within else ''} against {vs[0]['baseline']} ({METRICS[metric]}): "
-                     + "; ".join(parts))
+                     + _by_verdict(vs, metric))
+    return lines
+
+
+def gap_summary(gap_rows: list[dict], metric: str = "knn_top1") -> list[str]:
+    """One plain line per recipe and method: where it is better, worse or not resolved against the full corpus, and
+    the smallest k from which no subset is resolved worse than it."""
+    several = len({g["objective"] for g in gap_rows}) > 1
+    lines = []
+    for (recipe, objective, method), gs in _lines_by(gap_rows, lambda g: (g["recipe"], g["objective"],
+                                                                           g["method"])).items():
+        worse = [i for i, g in enumerate(gs) if g[metric + "_verdict"] == "worse"]
+        if worse and worse[-1] == len(gs) - 1:
+            end = "the largest k here is still resolved worse"
+        else:
+            end = f"from k = {_k(gs[worse[-1] + 1 if worse else 0]['k'])} on, no subset is resolved worse"
+        within = ", ".join(filter(None, [recipe, objective if several else ""]))
+        lines.append(f"{method}{f' ({within})' if within else ''} against the full corpus ({METRICS[metric]}): "
+                     f"{_by_verdict(gs, metric)}: {end}")
+    return lines
+
+
+def recipe_summary(recipe_rows: list[dict], metric: str = "knn_top1") -> list[str]:
+    """One plain line per recipe and method (the full corpus counts as one): at which k it is better, worse or not
+    resolved against the baseline recipe."""
+    several = len({r["objective"] for r in recipe_rows}) > 1
+    lines = []
+    for (recipe, objective, method), rs in _lines_by(recipe_rows, lambda r: (r["recipe"], r["objective"],
+                                                                              r["method"])).items():
+        where, said = ("the full corpus", rs[0][metric + "_verdict"]) if method == FULL else \
+            (method, _by_verdict(rs, metric))
+        lines.append(f"{arm_name(recipe, objective, several)} against {rs[0]['against']} on {where} "
+                     f"({METRICS[metric]}): {said}")
     return lines
 
 
@@ -234,27 +326,57 @@ def _budget(agg: list[dict]) -> list[str]:
     return ["steps"] * (len({a["steps"] for a in agg}) > 1)
 
 
-def markdown(agg: list[dict], references: dict, verdict_rows: list[dict], ranks: list[dict], notes: list[str]) -> str:
+def _steps_pair(rows: list[dict], key: str, header: str) -> list[tuple[str, callable]]:
+    """The steps of both sides, where they differ somewhere (another budget is part of what is compared)."""
+    if not any(r["steps"] != r[key] for r in rows):
+        return []
+    return [(header, lambda r: f"{r['steps']:,} / {r[key]:,}")]
+
+
+def paired_sections(lead: list[str], verdict_rows: list[dict], gap_rows: list[dict],
+                    recipe_rows: list[dict]) -> list[tuple[str, list, list[dict], list[str]]]:
+    """(title, columns before the differences as (header, cell of a row), rows, summary lines) of each paired
+    comparison there is: methods against the baseline method, subsets against the full corpus, recipes against the
+    baseline recipe."""
+    by_lead = [(c, lambda r, c=c: r[c]) for c in lead]
+    k, method, seeds = ("k", lambda r: _k(r["k"])), ("method", lambda r: r["method"]), ("seeds", lambda r: str(r["seeds"]))
+    sections = []
+    if verdict_rows:
+        sections.append((f"against {verdict_rows[0]['baseline']}", [*by_lead, k, method, seeds], verdict_rows,
+                         verdict_summary(verdict_rows)))
+    if gap_rows:
+        sections.append(("against the full corpus",
+                         [*by_lead, method, k, seeds, *_steps_pair(gap_rows, "full_steps", "steps (subset / full)")],
+                         gap_rows, gap_summary(gap_rows)))
+    if recipe_rows:
+        arm = [("recipe", lambda r: arm_name(r["recipe"], r["objective"], "objective" in lead))]
+        sections.append((f"recipes against {recipe_rows[0]['against']}",
+                         [*arm, method, k, seeds, *_steps_pair(recipe_rows, "against_steps", "steps (recipe / against)")],
+                         recipe_rows, recipe_summary(recipe_rows)))
+    return sections
+
+
+def markdown(agg: list[dict], references: dict, sections: list, ranks: list[dict], notes: list[str]) -> str:
     lead = _lead(agg)
     budget = _budget(agg)
     head = lead + ["method", "k", "seeds"] + budget + [f"{METRICS[m]} [95% interval]" if m in SCORED else
                                              f"{METRICS[m]} (± std)" for m in METRICS]
     lines = ["## Student quality against k", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for a in agg:
-        lines.append("| " + " | ".join([a[c] for c in lead] + [a["method"], _k(a["k"]), str(a["seeds"])]
+        lines.append("| " + " | ".join([a[c] or "-" for c in lead] + [a["method"], _k(a["k"]), str(a["seeds"])]
                                        + [a[c] for c in budget] + [_cell(a, m) for m in METRICS]) + " |")
     for name, t in references.items():
         scores = [f"{t['knn_top1']:.3f}", f"{t['probe_top1']:.3f}", "-" if name.startswith(FLOOR) else "1"]
         lines.append("| " + " | ".join([name] + [""] * (len(lead) + len(budget) + 2) + scores) + " |")
-    if verdict_rows:
-        head = lead + ["k", "method", "seeds"] + [f"{METRICS[m]}: difference [95% interval]" for m in SCORED] + \
+    for title, columns, rows, summary in sections:
+        head = [h for h, _ in columns] + [f"{METRICS[m]}: difference [95% interval]" for m in SCORED] + \
             [f"{METRICS[m]}: verdict" for m in SCORED]
-        lines += ["", f"## Against {verdict_rows[0]['baseline']} (paired by seed and test image)", "",
+        lines += ["", f"## {title[0].upper()}{title[1:]} (paired by seed and test image)", "",
                   "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-        for v in verdict_rows:
-            lines.append("| " + " | ".join([v[c] for c in lead] + [_k(v["k"]), v["method"], str(v["seeds"])]
-                                           + [_diff(v, m) for m in SCORED] + [v[m + "_verdict"] for m in SCORED]) + " |")
-        lines += [""] + [f"- {line}" for line in verdict_summary(verdict_rows)]
+        for r in rows:
+            lines.append("| " + " | ".join([cell(r) or "-" for _, cell in columns] + [_diff(r, m) for m in SCORED]
+                                           + [r[m + "_verdict"] for m in SCORED]) + " |")
+        lines += [""] + [f"- {line}" for line in summary]
     if ranks:
         lines += ["", "## Does a small k rank recipes as the full corpus does? (Spearman, k-NN)", "",
                   "| method | k | recipes | seeds | Spearman [95% interval] |", "|---|---|---|---|---|"]
@@ -265,7 +387,7 @@ def markdown(agg: list[dict], references: dict, verdict_rows: list[dict], ranks:
     return "\n".join(lines).rstrip() + "\n"
 
 
-def rich_tables(agg: list[dict], references: dict, verdict_rows: list[dict], ranks: list[dict]) -> list[Table]:
+def rich_tables(agg: list[dict], references: dict, sections: list, ranks: list[dict]) -> list[Table]:
     lead = _lead(agg)
     budget = _budget(agg)
     table = Table(title="student quality against subset size k (mean over seeds [95% interval])", title_style="bold")
@@ -275,21 +397,21 @@ def rich_tables(agg: list[dict], references: dict, verdict_rows: list[dict], ran
     for a in agg:
         cells = [_cell(a, m) for m in METRICS]
         cells = [f"[bold]{c}[/]" if a[m] is not None and a[m] == best[m] else c for c, m in zip(cells, METRICS)]
-        table.add_row(*[a[c] for c in lead], a["method"], _k(a["k"]), str(a["seeds"]), *[a[c] for c in budget], *cells)
+        table.add_row(*[a[c] or "-" for c in lead], a["method"], _k(a["k"]), str(a["seeds"]), *[a[c] for c in budget],
+                      *cells)
     for name, t in references.items():
         table.add_row(f"[dim]{name}[/]", *[""] * (len(lead) + len(budget) + 2), f"{t['knn_top1']:.3f}", f"{t['probe_top1']:.3f}",
                       "-" if name.startswith(FLOOR) else "1")
     tables = [table]
-    if verdict_rows:
-        vt = Table(title=f"against {verdict_rows[0]['baseline']}, paired by seed (difference [95% interval], verdict)",
-                   title_style="bold")
-        for col in (*lead, "k", "method", "seeds", *(METRICS[m] for m in SCORED)):
-            vt.add_column(col, justify="left" if col in ("method", "recipe", "objective") else "right")
-        colour = {"better": "green", "worse": "red", "not resolved": "dim"}
-        for v in verdict_rows:
-            vt.add_row(*[v[c] for c in lead], _k(v["k"]), v["method"], str(v["seeds"]),
-                       *(f"{_diff(v, m)} [{colour[v[m + '_verdict']]}]{v[m + '_verdict']}[/]" for m in SCORED))
-        tables.append(vt)
+    colour = {"better": "green", "worse": "red", "not resolved": "dim"}
+    for title, columns, rows, _ in sections:
+        t = Table(title=f"{title}, paired by seed (difference [95% interval], verdict)", title_style="bold")
+        for col, _ in (*columns, *((METRICS[m], None) for m in SCORED)):
+            t.add_column(col, justify="left" if col in ("method", "recipe", "objective") else "right")
+        for r in rows:
+            t.add_row(*[cell(r) or "-" for _, cell in columns],
+                      *(f"{_diff(r, m)} [{colour[r[m + '_verdict']]}]{r[m + '_verdict']}[/]" for m in SCORED))
+        tables.append(t)
     if ranks:
         rt = Table(title="does a small k rank recipes as the full corpus does? (Spearman on k-NN [95% interval])",
                    title_style="bold")
@@ -410,8 +532,23 @@ def _csv(rows: list[dict], columns: list[str]) -> str:
     return buf.getvalue()
 
 
+def baseline_arm(rows: list[dict], first_run: Path, recipe: str | None) -> tuple[str, str]:
+    """The (recipe, objective) the other recipes are compared with: the named recipe, else the first run's."""
+    arms = list(dict.fromkeys((r["recipe"], r["objective"]) for r in rows))
+    if recipe is None:
+        rec = read_json(Path(first_run) / "run.json", "run record")
+        return rec["config"].get("recipe") or "", rec.get("objective") or rec["config"].get("objective", "distill")
+    named = [arm for arm in arms if arm[0] == recipe]
+    if not named:
+        raise InputError(f"compare: no runs of recipe {recipe!r} to compare the others with (the runs have "
+                         f"{', '.join(arm_name(*arm) for arm in arms)})")
+    return named[0]
+
+
 def compare_runs(runs: list[Path], out: Path, console: Console | None = None, baseline: str = "random",
-                 require_verdicts: bool = False) -> dict[str, Path]:
+                 require_verdicts: bool = False, baseline_recipe: str | None = None) -> dict[str, Path]:
+    """Everything the module's docstring lists, from evaluated runs. Methods are compared with `baseline` (a
+    method); recipes with `baseline_recipe` (default: the first run's)."""
     rows, references = load_rows(runs)
     n_images = len(rows[0]["correct"]["knn_top1"])
     boot = Bootstrap(n_images)
@@ -420,6 +557,9 @@ def compare_runs(runs: list[Path], out: Path, console: Console | None = None, ba
     if why_not and require_verdicts:
         raise InputError(f"compare: {why_not}")
     ranks = rank_correlations(rows, boot)
+    gap_rows = gaps_to_full(rows, boot)
+    recipe_rows = recipe_verdicts(rows, boot, baseline_arm(rows, runs[0], baseline_recipe))
+    sections = paired_sections(_lead(agg), verdict_rows, gap_rows, recipe_rows)
     notes = [f"95% intervals: {boot.replicates:,} bootstrap replicates over seeds and the {n_images:,} test images."]
     notes += [why_not] if why_not else []
     out = Path(out)
@@ -427,25 +567,29 @@ def compare_runs(runs: list[Path], out: Path, console: Console | None = None, ba
     plain = [{k: v for k, v in r.items() if k != "correct"} for r in rows]
     write_text_atomic(out / "results.csv", _csv(plain, COLUMNS))
     write_text_atomic(out / "summary.csv", _csv(agg, list(agg[0])))
-    if verdict_rows:
-        write_text_atomic(out / "verdicts.csv", _csv(verdict_rows, list(verdict_rows[0])))
-    write_text_atomic(out / "results.md", markdown(agg, references, verdict_rows, ranks, notes))
+    tables = {"verdicts_csv": ("verdicts.csv", verdict_rows), "gaps_csv": ("gaps.csv", gap_rows),
+              "recipe_verdicts_csv": ("recipe_verdicts.csv", recipe_rows)}
+    for name, rs in tables.values():
+        if rs:
+            write_text_atomic(out / name, _csv(rs, list(rs[0])))
+    write_text_atomic(out / "results.md", markdown(agg, references, sections, ranks, notes))
     write_text_atomic(out / "results.json", json.dumps({"runs": plain, "aggregate": agg, "verdicts": verdict_rows,
+                                                        "gaps_to_full": gap_rows, "recipe_verdicts": recipe_rows,
                                                         "rank_correlations": ranks, "references": references,
                                                         "notes": notes}, indent=1))
     first = read_json(Path(runs[0]) / "eval.json", "evaluation")["eval_set"]
     title = f"k-NN / probe: {first['train_source']} -> {first['test_source']}; students at equal step budgets"
     paths = {"csv": out / "results.csv", "summary_csv": out / "summary.csv", "markdown": out / "results.md",
              "json": out / "results.json", "plot": plot(agg, references, out / "results.png", title, verdict_rows)}
-    if verdict_rows:
-        paths["verdicts_csv"] = out / "verdicts.csv"
+    paths |= {key: out / name for key, (name, rs) in tables.items() if rs}
     if len({(a["recipe"], a["objective"]) for a in agg}) > 1:
         paths["recipes_plot"] = plot_recipes(agg, out / "recipes.png", "recipes against k")
     console = console or Console()
-    for table in rich_tables(agg, references, verdict_rows, ranks):
+    for table in rich_tables(agg, references, sections, ranks):
         console.print(table)
-    for line in verdict_summary(verdict_rows):
-        console.print(line)
+    for _, _, _, summary in sections:
+        for line in summary:
+            console.print(line)
     for note in notes[1:]:
         console.print(f"[dim]{note}[/]")
     return paths

@@ -82,3 +82,59 @@ def test_rank_correlation_of_recipes_ranked_alike_at_small_k_and_full_data():
     assert same.value == pytest.approx(1.0) and same.low > 0.5
     reversed_ = boot.rank_correlation(small, full[::-1])
     assert reversed_.value == pytest.approx(-1.0) and reversed_.high < -0.5
+
+
+def test_the_k_from_which_a_subset_stops_falling_short_of_the_full_corpus_is_named():
+    from distill.compare import gap_summary, gaps_to_full
+
+    full = _runs(0.5, 3, seed=8)
+    worse = ~_better_by(~full, 0.08)  # 8% of the full runs' right images turned wrong on every seed
+    noisy = full.copy()
+    for row, change in zip(noisy, (0.03, -0.03, 0.0)):  # seeds disagree around the full corpus
+        idx = np.flatnonzero(~row if change > 0 else row)[:round(abs(change) * N)]
+        row[idx] = change > 0
+
+    def rows(method, k, correct, steps=100):
+        return [{"recipe": None, "objective": "distill", "method": method, "k": k, "seed": s, "steps": steps,
+                 "correct": {"knn_top1": c, "probe_top1": c}} for s, c in enumerate(correct)]
+
+    runs = rows("full", "full", full, steps=300) + rows("random", 100, worse) + rows("random", 1000, noisy)
+    runs += rows("kcenter", 100, worse) + rows("kcenter", 1000, worse)
+    gaps = gaps_to_full(runs, Bootstrap(N, seed=9))
+    got = {(g["method"], g["k"]): g for g in gaps}
+    assert set(got) == {("random", 100), ("random", 1000), ("kcenter", 100), ("kcenter", 1000)}
+    assert got[("random", 100)]["knn_top1_diff"] == pytest.approx(-0.08)
+    assert got[("random", 100)]["knn_top1_verdict"] == "worse"
+    assert got[("random", 1000)]["knn_top1_verdict"] == "not resolved"
+    assert (got[("random", 1000)]["steps"], got[("random", 1000)]["full_steps"]) == (100, 300)
+    lines = gap_summary(gaps)
+    assert any(line.startswith("random against the full corpus") and "worse at k = 100" in line
+               and "from k = 1,000 on, no subset is resolved worse" in line for line in lines)
+    assert any(line.startswith("kcenter against") and "the largest k here is still resolved worse" in line
+               for line in lines)
+
+
+def test_recipes_are_compared_with_the_baseline_recipe_paired_by_seed(tmp_path):
+    from distill.compare import baseline_arm, recipe_summary, recipe_verdicts
+    from subsets.errors import InputError
+
+    base = _runs(0.4, 3, seed=10)
+    better = _better_by(base, 0.05)
+
+    def rows(recipe, k, correct, steps=100):
+        return [{"recipe": recipe, "objective": "distill", "method": "full" if k == "full" else "random", "k": k,
+                 "seed": s, "steps": steps, "correct": {"knn_top1": c, "probe_top1": c}} for s, c in enumerate(correct)]
+
+    runs = rows("", 100, base) + rows("", "full", base) + rows("long", 100, better, 300) + rows("long", "full", base, 300)
+    runs += rows("short", 100, base[:1])  # one seed: no interval over seeds, no verdict
+    got = {(r["recipe"], r["k"]): r for r in recipe_verdicts(runs, Bootstrap(N, seed=11), ("", "distill"))}
+    assert set(got) == {("long", 100), ("long", "full")}
+    assert got[("long", 100)]["knn_top1_verdict"] == "better" and got[("long", 100)]["knn_top1_diff"] == pytest.approx(0.05)
+    assert got[("long", "full")]["knn_top1_verdict"] == "not resolved"
+    assert (got[("long", 100)]["against"], got[("long", 100)]["against_steps"]) == ("(no recipe)", 100)
+    assert recipe_summary([got[("long", 100)], got[("long", "full")]]) == [
+        "long against (no recipe) on random (k-NN top-1): better at k = 100",
+        "long against (no recipe) on the full corpus (k-NN top-1): not resolved"]
+    assert baseline_arm(runs, tmp_path, "long") == ("long", "distill")
+    with pytest.raises(InputError, match="no runs of recipe 'longer'.*the runs have \\(no recipe\\), long, short"):
+        baseline_arm(runs, tmp_path, "longer")

@@ -330,6 +330,23 @@ def test_a_sweep_with_full_trains_on_the_whole_corpus_at_the_same_step_budget(se
     assert len(list((out / "targets").iterdir())) == 5  # kcenter and random for two seeds, and one full cache
     rows = list(csv.DictReader(open(paths["comparison_csv"])))
     assert sorted(r["seed"] for r in rows if r["recipe"] == "slow" and r["k"] == "full") == ["0", "1"]
+    # each subset against its recipe's full corpus, paired by seed
+    gaps = json.loads(paths["comparison_json"].read_text())["gaps_to_full"]
+    assert sorted((g["recipe"], g["method"], g["k"], g["seeds"]) for g in gaps) == [
+        ("base", "kcenter", 20, 2), ("base", "random", 20, 2), ("deeper", "random", 20, 2), ("slow", "random", 20, 2)]
+    assert all(g["knn_top1_low"] <= g["knn_top1_diff"] <= g["knn_top1_high"] for g in gaps)
+    table = paths["comparison_markdown"].read_text()
+    assert "## Against the full corpus (paired by seed and test image)" in table
+    assert "- random (base) against the full corpus (k-NN top-1): " in table
+    assert len(list(csv.DictReader(open(paths["comparison_gaps_csv"])))) == 4
+    # each recipe against the sweep's first, on the method and ks they share
+    recipes = json.loads(paths["comparison_json"].read_text())["recipe_verdicts"]
+    assert {(r["recipe"], r["method"], r["k"], r["against"]) for r in recipes} == {
+        ("deeper", "random", 20, "base"), ("deeper", "full", "full", "base"),
+        ("slow", "random", 20, "base"), ("slow", "full", "full", "base")}
+    assert "## Recipes against base (paired by seed and test image)" in table
+    assert "- slow against base on random (k-NN top-1): " in table
+    assert "- slow against base on the full corpus (k-NN top-1): " in table
 
 
 def test_rank_correlations_between_small_k_and_full_data_come_with_intervals(seeded_sweep):
@@ -340,6 +357,16 @@ def test_rank_correlations_between_small_k_and_full_data_come_with_intervals(see
     assert -1 <= r["low"] <= r["spearman"] <= r["high"] <= 1
     assert paths["comparison_recipes_plot"].read_bytes()[:4] == b"\x89PNG"
     assert "rank recipes as the full corpus does" in paths["comparison_markdown"].read_text()
+
+
+def test_compare_takes_the_recipe_to_compare_the_others_with(seeded_sweep, tmp_path):
+    out, paths = seeded_sweep
+    res = run_cli("compare", *paths["runs"], "--out", tmp_path / "cmp", "--baseline-recipe", "slow")
+    assert res.returncode == 0
+    recipes = json.loads((tmp_path / "cmp" / "results.json").read_text())["recipe_verdicts"]
+    assert {r["against"] for r in recipes} == {"slow"} and {r["recipe"] for r in recipes} == {"base", "deeper"}
+    res = run_cli("compare", *paths["runs"], "--out", tmp_path / "cmp2", "--baseline-recipe", "fast")
+    assert res.returncode == 2 and "no runs of recipe 'fast'" in error_line(res) and "base, deeper, slow" in error_line(res)
 
 
 def test_comparing_an_eval_without_per_image_results_asks_for_re_evaluation(sweep, tmp_path):
@@ -370,6 +397,12 @@ def test_the_example_sweep_file_and_the_shipped_study_load_and_plan_their_runs(t
     assert current.train == demo.train and current.teacher_layers == list(demo.teacher_layers)
     assert all(current.steps_by_k[k] == steps for k, steps in demo.steps_by_k.items())
     assert len(planned_runs(current)) == 3 * (5 * 4 + 1)
+    # the full-data reference at 3x the budget: the same students on the current study's random subsets
+    budget = SweepConfig.load(ROOT / "studies" / "cifar10-budget.yaml")
+    assert budget.train == demo.train and budget.teacher_layers == current.teacher_layers
+    assert [r["train"] for r in budget.recipes] == [{"steps": 3 * current.steps_by_k["full"]}]
+    assert (budget.methods, budget.seeds, budget.ks) == (["random"], current.seeds, [300, 1000, 3000, "full"])
+    assert len(planned_runs(budget)) == 3 * (3 + 1)
 
 
 @pytest.mark.parametrize("where", ["run", "inside", "parent"])

@@ -18,6 +18,7 @@ from .distributed_kcenter import kcenter_shards
 from .embed import Embeddings, load_embeddings
 from .errors import InputError
 from .manifest import Manifest, read_manifest, write_manifest
+from .memory import available_memory
 from .progress import progress_bar
 from .shards import EmbeddingShards
 
@@ -172,13 +173,6 @@ def subset_meta(asked: SelectConfig, config: SelectConfig, clusters: list[int] |
         {"threshold": config.dedup, "kept": int(kept), "removed": int(n - kept)},
         "select_seconds": round(seconds, 3), "coverage": coverage,
     }
-
-
-def available_memory() -> int:
-    """Bytes this machine can still give a process without swapping (psutil's `available`)."""
-    import psutil
-
-    return psutil.virtual_memory().available
 
 
 def check_memory_for_vectors(shards: EmbeddingShards, config: SelectConfig) -> None:

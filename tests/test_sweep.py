@@ -403,6 +403,11 @@ def test_the_example_sweep_file_and_the_shipped_study_load_and_plan_their_runs(t
     assert [r["train"] for r in budget.recipes] == [{"steps": 3 * current.steps_by_k["full"]}]
     assert (budget.methods, budget.seeds, budget.ks) == (["random"], current.seeds, [300, 1000, 3000, "full"])
     assert len(planned_runs(budget)) == 3 * (3 + 1)
+    # recipes close together, each one change to the demo's, on the current study's random subsets and budgets
+    recipes = SweepConfig.load(ROOT / "studies" / "cifar10-recipes.yaml")
+    assert recipes.train == demo.train and recipes.steps_by_k == current.steps_by_k and recipes.methods == ["random"]
+    assert all(len(r["train"]) == 1 and r["train"].items() - demo.train.items() for r in recipes.recipes)
+    assert len(planned_runs(recipes)) == 3 * 3 * (4 + 1)
 
 
 @pytest.mark.parametrize("where", ["run", "inside", "parent"])

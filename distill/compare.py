@@ -1,12 +1,14 @@
 """Comparison of evaluated runs: student quality against subset size k, per recipe and selection method, with
-95% intervals, paired verdicts against a baseline method and, with full-corpus runs, against the full corpus (from
-which k on a subset is not told apart from all the data) and whether small k ranks recipes as the full corpus does.
+95% intervals; paired verdicts against a baseline method and against a baseline recipe; and, with full-corpus runs,
+each subset against the full corpus (from which k on it is not told apart from all the data) and whether small k
+ranks recipes as the full corpus does.
 
 Writes `results.csv` (one row per run), `results.md` and `results.json` (the accuracy table with intervals, the
-untrained student of the same shape as the floor row and the teacher as the ceiling row; the verdict table; the
-gaps to the full corpus (also `gaps.csv`); the rank correlations), `results.png` (each metric against k, one line per
-method, 95% intervals, floor, teacher and full corpus dashed) and, with several recipes, `recipes.png`; and prints the
-tables. Intervals and verdicts come from one bootstrap over seeds and test images (`distill.intervals`).
+untrained student of the same shape as the floor row and the teacher as the ceiling row; the paired tables, also
+as `verdicts.csv`, `recipe_verdicts.csv` and `gaps.csv`; the rank correlations), `results.png` (each metric against
+k, one line per method, 95% intervals, floor, teacher and full corpus dashed) and, with several recipes,
+`recipes.png`; and prints the tables. Intervals and verdicts come from one bootstrap over seeds and test images
+(`distill.intervals`).
 """
 
 from __future__ import annotations
@@ -578,7 +580,8 @@ def compare_runs(runs: list[Path], out: Path, console: Console | None = None, ba
                                                         "rank_correlations": ranks, "references": references,
                                                         "notes": notes}, indent=1))
     first = read_json(Path(runs[0]) / "eval.json", "evaluation")["eval_set"]
-    title = f"k-NN / probe: {first['train_source']} -> {first['test_source']}; students at equal step budgets"
+    budgets = "students at equal step budgets" if len({r["steps"] for r in rows}) == 1 else "step budgets in results.md"
+    title = f"k-NN / probe: {first['train_source']} -> {first['test_source']}; {budgets}"
     paths = {"csv": out / "results.csv", "summary_csv": out / "summary.csv", "markdown": out / "results.md",
              "json": out / "results.json", "plot": plot(agg, references, out / "results.png", title, verdict_rows)}
     paths |= {key: out / name for key, (name, rs) in tables.items() if rs}

@@ -226,8 +226,9 @@ def make_subset(embeddings: Path | Embeddings, out: Path, config: SelectConfig =
     if runs_mapped(config):
         # the same job as across processes, here with one: it maps the shards instead of loading every vector
         return make_subset_across_processes(path, out, config, Comm(alone=True), overwrite)
+    shards = EmbeddingShards(path)  # the maps: coverage reads them, and their sizes are checked before loading
     if not isinstance(embeddings, Embeddings):
-        check_memory_for_vectors(EmbeddingShards(path), config)
+        check_memory_for_vectors(shards, config)
     emb = embeddings if isinstance(embeddings, Embeddings) else load_embeddings(embeddings)
     n = len(emb.keys)
     asked = config  # what the manifest records as its parameters
@@ -251,7 +252,7 @@ def make_subset(embeddings: Path | Embeddings, out: Path, config: SelectConfig =
     else:
         order = pool[select_order(emb.vectors[pool], config, clusters)]
     seconds = time.perf_counter() - start
-    coverage = shard_coverage(EmbeddingShards(emb.path), order, _report_ks(config), Comm(alone=True))
+    coverage = shard_coverage(shards, order, _report_ks(config), Comm(alone=True))
     meta = subset_meta(asked, config, clusters, emb.path, emb.meta, n, len(pool), seconds, coverage)
     write_manifest(out, meta, order, [emb.keys[i] for i in order], overwrite)
     shutil.rmtree(saved, ignore_errors=True)

@@ -154,21 +154,35 @@ def _paired(boot: Bootstrap, runs: dict[int, dict], base: dict[int, dict], seeds
     return row
 
 
-def verdicts(rows: list[dict], boot: Bootstrap, baseline: str) -> tuple[list[dict], str | None]:
-    """Each method against `baseline` at each k of each recipe: the mean over seeds of the paired difference (same
-    seed, same test images), its 95% interval, and a verdict. Returns (rows, why there are none, if so)."""
+def _against(rows: list[dict], partner, by_k_first: bool = False) -> tuple[list[tuple], bool]:
+    """Every group (arm, method, k) with the group it is compared with (`partner(arm, method, k)` names it, None for
+    none) and the seeds both have: ([(arm, method, k, its runs by seed, the partner's, seeds)], whether a pair was
+    dropped for sharing fewer than two seeds: one seed gives no interval over seeds)."""
     groups = _groups(rows)
-    out, single = [], False
-    for (arm, method, k), by_seed in sorted(groups.items(), key=lambda g: (g[0][0], k_order(g[0][2]), g[0][1])):
-        base = groups.get((arm, baseline, k))
-        if method in (baseline, FULL) or base is None:
+    order = (lambda g: (g[0][0], k_order(g[0][2]), g[0][1])) if by_k_first else \
+        (lambda g: (g[0][0], g[0][1], k_order(g[0][2])))
+    pairs, single = [], False
+    for key, by_seed in sorted(groups.items(), key=order):
+        other = partner(*key)
+        base = groups.get(other) if other not in (None, key) else None
+        if base is None:
             continue
         seeds = sorted(set(by_seed) & set(base))
         if len(seeds) < 2:
             single = True
             continue
-        out.append({"recipe": arm[0], "objective": arm[1], "k": k, "method": method, "baseline": baseline,
-                    "seeds": len(seeds)} | _paired(boot, by_seed, base, seeds))
+        pairs.append((*key, by_seed, base, seeds))
+    return pairs, single
+
+
+def verdicts(rows: list[dict], boot: Bootstrap, baseline: str) -> tuple[list[dict], str | None]:
+    """Each method against `baseline` at each k of each recipe: the mean over seeds of the paired difference (same
+    seed, same test images), its 95% interval, and a verdict. Returns (rows, why there are none, if so)."""
+    pairs, single = _against(rows, lambda arm, method, k: None if method == FULL else (arm, baseline, k),
+                             by_k_first=True)
+    out = [{"recipe": arm[0], "objective": arm[1], "k": k, "method": method, "baseline": baseline,
+            "seeds": len(seeds)} | _paired(boot, by_seed, base, seeds)
+           for arm, method, k, by_seed, base, seeds in pairs]
     if out:
         return out, None
     if single:
@@ -185,40 +199,21 @@ def arm_name(recipe: str, objective: str, with_objective: bool = False) -> str:
 def recipe_verdicts(rows: list[dict], boot: Bootstrap, baseline: tuple[str, str]) -> list[dict]:
     """Each other recipe (with its objective) against the `baseline` one, for each method and k both ran: the mean
     over seeds of the paired difference (same seed, subset and test images), its 95% interval and a verdict."""
-    groups = _groups(rows)
-    several = len({arm[1] for arm, _, _ in groups}) > 1
-    out = []
-    for (arm, method, k), by_seed in sorted(groups.items(), key=lambda g: (g[0][0], g[0][1], k_order(g[0][2]))):
-        base = groups.get((baseline, method, k))
-        if arm == baseline or base is None:
-            continue
-        seeds = sorted(set(by_seed) & set(base))
-        if len(seeds) < 2:
-            continue
-        out.append({"recipe": arm[0], "objective": arm[1], "method": method, "k": k,
-                    "against": arm_name(*baseline, several), "seeds": len(seeds),
-                    "steps": by_seed[seeds[0]]["steps"], "against_steps": base[seeds[0]]["steps"]}
-                   | _paired(boot, by_seed, base, seeds))
-    return out
+    several = len({r["objective"] for r in rows}) > 1
+    pairs, _ = _against(rows, lambda arm, method, k: (baseline, method, k))
+    return [{"recipe": arm[0], "objective": arm[1], "method": method, "k": k, "against": arm_name(*baseline, several),
+             "seeds": len(seeds), "steps": by_seed[seeds[0]]["steps"], "against_steps": base[seeds[0]]["steps"]}
+            | _paired(boot, by_seed, base, seeds) for arm, method, k, by_seed, base, seeds in pairs]
 
 
 def gaps_to_full(rows: list[dict], boot: Bootstrap) -> list[dict]:
     """Each method at each small k against the full corpus of the same recipe: the mean over seeds of the paired
     difference (same seed, so the same student initialisation; same test images), its 95% interval and a verdict.
     'not resolved' from some k on is where the subset stops being told apart from all the data at this budget."""
-    groups = _groups(rows)
-    out = []
-    for (arm, method, k), by_seed in sorted(groups.items(), key=lambda g: (g[0][0], g[0][1], k_order(g[0][2]))):
-        full = groups.get((arm, FULL, FULL))
-        if method == FULL or full is None:
-            continue
-        seeds = sorted(set(by_seed) & set(full))
-        if len(seeds) < 2:  # one seed gives no interval over seeds
-            continue
-        out.append({"recipe": arm[0], "objective": arm[1], "method": method, "k": k, "seeds": len(seeds),
-                    "steps": by_seed[seeds[0]]["steps"], "full_steps": full[seeds[0]]["steps"]}
-                   | _paired(boot, by_seed, full, seeds))
-    return out
+    pairs, _ = _against(rows, lambda arm, method, k: None if method == FULL else (arm, FULL, FULL))
+    return [{"recipe": arm[0], "objective": arm[1], "method": method, "k": k, "seeds": len(seeds),
+             "steps": by_seed[seeds[0]]["steps"], "full_steps": base[seeds[0]]["steps"]}
+            | _paired(boot, by_seed, base, seeds) for arm, method, k, by_seed, base, seeds in pairs]
 
 
 def rank_correlations(rows: list[dict], boot: Bootstrap, metric: str = "knn_top1") -> list[dict]:

@@ -440,6 +440,18 @@ def _full_line(ax, full: dict | None, metric: str, color: str, label: str) -> No
         ax.axhspan(full[metric + "_low"], full[metric + "_high"], color=color, alpha=0.12, lw=0)
 
 
+def _k_axis(ax, agg: list[dict]) -> None:
+    """A log axis of k with the subset sizes as its ticks, written out (a short range otherwise labels its minor
+    ticks on top of each other)."""
+    from matplotlib.ticker import NullFormatter
+
+    ks = sorted({a["k"] for a in agg if a["k"] != FULL})
+    ax.set_xscale("log")
+    ax.set_xticks(ks, [f"{k:,}" for k in ks])
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.set_xlabel("subset size k")
+
+
 def plot(agg: list[dict], references: dict, png: Path, title: str, verdict_rows: list[dict] = ()) -> Path:
     """Each metric against k for the first recipe: one line per method (its colour) and objective (its line style)
     with its 95% interval, a triangle up (down) where the verdict against the baseline is better (worse); the floor,
@@ -479,8 +491,7 @@ def plot(agg: list[dict], references: dict, png: Path, title: str, verdict_rows:
                     continue  # another recipe's floor
                 color = "0.5" if name.startswith(FLOOR) else f"C{len(methods) + i}"
                 ax.axhline(t[metric], ls="--", color=color, lw=1, label=name)
-        ax.set_xscale("log")
-        ax.set_xlabel("subset size k")
+        _k_axis(ax, agg)
         ax.set_title(label, fontsize=10)
         ax.grid(alpha=0.3)
     fig.legend(*axes[0][0].get_legend_handles_labels(), loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=7)
@@ -507,11 +518,10 @@ def plot_recipes(agg: list[dict], png: Path, title: str, metric: str = "knn_top1
             of_arm = [a for a in agg if (a["recipe"], a["objective"]) == arm]
             pts = [a for a in of_arm if a["method"] == method]
             if pts:
-                _errorbar(ax, pts, metric, label=", ".join(filter(None, [arm[0], arm[1] if several else ""])),
-                          color=f"C{i}", ls=OBJECTIVE_STYLES.get(arm[1], "-"))
+                _errorbar(ax, pts, metric, label=arm_name(*arm, several), color=f"C{i}",
+                          ls=OBJECTIVE_STYLES.get(arm[1], "-"))
             _full_line(ax, next((a for a in of_arm if a["method"] == FULL), None), metric, f"C{i}", None)
-        ax.set_xscale("log")
-        ax.set_xlabel("subset size k")
+        _k_axis(ax, agg)
         ax.set_title(f"{METRICS[metric]}, {method} subsets (dash-dot: full corpus)", fontsize=9)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)

@@ -568,7 +568,8 @@ def compare_runs(runs: list[Path], out: Path, console: Console | None = None, ba
     recipe_rows = recipe_verdicts(rows, boot, baseline_arm(rows, runs[0], baseline_recipe))
     sections = paired_sections(_lead(agg), verdict_rows, gap_rows, recipe_rows)
     notes = [f"95% intervals: {boot.replicates:,} bootstrap replicates over seeds and the {n_images:,} test images."]
-    notes += [why_not] if why_not else []
+    compared = {r["method"] for r in rows} - {baseline, FULL}  # with the baseline alone, no verdict was wanted
+    notes += [why_not] if why_not and compared else []
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     plain = [{k: v for k, v in r.items() if k != "correct"} for r in rows]

@@ -369,6 +369,14 @@ def test_compare_takes_the_recipe_to_compare_the_others_with(seeded_sweep, tmp_p
     assert res.returncode == 2 and "no runs of recipe 'fast'" in error_line(res) and "base, deeper, slow" in error_line(res)
 
 
+def test_the_missing_verdicts_note_appears_only_where_another_method_was_there_to_compare(seeded_sweep, tmp_path):
+    runs = seeded_sweep[1]["runs"]
+    alone = compare_runs([r for r in runs if "kcenter" not in r.name], tmp_path / "alone")
+    assert "no verdicts" not in alone["markdown"].read_text()  # random and full only: nothing was to be compared
+    without = compare_runs([r for r in runs if "random" not in r.name], tmp_path / "without")
+    assert "no verdicts: no method has runs beside random" in without["markdown"].read_text()
+
+
 def test_comparing_an_eval_without_per_image_results_asks_for_re_evaluation(sweep, tmp_path):
     import shutil
 

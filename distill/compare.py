@@ -67,8 +67,8 @@ def load_rows(runs: list[Path]) -> tuple[list[dict], dict]:
                              f"re-evaluate it (distill eval --run {run})")
         agreements = [v for v in ev["student"]["agreement"].values() if v is not None]
         subset = rec["subset"]
-        rows.append({"run": _run_label(run, rec), "recipe": rec["config"].get("recipe") or "",
-                     "objective": rec.get("objective") or rec["config"].get("objective", "distill"),
+        recipe, objective = run_arm(rec)
+        rows.append({"run": _run_label(run, rec), "recipe": recipe, "objective": objective,
                      "method": FULL if subset.get("full") else subset["method"],
                      "k": FULL if subset.get("full") else subset["k"],
                      "seed": rec["config"]["seed"], "steps": rec["steps"], "epochs": round(rec["epochs"], 2),
@@ -97,6 +97,11 @@ def floor_rows(rows: list[dict]) -> dict:
     if len({tuple(v.values()) for v in by_recipe.values()}) <= 1:
         return {FLOOR: v for v in list(by_recipe.values())[:1]}
     return {f"{FLOOR} ({recipe})": v for recipe, v in by_recipe.items()}
+
+
+def run_arm(rec: dict) -> tuple[str, str]:
+    """(recipe, objective) of a run record: "" for a run outside a recipe; older records name no objective."""
+    return rec["config"].get("recipe") or "", rec.get("objective") or rec["config"].get("objective", "distill")
 
 
 def _run_label(run: Path, rec: dict) -> str:
@@ -252,14 +257,19 @@ def _lines_by(rows: list[dict], key) -> dict[tuple, list[dict]]:
     return out
 
 
+def _method_within(method: str, recipe: str, objective: str, several: bool) -> str:
+    """'kcenter (base)': a method with its recipe, and its objective where there are several."""
+    within = ", ".join(filter(None, [recipe, objective if several else ""]))
+    return f"{method} ({within})" if within else method
+
+
 def verdict_summary(verdict_rows: list[dict], metric: str = "knn_top1") -> list[str]:
     """One plain line per recipe and method: at which k it is better, worse or not resolved against the baseline."""
     several = len({v["objective"] for v in verdict_rows}) > 1
     lines = []
     for (recipe, objective, method), vs in _lines_by(verdict_rows, lambda v: (v["recipe"], v["objective"],
                                                                                v["method"])).items():
-        within = ", ".join(filter(None, [recipe, objective if several else ""]))
-        lines.append(f"{method}{f' ({within})' if within else ''} against {vs[0]['baseline']} ({METRICS[metric]}): "
+        lines.append(f"{_method_within(method, recipe, objective, several)} against {vs[0]['baseline']} ({METRICS[metric]}): "
                      + _by_verdict(vs, metric))
     return lines
 
@@ -276,8 +286,7 @@ def gap_summary(gap_rows: list[dict], metric: str = "knn_top1") -> list[str]:
             end = "the largest k here is still resolved worse"
         else:
             end = f"from k = {_k(gs[worse[-1] + 1 if worse else 0]['k'])} on, no subset is resolved worse"
-        within = ", ".join(filter(None, [recipe, objective if several else ""]))
-        lines.append(f"{method}{f' ({within})' if within else ''} against the full corpus ({METRICS[metric]}): "
+        lines.append(f"{_method_within(method, recipe, objective, several)} against the full corpus ({METRICS[metric]}): "
                      f"{_by_verdict(gs, metric)}: {end}")
     return lines
 
@@ -543,8 +552,7 @@ def baseline_arm(rows: list[dict], first_run: Path, recipe: str | None) -> tuple
     """The (recipe, objective) the other recipes are compared with: the named recipe, else the first run's."""
     arms = list(dict.fromkeys((r["recipe"], r["objective"]) for r in rows))
     if recipe is None:
-        rec = read_json(Path(first_run) / "run.json", "run record")
-        return rec["config"].get("recipe") or "", rec.get("objective") or rec["config"].get("objective", "distill")
+        return run_arm(read_json(Path(first_run) / "run.json", "run record"))
     named = [arm for arm in arms if arm[0] == recipe]
     if not named:
         raise InputError(f"compare: no runs of recipe {recipe!r} to compare the others with (the runs have "

@@ -48,7 +48,7 @@ def _left_along(files: tuple[Path, str, str, str], path: str) -> list[int]:
     folders = [base / path.strip("/")]
     folders += [f for f in folders[0].parents if f.is_relative_to(base)]
     lefts = []
-    for folder in dict.fromkeys(folders):
+    for folder in folders:
         limit, usage = _number(folder / limit_name), _number(folder / usage_name)
         if limit is None or usage is None or limit >= UNLIMITED:
             continue

@@ -75,9 +75,10 @@ class SweepConfig:
     # only: under accelerate launch or on a GPU the processes share each run instead). Small students use threads
     # poorly: 2 side by side on 2 cores train 1.44x faster (distill/side_by_side.py).
     parallel_runs: int = 1
-    # Steps at some subset sizes in place of the recipes' own, e.g. {1000: 3600}: a large subset needs more steps to be
+    # Steps at some subset sizes in place of `train.steps`, e.g. {1000: 3600}: a large subset needs more steps to be
     # seen enough, while a small one is fit long before (and more passes only fit it further). Every method at one k
-    # still trains for the same steps, so the comparison of methods at each k stays at one budget.
+    # still trains for the same steps, so the comparison of methods at each k stays at one budget. A recipe's own
+    # `train.steps` or `steps_by_k` come first (the more specific setting wins), so budgets can be recipes.
     steps_by_k: dict = field(default_factory=dict)
 
     @classmethod
@@ -110,7 +111,7 @@ class SweepConfig:
         if not isinstance(self.parallel_runs, int) or isinstance(self.parallel_runs, bool) or self.parallel_runs < 1:
             raise InputError(f"{origin}: parallel_runs must be a positive integer, not {self.parallel_runs!r}")
         self._check_recipes(origin)
-        self._check_steps_by_k(origin)
+        self._check_steps_by_k(self.steps_by_k, origin, "steps_by_k")
         for recipe, settings in self.recipe_list():  # validates each recipe's train settings
             self.train_config(Path(self.out), 1, self.seeds[0], recipe=recipe, settings=settings)
         self.eval_config()
@@ -125,11 +126,12 @@ class SweepConfig:
             raise InputError(f"{origin}: recipes must be a list of {{name: ..., train: {{...}}}}")
         seen: dict[str, str] = {}
         for r in self.recipes:
-            extra = sorted(set(r) - {"name", "train"})
+            extra = sorted(set(r) - {"name", "train", "steps_by_k"})
             name = r.get("name")
             if extra or not isinstance(name, str) or not RECIPE_NAME.match(name) or not isinstance(r.get("train", {}), dict):
                 raise InputError(f"{origin}: recipe {r}: needs a name (letters, digits, _ . -) and a train mapping"
                                  + (f", not {', '.join(extra)}" if extra else ""))
+            self._check_steps_by_k(r.get("steps_by_k", {}), origin, f"recipe {name}: steps_by_k")
             if name.lower() in seen:  # run folders of the two would collide (on case-insensitive disks too)
                 raise InputError(f"{origin}: recipe names {seen[name.lower()]!r} and {name!r} collide; name each "
                                  "recipe differently")
@@ -141,14 +143,14 @@ class SweepConfig:
         if clash:
             raise InputError(f"{origin}: train.{clash[0]} is set by the sweep itself, per run")
 
-    def _check_steps_by_k(self, origin: str) -> None:
-        if not isinstance(self.steps_by_k, dict):
-            raise InputError(f"{origin}: steps_by_k must map subset sizes to steps, e.g. {{1000: 3600}}")
-        for k, steps in self.steps_by_k.items():
+    def _check_steps_by_k(self, steps_by_k, origin: str, where: str) -> None:
+        if not isinstance(steps_by_k, dict):
+            raise InputError(f"{origin}: {where} must map subset sizes to steps, e.g. {{1000: 3600}}")
+        for k, steps in steps_by_k.items():
             if k not in self.ks:
-                raise InputError(f"{origin}: steps_by_k names k = {k!r}, which is not among the sweep's ks {self.ks}")
+                raise InputError(f"{origin}: {where} names k = {k!r}, which is not among the sweep's ks {self.ks}")
             if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1:
-                raise InputError(f"{origin}: steps_by_k[{k!r}] must be a positive integer, not {steps!r}")
+                raise InputError(f"{origin}: {where}[{k!r}] must be a positive integer, not {steps!r}")
 
     @functools.cached_property
     def corpus_size(self) -> int:  # indexing a tar corpus reads it: once per config
@@ -171,6 +173,15 @@ class SweepConfig:
         if not self.recipes:
             return [(None, dict(self.train))]
         return [(r["name"], {**self.train, **r.get("train", {})}) for r in self.recipes]
+
+    def recipe_steps_by_k(self, i: int) -> dict:
+        """The steps by k of recipe `i`, most specific first: its own `steps_by_k`, then its own `train.steps` at every
+        k, then the sweep's `steps_by_k`; a k none of them names trains for `train.steps`."""
+        if not self.recipes:
+            return dict(self.steps_by_k)
+        recipe = self.recipes[i]
+        shared = {} if "steps" in recipe.get("train", {}) else self.steps_by_k
+        return {**shared, **recipe.get("steps_by_k", {})}
 
     def train_config(self, cache: Path, k: int, seed: int, out: Path | None = None, recipe: str | None = None,
                      settings: dict | None = None, subset: Path | None = None) -> TrainConfig:
@@ -204,15 +215,14 @@ def planned_runs(config: SweepConfig) -> list[tuple[str | None, dict, str, int |
     """(recipe, its train settings at that k, method, k, seed) of every run, in the order they are trained: the first
     recipe over every method, then each other recipe over `recipe_methods`, seed by seed; `full` once per recipe and
     seed."""
-    def at(settings: dict, k: int | str) -> dict:
-        return {**settings, "steps": config.steps_by_k[k]} if k in config.steps_by_k else settings
-
     plan = []
-    for i, (recipe, settings) in enumerate(config.recipe_list()):
+    for i, (recipe, shared) in enumerate(config.recipe_list()):
+        steps_by_k = config.recipe_steps_by_k(i)
+        at = {k: {**shared, "steps": steps_by_k[k]} if k in steps_by_k else shared for k in config.ks}
         methods = config.methods if i == 0 or config.recipe_methods is None else config.recipe_methods
         for s in config.seeds:  # seed by seed, so a stopped sweep has whole seeds to compare
-            plan += [(recipe, at(settings, k), m, k, s) for m in methods for k in config.small_ks]
-            plan += [(recipe, at(settings, FULL), FULL, FULL, s)] if config.has_full else []
+            plan += [(recipe, at[k], m, k, s) for m in methods for k in config.small_ks]
+            plan += [(recipe, at[FULL], FULL, FULL, s)] if config.has_full else []
     return plan
 
 

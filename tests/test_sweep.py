@@ -88,6 +88,22 @@ def test_runs_trained_side_by_side_equal_the_same_runs_trained_alone_on_the_work
     assert side.keys() == solo.keys() and all(torch.equal(side[k], solo[k]) for k in side)
 
 
+def test_a_recipes_own_budget_comes_before_the_sweeps_so_budgets_can_be_recipes(image_folder):
+    from distill.sweep import planned_runs
+
+    config = SweepConfig(source=str(image_folder), methods=["random"], ks=[20, 40, "full"], train={"steps": 4},
+                         steps_by_k={20: 2, "full": 8},
+                         recipes=[{"name": "demo"},  # the sweep's budgets
+                                  {"name": "x3", "train": {"steps": 12}},  # its own steps at every k
+                                  {"name": "mixed", "train": {"steps": 12}, "steps_by_k": {40: 30}},
+                                  {"name": "by-k", "steps_by_k": {20: 6}}]).check()
+    steps = {(recipe, k): settings["steps"] for recipe, settings, _, k, _ in planned_runs(config)}
+    assert steps == {("demo", 20): 2, ("demo", 40): 4, ("demo", "full"): 8,
+                     ("x3", 20): 12, ("x3", 40): 12, ("x3", "full"): 12,
+                     ("mixed", 20): 12, ("mixed", 40): 30, ("mixed", "full"): 12,
+                     ("by-k", 20): 6, ("by-k", 40): 4, ("by-k", "full"): 8}
+
+
 def test_runs_side_by_side_start_longest_first_so_unequal_runs_fill_the_workers(monkeypatch):
     from concurrent.futures import Future
 
@@ -216,6 +232,9 @@ def test_push_without_a_token_says_what_is_missing_and_keeps_the_folder(sweep, t
     ({"parallel_runs": 0}, "parallel_runs must be a positive integer, not 0"),
     ({"steps_by_k": {40: 100}}, "steps_by_k names k = 40, which is not among the sweep's ks [20]"),
     ({"steps_by_k": {20: 0}}, "steps_by_k[20] must be a positive integer, not 0"),
+    ({"recipes": [{"name": "long", "steps_by_k": {40: 100}}]},
+     "recipe long: steps_by_k names k = 40, which is not among the sweep's ks [20]"),
+    ({"recipes": [{"name": "long", "steps_by_k": [20, 100]}]}, "recipe long: steps_by_k must map subset sizes to steps"),
 ])
 def test_a_bad_sweep_file_fails_before_any_work(tmp_path, image_folder, change, message):
     import yaml
@@ -411,6 +430,13 @@ def test_the_example_sweep_file_and_the_shipped_study_load_and_plan_their_runs(t
     assert [r["train"] for r in budget.recipes] == [{"steps": 3 * current.steps_by_k["full"]}]
     assert (budget.methods, budget.seeds, budget.ks) == (["random"], current.seeds, [300, 1000, 3000, "full"])
     assert len(planned_runs(budget)) == 3 * (3 + 1)
+    # the selection methods at that budget: the budget study's runs (same recipe name, so they are found finished)
+    # beside the current study's other subsets
+    methods = SweepConfig.load(ROOT / "studies" / "cifar10-budget-methods.yaml")
+    assert (methods.train, methods.recipes, methods.seeds) == (budget.train, budget.recipes, budget.seeds)
+    assert methods.baseline == "random" and set(methods.methods) < set(current.methods)
+    assert set(methods.ks) < set(budget.ks) and methods.teacher_layers == budget.teacher_layers
+    assert len(planned_runs(methods)) == 3 * (4 * 2 + 1)
     # recipes close together, each one change to the demo's, on the current study's random subsets and budgets
     recipes = SweepConfig.load(ROOT / "studies" / "cifar10-recipes.yaml")
     assert recipes.train == demo.train and recipes.methods == ["random"] and recipes.ks == [100, 300, 1000, "full"]

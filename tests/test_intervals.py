@@ -85,7 +85,8 @@ def test_rank_correlation_of_recipes_ranked_alike_at_small_k_and_full_data():
 
 
 def test_the_k_from_which_a_subset_stops_falling_short_of_the_full_corpus_is_named():
-    from distill.compare import gap_summary, gaps_to_full
+    from distill.compare_stats import gaps_to_full
+    from distill.compare_tables import gap_summary
 
     full = _runs(0.5, 3, seed=8)
     worse = ~_better_by(~full, 0.08)  # 8% of the full runs' right images turned wrong on every seed
@@ -115,7 +116,9 @@ def test_the_k_from_which_a_subset_stops_falling_short_of_the_full_corpus_is_nam
 
 
 def test_recipes_are_compared_with_the_baseline_recipe_paired_by_seed(tmp_path):
-    from distill.compare import baseline_arm, recipe_summary, recipe_verdicts
+    from distill.compare import baseline_arm
+    from distill.compare_stats import recipe_verdicts
+    from distill.compare_tables import recipe_summary
     from subsets.errors import InputError
 
     base = _runs(0.4, 3, seed=10)

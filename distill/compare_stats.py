@@ -1,0 +1,227 @@
+"""The statistics of a comparison of evaluated runs: one row per run, the mean over seeds of each (recipe, objective,
+method, k) with its 95% interval, and the paired differences with verdicts (methods against a baseline method,
+subsets against the full corpus, recipes against a baseline recipe) and rank correlations between small k and the
+full corpus. One bootstrap over seeds and test images gives every interval (`distill.intervals`)."""
+
+from __future__ import annotations
+
+import statistics
+from pathlib import Path
+
+import numpy as np
+
+from subsets.errors import InputError
+from subsets.fileio import read_json
+
+from .intervals import Bootstrap, Estimate, verdict
+
+METRICS = {"knn_top1": "k-NN top-1", "probe_top1": "linear probe top-1", "agreement": "cosine to teacher"}
+SCORED = ("knn_top1", "probe_top1")  # per-image results exist for these: intervals and verdicts
+COLUMNS = ["run", "recipe", "objective", "method", "k", "seed", "steps", "epochs", "knn_top1", "probe_top1", "agreement",
+           "untrained_knn_top1", "untrained_probe_top1"]
+FLOOR = "untrained student"
+FULL = "full"
+# Line styles of the objectives in the plots (colours are the methods'); dashed and dash-dot are the reference lines'.
+OBJECTIVE_STYLES = {"distill": "-", "mim-jepa": ":", "local-global": (0, (5, 1, 1, 1, 1, 1))}
+
+
+def k_order(k) -> tuple:
+    """Subset sizes ascending, the full corpus last."""
+    return (1, 0) if k == FULL else (0, k)
+
+
+def load_rows(runs: list[Path]) -> tuple[list[dict], dict]:
+    """One row per run (from run.json and eval.json; `correct` holds its per-image results) and the reference rows
+    (the untrained floor, averaged over the runs, and each teacher's scores); refuses runs evaluated on different
+    sets or without per-image results."""
+    if not runs:
+        raise InputError("compare: no runs given")
+    rows, first, references = [], None, {}
+    for run in map(Path, runs):
+        if not (run / "eval.json").exists():
+            raise InputError(f"{run}: no eval.json; evaluate it first (distill eval --run {run})")
+        ev, rec = read_json(run / "eval.json", "evaluation"), read_json(run / "run.json", "run record")
+        if first is None:
+            first = (run, ev["eval_set"])
+        elif ev["eval_set"] != first[1]:
+            diff = sorted(k for k in ev["eval_set"] if ev["eval_set"][k] != first[1].get(k))
+            raise InputError(f"{run}: evaluated on another set than {first[0]} (differs in {', '.join(diff)}); "
+                             "re-evaluate them alike to compare")
+        if "correct" not in ev["student"]:
+            raise InputError(f"{run / 'eval.json'}: has no per-image results (made by an older version); "
+                             f"re-evaluate it (distill eval --run {run})")
+        agreements = [v for v in ev["student"]["agreement"].values() if v is not None]
+        subset = rec["subset"]
+        recipe, objective = run_arm(rec)
+        rows.append({"run": _run_label(run, rec), "recipe": recipe, "objective": objective,
+                     "method": FULL if subset.get("full") else subset["method"],
+                     "k": FULL if subset.get("full") else subset["k"],
+                     "seed": rec["config"]["seed"], "steps": rec["steps"], "epochs": round(rec["epochs"], 2),
+                     "knn_top1": ev["student"]["knn_top1"], "probe_top1": ev["student"]["probe_top1"],
+                     "agreement": statistics.fmean(agreements) if agreements else None,
+                     "untrained_knn_top1": ev.get("untrained", {}).get("knn_top1"),
+                     "untrained_probe_top1": ev.get("untrained", {}).get("probe_top1"),
+                     "correct": {m: np.frombuffer(ev["student"]["correct"][m].encode(), np.uint8) == ord("1")
+                                 for m in SCORED}})
+        for name, scores in ev.get("teachers", {}).items():
+            if scores:
+                references.setdefault(f"teacher: {name}", scores)
+    rows.sort(key=lambda r: (r["recipe"], r["objective"], r["method"], k_order(r["k"]), r["seed"]))
+    _refuse_duplicates(rows)
+    return rows, floor_rows(rows) | references
+
+
+def floor_rows(rows: list[dict]) -> dict:
+    """The untrained student, averaged over the runs; one row per recipe when recipes differ in the floor (another
+    student shape or seed gives another untrained twin)."""
+    by_recipe: dict[str, dict] = {}
+    for recipe in dict.fromkeys(r["recipe"] for r in rows):
+        floors = [r for r in rows if r["recipe"] == recipe and r["untrained_knn_top1"] is not None]
+        if floors:
+            by_recipe[recipe] = {m: statistics.fmean(r[f"untrained_{m}"] for r in floors) for m in SCORED}
+    if len({tuple(v.values()) for v in by_recipe.values()}) <= 1:
+        return {FLOOR: v for v in list(by_recipe.values())[:1]}
+    return {f"{FLOOR} ({recipe})": v for recipe, v in by_recipe.items()}
+
+
+def run_arm(rec: dict) -> tuple[str, str]:
+    """(recipe, objective) of a run record: "" for a run outside a recipe; older records name no objective."""
+    return rec["config"].get("recipe") or "", rec.get("objective") or rec["config"].get("objective", "distill")
+
+
+def _run_label(run: Path, rec: dict) -> str:
+    return f"{rec['config']['recipe']}/{run.name}" if rec["config"].get("recipe") else run.name
+
+
+def _refuse_duplicates(rows: list[dict]) -> None:
+    seen = {}
+    for r in rows:
+        key = (r["recipe"], r["objective"], r["method"], r["k"], r["seed"])
+        if key in seen:
+            raise InputError(f"compare: runs {seen[key]} and {r['run']} are the same recipe, objective, method, k and seed; "
+                             "give each once")
+        seen[key] = r["run"]
+
+
+def _groups(rows: list[dict]) -> dict[tuple, dict[int, dict]]:
+    """((recipe, objective), method, k) -> {seed: row}. A recipe with an objective is an arm of the comparison."""
+    groups: dict[tuple, dict[int, dict]] = {}
+    for r in rows:
+        groups.setdefault(((r["recipe"], r["objective"]), r["method"], r["k"]), {})[r["seed"]] = r
+    return groups
+
+
+def _stack(runs: list[dict], metric: str) -> np.ndarray:
+    return np.stack([r["correct"][metric] for r in runs])
+
+
+def aggregate(rows: list[dict], boot: Bootstrap) -> list[dict]:
+    """Per (recipe, objective, method, k): mean over seeds, std, and the 95% interval (seeds and test images
+    resampled)."""
+    out = []
+    for (arm, method, k), by_seed in sorted(_groups(rows).items(), key=lambda g: (g[0][0], g[0][1], k_order(g[0][2]))):
+        rs = [by_seed[s] for s in sorted(by_seed)]
+        agg = {"recipe": arm[0], "objective": arm[1], "method": method, "k": k, "seeds": len(rs),
+               "steps": ", ".join(f"{s:,}" for s in sorted({r["steps"] for r in rs}))}
+        for m in METRICS:
+            vals = [r[m] for r in rs if r[m] is not None]
+            agg[m] = statistics.fmean(vals) if vals else None
+            agg[m + "_std"] = statistics.stdev(vals) if len(vals) > 1 else 0.0
+        for m in SCORED:
+            est = boot.mean(_stack(rs, m))
+            agg[m + "_low"], agg[m + "_high"] = est.low, est.high
+        out.append(agg)
+    return out
+
+
+def _paired(boot: Bootstrap, runs: dict[int, dict], base: dict[int, dict], seeds: list[int]) -> dict:
+    """Per scored metric: the mean over `seeds` of runs - base, paired by seed and test image, its 95% interval and
+    its verdict."""
+    row = {}
+    for m in SCORED:
+        d = boot.difference(_stack([runs[s] for s in seeds], m), _stack([base[s] for s in seeds], m))
+        row |= {f"{m}_diff": d.value, f"{m}_low": d.low, f"{m}_high": d.high, f"{m}_verdict": verdict(d.low, d.high)}
+    return row
+
+
+def _against(rows: list[dict], partner, by_k_first: bool = False) -> tuple[list[tuple], bool]:
+    """Every group (arm, method, k) with the group it is compared with (`partner(arm, method, k)` names it, None for
+    none) and the seeds both have: ([(arm, method, k, its runs by seed, the partner's, seeds)], whether a pair was
+    dropped for sharing fewer than two seeds: one seed gives no interval over seeds)."""
+    groups = _groups(rows)
+    order = (lambda g: (g[0][0], k_order(g[0][2]), g[0][1])) if by_k_first else \
+        (lambda g: (g[0][0], g[0][1], k_order(g[0][2])))
+    pairs, single = [], False
+    for key, by_seed in sorted(groups.items(), key=order):
+        other = partner(*key)
+        base = groups.get(other) if other not in (None, key) else None
+        if base is None:
+            continue
+        seeds = sorted(set(by_seed) & set(base))
+        if len(seeds) < 2:
+            single = True
+            continue
+        pairs.append((*key, by_seed, base, seeds))
+    return pairs, single
+
+
+def verdicts(rows: list[dict], boot: Bootstrap, baseline: str) -> tuple[list[dict], str | None]:
+    """Each method against `baseline` at each k of each recipe: the mean over seeds of the paired difference (same
+    seed, same test images), its 95% interval, and a verdict. Returns (rows, why there are none, if so)."""
+    pairs, single = _against(rows, lambda arm, method, k: None if method == FULL else (arm, baseline, k),
+                             by_k_first=True)
+    out = [{"recipe": arm[0], "objective": arm[1], "k": k, "method": method, "baseline": baseline,
+            "seeds": len(seeds)} | _paired(boot, by_seed, base, seeds)
+           for arm, method, k, by_seed, base, seeds in pairs]
+    if out:
+        return out, None
+    if single:
+        return [], (f"no verdicts: a verdict against {baseline} needs at least two seeds of each method at a k "
+                    "(paired by seed); these runs have one")
+    return [], f"no verdicts: no method has runs beside {baseline} at the same k"
+
+
+def arm_name(recipe: str, objective: str, with_objective: bool = False) -> str:
+    name = recipe or "(no recipe)"
+    return f"{name}, {objective}" if with_objective else name
+
+
+def recipe_verdicts(rows: list[dict], boot: Bootstrap, baseline: tuple[str, str]) -> list[dict]:
+    """Each other recipe (with its objective) against the `baseline` one, for each method and k both ran: the mean
+    over seeds of the paired difference (same seed, subset and test images), its 95% interval and a verdict."""
+    several = len({r["objective"] for r in rows}) > 1
+    pairs, _ = _against(rows, lambda arm, method, k: (baseline, method, k))
+    return [{"recipe": arm[0], "objective": arm[1], "method": method, "k": k, "against": arm_name(*baseline, several),
+             "seeds": len(seeds), "steps": by_seed[seeds[0]]["steps"], "against_steps": base[seeds[0]]["steps"]}
+            | _paired(boot, by_seed, base, seeds) for arm, method, k, by_seed, base, seeds in pairs]
+
+
+def gaps_to_full(rows: list[dict], boot: Bootstrap) -> list[dict]:
+    """Each method at each small k against the full corpus of the same recipe: the mean over seeds of the paired
+    difference (same seed, so the same student initialisation; same test images), its 95% interval and a verdict.
+    'not resolved' from some k on is where the subset stops being told apart from all the data at this budget."""
+    pairs, _ = _against(rows, lambda arm, method, k: None if method == FULL else (arm, FULL, FULL))
+    return [{"recipe": arm[0], "objective": arm[1], "method": method, "k": k, "seeds": len(seeds),
+             "steps": by_seed[seeds[0]]["steps"], "full_steps": base[seeds[0]]["steps"]}
+            | _paired(boot, by_seed, base, seeds) for arm, method, k, by_seed, base, seeds in pairs]
+
+
+def rank_correlations(rows: list[dict], boot: Bootstrap, metric: str = "knn_top1") -> list[dict]:
+    """With runs on the full corpus: for each method and small k, Spearman's correlation between the ranking of
+    recipes (with their objectives) there and on the full corpus, with its 95% interval (recipes paired by seed)."""
+    groups = _groups(rows)
+    full = {arm: g for (arm, method, _), g in groups.items() if method == FULL}
+    out = []
+    for method in sorted({m for (_, m, _) in groups if m != FULL}):
+        for k in sorted({k for (_, m, k) in groups if m == method}, key=k_order):
+            recipes = [r for r in sorted(full) if (r, method, k) in groups]
+            if len(recipes) < 3:  # with two, any ranking correlates +-1
+                continue
+            seeds = sorted(set.intersection(*[set(groups[(r, method, k)]) & set(full[r]) for r in recipes]))
+            if not seeds:
+                continue
+            est: Estimate = boot.rank_correlation([_stack([groups[(r, method, k)][s] for s in seeds], metric) for r in recipes],
+                                                  [_stack([full[r][s] for s in seeds], metric) for r in recipes])
+            out.append({"method": method, "k": k, "recipes": len(recipes), "seeds": len(seeds), "metric": metric,
+                        "spearman": est.value, "low": est.low, "high": est.high})
+    return out

@@ -28,7 +28,8 @@ from rich.table import Table  # noqa: E402
 from distill.config import TrainConfig  # noqa: E402
 from distill.demo import DemoConfig  # noqa: E402
 from distill.evaluate import EvalConfig, evaluate_run  # noqa: E402
-from distill.train import is_complete, latest_checkpoint, train  # noqa: E402
+from distill.run_dir import is_complete, latest_checkpoint  # noqa: E402
+from distill.train import train  # noqa: E402
 
 # The demo's recipe before issue 10: a 4-block ViT-Ti, patch 8, token + feature levels, cosine on normalised targets
 # (now normalised by the corpus's statistics).

@@ -154,7 +154,7 @@ def _to_tensor(resolution: int, mean, std) -> v2.Compose:
 
 def check_complete(run: Path) -> dict:
     """The run.json of a complete run; one line naming what is missing otherwise."""
-    from .train import run_record
+    from .run_dir import run_record
 
     record = run_record(run)
     if not (record and record.get("complete")):
@@ -185,7 +185,7 @@ def run_corpus(run: Path) -> str | None:
     """The corpus a run was distilled from (its `source`, else its subset's), when this machine can see it."""
     from subsets.manifest import read_manifest
 
-    from .train import run_record
+    from .run_dir import run_record
 
     record = run_record(run)
     if record is None:

@@ -39,8 +39,9 @@ from .compare import compare_runs
 from .config import SELF_SUPERVISED, TrainConfig, read_yaml_mapping
 from .encoders import DEFAULT_ENCODER, resolve_encoder
 from .evaluate import EvalConfig, evaluate_run
+from .run_dir import holds_run, is_complete, run_record
 from .side_by_side import PendingRun, train_side_by_side
-from .train import OPERATIONAL, holds_run, is_complete, make_accelerator, run_record, train
+from .train import OPERATIONAL, make_accelerator, train
 
 SET_BY_SWEEP = {"out", "targets", "teacher", "subset", "source", "k", "seed", "recipe"}
 FULL = "full"

@@ -187,6 +187,11 @@ def cmd_sweep(a: argparse.Namespace) -> None:
     config = SweepConfig.load(a.config)
     if a.out:
         config.out = str(a.out)
+    if a.plan:
+        from .sweep_plan import plan_runs, print_plan
+
+        print_plan(config, plan_runs(config))
+        return
     acc = make_accelerator(config.train_config(Path(config.out), 1, config.seeds[0]))
     try:
         run_sweep(config, acc)
@@ -322,6 +327,8 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--config", type=Path, default=None, help="sweep file (YAML)")
     w.add_argument("--out", type=Path, default=None, help="override the sweep file's out")
     w.add_argument("--example", action="store_true", help="print a sweep file with every setting and exit")
+    w.add_argument("--plan", action="store_true",
+                   help="print the runs the sweep plans (budgets; done, under way, to train; time left) and exit")
     w.set_defaults(func=cmd_sweep)
 
     d = sub.add_parser("demo", help="the embedded default, end to end, offline")

@@ -38,26 +38,31 @@ def threads_per_worker(workers: int) -> int:
 
 
 def train_side_by_side(runs: list[PendingRun], workers: int, console: Console) -> None:
-    """Train every run, `workers` at a time in worker processes; a run that fails stops the others and its error is
-    raised here."""
+    """Train every run, `workers` at a time in worker processes; a run that fails is reported at once, no other run
+    starts after it, and its error is raised here once the runs under way have finished (they are kept)."""
     threads = threads_per_worker(workers)
     console.print(f"training {len(runs)} run(s) side by side: {workers} worker processes x {threads} thread(s)")
     context = multiprocessing.get_context("spawn")  # torch and its thread pools do not survive a fork
+    # Longest first, so that runs of unequal length fill the workers evenly (the last to start is the shortest).
+    # A run is handed to the pool only when a worker is free: a run queued in the pool could not be called back
+    # once another failed.
+    waiting = sorted(runs, key=lambda r: -r.config.steps * r.config.batch_size)
     with ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker, initargs=(threads,)) as pool, \
             progress_bar("runs") as bar:
         task = bar.add_task("train side by side", total=len(runs))
-        # Longest first, so that runs of unequal length fill the workers evenly (the last to start is the shortest)
-        longest_first = sorted(runs, key=lambda r: -r.config.steps * r.config.batch_size)
-        futures = {pool.submit(_train_run, r.config, r.resume): r for r in longest_first}
-        pending = set(futures)
-        while pending:
-            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+        under_way = {}
+        while waiting or under_way:
+            while waiting and len(under_way) < workers:
+                run = waiting.pop(0)
+                under_way[pool.submit(_train_run, run.config, run.resume)] = run
+            done, _ = wait(under_way, return_when=FIRST_COMPLETED)
             for future in done:
+                run = under_way.pop(future)
                 if future.exception() is not None:
-                    for other in pending:
-                        other.cancel()
+                    others = f"; the {len(under_way)} run(s) under way finish first" if under_way else ""
+                    console.print(f"[red]{run.label}: failed[/] ({future.exception()}){others}, no other run starts")
                     raise future.exception()
-                console.print(f"{futures[future].label}: trained")
+                console.print(f"{run.label}: trained")
                 bar.advance(task)
 
 

@@ -227,6 +227,36 @@ def planned_runs(config: SweepConfig) -> list[tuple[str | None, dict, str, int |
     return plan
 
 
+def run_plan(config: SweepConfig, out: Path, full_size: int) -> list[tuple[str, Path, TrainConfig]]:
+    """(label, folder, train settings) of every planned run; the full corpus's runs learn from `full_size` images."""
+    todo = planned_runs(config)
+    plan = []
+    for i, (recipe, settings, method, k, seed) in enumerate(todo, 1):
+        name = FULL if k == FULL else selection_name(method, seed)
+        run = out / "runs" / (recipe or "") / run_name(method, k, seed)
+        train_config = config.train_config(out / "targets" / name, full_size if k == FULL else k, seed, run, recipe,
+                                           settings, out / "subsets" / name)
+        plan.append((f"run {i}/{len(todo)} {f'{recipe}/{run.name}' if recipe else run.name}", run, train_config))
+    return plan
+
+
+def full_corpus_size(config: SweepConfig, out: Path) -> int:
+    """The full corpus's images: its ordering's length where the sweep made it (dedup may have dropped some)."""
+    ordering = out / "subsets" / FULL
+    return len(read_manifest(ordering).order) if (ordering / "manifest.json").exists() else config.corpus_size
+
+
+def refuse_runs_of_other_settings(config: SweepConfig, out: Path) -> None:
+    """A run folder of the plan holding a finished run of other settings (an edited sweep file rerun into the same
+    out) is refused before any work starts, not when the sweep reaches it."""
+    full_size = full_corpus_size(config, out) if config.has_full else 0
+    for _, run, train_config in run_plan(config, out, full_size):
+        differ = settings_differing(run, train_config)
+        if differ:
+            raise InputError(f"{run}: holds a finished run of other settings (differs in {', '.join(differ)}); move "
+                             "it away or choose another out")
+
+
 def selections_needed(config: SweepConfig) -> list[tuple[str, int]]:
     """(method, seed) of every selection the planned runs read (the full corpus needs none of these)."""
     needed = {(m, s) for _, _, m, k, s in planned_runs(config) if k != FULL}
@@ -312,6 +342,7 @@ def run_sweep(config: SweepConfig, accelerator=None, console: Console | None = N
     first = config.small_ks[0] if config.small_ks else 1
     acc = accelerator or make_accelerator(config.train_config(out, first, config.seeds[0]))
     with folder_lock(out, acc):  # a second sweep into the same out is refused while this one runs
+        refuse_runs_of_other_settings(config, out)
         return _sweep(config, out, teacher, acc, console, start)
 
 
@@ -335,16 +366,9 @@ def _sweep(config: SweepConfig, out: Path, teacher, acc, console: Console, start
                       CacheConfig(views=ViewPolicy(views=config.views), patch_grid=config.patch_grid), acc)
     eval_config = config.eval_config()
     runs, pending = [], []
-    todo = planned_runs(config)
-    for i, (recipe, settings, method, k, seed) in enumerate(todo, 1):
-        cache = caches[FULL] if k == FULL else caches[selection_name(method, seed)]
-        run = out / "runs" / (recipe or "") / run_name(method, k, seed)
+    for label, run, run_config in run_plan(config, out, len(manifests[FULL].order) if config.has_full else 0):
         runs.append(run)
-        k_run = len(manifests[FULL].order) if k == FULL else k
-        run_config = config.train_config(cache, k_run, seed, run, recipe, settings,
-                                         manifests[FULL if k == FULL else selection_name(method, seed)].path)
-        label = f"run {i}/{len(todo)} {f'{recipe}/{run.name}' if recipe else run.name}"
-        if _finished(run, run_config, eval_config):
+        if is_finished(run, run_config, eval_config):
             console.print(f"[bold]{label}[/]: done, skipped")
             continue
         pending.append(PendingRun(label, run_config, holds_run(run) and not is_complete(run)))
@@ -372,18 +396,33 @@ def _sweep(config: SweepConfig, out: Path, teacher, acc, console: Console, start
     return result
 
 
-def _finished(run: Path, train_config: TrainConfig, eval_config: EvalConfig) -> bool:
-    """Trained with these settings and evaluated on the same evaluation set as asked."""
+def settings_differing(run: Path, train_config: TrainConfig) -> list[str] | None:
+    """The settings (those that change what a run computes) in which the finished run in `run` differs from
+    `train_config`; None where no finished run is there."""
     record = run_record(run)
-    if not (record and record.get("complete")) or not (run / "eval.json").exists():
-        return False
+    if not (record and record.get("complete")):
+        return None
     try:  # settings added since the run was made count at their defaults (which keep the old behaviour)
         done = TrainConfig.from_dict(record["config"], str(run)).to_dict()
-    except InputError:  # a setting that no longer exists: made by another version
-        return False
-    same = {k: v for k, v in done.items() if k not in OPERATIONAL} == \
-        {k: v for k, v in train_config.to_dict().items() if k not in OPERATIONAL}
-    return same and read_json(run / "eval.json", "evaluation")["eval_set"] == eval_config.eval_set()
+    except InputError as e:  # a setting that no longer exists: made by another version
+        return [str(e).rsplit(": ", 1)[-1]]
+    wanted = train_config.to_dict()
+    return sorted(k for k in set(done) | set(wanted) if k not in OPERATIONAL and done.get(k) != wanted.get(k))
+
+
+def trained_as(run: Path, train_config: TrainConfig) -> bool:
+    """The run finished training with these settings."""
+    return settings_differing(run, train_config) == []
+
+
+def evaluated_as(run: Path, eval_config: EvalConfig) -> bool:
+    return (run / "eval.json").exists() and \
+        read_json(run / "eval.json", "evaluation")["eval_set"] == eval_config.eval_set()
+
+
+def is_finished(run: Path, train_config: TrainConfig, eval_config: EvalConfig) -> bool:
+    """Trained with these settings and evaluated on the same evaluation set as asked."""
+    return trained_as(run, train_config) and evaluated_as(run, eval_config)
 
 
 def example_sweep_file() -> str:

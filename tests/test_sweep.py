@@ -136,6 +136,44 @@ def test_runs_side_by_side_start_longest_first_so_unequal_runs_fill_the_workers(
     assert started == [1000, 100, 300, 50]
 
 
+def test_a_run_that_fails_side_by_side_is_reported_and_no_other_run_starts_after_it(monkeypatch):
+    from concurrent.futures import Future
+
+    from rich.console import Console
+
+    import distill.side_by_side as side
+
+    started = []
+
+    class Pool:  # each run ends as soon as it is handed over; k = 1000 fails
+        def __init__(self, *args, **kwargs):
+            pass
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def submit(self, fn, config, resume):
+            started.append(config.k)
+            future = Future()
+            if config.k == 1000:
+                future.set_exception(InputError("runs/kcenter-k1000-s0: holds a run already"))
+            else:
+                future.set_result(None)
+            return future
+
+    monkeypatch.setattr(side, "ProcessPoolExecutor", Pool)
+    runs = [side.PendingRun(f"run {k}", TrainConfig(k=k, steps=steps), False)
+            for k, steps in [(100, 1800), (300, 1800), (1000, 3600), (50, 900)]]
+    console = Console(record=True, width=200)
+    with pytest.raises(InputError, match="holds a run already"):
+        side.train_side_by_side(runs, 2, console)
+    assert started == [1000, 100]  # the two the workers took; the other two never start
+    assert "run 1000: failed (runs/kcenter-k1000-s0: holds a run already)" in console.export_text()
+
+
 def test_a_resumed_sweep_does_not_redo_finished_runs(tmp_path, image_folder):
     import shutil
 
@@ -430,13 +468,12 @@ def test_the_example_sweep_file_and_the_shipped_study_load_and_plan_their_runs(t
     assert [r["train"] for r in budget.recipes] == [{"steps": 3 * current.steps_by_k["full"]}]
     assert (budget.methods, budget.seeds, budget.ks) == (["random"], current.seeds, [300, 1000, 3000, "full"])
     assert len(planned_runs(budget)) == 3 * (3 + 1)
-    # the selection methods at that budget: the budget study's runs (same recipe name, so they are found finished)
-    # beside the current study's other subsets
+    # the other selection methods at that budget, compared with the budget study's random and full-corpus runs
     methods = SweepConfig.load(ROOT / "studies" / "cifar10-budget-methods.yaml")
     assert (methods.train, methods.recipes, methods.seeds) == (budget.train, budget.recipes, budget.seeds)
-    assert methods.baseline == "random" and set(methods.methods) < set(current.methods)
+    assert "random" not in methods.methods and set(methods.methods) < set(current.methods)
     assert set(methods.ks) < set(budget.ks) and methods.teacher_layers == budget.teacher_layers
-    assert len(planned_runs(methods)) == 3 * (4 * 2 + 1)
+    assert len(planned_runs(methods)) == 3 * 3 * 2
     # recipes close together, each one change to the demo's, on the current study's random subsets and budgets
     recipes = SweepConfig.load(ROOT / "studies" / "cifar10-recipes.yaml")
     assert recipes.train == demo.train and recipes.methods == ["random"] and recipes.ks == [100, 300, 1000, "full"]
@@ -494,7 +531,7 @@ def test_eval_needs_a_test_source_except_for_the_demo_corpus_and_the_old_flag_st
 def test_a_run_made_before_a_setting_existed_counts_as_finished_at_that_settings_default(sweep, tmp_path, image_folder):
     import shutil
 
-    from distill.sweep import _finished
+    from distill.sweep import is_finished as _finished
 
     out, paths = sweep
     config = _sweep(out, image_folder)
@@ -510,6 +547,47 @@ def test_a_run_made_before_a_setting_existed_counts_as_finished_at_that_settings
     record["config"]["lr"] = 0.5  # but other settings are other runs
     (run / "run.json").write_text(json.dumps(record))
     assert not _finished(run, train_config, config.eval_config())
+
+
+def test_the_plan_says_where_each_run_stands_and_an_edited_sweep_file_is_refused_before_any_work(tmp_path,
+                                                                                                  image_folder):
+    import shutil
+    from dataclasses import asdict
+
+    import yaml
+
+    from distill.sweep_plan import plan_runs, time_left
+
+    copy = tmp_path / "sw"
+    config = _sweep(copy, image_folder)
+    assert [p.status for p in plan_runs(config)] == ["to train"] * 4
+    run_sweep(config)
+    assert [p.status for p in plan_runs(config)] == ["done"] * 4
+    shutil.rmtree(copy / "runs" / "kcenter-k40-s0")
+    (copy / "runs" / "random-k20-s0" / "eval.json").unlink()
+    started = copy / "runs" / "random-k40-s0"
+    record = json.loads((started / "run.json").read_text()) | {"complete": False}
+    shutil.rmtree(started)
+    started.mkdir()
+    (started / "run.json").write_text(json.dumps(record))  # a run stopped before its first checkpoint
+    planned = plan_runs(config)
+    assert [(p.method, p.k, p.status, p.steps_left) for p in planned] == [
+        ("kcenter", 20, "done", 0), ("kcenter", 40, "to train", 4), ("random", 20, "to evaluate", 0),
+        ("random", 40, "under way", 4)]
+    seconds, _ = time_left(planned, parallel_runs=1)
+    paces = [p.seconds_per_step for p in planned if p.seconds_per_step]
+    assert len(paces) == 2 and seconds == pytest.approx(8 * sum(paces) / 2)  # 8 steps left at the median pace
+    (tmp_path / "sweep.yaml").write_text(yaml.safe_dump(asdict(config)))
+    res = run_cli("sweep", "--config", tmp_path / "sweep.yaml", "--plan")
+    assert res.returncode == 0 and "4 run(s): 1 done, 1 to evaluate, 1 under way, 1 to train; 8 steps left" in \
+        " ".join(res.stdout.split())
+    # the file edited (k = 20 now trains 6 steps): its finished runs are other runs, refused before anything is made
+    config.steps_by_k = {20: 6}
+    assert [p.status for p in plan_runs(config.check())][::2] == ["other settings"] * 2
+    with pytest.raises(InputError, match=r"kcenter-k20-s0: holds a finished run of other settings \(differs in "
+                                         r"steps\); move it away or choose another out"):
+        run_sweep(config)
+    assert not (copy / "runs" / "kcenter-k40-s0").exists() and not (copy / "runs" / "random-k20-s0" / "eval.json").exists()
 
 
 def test_a_manifest_written_before_the_device_setting_is_reused_as_a_cpu_selection():

@@ -1,0 +1,115 @@
+"""What a sweep will do before it does it (`distill sweep --config FILE --plan`): every run it plans, grouped by
+recipe, method and k, with its budget, how many are done, under way and still to train, and the time left at the
+pace of the runs it has already finished. Reads the sweep's folder; trains, selects and caches nothing."""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from .run_dir import holds_run, latest_checkpoint, run_record
+from .sweep import FULL, SweepConfig, evaluated_as, full_corpus_size, planned_runs, run_plan, trained_as
+
+# "other settings": a finished run of other settings holds the run's folder; the sweep refuses to train over it
+STATUSES = ("done", "to evaluate", "under way", "to train", "other settings")
+
+
+@dataclass
+class PlannedRun:
+    recipe: str | None
+    method: str
+    k: int | str
+    seed: int
+    steps: int
+    batch_size: int
+    k_images: int  # the images it learns from (the corpus's size for the full corpus)
+    status: str  # one of STATUSES
+    steps_left: int
+    seconds_per_step: float | None  # its own pace, where it finished in one go here
+
+
+def _pace(record: dict) -> float | None:
+    """Seconds per step of a finished run, from the invocation that finished it."""
+    done_here = record["steps"] - (record.get("resumed_at") or 0)
+    seconds = record.get("seconds_this_invocation")
+    return seconds / done_here if seconds and done_here > 0 else None
+
+
+def plan_runs(config: SweepConfig) -> list[PlannedRun]:
+    """Each run the sweep plans, in its order, with where it stands in the sweep's folder."""
+    out = Path(config.out)
+    eval_config = config.eval_config()
+    planned = []
+    runs = zip(planned_runs(config), run_plan(config, out, full_corpus_size(config, out) if config.has_full else 0))
+    for (recipe, _, method, k, seed), (_, run, train_config) in runs:
+        steps, pace, left = train_config.steps, None, train_config.steps
+        complete = bool((run_record(run) or {}).get("complete"))
+        if trained_as(run, train_config):
+            status, left, pace = "done" if evaluated_as(run, eval_config) else "to evaluate", 0, _pace(run_record(run))
+        elif complete:  # the sweep would refuse to train over it
+            status = "other settings"
+        elif holds_run(run):
+            checkpoint = latest_checkpoint(run)
+            status, left = "under way", steps - (int(checkpoint.name.split("-")[1]) if checkpoint else 0)
+        else:
+            status = "to train"
+        planned.append(PlannedRun(recipe, FULL if k == FULL else method, k, seed, steps, train_config.batch_size,
+                                  train_config.k, status, left, pace))
+    return planned
+
+
+def time_left(planned: list[PlannedRun], parallel_runs: int) -> tuple[float, str] | None:
+    """Seconds of training left, at each recipe's median pace over its finished runs (another recipe's where it has
+    none), shared among the runs trained side by side; None before any run has finished."""
+    paces = [p.seconds_per_step for p in planned if p.seconds_per_step]
+    if not paces:
+        return None
+    by_recipe = {r: statistics.median(ps) for r in {p.recipe for p in planned}
+                 if (ps := [p.seconds_per_step for p in planned if p.recipe == r and p.seconds_per_step])}
+    overall = statistics.median(paces)
+    seconds = sum(p.steps_left * by_recipe.get(p.recipe, overall) for p in planned) / parallel_runs
+    return seconds, f"{overall:.3f} s a step (median of {len(paces)} finished run(s) here)"
+
+
+def _duration(seconds: float) -> str:
+    hours, minutes = divmod(round(seconds / 60), 60)
+    return f"{hours} h {minutes:02d} min" if hours else f"{minutes} min"
+
+
+def print_plan(config: SweepConfig, planned: list[PlannedRun], console: Console | None = None) -> None:
+    console = console or Console()
+    groups: dict[tuple, list[PlannedRun]] = {}
+    for p in planned:
+        groups.setdefault((p.recipe, p.method, p.k), []).append(p)
+    named = any(p.recipe for p in planned)
+    table = Table(title=f"sweep plan: {config.out}", title_style="bold")
+    counts = {s: sum(p.status == s for p in planned) for s in STATUSES}
+    shown = [s for s in STATUSES if counts[s] or s in ("done", "to train")]
+    for col in ["recipe"] * named + ["method", "k", "seeds", "steps", "passes per image", *shown]:
+        table.add_column(col, justify="left" if col in ("recipe", "method") else "right")
+    for (recipe, method, k), ps in groups.items():
+        first = ps[0]
+        table.add_row(*[recipe or "-"] * named, method, FULL if k == FULL else f"{k:,}", str(len(ps)),
+                      f"{first.steps:,}", f"{first.steps * first.batch_size / first.k_images:,.1f}",
+                      *(str(sum(p.status == s for p in ps)) for s in shown))
+    console.print(table)
+    left = sum(p.steps_left for p in planned)
+    line = f"{len(planned)} run(s): " + ", ".join(f"{counts[s]} {s}" for s in shown) + f"; {left:,} steps left"
+    estimate = time_left(planned, config.parallel_runs) if left else None
+    if estimate:
+        seconds, pace = estimate
+        side = f", {config.parallel_runs} side by side" if config.parallel_runs > 1 else ""
+        line += f", about {_duration(seconds)} of training at {pace}{side}; evaluation not counted"
+    elif left:
+        line += "; no run here has finished yet to time the rest by"
+    console.print(line)
+    if counts["other settings"]:
+        clash = [p for p in planned if p.status == "other settings"]
+        console.print(f"[red]{counts['other settings']} run folder(s) hold a finished run of other settings[/], which "
+                      f"the sweep will not train over (the first: {clash[0].method} k = {clash[0].k} seed "
+                      f"{clash[0].seed}{f' of recipe {clash[0].recipe}' if clash[0].recipe else ''}); move them or "
+                      "choose another out")

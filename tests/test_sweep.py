@@ -104,16 +104,12 @@ def test_a_recipes_own_budget_comes_before_the_sweeps_so_budgets_can_be_recipes(
                      ("by-k", 20): 6, ("by-k", 40): 4, ("by-k", "full"): 8}
 
 
-def test_runs_side_by_side_start_longest_first_so_unequal_runs_fill_the_workers(monkeypatch):
+def _instant_pool(started: list, fails: int | None = None):
+    """A stand-in for the process pool: each run ends as soon as it is handed over (k = `fails` with an error),
+    and `started` records the k of each run in the order the workers took them."""
     from concurrent.futures import Future
 
-    from rich.console import Console
-
-    import distill.side_by_side as side
-
-    started = []
-
-    class Pool:  # runs each submitted run at once, in the order the runs were handed to the workers
+    class Pool:
         def __init__(self, *args, **kwargs):
             pass
 
@@ -126,50 +122,41 @@ def test_runs_side_by_side_start_longest_first_so_unequal_runs_fill_the_workers(
         def submit(self, fn, config, resume):
             started.append(config.k)
             future = Future()
-            future.set_result(None)
-            return future
-
-    monkeypatch.setattr(side, "ProcessPoolExecutor", Pool)
-    runs = [side.PendingRun(f"run {k}", TrainConfig(k=k, steps=steps), False)
-            for k, steps in [(100, 1800), (300, 1800), (1000, 3600), (50, 900)]]
-    side.train_side_by_side(runs, 2, Console(quiet=True))
-    assert started == [1000, 100, 300, 50]
-
-
-def test_a_run_that_fails_side_by_side_is_reported_and_no_other_run_starts_after_it(monkeypatch):
-    from concurrent.futures import Future
-
-    from rich.console import Console
-
-    import distill.side_by_side as side
-
-    started = []
-
-    class Pool:  # each run ends as soon as it is handed over; k = 1000 fails
-        def __init__(self, *args, **kwargs):
-            pass
-
-        def __enter__(self):
-            return self
-
-        def __exit__(self, *exc):
-            return False
-
-        def submit(self, fn, config, resume):
-            started.append(config.k)
-            future = Future()
-            if config.k == 1000:
-                future.set_exception(InputError("runs/kcenter-k1000-s0: holds a run already"))
+            if config.k == fails:
+                future.set_exception(InputError(f"runs/kcenter-k{fails}-s0: holds a run already"))
             else:
                 future.set_result(None)
             return future
 
-    monkeypatch.setattr(side, "ProcessPoolExecutor", Pool)
-    runs = [side.PendingRun(f"run {k}", TrainConfig(k=k, steps=steps), False)
+    return Pool
+
+
+def _pending_runs(side) -> list:
+    return [side.PendingRun(f"run {k}", TrainConfig(k=k, steps=steps), False)
             for k, steps in [(100, 1800), (300, 1800), (1000, 3600), (50, 900)]]
+
+
+def test_runs_side_by_side_start_longest_first_so_unequal_runs_fill_the_workers(monkeypatch):
+    from rich.console import Console
+
+    import distill.side_by_side as side
+
+    started = []
+    monkeypatch.setattr(side, "ProcessPoolExecutor", _instant_pool(started))
+    side.train_side_by_side(_pending_runs(side), 2, Console(quiet=True))
+    assert started == [1000, 100, 300, 50]
+
+
+def test_a_run_that_fails_side_by_side_is_reported_and_no_other_run_starts_after_it(monkeypatch):
+    from rich.console import Console
+
+    import distill.side_by_side as side
+
+    started = []
+    monkeypatch.setattr(side, "ProcessPoolExecutor", _instant_pool(started, fails=1000))
     console = Console(record=True, width=200)
     with pytest.raises(InputError, match="holds a run already"):
-        side.train_side_by_side(runs, 2, console)
+        side.train_side_by_side(_pending_runs(side), 2, console)
     assert started == [1000, 100]  # the two the workers took; the other two never start
     assert "run 1000: failed (runs/kcenter-k1000-s0: holds a run already)" in console.export_text()
 

@@ -29,7 +29,7 @@ class PlannedRun:
     k_images: int  # the images it learns from (the corpus's size for the full corpus)
     status: str  # one of STATUSES
     steps_left: int
-    seconds_per_step: float | None  # its own pace, where it finished in one go here
+    seconds_per_step: float | None  # a done run's pace over the invocation that finished it
 
 
 def _pace(record: dict) -> float | None:
@@ -47,10 +47,10 @@ def plan_runs(config: SweepConfig) -> list[PlannedRun]:
     runs = zip(planned_runs(config), run_plan(config, out, full_corpus_size(config, out) if config.has_full else 0))
     for (recipe, _, method, k, seed), (_, run, train_config) in runs:
         steps, pace, left = train_config.steps, None, train_config.steps
-        complete = bool((run_record(run) or {}).get("complete"))
+        record = run_record(run) or {}
         if trained_as(run, train_config):
-            status, left, pace = "done" if evaluated_as(run, eval_config) else "to evaluate", 0, _pace(run_record(run))
-        elif complete:  # the sweep would refuse to train over it
+            status, left, pace = "done" if evaluated_as(run, eval_config) else "to evaluate", 0, _pace(record)
+        elif record.get("complete"):  # the sweep refuses to train over it
             status = "other settings"
         elif holds_run(run):
             checkpoint = latest_checkpoint(run)

@@ -405,7 +405,7 @@ def settings_differing(run: Path, train_config: TrainConfig) -> list[str] | None
     try:  # settings added since the run was made count at their defaults (which keep the old behaviour)
         done = TrainConfig.from_dict(record["config"], str(run)).to_dict()
     except InputError as e:  # a setting that no longer exists: made by another version
-        return [str(e).rsplit(": ", 1)[-1]]
+        return [f"settings of another version ({str(e).rsplit(': ', 1)[-1]})"]
     wanted = train_config.to_dict()
     return sorted(k for k in set(done) | set(wanted) if k not in OPERATIONAL and done.get(k) != wanted.get(k))
 

@@ -524,6 +524,7 @@ def test_a_run_made_before_a_setting_existed_counts_as_finished_at_that_settings
     import shutil
 
     from distill.sweep import is_finished as _finished
+    from distill.sweep import settings_differing
 
     out, paths = sweep
     config = _sweep(out, image_folder)
@@ -539,6 +540,10 @@ def test_a_run_made_before_a_setting_existed_counts_as_finished_at_that_settings
     record["config"]["lr"] = 0.5  # but other settings are other runs
     (run / "run.json").write_text(json.dumps(record))
     assert not _finished(run, train_config, config.eval_config())
+    assert settings_differing(run, train_config) == ["lr"]
+    record["config"]["sharpness"] = 2.0  # and so are settings this version does not know
+    (run / "run.json").write_text(json.dumps(record))
+    assert settings_differing(run, train_config) == ["settings of another version (unknown setting(s) sharpness)"]
 
 
 def test_the_plan_says_where_each_run_stands_and_an_edited_sweep_file_is_refused_before_any_work(tmp_path,

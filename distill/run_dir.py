@@ -63,6 +63,12 @@ def latest_checkpoint(run: Path) -> Path | None:
     return done[-1] if done else None
 
 
+def steps_checkpointed(run: Path) -> int:
+    """The step a resumed run starts from: its latest checkpoint's (0 without one)."""
+    latest = latest_checkpoint(run)
+    return int(read_json(latest / "state.json", "checkpoint state")["step"]) if latest else 0
+
+
 def save_checkpoint(acc, run: Path, step: int, ident: dict, keep: int, ema=None) -> Path:
     final = checkpoint_dir(run, step)
     tmp = final.with_name(final.name + ".tmp")

@@ -16,6 +16,7 @@ import shutil
 import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
+from typing import NamedTuple
 
 import yaml
 from rich.console import Console
@@ -227,8 +228,18 @@ def planned_runs(config: SweepConfig) -> list[tuple[str | None, dict, str, int |
     return plan
 
 
-def run_plan(config: SweepConfig, out: Path, full_size: int) -> list[tuple[str, Path, TrainConfig]]:
-    """(label, folder, train settings) of every planned run; the full corpus's runs learn from `full_size` images."""
+class RunPlan(NamedTuple):
+    recipe: str | None
+    method: str  # FULL for the full corpus
+    k: int | str
+    seed: int
+    label: str
+    folder: Path
+    config: TrainConfig
+
+
+def run_plan(config: SweepConfig, out: Path, full_size: int) -> list[RunPlan]:
+    """Every planned run with its folder and train settings; the full corpus's runs learn from `full_size` images."""
     todo = planned_runs(config)
     plan = []
     for i, (recipe, settings, method, k, seed) in enumerate(todo, 1):
@@ -236,7 +247,8 @@ def run_plan(config: SweepConfig, out: Path, full_size: int) -> list[tuple[str, 
         run = out / "runs" / (recipe or "") / run_name(method, k, seed)
         train_config = config.train_config(out / "targets" / name, full_size if k == FULL else k, seed, run, recipe,
                                            settings, out / "subsets" / name)
-        plan.append((f"run {i}/{len(todo)} {f'{recipe}/{run.name}' if recipe else run.name}", run, train_config))
+        label = f"run {i}/{len(todo)} {f'{recipe}/{run.name}' if recipe else run.name}"
+        plan.append(RunPlan(recipe, method, k, seed, label, run, train_config))
     return plan
 
 
@@ -250,10 +262,10 @@ def refuse_runs_of_other_settings(config: SweepConfig, out: Path) -> None:
     """A run folder of the plan holding a finished run of other settings (an edited sweep file rerun into the same
     out) is refused before any work starts, not when the sweep reaches it."""
     full_size = full_corpus_size(config, out) if config.has_full else 0
-    for _, run, train_config in run_plan(config, out, full_size):
-        differ = settings_differing(run, train_config)
+    for p in run_plan(config, out, full_size):
+        differ = settings_differing(p.folder, p.config)
         if differ:
-            raise InputError(f"{run}: holds a finished run of other settings (differs in {', '.join(differ)}); move "
+            raise InputError(f"{p.folder}: holds a finished run of other settings (differs in {', '.join(differ)}); move "
                              "it away or choose another out")
 
 
@@ -366,12 +378,12 @@ def _sweep(config: SweepConfig, out: Path, teacher, acc, console: Console, start
                       CacheConfig(views=ViewPolicy(views=config.views), patch_grid=config.patch_grid), acc)
     eval_config = config.eval_config()
     runs, pending = [], []
-    for label, run, run_config in run_plan(config, out, len(manifests[FULL].order) if config.has_full else 0):
-        runs.append(run)
-        if is_finished(run, run_config, eval_config):
-            console.print(f"[bold]{label}[/]: done, skipped")
+    for p in run_plan(config, out, len(manifests[FULL].order) if config.has_full else 0):
+        runs.append(p.folder)
+        if is_finished(p.folder, p.config, eval_config):
+            console.print(f"[bold]{p.label}[/]: done, skipped")
             continue
-        pending.append(PendingRun(label, run_config, holds_run(run) and not is_complete(run)))
+        pending.append(PendingRun(p.label, p.config, holds_run(p.folder) and not is_complete(p.folder)))
     wanted = config.parallel_runs > 1 and len(pending) > 1
     side_by_side = wanted and acc.num_processes == 1 and acc.device.type == "cpu"
     if wanted and not side_by_side:

@@ -11,8 +11,8 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from .run_dir import holds_run, latest_checkpoint, run_record
-from .sweep import FULL, SweepConfig, evaluated_as, full_corpus_size, planned_runs, run_plan, trained_as
+from .run_dir import holds_run, run_record, steps_checkpointed
+from .sweep import FULL, SweepConfig, evaluated_as, full_corpus_size, run_plan, settings_differing
 
 # "other settings": a finished run of other settings holds the run's folder; the sweep refuses to train over it
 STATUSES = ("done", "to evaluate", "under way", "to train", "other settings")
@@ -44,21 +44,20 @@ def plan_runs(config: SweepConfig) -> list[PlannedRun]:
     out = Path(config.out)
     eval_config = config.eval_config()
     planned = []
-    runs = zip(planned_runs(config), run_plan(config, out, full_corpus_size(config, out) if config.has_full else 0))
-    for (recipe, _, method, k, seed), (_, run, train_config) in runs:
-        steps, pace, left = train_config.steps, None, train_config.steps
-        record = run_record(run) or {}
-        if trained_as(run, train_config):
-            status, left, pace = "done" if evaluated_as(run, eval_config) else "to evaluate", 0, _pace(record)
-        elif record.get("complete"):  # the sweep refuses to train over it
+    for p in run_plan(config, out, full_corpus_size(config, out) if config.has_full else 0):
+        steps, pace, left = p.config.steps, None, p.config.steps
+        differ = settings_differing(p.folder, p.config)  # None: no finished run there
+        if differ == []:
+            status, left, pace = "done" if evaluated_as(p.folder, eval_config) else "to evaluate", 0, \
+                _pace(run_record(p.folder))
+        elif differ:  # the sweep refuses to train over it
             status = "other settings"
-        elif holds_run(run):
-            checkpoint = latest_checkpoint(run)
-            status, left = "under way", steps - (int(checkpoint.name.split("-")[1]) if checkpoint else 0)
+        elif holds_run(p.folder):
+            status, left = "under way", steps - steps_checkpointed(p.folder)
         else:
             status = "to train"
-        planned.append(PlannedRun(recipe, FULL if k == FULL else method, k, seed, steps, train_config.batch_size,
-                                  train_config.k, status, left, pace))
+        planned.append(PlannedRun(p.recipe, p.method, p.k, p.seed, steps, p.config.batch_size, p.config.k, status,
+                                  left, pace))
     return planned
 
 

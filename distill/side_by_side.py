@@ -11,6 +11,9 @@ result depends on its settings and its worker's threads, not on which runs share
 from __future__ import annotations
 
 import multiprocessing
+import os
+import threading
+import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,6 +71,17 @@ def train_side_by_side(runs: list[PendingRun], workers: int, console: Console) -
 
 def _start_worker(threads: int) -> None:
     torch.set_num_threads(threads)
+    threading.Thread(target=_exit_when_orphaned, args=(os.getppid(),), daemon=True).start()
+
+
+def _exit_when_orphaned(parent: int, every_s: float = 1.0) -> None:
+    """End this worker once the sweep that started it is gone. A sweep stopped by a signal other than Ctrl-C (kill,
+    a batch system's SIGTERM) takes only its own process down; a worker left behind would go on training its run
+    for half an hour, holding the run's lock and the cores the next sweep needs. A run so cut off resumes from its
+    last checkpoint, like one stopped with its sweep."""
+    while os.getppid() == parent:
+        time.sleep(every_s)
+    os._exit(1)
 
 
 def _train_run(config: TrainConfig, resume: bool) -> Path:

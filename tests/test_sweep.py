@@ -599,3 +599,50 @@ def test_a_manifest_written_before_the_device_setting_is_reused_as_a_cpu_selecti
     assert not _same_selection(manifest, SelectConfig(k_max=50, device="cuda"))
     manifest.meta["params"] = old | {"device": "cuda"}
     assert not _same_selection(manifest, SelectConfig(k_max=50))
+
+
+def test_workers_training_side_by_side_end_when_their_sweep_is_killed(sweep, tmp_path, image_folder):
+    import os
+    import shutil
+    import signal
+    import subprocess
+    import sys
+    import time
+    from dataclasses import asdict
+
+    import yaml
+
+    out = tmp_path / "sw"
+    shutil.copytree(sweep[0], out, ignore=shutil.ignore_patterns("runs"))  # embedded, selected and cached already
+    config = asdict(_sweep(out, image_folder)) | {"parallel_runs": 2, "recipes": [{"name": "long",
+                                                                                  "train": {"steps": 10**6}}]}
+    (tmp_path / "sweep.yaml").write_text(yaml.safe_dump(config))
+    job = subprocess.Popen([sys.executable, "-m", "distill", "sweep", "--config", str(tmp_path / "sweep.yaml")],
+                           cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while len(locks := list((out / "runs" / "long").glob(".*.lock"))) < 2 and time.monotonic() < deadline:
+            time.sleep(0.5)
+        workers = {json.loads(lock.read_text())["pid"] for lock in locks}
+        assert len(workers) == 2 and job.pid not in workers  # each run's lock is held by its worker
+        job.send_signal(signal.SIGTERM)  # not Ctrl-C, which reaches the workers too: only the sweep's own process
+        job.wait(timeout=30)
+        time.sleep(5)
+        left = [pid for pid in workers if _running(pid)]
+        assert not left, f"workers {left} go on training after their sweep was killed"
+    finally:
+        job.kill()
+        for pid in workers if "workers" in locals() else ():
+            if _running(pid):
+                os.kill(pid, signal.SIGKILL)
+
+
+def _running(pid: int) -> bool:
+    import os
+
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    with open(f"/proc/{pid}/stat") as f:  # a zombie has ended, awaiting its reaper
+        return f.read().split(") ")[1][0] != "Z"

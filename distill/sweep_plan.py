@@ -1,9 +1,11 @@
 """What a sweep will do before it does it (`distill sweep --config FILE --plan`): every run it plans, grouped by
 recipe, method and k, with its budget, how many are done, under way and still to train, and the time left at the
-pace of the runs it has already finished. Reads the sweep's folder; trains, selects and caches nothing."""
+pace of the runs it has already finished (before any has, at the pace its runs under way logged). Reads the
+sweep's folder; trains, selects and caches nothing."""
 
 from __future__ import annotations
 
+import json
 import statistics
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +32,7 @@ class PlannedRun:
     status: str  # one of STATUSES
     steps_left: int
     seconds_per_step: float | None  # a done run's pace over the invocation that finished it
+    logged_seconds_per_step: float | None = None  # a run under way: its pace over its last logged intervals
 
 
 def _pace(record: dict) -> float | None:
@@ -39,13 +42,31 @@ def _pace(record: dict) -> float | None:
     return seconds / done_here if seconds and done_here > 0 else None
 
 
+def _logged_pace(run: Path, batch_size: int, last: int = 20) -> float | None:
+    """Seconds per step of a run under way: the median over its last logged intervals (metrics.jsonl's images/s,
+    each over the steps since the log before; the first log, which holds the start-up, is left out)."""
+    try:
+        lines = (Path(run) / "metrics.jsonl").read_text().splitlines()
+    except OSError:
+        return None
+    rates = []
+    for line in lines[-last:]:
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:  # the line a stopped run was writing
+            continue
+        if record.get("step", 0) > 0 and (record.get("images_per_s") or 0) > 0:
+            rates.append(record["images_per_s"])
+    return batch_size / statistics.median(rates) if rates else None
+
+
 def plan_runs(config: SweepConfig) -> list[PlannedRun]:
     """Each run the sweep plans, in its order, with where it stands in the sweep's folder."""
     out = Path(config.out)
     eval_config = config.eval_config()
     planned = []
     for p in run_plan(config, out, full_corpus_size(config, out) if config.has_full else 0):
-        steps, pace, left = p.config.steps, None, p.config.steps
+        steps, pace, logged, left = p.config.steps, None, None, p.config.steps
         differ = settings_differing(p.folder, p.config)  # None: no finished run there
         if differ == []:
             status, left, pace = "done" if evaluated_as(p.folder, eval_config) else "to evaluate", 0, \
@@ -54,24 +75,29 @@ def plan_runs(config: SweepConfig) -> list[PlannedRun]:
             status = "other settings"
         elif holds_run(p.folder):
             status, left = "under way", steps - steps_checkpointed(p.folder)
+            logged = _logged_pace(p.folder, p.config.batch_size)
         else:
             status = "to train"
         planned.append(PlannedRun(p.recipe, p.method, p.k, p.seed, steps, p.config.batch_size, p.config.k, status,
-                                  left, pace))
+                                  left, pace, logged))
     return planned
 
 
 def time_left(planned: list[PlannedRun], parallel_runs: int) -> tuple[float, str] | None:
     """Seconds of training left, at each recipe's median pace over its finished runs (another recipe's where it has
-    none), shared among the runs trained side by side; None before any run has finished."""
-    paces = [p.seconds_per_step for p in planned if p.seconds_per_step]
+    none), shared among the runs trained side by side. Before any run has finished, the runs under way stand in at
+    the pace they logged; None before any run has logged one."""
+    field, which = "seconds_per_step", "finished run(s) here"
+    if not any(p.seconds_per_step for p in planned):
+        field, which = "logged_seconds_per_step", "run(s) under way, as they logged it"
+    paces = [getattr(p, field) for p in planned if getattr(p, field)]
     if not paces:
         return None
     by_recipe = {r: statistics.median(ps) for r in {p.recipe for p in planned}
-                 if (ps := [p.seconds_per_step for p in planned if p.recipe == r and p.seconds_per_step])}
+                 if (ps := [getattr(p, field) for p in planned if p.recipe == r and getattr(p, field)])}
     overall = statistics.median(paces)
     seconds = sum(p.steps_left * by_recipe.get(p.recipe, overall) for p in planned) / parallel_runs
-    return seconds, f"{overall:.3f} s a step (median of {len(paces)} finished run(s) here)"
+    return seconds, f"{overall:.3f} s a step (median of {len(paces)} {which})"
 
 
 def _duration(seconds: float) -> str:
@@ -104,7 +130,7 @@ def print_plan(config: SweepConfig, planned: list[PlannedRun], console: Console 
         side = f", {config.parallel_runs} side by side" if config.parallel_runs > 1 else ""
         line += f", about {_duration(seconds)} of training at {pace}{side}; evaluation not counted"
     elif left:
-        line += "; no run here has finished yet to time the rest by"
+        line += "; no run here has logged its pace yet to time the rest by"
     console.print(line)
     if counts["other settings"]:
         clash = [p for p in planned if p.status == "other settings"]

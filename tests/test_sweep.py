@@ -646,3 +646,22 @@ def _running(pid: int) -> bool:
         return False
     with open(f"/proc/{pid}/stat") as f:  # a zombie has ended, awaiting its reaper
         return f.read().split(") ")[1][0] != "Z"
+
+
+def test_before_any_run_finished_the_plan_times_the_rest_by_the_pace_the_runs_under_way_logged(tmp_path):
+    from distill.sweep_plan import PlannedRun, _logged_pace, time_left
+
+    run = tmp_path / "random-k20-s0"
+    run.mkdir()
+    logs = [{"step": 0, "images_per_s": 1.0}] + [{"step": s, "images_per_s": r} for s, r in
+                                                  [(50, 150.0), (100, 160.0), (150, 170.0)]]
+    (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in logs) + '{"step": 200, "ima')
+    pace = _logged_pace(run, batch_size=16)
+    assert pace == pytest.approx(16 / 160)  # the median interval; not the start-up's, not the half-written line
+    under_way = PlannedRun(None, "random", 20, 0, 1000, 16, 20, "under way", 1000, None, pace)
+    to_train = PlannedRun(None, "random", 20, 1, 1000, 16, 20, "to train", 1000, None)
+    seconds, said = time_left([under_way, to_train], parallel_runs=2)
+    assert seconds == pytest.approx(2000 * 0.1 / 2) and "under way" in said
+    done = PlannedRun(None, "random", 20, 2, 1000, 16, 20, "done", 0, 0.5)
+    assert time_left([under_way, to_train, done], parallel_runs=2)[0] == pytest.approx(2000 * 0.5 / 2)
+    assert time_left([to_train], parallel_runs=1) is None

@@ -13,6 +13,7 @@ from pathlib import Path
 from subsets.errors import InputError
 
 from .config import add_config_flags
+from .stop_signal import Stopped
 
 
 def _ints(text: str) -> list[int]:
@@ -344,6 +345,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except Stopped as e:  # a signal during training: checkpointed at the step's end, not a failure of the input
+        if os.environ.get("RANK", "0") == "0":
+            print(str(e), file=sys.stderr)
+        return e.exit_code
     except Exception as e:  # noqa: BLE001 - what a user can cause is one line; a bug still gets its traceback
         from students.errors import StudentError
 

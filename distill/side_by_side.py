@@ -24,8 +24,10 @@ from rich.console import Console
 from subsets.progress import progress_bar
 
 from .config import TrainConfig
+from .stop_signal import ask_to_stop
 
 _accelerator = None  # one per worker process, made for its first run
+_run_under_way = threading.Event()  # set while this worker trains a run, lock and checkpoints included
 
 
 @dataclass(frozen=True)
@@ -74,13 +76,17 @@ def _start_worker(threads: int) -> None:
     threading.Thread(target=_exit_when_orphaned, args=(os.getppid(),), daemon=True).start()
 
 
-def _exit_when_orphaned(parent: int, every_s: float = 1.0) -> None:
+def _exit_when_orphaned(parent: int, every_s: float = 1.0, grace_s: float = 600.0) -> None:
     """End this worker once the sweep that started it is gone. A sweep stopped by a signal other than Ctrl-C (kill,
-    a batch system's SIGTERM) takes only its own process down; a worker left behind would go on training its run
-    for half an hour, holding the run's lock and the cores the next sweep needs. A run so cut off resumes from its
-    last checkpoint, like one stopped with its sweep."""
+    a batch system's SIGTERM to its process) takes only its own process down; a worker left behind would go on
+    training its run for half an hour, holding the run's lock and the cores the next sweep needs. The run under way
+    stops at its step's end with a checkpoint there, as a run signalled itself does, and resumes from it."""
     while os.getppid() == parent:
         time.sleep(every_s)
+    ask_to_stop("the end of its sweep")
+    deadline = time.monotonic() + grace_s
+    while _run_under_way.is_set() and time.monotonic() < deadline:  # until it has checkpointed and let go
+        time.sleep(0.1)
     os._exit(1)
 
 
@@ -88,5 +94,9 @@ def _train_run(config: TrainConfig, resume: bool) -> Path:
     from .train import make_accelerator, train
 
     global _accelerator
-    _accelerator = _accelerator or make_accelerator(config)
-    return train(config, _accelerator, resume=resume or None, show_progress=False)
+    _run_under_way.set()
+    try:
+        _accelerator = _accelerator or make_accelerator(config)
+        return train(config, _accelerator, resume=resume or None, show_progress=False)
+    finally:
+        _run_under_way.clear()

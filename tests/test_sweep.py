@@ -601,7 +601,7 @@ def test_a_manifest_written_before_the_device_setting_is_reused_as_a_cpu_selecti
     assert not _same_selection(manifest, SelectConfig(k_max=50))
 
 
-def test_workers_training_side_by_side_end_when_their_sweep_is_killed(sweep, tmp_path, image_folder):
+def test_workers_training_side_by_side_checkpoint_and_end_when_their_sweep_is_killed(sweep, tmp_path, image_folder):
     import os
     import shutil
     import signal
@@ -612,10 +612,13 @@ def test_workers_training_side_by_side_end_when_their_sweep_is_killed(sweep, tmp
 
     import yaml
 
+    from distill.run_dir import steps_checkpointed
+
     out = tmp_path / "sw"
     shutil.copytree(sweep[0], out, ignore=shutil.ignore_patterns("runs"))  # embedded, selected and cached already
     config = asdict(_sweep(out, image_folder)) | {"parallel_runs": 2, "recipes": [{"name": "long",
                                                                                   "train": {"steps": 10**6}}]}
+    config["train"]["checkpoint_every"] = 10**6  # a checkpoint on the way would be the stop's own
     (tmp_path / "sweep.yaml").write_text(yaml.safe_dump(config))
     job = subprocess.Popen([sys.executable, "-m", "distill", "sweep", "--config", str(tmp_path / "sweep.yaml")],
                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -627,9 +630,14 @@ def test_workers_training_side_by_side_end_when_their_sweep_is_killed(sweep, tmp
         assert len(workers) == 2 and job.pid not in workers  # each run's lock is held by its worker
         job.send_signal(signal.SIGTERM)  # not Ctrl-C, which reaches the workers too: only the sweep's own process
         job.wait(timeout=30)
-        time.sleep(5)
-        left = [pid for pid in workers if _running(pid)]
+        deadline = time.monotonic() + 30
+        while (left := [pid for pid in workers if _running(pid)]) and time.monotonic() < deadline:
+            time.sleep(0.2)
         assert not left, f"workers {left} go on training after their sweep was killed"
+        # each stopped at its step's end with a checkpoint there, and released its run
+        runs = sorted((out / "runs" / "long").iterdir())
+        assert len(runs) == 2 and all(steps_checkpointed(run) > 0 for run in runs)
+        assert not list((out / "runs" / "long").glob(".*.lock"))
     finally:
         job.kill()
         for pid in workers if "workers" in locals() else ():

@@ -388,6 +388,49 @@ def test_a_second_job_into_the_same_out_is_refused_and_a_killed_jobs_lock_is_tak
     assert not lock_path(run).exists()  # released at the end
 
 
+@pytest.mark.parametrize("workers", [0, 2])
+def test_a_run_sent_sigterm_checkpoints_the_step_it_reached_equal_to_an_uninterrupted_run_there(tmp_path, caches,
+                                                                                                  workers):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    run = tmp_path / "run"
+    args = [sys.executable, "-m", "distill", "train", "--targets", str(caches / "t64"), "--out", str(run),
+            "--student-kwargs", "depth=1", "--global-batch-size", "8", "--workers", str(workers), "--steps", "100000",
+            "--checkpoint-every", "100000", "--log-every", "1"]
+    # its own session, signalled as a batch system signals a job: every process, the loader's workers too
+    job = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        deadline = time.time() + 120
+        while not (run / "metrics.jsonl").exists() or len((run / "metrics.jsonl").read_text().splitlines()) < 5:
+            assert time.time() < deadline and job.poll() is None, "the run did not start"
+            time.sleep(0.2)
+        os.killpg(job.pid, signal.SIGTERM)
+        out, err = job.communicate(timeout=60)
+    finally:
+        if job.poll() is None:
+            os.killpg(job.pid, signal.SIGKILL)
+    assert job.returncode == 128 + signal.SIGTERM, err
+    line = err.strip().splitlines()[-1]
+    assert "Traceback" not in err and f"{run}: stopped by SIGTERM at step " in line and "goes on from there" in line
+    step = int(line.split("at step ")[1].split()[0])
+    assert [p.name for p in (run / "checkpoints").iterdir()] == [f"step-{step:06d}"]  # not one of checkpoint_every's
+    straight = TrainConfig.load(run / "run.json")
+    straight.out = str(tmp_path / "straight")
+    train(straight, stop_after=step)
+    a = load_file(run / "checkpoints" / f"step-{step:06d}" / "model.safetensors")
+    b = load_file(tmp_path / "straight" / "checkpoints" / f"step-{step:06d}" / "model.safetensors")
+    assert a.keys() == b.keys()
+    for name in a:
+        torch.testing.assert_close(a[name], b[name], rtol=1e-5, atol=1e-6)
+    resumed = _train_cli(caches, run, "--steps", "100000", "--checkpoint-every", "100000", "--log-every", "1",
+                         "--resume", "--stop-after", "2")
+    assert resumed.returncode == 0 and [m["step"] for m in _metrics(run)][-2:] == [step, step + 1]
+
+
 @pytest.mark.parametrize("full_at", [1, 2])  # the first checkpoint, or one after a good one
 def test_a_full_disk_while_checkpointing_is_one_line_leaves_no_tmp_and_the_run_continues(tmp_path, caches, monkeypatch,
                                                                                         full_at):

@@ -1,0 +1,86 @@
+"""A run stopped by a signal keeps its last step: SIGTERM (`kill`, a batch system's pre-emption notice) or Ctrl-C
+while a run trains finishes the step under way, writes a checkpoint there and stops with one line; the same command
+(with --resume for `distill train`) goes on from that step. A second signal stops at once, as without this.
+
+Under `accelerate launch` the processes agree on the step to stop at (a stop asked on any process stops them all),
+so their checkpoint is one. DataLoader workers ignore the two signals, which a batch system sends to every process
+of the job: a worker killed by them would fail the step the main process is finishing; the loader ends them itself.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import sys
+import threading
+from collections.abc import Iterator
+
+from subsets.errors import InputError
+
+SIGNALS = (signal.SIGTERM, signal.SIGINT)
+_asked: list[str] = []  # why a stop was asked: a signal's name, or what the orphan watcher saw
+
+
+class Stopped(InputError):
+    """A run stopped at a step's end by a signal, its checkpoint written there."""
+
+    def __init__(self, message: str, reason: str):
+        super().__init__(message)
+        self.reason = reason
+
+    @property
+    def exit_code(self) -> int:
+        """The shell's code for a process ended by the signal (130 for Ctrl-C, 143 for SIGTERM)."""
+        named = {s.name: s for s in SIGNALS}
+        return 128 + int(named[self.reason]) if self.reason in named else 1
+
+
+@contextlib.contextmanager
+def stop_at_step_end() -> Iterator[None]:
+    """While a run trains: the first SIGTERM or Ctrl-C asks the loop to stop at the step's end (`stop_asked`)."""
+    in_main_thread = threading.current_thread() is threading.main_thread()  # only its handlers can be set
+    previous = {sig: signal.getsignal(sig) for sig in SIGNALS} if in_main_thread else {}
+
+    def ask(signum, frame):
+        if _asked:  # the second: at once, as the signal would without us
+            _restore(previous)
+            signal.raise_signal(signum)
+            return
+        _asked.append(signal.Signals(signum).name)
+        print(f"{_asked[0]}: finishing this step and writing a checkpoint there; once more to stop at once",
+              file=sys.stderr, flush=True)
+
+    for sig in previous:
+        signal.signal(sig, ask)
+    try:
+        yield
+    finally:
+        _asked.clear()  # a stop asked before the loop began (while setting up) is taken at its first step's end
+        _restore(previous)
+
+
+def _restore(previous: dict) -> None:
+    for sig, handler in previous.items():
+        signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
+
+
+def ask_to_stop(reason: str) -> None:
+    """Ask the run training in this process to stop at its step's end (a sweep's worker whose sweep is gone)."""
+    if not _asked:
+        _asked.append(reason)
+
+
+def stop_asked(acc) -> str | None:
+    """Why a stop was asked, on this process or any other of the job; None to go on."""
+    if acc.num_processes == 1:
+        return _asked[0] if _asked else None
+    import torch
+
+    asked = acc.reduce(torch.tensor([float(bool(_asked))], device=acc.device), reduction="sum")
+    return (_asked[0] if _asked else "a stop asked on another process") if asked.item() > 0 else None
+
+
+def ignore_stop_signals(worker_id: int) -> None:
+    """A DataLoader worker's init: the main process finishes its step and ends the workers itself."""
+    for sig in SIGNALS:
+        signal.signal(sig, signal.SIG_IGN)

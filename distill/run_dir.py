@@ -69,6 +69,24 @@ def steps_checkpointed(run: Path) -> int:
     return int(read_json(latest / "state.json", "checkpoint state")["step"]) if latest else 0
 
 
+def last_logs(run: Path, count: int = 1, tail_bytes: int = 65536) -> list[dict]:
+    """The run's last `count` complete records in metrics.jsonl (fewer where it holds fewer; none before its
+    first log), read from the file's end, so a long run's log costs the same to look at as a short one's."""
+    try:
+        with open(Path(run) / "metrics.jsonl", "rb") as f:
+            start = f.seek(max(0, f.seek(0, 2) - tail_bytes))
+            lines = f.read().decode(errors="replace").splitlines()[1 if start else 0:]  # the first, cut by the seek
+    except OSError:
+        return []
+    records = []
+    for line in lines:
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:  # the line a run is writing now, or one a stopped run left
+            continue
+    return records[-count:]
+
+
 def save_checkpoint(acc, run: Path, step: int, ident: dict, keep: int, ema=None) -> Path:
     final = checkpoint_dir(run, step)
     tmp = final.with_name(final.name + ".tmp")

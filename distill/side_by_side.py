@@ -24,6 +24,7 @@ from rich.console import Console
 from subsets.progress import progress_bar
 
 from .config import TrainConfig
+from .run_dir import last_logs, steps_checkpointed
 from .stop_signal import ask_to_stop
 
 _accelerator = None  # one per worker process, made for its first run
@@ -42,9 +43,10 @@ def threads_per_worker(workers: int) -> int:
     return max(1, torch.get_num_threads() // workers)
 
 
-def train_side_by_side(runs: list[PendingRun], workers: int, console: Console) -> None:
-    """Train every run, `workers` at a time in worker processes; a run that fails is reported at once, no other run
-    starts after it, and its error is raised here once the runs under way have finished (they are kept)."""
+def train_side_by_side(runs: list[PendingRun], workers: int, console: Console, poll_s: float = 2.0) -> None:
+    """Train every run, `workers` at a time in worker processes, each run under way with its own bar of steps
+    (from its log, every `poll_s`); a run that fails is reported at once, no other run starts after it, and its
+    error is raised here once the runs under way have finished (they are kept)."""
     threads = threads_per_worker(workers)
     console.print(f"training {len(runs)} run(s) side by side: {workers} worker processes x {threads} thread(s)")
     context = multiprocessing.get_context("spawn")  # torch and its thread pools do not survive a fork
@@ -55,13 +57,20 @@ def train_side_by_side(runs: list[PendingRun], workers: int, console: Console) -
     with ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker, initargs=(threads,)) as pool, \
             progress_bar("runs") as bar:
         task = bar.add_task("train side by side", total=len(runs))
-        under_way = {}
+        under_way, steps = {}, {}  # each run under way, and its own bar of steps
         while waiting or under_way:
             while waiting and len(under_way) < workers:
                 run = waiting.pop(0)
-                under_way[pool.submit(_train_run, run.config, run.resume)] = run
-            done, _ = wait(under_way, return_when=FIRST_COMPLETED)
+                future = pool.submit(_train_run, run.config, run.resume)
+                under_way[future] = run
+                steps[future] = bar.add_task(f"  {run.label}", total=run.config.steps, unit="steps",
+                                             completed=steps_checkpointed(run.config.out) if run.resume else 0)
+            done, _ = wait(under_way, timeout=poll_s, return_when=FIRST_COMPLETED)
+            for future, run in under_way.items():  # the workers train without bars: their steps are in their logs
+                if logged := last_logs(run.config.out):
+                    bar.update(steps[future], completed=logged[0]["step"] + 1)
             for future in done:
+                bar.remove_task(steps.pop(future))
                 run = under_way.pop(future)
                 if future.exception() is not None:
                     others = f"; the {len(under_way)} run(s) under way finish first" if under_way else ""

@@ -5,7 +5,6 @@ sweep's folder; trains, selects and caches nothing."""
 
 from __future__ import annotations
 
-import json
 import statistics
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,7 +12,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from .run_dir import holds_run, run_record, steps_checkpointed
+from .run_dir import holds_run, last_logs, run_record, steps_checkpointed
 from .sweep import FULL, SweepConfig, evaluated_as, full_corpus_size, run_plan, settings_differing
 
 # "other settings": a finished run of other settings holds the run's folder; the sweep refuses to train over it
@@ -45,18 +44,7 @@ def _pace(record: dict) -> float | None:
 def _logged_pace(run: Path, batch_size: int, last: int = 20) -> float | None:
     """Seconds per step of a run under way: the median over its last logged intervals (metrics.jsonl's images/s,
     each over the steps since the log before; the first log, which holds the start-up, is left out)."""
-    try:
-        lines = (Path(run) / "metrics.jsonl").read_text().splitlines()
-    except OSError:
-        return None
-    rates = []
-    for line in lines[-last:]:
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError:  # the line a stopped run was writing
-            continue
-        if record.get("step", 0) > 0 and (record.get("images_per_s") or 0) > 0:
-            rates.append(record["images_per_s"])
+    rates = [r["images_per_s"] for r in last_logs(run, last) if r.get("step", 0) > 0 and r.get("images_per_s")]
     return batch_size / statistics.median(rates) if rates else None
 
 

@@ -13,7 +13,8 @@ class RateColumn(ProgressColumn):
         self.unit = unit
 
     def render(self, task) -> Text:
-        return Text(f"{task.speed:,.0f} {self.unit}/s" if task.speed else f"- {self.unit}/s", style="cyan")
+        unit = task.fields.get("unit", self.unit)  # a task of other units than the bar's (a run's steps)
+        return Text(f"{task.speed:,.0f} {unit}/s" if task.speed else f"- {unit}/s", style="cyan")
 
 
 def progress_bar(unit: str = "img", enabled: bool = True, console: Console | None = None) -> Progress:

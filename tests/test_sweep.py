@@ -678,3 +678,16 @@ def test_before_any_run_finished_the_plan_times_the_rest_by_the_pace_the_runs_un
     done = PlannedRun(None, "random", 20, 2, 1000, 16, 20, "done", 0, 0.5)
     assert time_left([under_way, to_train, done], parallel_runs=2)[0] == pytest.approx(2000 * 0.5 / 2)
     assert time_left([to_train], parallel_runs=1) is None
+
+
+def test_a_runs_last_logs_are_read_from_the_end_of_its_log_past_a_half_written_line(tmp_path):
+    from distill.run_dir import last_logs
+
+    assert last_logs(tmp_path) == []  # before its first log
+    lines = [json.dumps({"step": s, "loss": 1.0 / (s + 1), "note": "x" * 100}) for s in range(0, 5000, 10)]
+    (tmp_path / "metrics.jsonl").write_text("\n".join(lines) + '\n{"step": 5000, "lo')
+    assert (tmp_path / "metrics.jsonl").stat().st_size > 65536  # read from its end only
+    assert [r["step"] for r in last_logs(tmp_path)] == [4990]
+    assert [r["step"] for r in last_logs(tmp_path, 3)] == [4970, 4980, 4990]
+    (tmp_path / "metrics.jsonl").write_text("\n".join(lines[:3]) + "\n")
+    assert [r["step"] for r in last_logs(tmp_path, 5)] == [0, 10, 20]  # a short log whole, its first line too

@@ -55,7 +55,7 @@ def stop_at_step_end() -> Iterator[None]:
     try:
         yield
     finally:
-        _asked.clear()  # a stop asked before the loop began (while setting up) is taken at its first step's end
+        _asked.clear()  # when the run ends, not when it begins: a stop asked while it set up still counts
         _restore(previous)
 
 

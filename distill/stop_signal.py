@@ -3,13 +3,14 @@ while a run trains finishes the step under way, writes a checkpoint there and st
 (with --resume for `distill train`) goes on from that step. A second signal stops at once, as without this.
 
 Under `accelerate launch` the processes agree on the step to stop at (a stop asked on any process stops them all),
-so their checkpoint is one. DataLoader workers ignore the two signals, which a batch system sends to every process
-of the job: a worker killed by them would fail the step the main process is finishing; the loader ends them itself.
+so their checkpoint is one. DataLoader workers outlast the two signals, which a batch system sends to every process
+of the job, by a grace period: a worker killed at once would fail the step the main process is finishing.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import sys
 import threading
@@ -80,7 +81,15 @@ def stop_asked(acc) -> str | None:
     return (_asked[0] if _asked else "a stop asked on another process") if asked.item() > 0 else None
 
 
-def ignore_stop_signals(worker_id: int) -> None:
-    """A DataLoader worker's init: the main process finishes its step and ends the workers itself."""
+def outlast_stop_signals(worker_id: int, grace_s: float = 10.0) -> None:
+    """A DataLoader worker's init: the signals end it only `grace_s` later, with exit code 0, so that the main
+    process can take the rest of its step's batches first and the loader sees no worker fail. A worker the main
+    process no longer ends itself (one left to the interpreter's exit, which terminates it with SIGTERM) still ends."""
+
+    def end_later(signum, frame):
+        timer = threading.Timer(grace_s, os._exit, args=(0,))
+        timer.daemon = True
+        timer.start()
+
     for sig in SIGNALS:
-        signal.signal(sig, signal.SIG_IGN)
+        signal.signal(sig, end_later)

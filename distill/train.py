@@ -44,7 +44,7 @@ from .mim_jepa import MimJepa, block_masks
 from .mixing import mix_batch, mix_weights
 from .model import DistillModel, make_optimizer
 from .run_dir import checkpoint_to_resume, prepare_run_dir, save_checkpoint, write_start_record
-from .stop_signal import Stopped, ignore_stop_signals, stop_asked, stop_at_step_end
+from .stop_signal import Stopped, outlast_stop_signals, stop_asked, stop_at_step_end
 
 # Settings that do not change what a run computes: a checkpoint made under other values still resumes.
 OPERATIONAL = {"out", "workers", "checkpoint_every", "keep_checkpoints", "log_every", "log_with", "attention",
@@ -229,10 +229,40 @@ def _train(config: TrainConfig, acc, run: Path, resume, stop_after: int | None, 
     if s is None:
         return run
     end = config.steps if stop_after is None else min(config.steps, s.step + stop_after)
+    start_time = time.perf_counter()
+    try:
+        stopped = _take_steps(s, end, acc.is_main_process and show_progress)
+    finally:
+        _end_loader_workers(s.batches)
+    acc.wait_for_everyone()
+    acc.free_memory()  # the accelerator may train another run next (a sweep)
+    if stopped:
+        raise Stopped(f"{run}: stopped by {stopped} at step {s.step} of {config.steps}, its checkpoint written "
+                      f"({s.last_ckpt}); the same command (with --resume for distill train) goes on from there",
+                      stopped)
+    if s.step == config.steps:
+        _finish(s, time.perf_counter() - start_time)
+    elif acc.is_main_process:
+        print(f"stopped at step {s.step} of {config.steps}; continue with --resume (checkpoint {s.last_ckpt})")
+    return run
+
+
+def _end_loader_workers(batches) -> None:
+    """End the loader's workers now, not at the interpreter's exit: an error raised from a batch keeps the loader's
+    iterator alive in its traceback, and a worker left to the exit meets multiprocessing's terminate in its grace
+    period (`outlast_stop_signals`). torch's own shutdown, which the iterator's __del__ calls."""
+    shutdown = getattr(batches, "_shutdown_workers", None)  # absent without workers
+    if shutdown is not None:
+        shutdown()
+
+
+def _take_steps(s: Session, end: int, show_progress: bool) -> str | None:
+    """Train from s.step up to `end`, logging and checkpointing on the way; why it stopped short (a signal's
+    name: it checkpointed where it stopped), or None once at `end`."""
+    config, acc = s.config, s.acc
     s.model.train()
-    start_time, last = time.perf_counter(), (time.perf_counter(), s.step)
-    stopped = None
-    with _progress(acc.is_main_process and show_progress) as bar, stop_at_step_end():
+    last, stopped = (time.perf_counter(), s.step), None
+    with _progress(show_progress) as bar, stop_at_step_end():
         task = bar.add_task("train", total=config.steps, completed=s.step, info="")
         while s.step < end and not stopped:
             s.scheduler.step_update(s.step)
@@ -250,19 +280,8 @@ def _train(config: TrainConfig, acc, run: Path, resume, stop_after: int | None, 
             stopped = stop_asked(acc) if s.step < end else None
             if s.step % config.checkpoint_every == 0 or s.step == end or stopped:
                 _check_finite_weights(acc, s.model, s.step, s.last_ckpt)
-                s.last_ckpt = save_checkpoint(acc, run, s.step, s.ident, config.keep_checkpoints, s.ema)
-
-    acc.wait_for_everyone()
-    acc.free_memory()  # the accelerator may train another run next (a sweep)
-    if stopped:
-        raise Stopped(f"{run}: stopped by {stopped} at step {s.step} of {config.steps}, its checkpoint written "
-                      f"({s.last_ckpt}); the same command (with --resume for distill train) goes on from there",
-                      stopped)
-    if s.step == config.steps:
-        _finish(s, time.perf_counter() - start_time)
-    elif acc.is_main_process:
-        print(f"stopped at step {s.step} of {config.steps}; continue with --resume (checkpoint {s.last_ckpt})")
-    return run
+                s.last_ckpt = save_checkpoint(acc, s.run, s.step, s.ident, config.keep_checkpoints, s.ema)
+    return stopped
 
 
 def setup(config: TrainConfig, acc, run: Path, resume) -> Session | None:
@@ -314,7 +333,7 @@ def setup(config: TrainConfig, acc, run: Path, resume) -> Session | None:
     sampler = StepBatches(len(inputs.dataset), config.batch_size, acc.num_processes, acc.process_index,
                           config.grad_accum, config.seed, step, config.steps)
     loader = torch.utils.data.DataLoader(inputs.dataset, batch_sampler=sampler, num_workers=config.workers,
-                                         worker_init_fn=ignore_stop_signals,
+                                         worker_init_fn=outlast_stop_signals,
                                          pin_memory=acc.device.type == "cuda")
     s = Session(config, acc, run, inputs, ident, model, optimizer, scheduler, ema, teacher, sampler, iter(loader),
                 backend, step, step, start_ckpt[0] if start_ckpt else None)

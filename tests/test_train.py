@@ -479,11 +479,13 @@ def test_a_run_that_failed_before_its_first_checkpoint_is_taken_over_by_a_rerun(
 
 @pytest.mark.parametrize("workers", ["0", "2"])
 def test_non_finite_targets_are_blamed_on_the_cache_not_reported_as_a_nan_loss(tmp_path, caches, workers):
+    import multiprocessing
     import shutil
 
     from safetensors import safe_open
     from safetensors.torch import save_file
 
+    before = {p.pid for p in multiprocessing.active_children()}
     cache = tmp_path / "t64"
     shutil.copytree(caches / "t64", cache)
     for shard in cache.glob("shard-*.safetensors"):
@@ -495,6 +497,8 @@ def test_non_finite_targets_are_blamed_on_the_cache_not_reported_as_a_nan_loss(t
                   "--student-kwargs", "depth=1", "--workers", workers, "--no-verify-targets")
     line = error_line(res)
     assert res.returncode == 2 and re.search(r"shard-\d+\.safetensors: cls of position \d+ is not finite", line), line
+    # its loader's workers ended with it, not left to the interpreter's exit
+    assert not [p for p in multiprocessing.active_children() if p.pid not in before], "loader workers left behind"
 
 
 def test_flags_spelt_as_timm_and_the_trainer_spell_them_and_the_old_spellings_still_work(tmp_path):

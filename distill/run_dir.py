@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -31,6 +32,32 @@ def is_complete(run: Path) -> bool:
 def holds_run(run: Path) -> bool:
     """A run was started here (config.yaml: the start record of runs begun before run.json was written first)."""
     return (Path(run) / "run.json").exists() or (Path(run) / "config.yaml").exists()
+
+
+# Settings that name a place: two runs that name one place, spelt differently (relative or absolute, through a
+# symlink), are one run. URIs (builtin:, hf:, https:) are names, not places.
+LOCATIONS = ("targets", "subset", "source")
+
+
+def _place(value):
+    if isinstance(value, list):
+        return [_place(v) for v in value]
+    if isinstance(value, str) and not re.match(r"^[A-Za-z][A-Za-z0-9+.-]+:", value):
+        return str(Path(value).expanduser().resolve())
+    return value
+
+
+def comparable_settings(settings: dict) -> dict:
+    """Settings with each place resolved, to compare runs by what they name rather than how."""
+    return {k: _place(v) if k in LOCATIONS else v for k, v in settings.items()}
+
+
+def same_identity(theirs: dict | None, ident: dict) -> bool:
+    """Two run identities are one, whatever the spelling of the places their settings name."""
+    if theirs is None or theirs.keys() != ident.keys():
+        return False
+    return all(comparable_settings(theirs[k]) == comparable_settings(ident[k]) if k == "settings" else
+               theirs[k] == ident[k] for k in ident)
 
 
 def identity_sha256(ident: dict) -> str:
@@ -135,12 +162,12 @@ def checkpoint_to_resume(run: Path, resume: str | bool | None, ident: dict) -> t
     if not state_file.exists():
         raise InputError(f"--resume {path}: not a checkpoint of this trainer (no state.json)")
     state = read_json(state_file, "checkpoint state")
-    if _checkpoint_identity_sha256(state) != identity_sha256(ident):
-        theirs = _checkpoint_identity(path, state)
+    theirs = _checkpoint_identity(path, state)
+    if _checkpoint_identity_sha256(state) != identity_sha256(ident) and not same_identity(theirs, ident):
         if theirs is None:  # its run's record is gone or was rewritten: the difference cannot be named
             raise InputError(f"--resume {path}: a checkpoint of another run (its identity differs from this run's)")
-        diff = sorted(k for k in set(theirs["settings"]) | set(ident["settings"])
-                      if theirs["settings"].get(k) != ident["settings"].get(k))
+        mine, other = comparable_settings(ident["settings"]), comparable_settings(theirs["settings"])
+        diff = sorted(k for k in set(other) | set(mine) if other.get(k) != mine.get(k))
         what = ", ".join(diff) if diff else "subset or teachers"
         raise InputError(f"--resume {path}: a checkpoint of another run (differs in {what})")
     _verify_checkpoint(path, state, run)
@@ -177,7 +204,7 @@ def prepare_run_dir(run: Path, ident: dict, resume, main: bool = True) -> bool:
     """False when the run is already complete with these settings; refuses to mix two runs in one folder."""
     record = run_record(run) or {}
     complete = bool(record.get("complete"))
-    if complete and record.get("identity") == ident:
+    if complete and same_identity(record.get("identity"), ident):
         return False
     if holds_run(run) and not resume:
         if latest_checkpoint(run) is None and not complete:  # it stopped before its first checkpoint

@@ -691,3 +691,19 @@ def test_a_runs_last_logs_are_read_from_the_end_of_its_log_past_a_half_written_l
     assert [r["step"] for r in last_logs(tmp_path, 3)] == [4970, 4980, 4990]
     (tmp_path / "metrics.jsonl").write_text("\n".join(lines[:3]) + "\n")
     assert [r["step"] for r in last_logs(tmp_path, 5)] == [0, 10, 20]  # a short log whole, its first line too
+
+
+def test_a_sweep_file_naming_its_folder_by_another_spelling_finds_its_runs_done(sweep, image_folder, tmp_path,
+                                                                                monkeypatch):
+    import os
+
+    from distill.sweep_plan import plan_runs
+
+    out, paths = sweep
+    monkeypatch.chdir(tmp_path)
+    config = _sweep(os.path.relpath(out, tmp_path), image_folder)  # ../../sweep0/sw for /tmp/.../sw
+    assert [p.status for p in plan_runs(config)] == ["done"] * 4
+    stamps = {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file() and p.parts[len(out.parts)] in
+              ("embeddings", "subsets", "targets", "runs")}
+    run_sweep(config)  # nothing to redo: no selection, cache, run or evaluation written again
+    assert {p: p.stat().st_mtime_ns for p in stamps} == stamps

@@ -636,3 +636,21 @@ def test_the_layer_level_teaches_the_stem_the_teachers_intermediate_map_and_the_
     with pytest.raises(InputError, match="the layer level matches a ViT student's stem tokens"):
         build_model(_config(tmp_path, caches, student="resnet18", student_kwargs={}, w_patch=0.0, w_layer=1.0),
                     prepare_inputs(_config(tmp_path, caches, targets=[str(layered)])).teachers)
+
+
+def test_a_run_named_by_another_spelling_of_its_places_is_the_same_run(tmp_path, caches, monkeypatch, capsys):
+    import os
+
+    monkeypatch.chdir(tmp_path)
+    relative = os.path.relpath(caches / "t64", tmp_path)  # ../../targets0/t64 and /tmp/.../t64: one cache
+    config = _config(tmp_path, caches, steps=10, checkpoint_every=5, targets=[relative])
+    train(config, stop_after=5)
+    absolute = TrainConfig(**(config.to_dict() | {"targets": [str(caches / "t64")]}))
+    run = train(absolute, resume=True)  # not refused as a checkpoint of another run
+    assert [m["step"] for m in _metrics(run)] == list(range(10))
+    capsys.readouterr()
+    train(config)  # complete under either spelling: nothing to do, not "holds a run already"
+    assert "already complete" in capsys.readouterr().out
+    # another place is another run still
+    with pytest.raises(InputError, match=r"a checkpoint of another run \(differs in targets\)"):
+        train(TrainConfig(**(config.to_dict() | {"targets": [str(caches / "t96")]})), resume=True)

@@ -13,7 +13,7 @@ from pathlib import Path
 from subsets.errors import InputError
 
 from .config import add_config_flags
-from .stop_signal import Stopped
+from .stop_signal import Stopped, Terminated, sigterm_unwinds
 
 
 def _ints(text: str) -> list[int]:
@@ -341,10 +341,14 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        args.func(args)
+        with sigterm_unwinds():
+            args.func(args)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except Terminated:
+        print("terminated (SIGTERM)", file=sys.stderr)
+        return 143
     except Stopped as e:  # a signal during training: checkpointed at the step's end, not a failure of the input
         if os.environ.get("RANK", "0") == "0":
             print(str(e), file=sys.stderr)

@@ -10,8 +10,10 @@ result depends on its settings and its worker's threads, not on which runs share
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
+import signal
 import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -25,7 +27,7 @@ from subsets.progress import progress_bar
 
 from .config import TrainConfig
 from .run_dir import last_logs, steps_checkpointed
-from .stop_signal import ask_to_stop
+from .stop_signal import Terminated, ask_to_stop
 
 _accelerator = None  # one per worker process, made for its first run
 _run_under_way = threading.Event()  # set while this worker trains a run, lock and checkpoints included
@@ -56,32 +58,50 @@ def train_side_by_side(runs: list[PendingRun], workers: int, console: Console, p
     waiting = sorted(runs, key=lambda r: -r.config.steps * r.config.batch_size)
     with ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker, initargs=(threads,)) as pool, \
             progress_bar("runs") as bar:
-        task = bar.add_task("train side by side", total=len(runs))
-        under_way, steps = {}, {}  # each run under way, and its own bar of steps
-        while waiting or under_way:
-            while waiting and len(under_way) < workers:
-                run = waiting.pop(0)
-                future = pool.submit(_train_run, run.config, run.resume)
-                under_way[future] = run
-                steps[future] = bar.add_task(f"  {run.label}", total=run.config.steps, unit="steps",
-                                             completed=steps_checkpointed(run.config.out) if run.resume else 0)
-            done, _ = wait(under_way, timeout=poll_s, return_when=FIRST_COMPLETED)
-            for future, run in under_way.items():  # the workers train without bars: their steps are in their logs
-                if logged := last_logs(run.config.out):
-                    bar.update(steps[future], completed=logged[0]["step"] + 1)
-            for future in done:
-                bar.remove_task(steps.pop(future))
-                run = under_way.pop(future)
-                if future.exception() is not None:
-                    others = f"; the {len(under_way)} run(s) under way finish first" if under_way else ""
-                    console.print(f"[red]{run.label}: failed[/] ({future.exception()}){others}, no other run starts")
-                    raise future.exception()
-                console.print(f"{run.label}: trained")
-                bar.advance(task)
+        try:
+            _train_in_workers(pool, waiting, workers, bar, console, poll_s)
+        except (KeyboardInterrupt, Terminated):  # the pool's exit waits for the runs under way: stop them first
+            _ask_workers_to_stop(pool)
+            raise
+
+
+def _train_in_workers(pool, waiting: list[PendingRun], workers: int, bar, console: Console, poll_s: float) -> None:
+    """Hand the waiting runs to the pool's workers as they come free, each under way with its own bar of steps."""
+    task = bar.add_task("train side by side", total=len(waiting))
+    under_way, steps = {}, {}
+    while waiting or under_way:
+        while waiting and len(under_way) < workers:
+            run = waiting.pop(0)
+            future = pool.submit(_train_run, run.config, run.resume)
+            under_way[future] = run
+            steps[future] = bar.add_task(f"  {run.label}", total=run.config.steps, unit="steps",
+                                         completed=steps_checkpointed(run.config.out) if run.resume else 0)
+        done, _ = wait(under_way, timeout=poll_s, return_when=FIRST_COMPLETED)
+        for future, run in under_way.items():  # the workers train without bars: their steps are in their logs
+            if logged := last_logs(run.config.out):
+                bar.update(steps[future], completed=logged[0]["step"] + 1)
+        for future in done:
+            bar.remove_task(steps.pop(future))
+            run = under_way.pop(future)
+            if future.exception() is not None:
+                others = f"; the {len(under_way)} run(s) under way finish first" if under_way else ""
+                console.print(f"[red]{run.label}: failed[/] ({future.exception()}){others}, no other run starts")
+                raise future.exception()
+            console.print(f"{run.label}: trained")
+            bar.advance(task)
+
+
+def _ask_workers_to_stop(pool) -> None:
+    """SIGUSR1 to each worker: its run stops at the step's end with a checkpoint (a worker's Ctrl-C came with the
+    sweep's own; a SIGTERM to the sweep's process alone reached none of them)."""
+    for process in (getattr(pool, "_processes", None) or {}).values():  # the pool's workers, by their pids
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(process.pid, signal.SIGUSR1)
 
 
 def _start_worker(threads: int) -> None:
     torch.set_num_threads(threads)
+    signal.signal(signal.SIGUSR1, lambda signum, frame: ask_to_stop("the end of its sweep"))
     threading.Thread(target=_exit_when_orphaned, args=(os.getppid(),), daemon=True).start()
 
 

@@ -29,6 +29,9 @@ class Stopped(InputError):
         super().__init__(message)
         self.reason = reason
 
+    def __reduce__(self):  # a sweep's worker sends it back pickled: an unpicklable result breaks the whole pool
+        return type(self), (str(self), self.reason)
+
     @property
     def exit_code(self) -> int:
         """The shell's code for a process ended by the signal (130 for Ctrl-C, 143 for SIGTERM)."""
@@ -63,6 +66,29 @@ def stop_at_step_end() -> Iterator[None]:
 def _restore(previous: dict) -> None:
     for sig, handler in previous.items():
         signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
+
+
+class Terminated(BaseException):
+    """SIGTERM outside a run's steps: it unwinds as Ctrl-C does, so locks are let go and half-written files removed
+    (the default action would end the process where it stands)."""
+
+
+@contextlib.contextmanager
+def sigterm_unwinds() -> Iterator[None]:
+    """While a command runs: SIGTERM raises Terminated (a run's steps take it at their step's end instead)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.getsignal(signal.SIGTERM)
+
+    def unwind(signum, frame):
+        raise Terminated()
+
+    signal.signal(signal.SIGTERM, unwind)
+    try:
+        yield
+    finally:
+        _restore({signal.SIGTERM: previous})
 
 
 def ask_to_stop(reason: str) -> None:

@@ -606,7 +606,9 @@ def test_a_manifest_written_before_the_device_setting_is_reused_as_a_cpu_selecti
     assert not _same_selection(manifest, SelectConfig(k_max=50))
 
 
-def test_workers_training_side_by_side_checkpoint_and_end_when_their_sweep_is_killed(sweep, tmp_path, image_folder):
+@pytest.mark.parametrize("how", ["SIGTERM", "SIGKILL"])  # the sweep ends cleanly, or is gone without a word
+def test_workers_training_side_by_side_checkpoint_and_end_when_their_sweep_is_killed(sweep, tmp_path, image_folder,
+                                                                                     how):
     import os
     import shutil
     import signal
@@ -633,8 +635,8 @@ def test_workers_training_side_by_side_checkpoint_and_end_when_their_sweep_is_ki
             time.sleep(0.5)
         workers = {json.loads(lock.read_text())["pid"] for lock in locks}
         assert len(workers) == 2 and job.pid not in workers  # each run's lock is held by its worker
-        job.send_signal(signal.SIGTERM)  # not Ctrl-C, which reaches the workers too: only the sweep's own process
-        job.wait(timeout=30)
+        job.send_signal(getattr(signal, how))  # not Ctrl-C, which reaches the workers too: the sweep's process only
+        job.wait(timeout=60)
         deadline = time.monotonic() + 30
         while (left := [pid for pid in workers if _running(pid)]) and time.monotonic() < deadline:
             time.sleep(0.2)
@@ -643,6 +645,8 @@ def test_workers_training_side_by_side_checkpoint_and_end_when_their_sweep_is_ki
         runs = sorted((out / "runs" / "long").iterdir())
         assert len(runs) == 2 and all(steps_checkpointed(run) > 0 for run in runs)
         assert not list((out / "runs" / "long").glob(".*.lock"))
+        if how == "SIGTERM":  # the sweep itself unwound: its exit code says why, and it let go of its folder
+            assert job.returncode == 128 + signal.SIGTERM and not (tmp_path / ".sw.lock").exists()
     finally:
         job.kill()
         for pid in workers if "workers" in locals() else ():

@@ -654,3 +654,12 @@ def test_a_run_named_by_another_spelling_of_its_places_is_the_same_run(tmp_path,
     # another place is another run still
     with pytest.raises(InputError, match=r"a checkpoint of another run \(differs in targets\)"):
         train(TrainConfig(**(config.to_dict() | {"targets": [str(caches / "t96")]})), resume=True)
+
+
+def test_a_stop_travels_back_from_a_sweeps_worker_whole():
+    import pickle
+
+    from distill.stop_signal import Stopped
+
+    stop = pickle.loads(pickle.dumps(Stopped("runs/x: stopped by SIGTERM at step 7", "SIGTERM")))
+    assert (str(stop), stop.reason, stop.exit_code) == ("runs/x: stopped by SIGTERM at step 7", "SIGTERM", 143)

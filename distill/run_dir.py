@@ -82,7 +82,7 @@ def checkpoint_dir(run: Path, step: int) -> Path:
 
 def finished_checkpoints(run: Path) -> list[Path]:
     """The run's complete checkpoints (with their state.json), oldest first."""
-    return sorted(p for p in (run / "checkpoints").glob("step-??????") if (p / "state.json").exists())
+    return sorted(p for p in (Path(run) / "checkpoints").glob("step-??????") if (p / "state.json").exists())
 
 
 def latest_checkpoint(run: Path) -> Path | None:

@@ -147,6 +147,22 @@ def test_runs_side_by_side_start_longest_first_so_unequal_runs_fill_the_workers(
     assert started == [1000, 100, 300, 50]
 
 
+def test_runs_resumed_side_by_side_start_their_bars_at_their_checkpoints(monkeypatch, tmp_path):
+    from rich.console import Console
+
+    import distill.side_by_side as side
+
+    state = tmp_path / "kcenter-k100-s0" / "checkpoints" / "step-000900" / "state.json"
+    state.parent.mkdir(parents=True)
+    state.write_text(json.dumps({"step": 900}))
+    runs = [side.PendingRun(p.label, TrainConfig(**(p.config.to_dict() | {"out": str(tmp_path / f"kcenter-k{p.config.k}-s0")})),
+                            True) for p in _pending_runs(side)]  # out as a sweep gives it: a str
+    started = []
+    monkeypatch.setattr(side, "ProcessPoolExecutor", _instant_pool(started))
+    side.train_side_by_side(runs, 2, Console(quiet=True))
+    assert started == [1000, 100, 300, 50]
+
+
 def test_a_run_that_fails_side_by_side_is_reported_and_no_other_run_starts_after_it(monkeypatch):
     from rich.console import Console
 

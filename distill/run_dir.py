@@ -52,6 +52,12 @@ def comparable_settings(settings: dict) -> dict:
     return {k: _place(v) if k in LOCATIONS else v for k, v in settings.items()}
 
 
+def settings_that_differ(theirs: dict, mine: dict) -> list[str]:
+    """The names of the settings in which two runs differ, places compared by what they name."""
+    theirs, mine = comparable_settings(theirs), comparable_settings(mine)
+    return sorted(k for k in set(theirs) | set(mine) if theirs.get(k) != mine.get(k))
+
+
 def same_identity(theirs: dict | None, ident: dict) -> bool:
     """Two run identities are one, whatever the spelling of the places their settings name."""
     if theirs is None or theirs.keys() != ident.keys():
@@ -162,14 +168,14 @@ def checkpoint_to_resume(run: Path, resume: str | bool | None, ident: dict) -> t
     if not state_file.exists():
         raise InputError(f"--resume {path}: not a checkpoint of this trainer (no state.json)")
     state = read_json(state_file, "checkpoint state")
-    theirs = _checkpoint_identity(path, state)
-    if _checkpoint_identity_sha256(state) != identity_sha256(ident) and not same_identity(theirs, ident):
+    if _checkpoint_identity_sha256(state) != identity_sha256(ident):
+        theirs = _checkpoint_identity(path, state)
         if theirs is None:  # its run's record is gone or was rewritten: the difference cannot be named
             raise InputError(f"--resume {path}: a checkpoint of another run (its identity differs from this run's)")
-        mine, other = comparable_settings(ident["settings"]), comparable_settings(theirs["settings"])
-        diff = sorted(k for k in set(other) | set(mine) if other.get(k) != mine.get(k))
-        what = ", ".join(diff) if diff else "subset or teachers"
-        raise InputError(f"--resume {path}: a checkpoint of another run (differs in {what})")
+        if not same_identity(theirs, ident):  # not the same run under another spelling of its places
+            diff = settings_that_differ(theirs["settings"], ident["settings"])
+            what = ", ".join(diff) if diff else "subset or teachers"
+            raise InputError(f"--resume {path}: a checkpoint of another run (differs in {what})")
     _verify_checkpoint(path, state, run)
     return path, int(state["step"])
 

@@ -31,6 +31,7 @@ from .stop_signal import Terminated, ask_to_stop
 
 _accelerator = None  # one per worker process, made for its first run
 _run_under_way = threading.Event()  # set while this worker trains a run, lock and checkpoints included
+SWEEP_GONE = "the end of its sweep"  # why a worker's run stopped, in its Stopped line
 
 
 @dataclass(frozen=True)
@@ -101,18 +102,18 @@ def _ask_workers_to_stop(pool) -> None:
 
 def _start_worker(threads: int) -> None:
     torch.set_num_threads(threads)
-    signal.signal(signal.SIGUSR1, lambda signum, frame: ask_to_stop("the end of its sweep"))
+    signal.signal(signal.SIGUSR1, lambda signum, frame: ask_to_stop(SWEEP_GONE))
     threading.Thread(target=_exit_when_orphaned, args=(os.getppid(),), daemon=True).start()
 
 
 def _exit_when_orphaned(parent: int, every_s: float = 1.0, grace_s: float = 600.0) -> None:
-    """End this worker once the sweep that started it is gone. A sweep stopped by a signal other than Ctrl-C (kill,
-    a batch system's SIGTERM to its process) takes only its own process down; a worker left behind would go on
-    training its run for half an hour, holding the run's lock and the cores the next sweep needs. The run under way
-    stops at its step's end with a checkpoint there, as a run signalled itself does, and resumes from it."""
+    """End this worker once the sweep that started it is gone without a word (kill -9, or a crash outside the pool's
+    teardown; a sweep sent SIGTERM or Ctrl-C asks its workers itself). A worker left behind would go on training its
+    run for half an hour, holding the run's lock and the cores the next sweep needs. The run under way stops at its
+    step's end with a checkpoint there, as a run signalled itself does, and resumes from it."""
     while os.getppid() == parent:
         time.sleep(every_s)
-    ask_to_stop("the end of its sweep")
+    ask_to_stop(SWEEP_GONE)
     deadline = time.monotonic() + grace_s
     while _run_under_way.is_set() and time.monotonic() < deadline:  # until it has checkpointed and let go
         time.sleep(0.1)

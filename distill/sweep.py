@@ -40,7 +40,7 @@ from .compare import compare_runs
 from .config import SELF_SUPERVISED, TrainConfig, read_yaml_mapping
 from .encoders import DEFAULT_ENCODER, resolve_encoder
 from .evaluate import EvalConfig, evaluate_run
-from .run_dir import comparable_settings, holds_run, is_complete, run_record
+from .run_dir import holds_run, is_complete, run_record, settings_that_differ
 from .side_by_side import PendingRun, train_side_by_side
 from .train import OPERATIONAL, make_accelerator, train
 
@@ -418,8 +418,7 @@ def settings_differing(run: Path, train_config: TrainConfig) -> list[str] | None
         done = TrainConfig.from_dict(record["config"], str(run)).to_dict()
     except InputError as e:  # a setting that no longer exists: made by another version
         return [f"settings of another version ({str(e).rsplit(': ', 1)[-1]})"]
-    done, wanted = comparable_settings(done), comparable_settings(train_config.to_dict())
-    return sorted(k for k in set(done) | set(wanted) if k not in OPERATIONAL and done.get(k) != wanted.get(k))
+    return [k for k in settings_that_differ(done, train_config.to_dict()) if k not in OPERATIONAL]
 
 
 def trained_as(run: Path, train_config: TrainConfig) -> bool:

@@ -37,6 +37,10 @@ def holds_run(run: Path) -> bool:
 # Settings that name a place: two runs that name one place, spelt differently (relative or absolute, through a
 # symlink), are one run. URIs (builtin:, hf:, https:) are names, not places.
 LOCATIONS = ("targets", "subset", "source")
+# The places this tool made, known by their content where a run recorded it ("contents" in its identity): a sweep
+# folder moved or copied whole still holds the same runs. The corpus stays known by its place: a copy with the same
+# keys and labels may hold other pixels (resized, recompressed).
+MADE_PLACES = ("targets", "subset")
 
 
 def _place(value):
@@ -52,18 +56,57 @@ def comparable_settings(settings: dict) -> dict:
     return {k: _place(v) if k in LOCATIONS else v for k, v in settings.items()}
 
 
-def settings_that_differ(theirs: dict, mine: dict) -> list[str]:
-    """The names of the settings in which two runs differ, places compared by what they name."""
+def contents_of(settings: dict) -> dict:
+    """What the MADE_PLACES a run's settings name hold now: each target cache's fingerprint and the subset's hash
+    (from the first cache where the settings name no subset); None for a place that is not there."""
+    from teachers.cache import targets_fingerprint
+
+    indexes = [_json_or_none(Path(p) / "index.json", "target cache") for p in settings.get("targets") or []]
+    if settings.get("subset"):
+        subset = (_json_or_none(Path(settings["subset"]) / "manifest.json", "subset manifest") or {}).get("hash")
+    else:
+        subset = (indexes[0] or {}).get("subset", {}).get("hash") if indexes else None
+    return {"targets": [targets_fingerprint(i) if i else None for i in indexes], "subset": subset}
+
+
+def _json_or_none(path: Path, what: str) -> dict | None:
+    return read_json(path, what) if path.exists() else None
+
+
+def _known(value) -> bool:
+    return value is not None and (not isinstance(value, list) or None not in value)
+
+
+def settings_that_differ(theirs: dict, mine: dict, their_contents: dict | None = None,
+                         my_contents: dict | None = None) -> list[str]:
+    """The names of the settings in which two runs differ: a place this tool made by its content where both runs
+    know it, every other place by what it names."""
     theirs, mine = comparable_settings(theirs), comparable_settings(mine)
-    return sorted(k for k in set(theirs) | set(mine) if theirs.get(k) != mine.get(k))
+    by_content = {k for k in MADE_PLACES if their_contents and my_contents and _known(their_contents.get(k))
+                  and _known(my_contents.get(k))}
+    differ = {k for k in set(theirs) | set(mine) if k not in by_content and theirs.get(k) != mine.get(k)}
+    return sorted(differ | {k for k in by_content if their_contents[k] != my_contents[k]})
 
 
 def same_identity(theirs: dict | None, ident: dict) -> bool:
-    """Two run identities are one, whatever the spelling of the places their settings name."""
-    if theirs is None or theirs.keys() != ident.keys():
+    """Two run identities are one, whatever the spelling of the places their settings name, and wherever the places
+    this tool made lie now when both identities record their contents."""
+    if theirs is None:
         return False
-    return all(comparable_settings(theirs[k]) == comparable_settings(ident[k]) if k == "settings" else
-               theirs[k] == ident[k] for k in ident)
+    rest = set(ident) - {"settings", "contents"}
+    if set(theirs) - {"settings", "contents"} != rest:
+        return False
+    their_contents, my_contents = theirs.get("contents"), ident.get("contents")
+    if settings_that_differ(theirs["settings"], ident["settings"], their_contents, my_contents):
+        return False
+    if their_contents and my_contents:  # the subset compared by its hash, not its path
+        return all(_without_path(theirs[k]) == _without_path(ident[k]) if k == "subset" else theirs[k] == ident[k]
+                   for k in rest)
+    return all(theirs[k] == ident[k] for k in rest)
+
+
+def _without_path(record: dict) -> dict:
+    return {k: v for k, v in record.items() if k != "path"}
 
 
 def identity_sha256(ident: dict) -> str:
@@ -173,7 +216,8 @@ def checkpoint_to_resume(run: Path, resume: str | bool | None, ident: dict) -> t
         if theirs is None:  # its run's record is gone or was rewritten: the difference cannot be named
             raise InputError(f"--resume {path}: a checkpoint of another run (its identity differs from this run's)")
         if not same_identity(theirs, ident):  # not the same run under another spelling of its places
-            diff = settings_that_differ(theirs["settings"], ident["settings"])
+            diff = settings_that_differ(theirs["settings"], ident["settings"], theirs.get("contents"),
+                                        ident.get("contents"))
             what = ", ".join(diff) if diff else "subset or teachers"
             raise InputError(f"--resume {path}: a checkpoint of another run (differs in {what})")
     _verify_checkpoint(path, state, run)

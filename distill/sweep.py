@@ -40,7 +40,7 @@ from .compare import compare_runs
 from .config import SELF_SUPERVISED, TrainConfig, read_yaml_mapping
 from .encoders import DEFAULT_ENCODER, resolve_encoder
 from .evaluate import EvalConfig, evaluate_run
-from .run_dir import holds_run, is_complete, run_record, settings_that_differ
+from .run_dir import contents_of, holds_run, is_complete, run_record, settings_that_differ
 from .side_by_side import PendingRun, train_side_by_side
 from .train import OPERATIONAL, make_accelerator, train
 
@@ -418,7 +418,9 @@ def settings_differing(run: Path, train_config: TrainConfig) -> list[str] | None
         done = TrainConfig.from_dict(record["config"], str(run)).to_dict()
     except InputError as e:  # a setting that no longer exists: made by another version
         return [f"settings of another version ({str(e).rsplit(': ', 1)[-1]})"]
-    return [k for k in settings_that_differ(done, train_config.to_dict()) if k not in OPERATIONAL]
+    theirs = record.get("identity", {}).get("contents")  # runs made before it compare their places by path
+    wanted = train_config.to_dict()
+    return [k for k in settings_that_differ(done, wanted, theirs, theirs and contents_of(wanted)) if k not in OPERATIONAL]
 
 
 def trained_as(run: Path, train_config: TrainConfig) -> bool:

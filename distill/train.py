@@ -43,7 +43,8 @@ from .losses import make_masks
 from .mim_jepa import MimJepa, block_masks
 from .mixing import mix_batch, mix_weights
 from .model import DistillModel, make_optimizer
-from .run_dir import checkpoint_to_resume, prepare_run_dir, save_checkpoint, write_start_record
+from .run_dir import (checkpoint_to_resume, contents_of, prepare_run_dir, run_record, same_identity, save_checkpoint,
+                      write_start_record)
 from .stop_signal import Stopped, outlast_stop_signals, stop_asked, stop_at_step_end
 
 # Settings that do not change what a run computes: a checkpoint made under other values still resumes.
@@ -135,7 +136,7 @@ def make_scheduler(optimizer, config: TrainConfig):
 def identity(config: TrainConfig, inputs: Inputs) -> dict:
     """What a checkpoint must agree with to be resumed by this run."""
     settings = {k: v for k, v in config.to_dict().items() if k not in OPERATIONAL}
-    return json.loads(json.dumps({"settings": settings, "subset": inputs.subset,
+    return json.loads(json.dumps({"settings": settings, "subset": inputs.subset, "contents": contents_of(settings),
                                   "teachers": [{"name": t.info["name"], "sha256": t.info["sha256"]} for t in inputs.teachers]}))
 
 
@@ -296,6 +297,9 @@ def setup(config: TrainConfig, acc, run: Path, resume) -> Session | None:
             print(f"{run}: already complete ({config.steps} steps), nothing to do")
         return None
     start_ckpt = checkpoint_to_resume(run, resume, ident)
+    recorded = (run_record(run) or {}).get("identity")
+    if start_ckpt and recorded is not None and same_identity(recorded, ident):
+        ident = recorded  # a run keeps the identity it began with, so each of its checkpoints names its run.json's
 
     model = build_model(config, inputs.teachers)
     backend = "none"

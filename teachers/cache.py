@@ -8,6 +8,7 @@ rank r writes shards r, r + W, ... . A cache made for k serves every smaller k.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -64,6 +65,18 @@ def cache_identity(teacher: Teacher, subset: Manifest, config: CacheConfig) -> d
         "dtype": "float16", "patch_grid": config.patch_grid or teacher.info.grid, "shard_size": config.shard_size,
         "subset": {"hash": subset.hash, "method": subset.method, "path": str(Path(subset.path).resolve())},
     }))
+
+
+def targets_fingerprint(index: dict) -> str:
+    """A cache known by what it holds rather than where it lies: the settings `_check_same` requires of a cache to
+    grow it (teacher weights, not their place; views; subset), and its target statistics. Growing a cache to a
+    larger k keeps it: the targets of its first images do not change."""
+    teacher = {k: v for k, v in index.get("teacher", {}).items() if k != "source"}
+    stats = index.get("stats") or {}
+    held = {"teacher": teacher, "subset": index.get("subset", {}).get("hash"),
+            "stats": {k: stats.get(k) for k in ("samples", "seed", "sha256")} if stats else None,
+            **{k: index.get(k) for k in ("views", "view_policy", "dtype", "patch_grid", "shard_size")}}
+    return hashlib.sha256(json.dumps(held, sort_keys=True).encode()).hexdigest()
 
 
 def cache_targets(source: ImageSource, subset: Manifest, teacher: Teacher, out: Path, k: int | None = None,

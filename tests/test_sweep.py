@@ -727,3 +727,19 @@ def test_a_sweep_file_naming_its_folder_by_another_spelling_finds_its_runs_done(
               ("embeddings", "subsets", "targets", "runs")}
     run_sweep(config)  # nothing to redo: no selection, cache, run or evaluation written again
     assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
+
+
+def test_a_sweep_folder_copied_elsewhere_finds_its_runs_done(sweep, image_folder, tmp_path):
+    import shutil
+
+    from distill.sweep_plan import plan_runs
+
+    out, _ = sweep
+    copy = tmp_path / "copied" / "sw"
+    shutil.copytree(out, copy)
+    config = _sweep(copy, image_folder)
+    assert [p.status for p in plan_runs(config)] == ["done"] * 4
+    stamps = {p: p.stat().st_mtime_ns for p in copy.rglob("*") if p.is_file() and p.parts[len(copy.parts)] in
+              ("embeddings", "subsets", "targets", "runs")}
+    run_sweep(config)
+    assert {p: p.stat().st_mtime_ns for p in stamps} == stamps

@@ -663,3 +663,43 @@ def test_a_stop_travels_back_from_a_sweeps_worker_whole():
 
     stop = pickle.loads(pickle.dumps(Stopped("runs/x: stopped by SIGTERM at step 7", "SIGTERM")))
     assert (str(stop), stop.reason, stop.exit_code) == ("runs/x: stopped by SIGTERM at step 7", "SIGTERM", 143)
+
+
+def test_a_run_and_its_caches_copied_elsewhere_resume_there_as_the_same_run(tmp_path, caches, capsys):
+    import shutil
+
+    config = _config(tmp_path, caches, "a/run", steps=10, checkpoint_every=5)
+    train(config, stop_after=5)
+    shutil.copytree(caches / "t64", tmp_path / "b" / "t64")
+    shutil.copytree(tmp_path / "a" / "run", tmp_path / "b" / "run")
+    copied = TrainConfig(**(config.to_dict() | {"out": str(tmp_path / "b" / "run"),
+                                                "targets": [str(tmp_path / "b" / "t64")]}))
+    train(copied, resume=True, stop_after=3)  # the copy's checkpoint is this run's: its cache holds the same targets
+    # and the run stays the one it began as: its first checkpoint still resumes after the copy's own (step 8)
+    run = train(copied, resume=str(tmp_path / "b" / "run" / "checkpoints" / "step-000005"))
+    assert [m["step"] for m in _metrics(run)] == list(range(10))
+    capsys.readouterr()
+    train(copied)
+    assert "already complete" in capsys.readouterr().out
+    # a cache of other targets is another run, whether named elsewhere or written over the run's own cache
+    with pytest.raises(InputError, match=r"a checkpoint of another run \(differs in targets\)"):
+        train(TrainConfig(**(copied.to_dict() | {"targets": [str(caches / "t96")]})), resume=True)
+    shutil.rmtree(tmp_path / "b" / "t64")
+    shutil.copytree(caches / "t96", tmp_path / "b" / "t64")
+    with pytest.raises(InputError, match="holds a run already"):
+        train(copied)
+
+
+def test_a_run_recorded_before_contents_were_is_known_by_its_places_as_before(tmp_path, caches, capsys):
+    import shutil
+
+    run = train(_config(tmp_path, caches, "a/run", steps=5, checkpoint_every=5))
+    record = json.loads((run / "run.json").read_text())
+    del record["identity"]["contents"]  # as a trainer of 2026-12-01 wrote it
+    (run / "run.json").write_text(json.dumps(record))
+    capsys.readouterr()
+    train(_config(tmp_path, caches, "a/run", steps=5, checkpoint_every=5))
+    assert "already complete" in capsys.readouterr().out
+    shutil.copytree(caches / "t64", tmp_path / "b" / "t64")  # the same targets elsewhere: it cannot know that
+    with pytest.raises(InputError, match="holds a run already"):
+        train(_config(tmp_path, caches, "a/run", steps=5, checkpoint_every=5, targets=[str(tmp_path / "b" / "t64")]))

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from rich.console import Console
 
+from subsets.console import output_console
 from subsets.errors import InputError
 from subsets.fileio import read_json, write_text_atomic
 
@@ -102,7 +103,7 @@ def compare_runs(runs: list[Path], out: Path, console: Console | None = None, ba
     paths |= {key: out / name for key, (name, rs) in tables.items() if rs}
     if len({(a["recipe"], a["objective"]) for a in agg}) > 1:
         paths["recipes_plot"] = plot_recipes(agg, out / "recipes.png", "recipes against k")
-    console = console or Console()
+    console = console or output_console()
     for table in rich_tables(agg, references, sections, ranks):
         console.print(table)
     for _, _, _, summary in sections:

@@ -17,6 +17,8 @@ from pathlib import Path
 
 from rich.console import Console
 
+from subsets.console import output_console
+
 from .encoders import DEFAULT_ENCODER
 from .export import export_run
 from .sweep import SweepConfig, run_sweep
@@ -65,7 +67,7 @@ class DemoConfig:
 
 
 def run_demo(config: DemoConfig = DemoConfig(), accelerator=None, console: Console | None = None) -> dict[str, Path]:
-    console = console or Console()
+    console = console or output_console()
     start = time.perf_counter()
     console.rule(f"[bold]subset-distill demo[/] — {config.source}, teacher {DEFAULT_ENCODER}")
     paths = run_sweep(config.sweep(), accelerator, console)

@@ -22,6 +22,7 @@ import yaml
 from rich.console import Console
 
 from subsets.comm import Comm
+from subsets.console import output_console
 from subsets.embed import EmbedConfig, embed_corpus
 from subsets.errors import InputError
 from subsets.fileio import read_json
@@ -346,7 +347,7 @@ def check_disk(config: SweepConfig, teacher, out: Path) -> None:
 
 def run_sweep(config: SweepConfig, accelerator=None, console: Console | None = None) -> dict:
     """The whole sweep; returns where its outputs are."""
-    console = console or Console()
+    console = console or output_console()
     start = time.perf_counter()
     out = Path(config.out)
     teacher = load_teacher(config.teacher, resolution=config.teacher_resolution, layers=config.teacher_layers)

@@ -12,6 +12,8 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from subsets.console import output_console
+
 from .run_dir import holds_run, last_logs, run_record, steps_checkpointed
 from .sweep import FULL, SweepConfig, evaluated_as, full_corpus_size, run_plan, settings_differing
 
@@ -94,7 +96,7 @@ def _duration(seconds: float) -> str:
 
 
 def print_plan(config: SweepConfig, planned: list[PlannedRun], console: Console | None = None) -> None:
-    console = console or Console()
+    console = console or output_console()
     groups: dict[tuple, list[PlannedRun]] = {}
     for p in planned:
         groups.setdefault((p.recipe, p.method, p.k), []).append(p)

@@ -14,11 +14,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from safetensors.torch import load_file, save
 
 from students import Student, StudentSpec, set_attention
+from subsets.console import output_console
 from subsets.errors import InputError
 from subsets.fileio import write_bytes_atomic, write_json_atomic
 from subsets.lock import folder_lock
@@ -43,8 +43,15 @@ from .losses import make_masks
 from .mim_jepa import MimJepa, block_masks
 from .mixing import mix_batch, mix_weights
 from .model import DistillModel, make_optimizer
-from .run_dir import (checkpoint_to_resume, contents_of, prepare_run_dir, run_record, same_identity, save_checkpoint,
-                      write_start_record)
+from .run_dir import (
+    checkpoint_to_resume,
+    contents_of,
+    prepare_run_dir,
+    run_record,
+    same_identity,
+    save_checkpoint,
+    write_start_record,
+)
 from .stop_signal import Stopped, outlast_stop_signals, stop_asked, stop_at_step_end
 
 # Settings that do not change what a run computes: a checkpoint made under other values still resumes.
@@ -180,7 +187,7 @@ def _to(batch, device):
 
 def _progress(enabled: bool) -> Progress:
     return Progress(TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
-                    TimeRemainingColumn(), console=Console(stderr=True), disable=not enabled)
+                    TimeRemainingColumn(), console=output_console(stderr=True), disable=not enabled)
 
 
 def train(config: TrainConfig, accelerator=None, resume: str | bool | None = None,

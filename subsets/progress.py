@@ -6,6 +6,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn, TimeRemainingColumn
 from rich.text import Text
 
+from .console import output_console
+
 
 class RateColumn(ProgressColumn):
     def __init__(self, unit: str):
@@ -21,5 +23,5 @@ def progress_bar(unit: str = "img", enabled: bool = True, console: Console | Non
     """A rich progress bar showing done/total, rate and ETA; `enabled=False` for non-main processes."""
     return Progress(
         TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), RateColumn(unit),
-        TimeRemainingColumn(), console=console or Console(stderr=True), disable=not enabled, transient=False,
+        TimeRemainingColumn(), console=console or output_console(stderr=True), disable=not enabled, transient=False,
     )

@@ -59,9 +59,10 @@ def coverage_tables(manifests: list[Manifest]) -> list[Table]:
 
 def print_coverage(manifests: list[Manifest], console=None) -> None:
     from rich.columns import Columns
-    from rich.console import Console
 
-    console = console or Console()
+    from .console import output_console
+
+    console = console or output_console()
     console.print(f"Coverage of {manifests[0].meta['corpus_size']:,} images against subset size k "
                   f"({manifests[0].meta['embeddings']['source']}, {manifests[0].meta['embeddings']['encoder']['name']})")
     console.print(Columns(coverage_tables(manifests)))

@@ -568,7 +568,8 @@ def test_a_run_made_before_a_setting_existed_counts_as_finished_at_that_settings
 
 
 def test_the_plan_says_where_each_run_stands_and_an_edited_sweep_file_is_refused_before_any_work(tmp_path,
-                                                                                                  image_folder):
+                                                                                                  image_folder,
+                                                                                                  monkeypatch):
     import shutil
     from dataclasses import asdict
 
@@ -596,9 +597,12 @@ def test_the_plan_says_where_each_run_stands_and_an_edited_sweep_file_is_refused
     paces = [p.seconds_per_step for p in planned if p.seconds_per_step]
     assert len(paces) == 2 and seconds == pytest.approx(8 * sum(paces) / 2)  # 8 steps left at the median pace
     (tmp_path / "sweep.yaml").write_text(yaml.safe_dump(asdict(config)))
-    res = run_cli("sweep", "--config", tmp_path / "sweep.yaml", "--plan")
-    assert res.returncode == 0 and "4 run(s): 1 done, 1 to evaluate, 1 under way, 1 to train; 8 steps left" in \
-        " ".join(res.stdout.split())
+    monkeypatch.delenv("COLUMNS", raising=False)
+    res = run_cli("sweep", "--config", tmp_path / "sweep.yaml", "--plan")  # into a log: no cell cut or folded
+    assert res.returncode == 0 and "4 run(s): 1 done, 1 to evaluate, 1 under way, 1 to train; 8 steps left" in res.stdout
+    header = next(line for line in res.stdout.splitlines() if "method" in line)
+    assert [h.strip() for h in header.strip("┃ ").split("┃")] == ["method", "k", "seeds", "steps", "passes per image",
+                                                                 "done", "to evaluate", "under way", "to train"]
     # the file edited (k = 20 now trains 6 steps): its finished runs are other runs, refused before anything is made
     config.steps_by_k = {20: 6}
     assert [p.status for p in plan_runs(config.check())][::2] == ["other settings"] * 2

@@ -40,6 +40,7 @@ from .compare_stats import (
 )
 from .compare_tables import lead_columns, markdown, paired_sections, rich_tables
 from .intervals import Bootstrap
+from .provenance import trained_by
 
 
 def _csv(rows: list[dict], columns: list[str]) -> str:
@@ -80,6 +81,7 @@ def compare_runs(runs: list[Path], out: Path, console: Console | None = None, ba
     notes = [f"95% intervals: {boot.replicates:,} bootstrap replicates over seeds and the {n_images:,} test images."]
     compared = {r["method"] for r in rows} - {baseline, FULL}  # with the baseline alone, no verdict was wanted
     notes += [why_not] if why_not and compared else []
+    notes += [line] if (line := trained_by(runs)) else []
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     plain = [{k: v for k, v in r.items() if k != "correct"} for r in rows]

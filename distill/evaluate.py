@@ -23,6 +23,7 @@ from teachers.base import to_normalized_tensor
 
 from .config import TrainConfig
 from .data import TeacherTargets
+from .provenance import environment
 
 EVAL_FORMAT = "subset-distill/eval"
 
@@ -292,6 +293,7 @@ def evaluate_run(run: Path, config: EvalConfig = EvalConfig(), device=None) -> d
         "objective": record.get("objective", "distill"),
     }
     result["seconds"] = round(time.perf_counter() - start, 2)
+    result["environment"] = environment(device)
     write_json_atomic(Path(run) / "eval.json", result)
     return result
 

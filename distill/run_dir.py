@@ -113,10 +113,11 @@ def identity_sha256(ident: dict) -> str:
     return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()
 
 
-def write_start_record(run: Path, config: TrainConfig, ident: dict) -> None:
-    """run.json of a run under way: what it is (identity) and every setting; `distill train --config` reads it."""
+def write_start_record(run: Path, config: TrainConfig, ident: dict, invocations: list[dict] = ()) -> None:
+    """run.json of a run under way: what it is (identity), every setting (`distill train --config` reads them) and
+    the invocations that trained it so far, each with its first step and its environment (code, libraries, machine)."""
     write_json_atomic(run / "run.json", {"format": RUN_FORMAT, "complete": False, "identity": ident,
-                                         "config": config.to_dict()})
+                                         "config": config.to_dict(), "invocations": list(invocations)})
     (run / "config.yaml").unlink(missing_ok=True)  # an older trainer's start record, now in run.json
 
 

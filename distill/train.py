@@ -43,6 +43,7 @@ from .losses import make_masks
 from .mim_jepa import MimJepa, block_masks
 from .mixing import mix_batch, mix_weights
 from .model import DistillModel, make_optimizer
+from .provenance import environment
 from .run_dir import (
     checkpoint_to_resume,
     contents_of,
@@ -329,7 +330,9 @@ def setup(config: TrainConfig, acc, run: Path, resume) -> Session | None:
 
     if acc.is_main_process:
         run.mkdir(parents=True, exist_ok=True)
-        write_start_record(run, config, ident)
+        first = start_ckpt[1] if start_ckpt else 0  # invocations past the checkpoint left nothing in the weights
+        earlier = [i for i in (run_record(run) or {}).get("invocations", []) if i["from_step"] < first]
+        write_start_record(run, config, ident, earlier + [{"from_step": first, "environment": environment(acc.device)}])
     if acc.log_with:
         simple = {k: v for k, v in config.to_dict().items() if isinstance(v, (int, float, str, bool))}
         acc.init_trackers(run.name, config=simple)
@@ -477,6 +480,7 @@ def _finish(s: Session, seconds: float) -> None:
         "processes": acc.num_processes, "precision": acc.mixed_precision, "attention": s.backend,
         "seconds_this_invocation": round(seconds, 2),
         "resumed_at": s.first_step or None, "final_metrics": metrics[-1] if metrics else None,
+        "invocations": (run_record(run) or {}).get("invocations", []),
     }
     write_json_atomic(run / "run.json", record)
     from .export import write_timm_folder

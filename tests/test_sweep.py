@@ -42,6 +42,7 @@ def test_a_tiny_sweep_yields_an_eval_per_run_a_csv_with_exactly_those_rows_and_a
     for run in paths["runs"]:
         ev = json.loads((run / "eval.json").read_text())
         assert 0 <= ev["student"]["knn_top1"] <= 1 and ev["teachers"]["mobilenetv2_imagenet"]["knn_top1"] > 0.2
+        assert ev["environment"]["libraries"]["torch"] == torch.__version__  # which code made the figure
     with open(paths["comparison_csv"]) as f:
         rows = list(csv.DictReader(f))
     assert sorted((r["method"], int(r["k"])) for r in rows) == [("kcenter", 20), ("kcenter", 40), ("random", 20),
@@ -59,6 +60,9 @@ def test_a_tiny_sweep_yields_an_eval_per_run_a_csv_with_exactly_those_rows_and_a
     result = json.loads(paths["comparison_json"].read_text())
     assert result["verdicts"] == [] and "at least two seeds" in table
     assert all(a["knn_top1_low"] <= a["knn_top1"] <= a["knn_top1_high"] for a in result["aggregate"])
+    # the comparison names the code that trained its runs
+    commit = json.loads((paths["runs"][0] / "run.json").read_text())["invocations"][0]["environment"]["code"]["commit"]
+    assert commit is None or f"Trained by code: {commit[:10]}" in table
 
 
 def test_runs_trained_side_by_side_equal_the_same_runs_trained_alone_on_the_workers_threads(tmp_path, image_folder):

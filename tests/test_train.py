@@ -703,3 +703,22 @@ def test_a_run_recorded_before_contents_were_is_known_by_its_places_as_before(tm
     shutil.copytree(caches / "t64", tmp_path / "b" / "t64")  # the same targets elsewhere: it cannot know that
     with pytest.raises(InputError, match="holds a run already"):
         train(_config(tmp_path, caches, "a/run", steps=5, checkpoint_every=5, targets=[str(tmp_path / "b" / "t64")]))
+
+
+def test_run_json_says_which_code_libraries_and_machine_trained_each_stretch_of_a_run(tmp_path, caches):
+    import subprocess
+
+    from .helpers import ROOT
+
+    config = _config(tmp_path, caches, steps=10, checkpoint_every=5)
+    train(config, stop_after=5)
+    train(config, resume=True, stop_after=3)  # steps 5-7, checkpointed at 8
+    run = train(config, resume=str(tmp_path / "run" / "checkpoints" / "step-000005"))  # those steps left nothing
+    invocations = json.loads((run / "run.json").read_text())["invocations"]
+    assert [i["from_step"] for i in invocations] == [0, 5]
+    env = invocations[-1]["environment"]
+    assert env["libraries"]["torch"] == torch.__version__ and env["threads"] == torch.get_num_threads()
+    assert env["device"].startswith("cpu") and env["python"].count(".") == 2
+    git = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True)
+    if git.returncode == 0:  # a checkout (CI's fresh clone is one): the commit the figures came from
+        assert env["code"]["commit"] == git.stdout.strip() and isinstance(env["code"]["dirty"], bool)

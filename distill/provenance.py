@@ -1,0 +1,97 @@
+"""What made a run or an evaluation: this code's version and git commit, the libraries that computed, the machine.
+A figure is only comparable with another made by the same code; run.json and eval.json say which code that was."""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+from functools import cache
+from importlib import metadata
+from pathlib import Path
+
+import torch
+
+from subsets.fileio import read_json
+
+ROOT = Path(__file__).resolve().parent.parent  # the checkout, where the package is installed editable or run in place
+LIBRARIES = ("torch", "torchvision", "timm", "accelerate", "safetensors", "numpy", "faiss-cpu")
+
+
+@cache
+def code_version() -> dict:
+    """The package's version, and where it runs from a git checkout its commit and whether tracked files differ from
+    it (`dirty`: the figures then come from code no commit holds)."""
+    try:
+        version = metadata.version("subset-distill")
+    except metadata.PackageNotFoundError:
+        version = None
+    commit = dirty = None
+    if (ROOT / ".git").exists():
+        commit = _git("rev-parse", "HEAD")
+        status = _git("status", "--porcelain", "--untracked-files=no")
+        dirty = None if status is None else bool(status)
+    return {"version": version, "commit": commit, "dirty": dirty}
+
+
+def _git(*args: str) -> str | None:
+    try:
+        done = subprocess.run(["git", "-C", str(ROOT), *args], capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return done.stdout.strip() if done.returncode == 0 else None
+
+
+def _library_versions() -> dict:
+    versions = {}
+    for name in LIBRARIES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    versions["torch"] = torch.__version__  # with its build (+cpu, +cu130), which the package metadata leaves out
+    return versions
+
+
+def _cpu_model() -> str | None:
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), None)
+    except OSError:  # not Linux
+        return None
+
+
+def environment(device: torch.device | str | None = None) -> dict:
+    """This process's code, libraries and machine, as recorded in run.json and eval.json."""
+    device = torch.device(device or "cpu")
+    if device.type == "cuda":
+        hardware = torch.cuda.get_device_name(device)
+    else:
+        hardware = _cpu_model() or platform.processor() or platform.machine()
+    return {"code": code_version(), "python": platform.python_version(), "libraries": _library_versions(),
+            "platform": platform.platform(), "device": f"{device.type}: {hardware}", "threads": torch.get_num_threads(),
+            "cpus": os.cpu_count()}
+
+
+def _code_label(code: dict) -> str:
+    if not code.get("commit"):
+        return f"version {code.get('version')} (no git checkout)"
+    return code["commit"][:10] + (" with uncommitted changes" if code.get("dirty") else "")
+
+
+def trained_by(runs: list[Path]) -> str | None:
+    """One line naming the code that trained the runs (each commit with its count of runs; a run resumed by other
+    code counts under each); None where no run recorded it (runs made before run.json held invocations)."""
+    counts: dict[str, int] = {}
+    unrecorded = 0
+    for run in runs:
+        record = read_json(Path(run) / "run.json", "run record")
+        labels = dict.fromkeys(_code_label(i["environment"]["code"]) for i in record.get("invocations", []))
+        unrecorded += not labels
+        for label in labels:
+            counts[label] = counts.get(label, 0) + 1
+    if not counts:
+        return None
+    parts = [f"{label} ({n} run{'s' * (n != 1)})" for label, n in counts.items()]
+    parts += [f"not recorded ({unrecorded} run{'s' * (unrecorded != 1)}, made before run.json named its code)"] * bool(unrecorded)
+    return "Trained by code: " + "; ".join(parts) + "."

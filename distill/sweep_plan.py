@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from subsets.console import output_console
+from subsets.fileio import read_json
 
 from .run_dir import holds_run, last_logs, run_record, steps_checkpointed
 from .sweep import FULL, SweepConfig, evaluated_as, full_corpus_size, run_plan, settings_differing
@@ -34,6 +35,7 @@ class PlannedRun:
     steps_left: int
     seconds_per_step: float | None  # a done run's pace over the invocation that finished it
     logged_seconds_per_step: float | None = None  # a run under way: its pace over its last logged intervals
+    eval_seconds: float | None = None  # a done run: how long its evaluation took
 
 
 def _pace(record: dict) -> float | None:
@@ -56,11 +58,12 @@ def plan_runs(config: SweepConfig) -> list[PlannedRun]:
     eval_config = config.eval_config()
     planned = []
     for p in run_plan(config, out, full_corpus_size(config, out) if config.has_full else 0):
-        steps, pace, logged, left = p.config.steps, None, None, p.config.steps
+        steps, pace, logged, left, eval_seconds = p.config.steps, None, None, p.config.steps, None
         differ = settings_differing(p.folder, p.config)  # None: no finished run there
         if differ == []:
             status, left, pace = "done" if evaluated_as(p.folder, eval_config) else "to evaluate", 0, \
                 _pace(run_record(p.folder))
+            eval_seconds = read_json(p.folder / "eval.json", "evaluation").get("seconds") if status == "done" else None
         elif differ:  # the sweep refuses to train over it
             status = "other settings"
         elif holds_run(p.folder):
@@ -69,8 +72,16 @@ def plan_runs(config: SweepConfig) -> list[PlannedRun]:
         else:
             status = "to train"
         planned.append(PlannedRun(p.recipe, p.method, p.k, p.seed, steps, p.config.batch_size, p.config.k, status,
-                                  left, pace, logged))
+                                  left, pace, logged, eval_seconds))
     return planned
+
+
+def evaluation_left(planned: list[PlannedRun]) -> tuple[float, int] | None:
+    """Seconds of evaluation left and the runs still to evaluate, at the median time of the evaluations done here
+    (they run one at a time in the sweep's process); None before any evaluation is done, or with none left."""
+    times = [p.eval_seconds for p in planned if p.eval_seconds]
+    left = sum(p.status in ("to evaluate", "under way", "to train") for p in planned)
+    return (left * statistics.median(times), left) if times and left else None
 
 
 def time_left(planned: list[PlannedRun], parallel_runs: int) -> tuple[float, str] | None:
@@ -91,6 +102,8 @@ def time_left(planned: list[PlannedRun], parallel_runs: int) -> tuple[float, str
 
 
 def _duration(seconds: float) -> str:
+    if seconds < 60:
+        return f"{seconds:.0f} s"
     hours, minutes = divmod(round(seconds / 60), 60)
     return f"{hours} h {minutes:02d} min" if hours else f"{minutes} min"
 
@@ -118,9 +131,14 @@ def print_plan(config: SweepConfig, planned: list[PlannedRun], console: Console 
     if estimate:
         seconds, pace = estimate
         side = f", {config.parallel_runs} side by side" if config.parallel_runs > 1 else ""
-        line += f", about {_duration(seconds)} of training at {pace}{side}; evaluation not counted"
+        line += f", about {_duration(seconds)} of training at {pace}{side}"
     elif left:
         line += "; no run here has logged its pace yet to time the rest by"
+    evaluation = evaluation_left(planned)
+    if evaluation:
+        line += f"; then about {_duration(evaluation[0])} of evaluation ({evaluation[1]} run(s), one at a time)"
+    elif left or counts["to evaluate"]:
+        line += "; evaluation not counted (none done here yet to time it by)"
     console.print(line)
     if counts["other settings"]:
         clash = [p for p in planned if p.status == "other settings"]

@@ -579,7 +579,7 @@ def test_the_plan_says_where_each_run_stands_and_an_edited_sweep_file_is_refused
 
     import yaml
 
-    from distill.sweep_plan import plan_runs, time_left
+    from distill.sweep_plan import evaluation_left, plan_runs, time_left
 
     copy = tmp_path / "sw"
     config = _sweep(copy, image_folder)
@@ -600,6 +600,9 @@ def test_the_plan_says_where_each_run_stands_and_an_edited_sweep_file_is_refused
     seconds, _ = time_left(planned, parallel_runs=1)
     paces = [p.seconds_per_step for p in planned if p.seconds_per_step]
     assert len(paces) == 2 and seconds == pytest.approx(8 * sum(paces) / 2)  # 8 steps left at the median pace
+    # evaluation: three runs left, each at the time the one evaluation done here took
+    took = json.loads((copy / "runs" / "kcenter-k20-s0" / "eval.json").read_text())["seconds"]
+    assert evaluation_left(planned) == (pytest.approx(3 * took), 3)
     (tmp_path / "sweep.yaml").write_text(yaml.safe_dump(asdict(config)))
     monkeypatch.delenv("COLUMNS", raising=False)
     res = run_cli("sweep", "--config", tmp_path / "sweep.yaml", "--plan")  # into a log: no cell cut or folded

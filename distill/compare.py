@@ -24,6 +24,7 @@ from rich.console import Console
 from subsets.console import output_console
 from subsets.errors import InputError
 from subsets.fileio import read_json, write_text_atomic
+from subsets.provenance import trained_by
 
 from .compare_plots import plot, plot_recipes
 from .compare_stats import (
@@ -40,7 +41,6 @@ from .compare_stats import (
 )
 from .compare_tables import lead_columns, markdown, paired_sections, rich_tables
 from .intervals import Bootstrap
-from .provenance import trained_by
 
 
 def _csv(rows: list[dict], columns: list[str]) -> str:

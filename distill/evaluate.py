@@ -18,12 +18,12 @@ from torchvision.transforms import v2
 from subsets.errors import InputError
 from subsets.fileio import write_json_atomic
 from subsets.progress import progress_bar
+from subsets.provenance import environment
 from subsets.sources import UnreadableImage, collect_records, decode_image, open_source, seeded_rows
 from teachers.base import to_normalized_tensor
 
 from .config import TrainConfig
 from .data import TeacherTargets
-from .provenance import environment
 
 EVAL_FORMAT = "subset-distill/eval"
 
@@ -293,7 +293,7 @@ def evaluate_run(run: Path, config: EvalConfig = EvalConfig(), device=None) -> d
         "objective": record.get("objective", "distill"),
     }
     result["seconds"] = round(time.perf_counter() - start, 2)
-    result["environment"] = environment(device)
+    result["environment"] = environment()
     write_json_atomic(Path(run) / "eval.json", result)
     return result
 

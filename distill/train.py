@@ -22,6 +22,7 @@ from subsets.console import output_console
 from subsets.errors import InputError
 from subsets.fileio import write_bytes_atomic, write_json_atomic
 from subsets.lock import folder_lock
+from subsets.provenance import environment
 from teachers.cache import TargetCache, teacher_targets
 from teachers.stats import target_stats
 from teachers.views import ViewPolicy
@@ -43,7 +44,6 @@ from .losses import make_masks
 from .mim_jepa import MimJepa, block_masks
 from .mixing import mix_batch, mix_weights
 from .model import DistillModel, make_optimizer
-from .provenance import environment
 from .run_dir import (
     checkpoint_to_resume,
     contents_of,
@@ -332,7 +332,7 @@ def setup(config: TrainConfig, acc, run: Path, resume) -> Session | None:
         run.mkdir(parents=True, exist_ok=True)
         first = start_ckpt[1] if start_ckpt else 0  # invocations past the checkpoint left nothing in the weights
         earlier = [i for i in (run_record(run) or {}).get("invocations", []) if i["from_step"] < first]
-        write_start_record(run, config, ident, earlier + [{"from_step": first, "environment": environment(acc.device)}])
+        write_start_record(run, config, ident, earlier + [{"from_step": first, "environment": environment()}])
     if acc.log_with:
         simple = {k: v for k, v in config.to_dict().items() if isinstance(v, (int, float, str, bool))}
         acc.init_trackers(run.name, config=simple)

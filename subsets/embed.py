@@ -26,6 +26,7 @@ from .errors import InputError
 from .fileio import file_sha256, read_json, write_bytes_atomic, write_json_atomic, write_npy_atomic, write_text_atomic
 from .jobs import resumable_job, shard_ranges
 from .progress import progress_bar
+from .provenance import environment
 from .sources import ImageSource, UnreadableImage, decode_image
 
 FORMAT = "subset-distill/embeddings"
@@ -213,7 +214,7 @@ def _finalize(out: Path, identity: dict, n_shards: int) -> None:
         "format": FORMAT, "version": VERSION, **identity, "dtype": "float16", "normalized": True,
         "count": len(keys), "skipped_count": len(skipped), "skipped": skipped, "shards": shards,
         "has_labels": bool((label_arr >= 0).any()),
-        "hash": _content_hash(identity, shards),
+        "hash": _content_hash(identity, shards), "environment": environment(),
     }
     write_json_atomic(out / "meta.json", meta)
     (out / "progress.json").unlink(missing_ok=True)

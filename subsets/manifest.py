@@ -10,6 +10,7 @@ import numpy as np
 
 from .errors import InputError
 from .fileio import output_dir_atomic, read_json, write_json_atomic, write_npy_atomic
+from .provenance import environment
 
 FORMAT = "subset-distill/subset"
 VERSION = 1
@@ -56,7 +57,8 @@ def write_manifest(out: Path, meta: dict, order: np.ndarray, keys: list[str], ov
     """Write the subset directory atomically: it appears whole or not at all."""
     order = np.asarray(order, dtype=np.int64)
     meta = {"format": FORMAT, "version": VERSION, **meta, "k_max": int(len(order)),
-            "hash": order_hash(order, meta["embeddings"]["hash"]), "keys_sha256": keys_hash(keys)}
+            "hash": order_hash(order, meta["embeddings"]["hash"]), "keys_sha256": keys_hash(keys),
+            "environment": environment()}
     with output_dir_atomic(out, overwrite) as tmp:
         write_npy_atomic(tmp / "order.npy", order)
         (tmp / "keys.txt").write_text("".join(k + "\n" for k in keys))

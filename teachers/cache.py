@@ -26,6 +26,7 @@ from subsets.fileio import file_sha256, read_json, write_bytes_atomic, write_jso
 from subsets.jobs import resumable_job, shard_ranges
 from subsets.manifest import Manifest
 from subsets.progress import progress_bar
+from subsets.provenance import environment
 from subsets.sources import ImageSource, UnreadableImage, collect_records, decode_image
 
 from .base import Teacher, is_layer
@@ -271,7 +272,7 @@ def _write_index(out: Path, identity: dict, k: int, config: CacheConfig, stats: 
     for stale in sorted(out.glob("shard-*.safetensors"))[len(shards):]:
         stale.unlink()  # from an earlier, larger k: not part of this index
     index = {"format": FORMAT, "version": VERSION, **identity, "k": k, "shards": shards, "skipped": skipped,
-             "bytes": sum(s["bytes"] for s in shards), "stats": stats, "complete": True}
+             "bytes": sum(s["bytes"] for s in shards), "stats": stats, "environment": environment(), "complete": True}
     write_json_atomic(out / "index.json", index)
     (out / "progress.json").unlink(missing_ok=True)
     return index

@@ -63,6 +63,9 @@ def test_a_tiny_sweep_yields_an_eval_per_run_a_csv_with_exactly_those_rows_and_a
     # the comparison names the code that trained its runs
     commit = json.loads((paths["runs"][0] / "run.json").read_text())["invocations"][0]["environment"]["code"]["commit"]
     assert commit is None or f"Trained by code: {commit[:10]}" in table
+    for made in (out / "embeddings" / "meta.json", out / "subsets" / "kcenter-s0" / "manifest.json",
+                 out / "targets" / "kcenter-s0" / "index.json"):  # and so does everything the runs were made from
+        assert json.loads(made.read_text())["environment"]["code"]["commit"] == commit, made
 
 
 def test_runs_trained_side_by_side_equal_the_same_runs_trained_alone_on_the_workers_threads(tmp_path, image_folder):

@@ -706,6 +706,7 @@ def test_a_run_recorded_before_contents_were_is_known_by_its_places_as_before(tm
 
 
 def test_run_json_says_which_code_libraries_and_machine_trained_each_stretch_of_a_run(tmp_path, caches):
+    import os
     import subprocess
 
     from .helpers import ROOT
@@ -718,7 +719,7 @@ def test_run_json_says_which_code_libraries_and_machine_trained_each_stretch_of_
     assert [i["from_step"] for i in invocations] == [0, 5]
     env = invocations[-1]["environment"]
     assert env["libraries"]["torch"] == torch.__version__ and env["threads"] == torch.get_num_threads()
-    assert env["device"].startswith("cpu") and env["python"].count(".") == 2
+    assert len(env["gpus"]) == torch.cuda.device_count() and env["cpus"] == os.cpu_count() and env["python"].count(".") == 2
     git = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True)
     if git.returncode == 0:  # a checkout (CI's fresh clone is one): the commit the figures came from
         assert env["code"]["commit"] == git.stdout.strip() and isinstance(env["code"]["dirty"], bool)

@@ -1,5 +1,6 @@
-"""What made a run or an evaluation: this code's version and git commit, the libraries that computed, the machine.
-A figure is only comparable with another made by the same code; run.json and eval.json say which code that was."""
+"""What made a file of this tool: the code's version and git commit, the libraries that computed, the machine. A
+figure is only comparable with another made by the same code, so embeddings, subsets, caches, runs and evaluations
+each record it beside what they hold, and a comparison names the code that trained its runs."""
 
 from __future__ import annotations
 
@@ -10,9 +11,7 @@ from functools import cache
 from importlib import metadata
 from pathlib import Path
 
-import torch
-
-from subsets.fileio import read_json
+from .fileio import read_json
 
 ROOT = Path(__file__).resolve().parent.parent  # the checkout, where the package is installed editable or run in place
 LIBRARIES = ("torch", "torchvision", "timm", "accelerate", "safetensors", "numpy", "faiss-cpu")
@@ -49,6 +48,8 @@ def _library_versions() -> dict:
             versions[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             continue
+    import torch
+
     versions["torch"] = torch.__version__  # with its build (+cpu, +cu130), which the package metadata leaves out
     return versions
 
@@ -61,16 +62,15 @@ def _cpu_model() -> str | None:
         return None
 
 
-def environment(device: torch.device | str | None = None) -> dict:
-    """This process's code, libraries and machine, as recorded in run.json and eval.json."""
-    device = torch.device(device or "cpu")
-    if device.type == "cuda":
-        hardware = torch.cuda.get_device_name(device)
-    else:
-        hardware = _cpu_model() or platform.processor() or platform.machine()
+def environment() -> dict:
+    """This process's code, libraries and machine, as recorded beside what it made (run.json, eval.json, a cache's
+    index.json, a subset's manifest.json, the embeddings' meta.json)."""
+    import torch
+
+    gpus = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())] if torch.cuda.is_available() else []
     return {"code": code_version(), "python": platform.python_version(), "libraries": _library_versions(),
-            "platform": platform.platform(), "device": f"{device.type}: {hardware}", "threads": torch.get_num_threads(),
-            "cpus": os.cpu_count()}
+            "platform": platform.platform(), "cpu": _cpu_model() or platform.processor() or platform.machine(),
+            "cpus": os.cpu_count(), "threads": torch.get_num_threads(), "gpus": gpus}
 
 
 def _code_label(code: dict) -> str:

@@ -68,6 +68,7 @@ def load_rows(runs: list[Path]) -> tuple[list[dict], dict]:
                 references.setdefault(f"teacher: {name}", scores)
     rows.sort(key=lambda r: (r["recipe"], r["objective"], r["method"], k_order(r["k"]), r["seed"]))
     _refuse_duplicates(rows)
+    _refuse_mixed_settings(runs)
     return rows, floor_rows(rows) | references
 
 
@@ -101,6 +102,38 @@ def _refuse_duplicates(rows: list[dict]) -> None:
             raise InputError(f"compare: runs {seen[key]} and {r['run']} are the same recipe, objective, method, k and seed; "
                              "give each once")
         seen[key] = r["run"]
+
+
+# What may differ between the runs of one recipe: the seed, the subset (method and k, read from their places) and
+# its budget (a sweep's steps by k), and how a run was carried out
+PER_RUN = {"seed", "k", "steps", "targets", "subset", "source"}
+
+
+def _refuse_mixed_settings(runs: list[Path]) -> None:
+    """The runs of one recipe are compared with each other as seeds and methods of one set of settings; runs of
+    other settings (another lr, student, loss) among them would be averaged in silently, so they are refused."""
+    from .config import TrainConfig
+    from .train import OPERATIONAL
+
+    first: dict[tuple, tuple[Path, dict]] = {}
+    for run in map(Path, runs):
+        rec = read_json(run / "run.json", "run record")
+        try:  # settings added since a run was made count at their defaults (which keep the old behaviour)
+            config = TrainConfig.from_dict(rec["config"], str(run)).to_dict()
+        except InputError:  # a setting of another version: compared as written
+            config = rec["config"]
+        settings = {k: v for k, v in config.items() if k not in PER_RUN | OPERATIONAL}
+        arm = run_arm(rec)
+        if arm not in first:
+            first[arm] = (run, settings)
+            continue
+        other, theirs = first[arm]
+        differ = sorted(k for k in theirs.keys() | settings.keys() if theirs.get(k) != settings.get(k))
+        if differ:
+            name = f"recipe {arm[0]!r}" if arm[0] else "no recipe"
+            raise InputError(f"compare: {other} and {run} are both {name} but differ in {', '.join(differ)}; "
+                             "train runs of other settings with --recipe NAME (a sweep's recipes) to compare them "
+                             "as recipes")
 
 
 def _groups(rows: list[dict]) -> dict[tuple, dict[int, dict]]:

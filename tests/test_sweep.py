@@ -244,6 +244,27 @@ def test_comparing_runs_evaluated_on_different_sets_is_refused(sweep, tmp_path):
         compare_runs([runs[0], other], tmp_path / "cmp")
 
 
+def test_runs_of_other_settings_under_one_recipe_are_refused_not_averaged_in_as_seeds(sweep, tmp_path):
+    import shutil
+
+    runs = sweep[1]["runs"]
+    other = tmp_path / "random-k20-s1"
+    shutil.copytree(next(r for r in runs if r.name == "random-k20-s0"), other)
+    record = json.loads((other / "run.json").read_text())
+    record["config"] |= {"seed": 1, "lr": 3e-3}  # as if trained alone with another lr and seed
+    (other / "run.json").write_text(json.dumps(record))
+    res = run_cli("compare", *runs, other, "--out", tmp_path / "cmp")
+    assert res.returncode == 2 and error_line(res) == (
+        f"error: compare: {runs[0]} and {other} are both no recipe but differ in lr; train runs of other settings with "
+        "--recipe NAME (a sweep's recipes) to compare them as recipes")
+    assert not (tmp_path / "cmp").exists()
+    record["config"] |= {"recipe": "lr-3e-3"}  # named, it is a recipe compared with the others
+    (other / "run.json").write_text(json.dumps(record))
+    res = run_cli("compare", *runs, other, "--out", tmp_path / "cmp")
+    assert res.returncode == 0, res.stderr
+    assert "lr-3e-3" in (tmp_path / "cmp" / "results.md").read_text()
+
+
 def test_exporting_or_evaluating_an_unfinished_run_says_so(tmp_path, sweep):
     from distill.train import train
 

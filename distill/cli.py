@@ -161,7 +161,15 @@ def cmd_eval(a: argparse.Namespace) -> None:
 def cmd_compare(a: argparse.Namespace) -> None:
     from .compare import compare_runs
 
-    paths = compare_runs(a.runs, a.out, baseline=a.baseline, require_verdicts=a.verdicts,
+    runs = a.runs
+    if a.evaluated_only:  # a study under way: what is there so far, saying what is not
+        runs = [r for r in a.runs if (r / "eval.json").exists()]
+        if len(runs) < len(a.runs):
+            left = [str(r) for r in a.runs if r not in runs]
+            print(f"left out {len(left)} run(s) not evaluated yet: {', '.join(left)}")
+        if not runs:
+            raise InputError(f"compare --evaluated-only: none of the {len(a.runs)} run(s) given is evaluated yet")
+    paths = compare_runs(runs, a.out, baseline=a.baseline, require_verdicts=a.verdicts,
                          baseline_recipe=a.baseline_recipe)
     for name, path in paths.items():
         print(f"{name:9s} {path}")
@@ -312,6 +320,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the recipe every other one is compared with, paired by seed (default: the first run's)")
     m.add_argument("--verdicts", action="store_true",
                    help="fail unless verdicts can be given (at least two seeds of each method at a k)")
+    m.add_argument("--evaluated-only", action="store_true",
+                   help="leave out (and name) the runs not evaluated yet, e.g. a sweep's under way")
     m.set_defaults(func=cmd_compare)
 
     x = sub.add_parser("export", help="a Hub-ready timm folder with a model card; --push uploads it")

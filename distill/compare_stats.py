@@ -39,7 +39,8 @@ def load_rows(runs: list[Path]) -> tuple[list[dict], dict]:
     rows, first, references = [], None, {}
     for run in map(Path, runs):
         if not (run / "eval.json").exists():
-            raise InputError(f"{run}: no eval.json; evaluate it first (distill eval --run {run})")
+            raise InputError(f"{run}: no eval.json; evaluate it first (distill eval --run {run}), or compare the "
+                             "others with --evaluated-only")
         ev, rec = read_json(run / "eval.json", "evaluation"), read_json(run / "run.json", "run record")
         if first is None:
             first = (run, ev["eval_set"])

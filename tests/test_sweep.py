@@ -265,6 +265,21 @@ def test_runs_of_other_settings_under_one_recipe_are_refused_not_averaged_in_as_
     assert "lr-3e-3" in (tmp_path / "cmp" / "results.md").read_text()
 
 
+def test_a_study_under_way_compares_its_evaluated_runs_naming_those_left_out(sweep, tmp_path):
+    import shutil
+
+    runs = sweep[1]["runs"]
+    under_way = tmp_path / "random-k40-s1"
+    shutil.copytree(runs[-1], under_way, ignore=shutil.ignore_patterns("eval.json"))
+    res = run_cli("compare", *runs, under_way, "--out", tmp_path / "cmp")
+    assert res.returncode == 2 and error_line(res) == (f"error: {under_way}: no eval.json; evaluate it first (distill "
+                                                       f"eval --run {under_way}), or compare the others with "
+                                                       "--evaluated-only")
+    res = run_cli("compare", *runs, under_way, "--out", tmp_path / "cmp", "--evaluated-only")
+    assert res.returncode == 0 and f"left out 1 run(s) not evaluated yet: {under_way}" in res.stdout
+    assert len((tmp_path / "cmp" / "results.csv").read_text().splitlines()) == 1 + len(runs)
+
+
 def test_exporting_or_evaluating_an_unfinished_run_says_so(tmp_path, sweep):
     from distill.train import train
 

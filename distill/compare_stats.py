@@ -68,8 +68,8 @@ def load_rows(runs: list[Path]) -> tuple[list[dict], dict]:
             if scores:
                 references.setdefault(f"teacher: {name}", scores)
     rows.sort(key=lambda r: (r["recipe"], r["objective"], r["method"], k_order(r["k"]), r["seed"]))
+    _refuse_mixed_settings(runs)  # first: two runs of other settings and one seed are not duplicates
     _refuse_duplicates(rows)
-    _refuse_mixed_settings(runs)
     return rows, floor_rows(rows) | references
 
 
@@ -131,7 +131,7 @@ def _refuse_mixed_settings(runs: list[Path]) -> None:
         other, theirs = first[arm]
         differ = sorted(k for k in theirs.keys() | settings.keys() if theirs.get(k) != settings.get(k))
         if differ:
-            name = f"recipe {arm[0]!r}" if arm[0] else "no recipe"
+            name = f"of recipe {arm[0]!r}" if arm[0] else "without a recipe"
             raise InputError(f"compare: {other} and {run} are both {name} but differ in {', '.join(differ)}; "
                              "train runs of other settings with --recipe NAME (a sweep's recipes) to compare them "
                              "as recipes")

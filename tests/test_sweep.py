@@ -251,11 +251,11 @@ def test_runs_of_other_settings_under_one_recipe_are_refused_not_averaged_in_as_
     other = tmp_path / "random-k20-s1"
     shutil.copytree(next(r for r in runs if r.name == "random-k20-s0"), other)
     record = json.loads((other / "run.json").read_text())
-    record["config"] |= {"seed": 1, "lr": 3e-3}  # as if trained alone with another lr and seed
+    record["config"] |= {"lr": 3e-3}  # as if trained alone with another lr: not a duplicate of its seed
     (other / "run.json").write_text(json.dumps(record))
     res = run_cli("compare", *runs, other, "--out", tmp_path / "cmp")
     assert res.returncode == 2 and error_line(res) == (
-        f"error: compare: {runs[0]} and {other} are both no recipe but differ in lr; train runs of other settings with "
+        f"error: compare: {runs[0]} and {other} are both without a recipe but differ in lr; train runs of other settings with "
         "--recipe NAME (a sweep's recipes) to compare them as recipes")
     assert not (tmp_path / "cmp").exists()
     record["config"] |= {"recipe": "lr-3e-3"}  # named, it is a recipe compared with the others

@@ -36,7 +36,7 @@ def load_rows(runs: list[Path]) -> tuple[list[dict], dict]:
     sets or without per-image results."""
     if not runs:
         raise InputError("compare: no runs given")
-    rows, first, references = [], None, {}
+    rows, records, first, references = [], [], None, {}
     for run in map(Path, runs):
         if not (run / "eval.json").exists():
             raise InputError(f"{run}: no eval.json; evaluate it first (distill eval --run {run}), or compare the "
@@ -51,6 +51,7 @@ def load_rows(runs: list[Path]) -> tuple[list[dict], dict]:
         if "correct" not in ev["student"]:
             raise InputError(f"{run / 'eval.json'}: has no per-image results (made by an older version); "
                              f"re-evaluate it (distill eval --run {run})")
+        records.append((run, rec))
         agreements = [v for v in ev["student"]["agreement"].values() if v is not None]
         subset = rec["subset"]
         recipe, objective = run_arm(rec)
@@ -68,7 +69,7 @@ def load_rows(runs: list[Path]) -> tuple[list[dict], dict]:
             if scores:
                 references.setdefault(f"teacher: {name}", scores)
     rows.sort(key=lambda r: (r["recipe"], r["objective"], r["method"], k_order(r["k"]), r["seed"]))
-    _refuse_mixed_settings(runs)  # first: two runs of other settings and one seed are not duplicates
+    _refuse_mixed_settings(records)  # first: two runs of other settings and one seed are not duplicates
     _refuse_duplicates(rows)
     return rows, floor_rows(rows) | references
 
@@ -110,15 +111,14 @@ def _refuse_duplicates(rows: list[dict]) -> None:
 PER_RUN = {"seed", "k", "steps", "targets", "subset", "source"}
 
 
-def _refuse_mixed_settings(runs: list[Path]) -> None:
+def _refuse_mixed_settings(records: list[tuple[Path, dict]]) -> None:
     """The runs of one recipe are compared with each other as seeds and methods of one set of settings; runs of
     other settings (another lr, student, loss) among them would be averaged in silently, so they are refused."""
     from .config import TrainConfig
     from .train import OPERATIONAL
 
     first: dict[tuple, tuple[Path, dict]] = {}
-    for run in map(Path, runs):
-        rec = read_json(run / "run.json", "run record")
+    for run, rec in records:
         try:  # settings added since a run was made count at their defaults (which keep the old behaviour)
             config = TrainConfig.from_dict(rec["config"], str(run)).to_dict()
         except InputError:  # a setting of another version: compared as written

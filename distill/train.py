@@ -220,6 +220,7 @@ class Session:
     run: Path
     inputs: Inputs
     ident: dict
+    invocations: list[dict]  # run.json's: each stretch of steps still in the weights, with its environment
     model: torch.nn.Module
     optimizer: torch.optim.Optimizer
     scheduler: object  # timm's CosineLRScheduler, stepped per update
@@ -305,9 +306,13 @@ def setup(config: TrainConfig, acc, run: Path, resume) -> Session | None:
             print(f"{run}: already complete ({config.steps} steps), nothing to do")
         return None
     start_ckpt = checkpoint_to_resume(run, resume, ident)
-    recorded = (run_record(run) or {}).get("identity")
-    if start_ckpt and recorded is not None and same_identity(recorded, ident):
-        ident = recorded  # a run keeps the identity it began with, so each of its checkpoints names its run.json's
+    previous = run_record(run) or {}
+    if start_ckpt and same_identity(previous.get("identity"), ident):
+        ident = previous["identity"]  # a run keeps the identity it began with: each checkpoint names its run.json's
+    first = start_ckpt[1] if start_ckpt else 0  # invocations past the checkpoint left nothing in the weights
+    invocations = [i for i in previous.get("invocations", []) if i["from_step"] < first]
+    if acc.is_main_process:  # the one process that writes run.json
+        invocations.append({"from_step": first, "environment": environment()})
 
     model = build_model(config, inputs.teachers)
     backend = "none"
@@ -330,9 +335,7 @@ def setup(config: TrainConfig, acc, run: Path, resume) -> Session | None:
 
     if acc.is_main_process:
         run.mkdir(parents=True, exist_ok=True)
-        first = start_ckpt[1] if start_ckpt else 0  # invocations past the checkpoint left nothing in the weights
-        earlier = [i for i in (run_record(run) or {}).get("invocations", []) if i["from_step"] < first]
-        write_start_record(run, config, ident, earlier + [{"from_step": first, "environment": environment()}])
+        write_start_record(run, config, ident, invocations)
     if acc.log_with:
         simple = {k: v for k, v in config.to_dict().items() if isinstance(v, (int, float, str, bool))}
         acc.init_trackers(run.name, config=simple)
@@ -349,7 +352,7 @@ def setup(config: TrainConfig, acc, run: Path, resume) -> Session | None:
     loader = torch.utils.data.DataLoader(inputs.dataset, batch_sampler=sampler, num_workers=config.workers,
                                          worker_init_fn=outlast_stop_signals,
                                          pin_memory=acc.device.type == "cuda")
-    s = Session(config, acc, run, inputs, ident, model, optimizer, scheduler, ema, teacher, sampler, iter(loader),
+    s = Session(config, acc, run, inputs, ident, invocations, model, optimizer, scheduler, ema, teacher, sampler, iter(loader),
                 backend, step, step, start_ckpt[0] if start_ckpt else None)
     _describe(s)
     return s
@@ -480,7 +483,7 @@ def _finish(s: Session, seconds: float) -> None:
         "processes": acc.num_processes, "precision": acc.mixed_precision, "attention": s.backend,
         "seconds_this_invocation": round(seconds, 2),
         "resumed_at": s.first_step or None, "final_metrics": metrics[-1] if metrics else None,
-        "invocations": (run_record(run) or {}).get("invocations", []),
+        "invocations": s.invocations,
     }
     write_json_atomic(run / "run.json", record)
     from .export import write_timm_folder

@@ -60,6 +60,12 @@ def shard_name(s: int) -> str:
     return f"shard-{s:05d}.safetensors"
 
 
+# What a cache's targets depend on besides its teacher and subset, required alike of a cache to grow it and by its
+# fingerprint; the teacher's `source` is only where its weights were read from
+HELD = ("views", "view_policy", "dtype", "patch_grid", "shard_size")
+TEACHER_PLACE = "source"
+
+
 def cache_identity(teacher: Teacher, subset: Manifest, config: CacheConfig) -> dict:
     return json.loads(json.dumps({  # as it reads back from index.json: tuples become lists
         "teacher": teacher.info.to_dict(), "views": config.views.views, "view_policy": config.views.to_dict(),
@@ -72,11 +78,11 @@ def targets_fingerprint(index: dict) -> str:
     """A cache known by what it holds rather than where it lies: the settings `_check_same` requires of a cache to
     grow it (teacher weights, not their place; views; subset), and its target statistics. Growing a cache to a
     larger k keeps it: the targets of its first images do not change."""
-    teacher = {k: v for k, v in index.get("teacher", {}).items() if k != "source"}
+    teacher = {k: v for k, v in index.get("teacher", {}).items() if k != TEACHER_PLACE}
     stats = index.get("stats") or {}
     held = {"teacher": teacher, "subset": index.get("subset", {}).get("hash"),
             "stats": {k: stats.get(k) for k in ("samples", "seed", "sha256")} if stats else None,
-            **{k: index.get(k) for k in ("views", "view_policy", "dtype", "patch_grid", "shard_size")}}
+            **{k: index.get(k) for k in HELD}}
     return hashlib.sha256(json.dumps(held, sort_keys=True).encode()).hexdigest()
 
 
@@ -157,10 +163,10 @@ def _check_same(path: Path, found: dict, identity: dict) -> None:
     if (t_found.get("name"), t_found.get("sha256")) != (t_want["name"], t_want["sha256"]):
         raise InputError(f"{path}: made with teacher {t_found.get('name')} (weights {str(t_found.get('sha256'))[:12]}), "
                          f"not {t_want['name']} (weights {t_want['sha256'][:12]})")
-    where = {"source"}  # the same weights read from another place are the same teacher
-    if {k: v for k, v in t_found.items() if k not in where} != {k: v for k, v in t_want.items() if k not in where}:
+    # the same weights read from another place are the same teacher
+    if {k: v for k, v in t_found.items() if k != TEACHER_PLACE} != {k: v for k, v in t_want.items() if k != TEACHER_PLACE}:
         raise InputError(f"{path}: made with other teacher settings ({json.dumps(t_found)}); use another --out")
-    for key in ("views", "view_policy", "dtype", "patch_grid", "shard_size"):
+    for key in HELD:
         if found.get(key) != identity[key]:
             raise InputError(f"{path}: made with other {key} ({json.dumps(found.get(key))}); use another --out")
 

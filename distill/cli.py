@@ -94,6 +94,24 @@ def cmd_subset_show(a: argparse.Namespace) -> None:
     print(f"plot: {png}")
 
 
+def cmd_subset_longtail(a: argparse.Namespace) -> None:
+    from subsets.console import output_console
+    from subsets.longtail import RECORD, LongtailConfig, make_longtail
+    from subsets.sources import open_source
+
+    config = LongtailConfig(imbalance=a.imbalance, head=a.head, seed=a.seed, shard_size=a.shard_size)
+    pattern = make_longtail(open_source(a.source), a.out, config, overwrite=a.overwrite)
+    import json
+
+    record = json.loads((a.out / RECORD).read_text())
+    names = record["classes"] or [str(c) for c in range(len(record["counts"]))]
+    console = output_console()
+    console.print("images per class: " + ", ".join(f"{n} {c:,}" for n, c in zip(names, record["counts"])))
+    if record["skipped"]:
+        console.print(f"{len(record['skipped']):,} unreadable image(s) skipped (listed in {a.out / RECORD})")
+    console.print(f"long-tailed corpus: {record['images']:,} images; use it as --source {pattern}")
+
+
 def cmd_cache(a: argparse.Namespace) -> None:
     from subsets.manifest import read_manifest
     from subsets.sources import open_source
@@ -265,6 +283,20 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("subsets", nargs="+", type=Path)
     w.add_argument("--out", type=Path, default=None, help="PNG path (default: coverage.png beside the first)")
     w.set_defaults(func=cmd_subset_show)
+
+    lt = ss.add_parser("longtail", help="a long-tailed corpus from a labelled one (CIFAR-10-LT's profile), as tar shards",
+                       description="Keep every class of a labelled corpus but thin class r (0 = the head, in class "
+                                   "order) to HEAD * IMBALANCE^(-r/(C-1)) images, and write them, bytes untouched, "
+                                   "as WebDataset shards with a longtail.json record: a skewed corpus on which to "
+                                   "compare selection methods.")
+    lt.add_argument("--source", required=True, help="a labelled image folder, WebDataset pattern, or builtin:NAME")
+    lt.add_argument("--out", required=True, type=Path, help="folder to write (shards and longtail.json)")
+    lt.add_argument("--imbalance", type=float, default=10.0, help="the head class's images over the last class's")
+    lt.add_argument("--head", type=int, default=None, help="images of the head class (default: the smallest class's)")
+    lt.add_argument("--seed", type=int, default=0, help="which images of each class are kept")
+    lt.add_argument("--shard-size", type=int, default=10_000, help="images per tar shard")
+    lt.add_argument("--overwrite", action="store_true")
+    lt.set_defaults(func=cmd_subset_longtail)
 
     c = sub.add_parser("cache", help="run a teacher once over a subset's views and store its targets")
     c.add_argument("--source", required=True, help="the corpus the subset was selected from")

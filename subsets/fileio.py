@@ -88,6 +88,7 @@ def output_dir_atomic(out: Path, overwrite: bool = False) -> Iterator[Path]:
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp"))
     try:
+        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes folders private; outputs are ordinary folders
         yield tmp
         if out.exists():
             shutil.rmtree(out)

@@ -1,0 +1,83 @@
+"""A long-tailed corpus made from a labelled one: the profile, untouched bytes, a readable source, bad input."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from subsets.longtail import LongtailConfig, longtail_counts, make_longtail
+from subsets.sources import collect_records, open_source
+
+from .helpers import error_line, run_cli
+
+
+def test_longtail_profile_is_cifar10_lt_exponential():
+    assert longtail_counts(10, 5000, 100) == [5000, 2997, 1796, 1077, 645, 387, 232, 139, 83, 50]
+    assert longtail_counts(3, 10, 1) == [10, 10, 10]
+
+
+def test_a_long_tailed_corpus_keeps_the_profile_the_bytes_and_the_labels(image_folder, tmp_path):
+    source = open_source(image_folder)
+    have = np.bincount([label for _, label in source.index()])
+    head = int(have.min())
+    res = run_cli("subset", "longtail", "--source", image_folder, "--imbalance", 4, "--out", tmp_path / "lt",
+                  "--shard-size", 10)
+    assert res.returncode == 0, res.stderr
+    pattern = res.stdout.split("--source ")[-1].strip()
+    lt = open_source(pattern)
+    index = lt.index()
+    want = longtail_counts(len(have), head, 4.0)
+    assert np.bincount([label for _, label in index]).tolist() == want and want[0] == 4 * want[-1]
+    record = json.loads((tmp_path / "lt" / "longtail.json").read_text())
+    assert record["counts"] == want and record["images"] == len(index) and len(record["shards"]) == -(-len(index) // 10)
+    assert record["source_corpus_hash"] == source.corpus_hash()
+    # each image is the source's own, its bytes untouched and its label kept, in the source's order
+    mine, theirs = collect_records(lt, [k for k, _ in index]), collect_records(source, [k for k, _ in index])
+    labels = dict(source.index())
+    assert all(mine[k].read() == theirs[k].read() and label == labels[k] for k, label in index)
+    order = [k for k, _ in source.index()]
+    assert [k for k, _ in index] == sorted((k for k, _ in index), key=order.index)
+    # the same command writes the same bytes; another seed keeps other images of the same profile
+    again = make_longtail(source, tmp_path / "again", LongtailConfig(imbalance=4, shard_size=10))
+    assert all((tmp_path / "lt" / s).read_bytes() == (again.parent / s).read_bytes() for s in record["shards"])
+    other = open_source(make_longtail(source, tmp_path / "other", LongtailConfig(imbalance=4, seed=1)))
+    assert np.bincount([label for _, label in other.index()]).tolist() == want
+    assert {k for k, _ in other.index()} != {k for k, _ in index}
+
+
+def test_an_unreadable_image_is_skipped_listed_and_replaced(image_folder, tmp_path):
+    folder = shutil.copytree(image_folder, tmp_path / "images")
+    source = open_source(folder)
+    head = int(np.bincount([label for _, label in source.index()]).min())
+    chosen = open_source(make_longtail(source, tmp_path / "first", LongtailConfig(imbalance=2)))
+    broken = next(k for k, label in chosen.index() if label == len(source.classes) - 1)  # a class with images to spare
+    (folder / f"{broken}.png").write_bytes(b"not an image")
+    lt = open_source(make_longtail(open_source(folder), tmp_path / "lt", LongtailConfig(imbalance=2)))
+    assert np.bincount([label for _, label in lt.index()]).tolist() == longtail_counts(len(source.classes), head, 2.0)
+    assert broken not in {k for k, _ in lt.index()}
+    skipped = json.loads((tmp_path / "lt" / "longtail.json").read_text())["skipped"]
+    assert [s["key"] for s in skipped] == [broken]
+
+
+@pytest.mark.parametrize("case", ["unlabelled", "imbalance", "head", "exists"])
+def test_bad_input_to_longtail_is_one_line_and_leaves_nothing(image_folder, tmp_path, case):
+    source, args = image_folder, ["--imbalance", 10]
+    if case == "unlabelled":
+        source = tmp_path / "flat"
+        source.mkdir()
+        for p in list(image_folder.rglob("*.png"))[:5]:
+            shutil.copy(p, source / p.name)
+    elif case == "imbalance":
+        args = ["--imbalance", 0.5]
+    elif case == "head":
+        args += ["--head", 1000]
+    else:
+        (tmp_path / "lt").mkdir()
+    res = run_cli("subset", "longtail", "--source", source, "--out", tmp_path / "lt", *args)
+    line = error_line(res)
+    assert res.returncode == 2
+    assert {"unlabelled": "images without labels", "imbalance": "imbalance must be a number >= 1",
+            "head": "fewer than the 1,000 the profile asks of it", "exists": "already exists"}[case] in line
+    assert case == "exists" or not (tmp_path / "lt").exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".lt.")]

@@ -188,7 +188,7 @@ def cmd_compare(a: argparse.Namespace) -> None:
         if not runs:
             raise InputError(f"compare --evaluated-only: none of the {len(a.runs)} run(s) given is evaluated yet")
     paths = compare_runs(runs, a.out, baseline=a.baseline, require_verdicts=a.verdicts,
-                         baseline_recipe=a.baseline_recipe)
+                         baseline_recipe=a.baseline_recipe, classes=a.classes)
     for name, path in paths.items():
         print(f"{name:9s} {path}")
 
@@ -352,6 +352,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the recipe every other one is compared with, paired by seed (default: the first run's)")
     m.add_argument("--verdicts", action="store_true",
                    help="fail unless verdicts can be given (at least two seeds of each method at a k)")
+    m.add_argument("--classes", type=_ints, default=None, metavar="C,C,...",
+                   help="count only the test images of these classes (e.g. a long-tailed corpus's tail): every "
+                        "accuracy, interval and verdict, the floor and the teacher included")
     m.add_argument("--evaluated-only", action="store_true",
                    help="leave out (and name) the runs not evaluated yet, e.g. a sweep's under way")
     m.set_defaults(func=cmd_compare)

@@ -32,6 +32,7 @@ from .compare_stats import (
     FULL,
     aggregate,
     arm_name,
+    class_note,
     gaps_to_full,
     load_rows,
     rank_correlations,
@@ -64,10 +65,12 @@ def baseline_arm(rows: list[dict], first_run: Path, recipe: str | None) -> tuple
 
 
 def compare_runs(runs: list[Path], out: Path, console: Console | None = None, baseline: str = "random",
-                 require_verdicts: bool = False, baseline_recipe: str | None = None) -> dict[str, Path]:
+                 require_verdicts: bool = False, baseline_recipe: str | None = None,
+                 classes: list[int] | None = None) -> dict[str, Path]:
     """Everything the module's docstring lists, from evaluated runs. Methods are compared with `baseline` (a
-    method); recipes with `baseline_recipe` (default: the first run's)."""
-    rows, references = load_rows(runs)
+    method); recipes with `baseline_recipe` (default: the first run's). With `classes`, on the test images of those
+    classes only (a long-tailed corpus's tail, say)."""
+    rows, references = load_rows(runs, classes)
     n_images = len(rows[0]["correct"]["knn_top1"])
     boot = Bootstrap(n_images)
     agg = aggregate(rows, boot)
@@ -78,13 +81,15 @@ def compare_runs(runs: list[Path], out: Path, console: Console | None = None, ba
     gap_rows = gaps_to_full(rows, boot)
     recipe_rows = recipe_verdicts(rows, boot, baseline_arm(rows, runs[0], baseline_recipe))
     sections = paired_sections(lead_columns(agg), verdict_rows, gap_rows, recipe_rows)
+    first = read_json(Path(runs[0]) / "eval.json", "evaluation")["eval_set"]
     notes = [f"95% intervals: {boot.replicates:,} bootstrap replicates over seeds and the {n_images:,} test images."]
+    notes += [class_note(first, classes)] if classes is not None else []
     compared = {r["method"] for r in rows} - {baseline, FULL}  # with the baseline alone, no verdict was wanted
     notes += [why_not] if why_not and compared else []
     notes += [line] if (line := trained_by(runs)) else []
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    plain = [{k: v for k, v in r.items() if k != "correct"} for r in rows]
+    plain = [{k: v for k, v in r.items() if k not in ("correct", "untrained_correct")} for r in rows]
     write_text_atomic(out / "results.csv", _csv(plain, COLUMNS))
     write_text_atomic(out / "summary.csv", _csv(agg, list(agg[0])))
     tables = {"verdicts_csv": ("verdicts.csv", verdict_rows), "gaps_csv": ("gaps.csv", gap_rows),
@@ -97,9 +102,9 @@ def compare_runs(runs: list[Path], out: Path, console: Console | None = None, ba
                                                         "gaps_to_full": gap_rows, "recipe_verdicts": recipe_rows,
                                                         "rank_correlations": ranks, "references": references,
                                                         "notes": notes}, indent=1))
-    first = read_json(Path(runs[0]) / "eval.json", "evaluation")["eval_set"]
     budgets = "students at equal step budgets" if len({r["steps"] for r in rows}) == 1 else "step budgets in results.md"
-    title = f"k-NN / probe: {first['train_source']} -> {first['test_source']}; {budgets}"
+    only = f" (classes {', '.join(map(str, classes))})" if classes is not None else ""
+    title = f"k-NN / probe: {first['train_source']} -> {first['test_source']}{only}; {budgets}"
     paths = {"csv": out / "results.csv", "summary_csv": out / "summary.csv", "markdown": out / "results.md",
              "json": out / "results.json", "plot": plot(agg, references, out / "results.png", title, verdict_rows)}
     paths |= {key: out / name for key, (name, rs) in tables.items() if rs}

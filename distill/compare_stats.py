@@ -30,10 +30,11 @@ def k_order(k) -> tuple:
     return (1, 0) if k == FULL else (0, k)
 
 
-def load_rows(runs: list[Path]) -> tuple[list[dict], dict]:
+def load_rows(runs: list[Path], classes: list[int] | None = None) -> tuple[list[dict], dict]:
     """One row per run (from run.json and eval.json; `correct` holds its per-image results) and the reference rows
     (the untrained floor, averaged over the runs, and each teacher's scores); refuses runs evaluated on different
-    sets or without per-image results."""
+    sets or without per-image results. With `classes`, every accuracy (the floor's and the teachers' too) is that
+    of the test images of those classes only."""
     if not runs:
         raise InputError("compare: no runs given")
     rows, records, first, references = [], [], None, {}
@@ -63,15 +64,58 @@ def load_rows(runs: list[Path]) -> tuple[list[dict], dict]:
                      "agreement": statistics.fmean(agreements) if agreements else None,
                      "untrained_knn_top1": ev.get("untrained", {}).get("knn_top1"),
                      "untrained_probe_top1": ev.get("untrained", {}).get("probe_top1"),
-                     "correct": {m: np.frombuffer(ev["student"]["correct"][m].encode(), np.uint8) == ord("1")
-                                 for m in SCORED}})
+                     "correct": _per_image(ev["student"]),
+                     "untrained_correct": _per_image(ev["untrained"]) if "correct" in ev.get("untrained", {}) else None})
         for name, scores in ev.get("teachers", {}).items():
             if scores:
                 references.setdefault(f"teacher: {name}", scores)
+    if classes is not None:
+        _restrict_to_classes(rows, references, classes, first)
+    references = {name: {k: v for k, v in scores.items() if k != "correct"} for name, scores in references.items()}
     rows.sort(key=lambda r: (r["recipe"], r["objective"], r["method"], k_order(r["k"]), r["seed"]))
     _refuse_mixed_settings(records)  # first: two runs of other settings and one seed are not duplicates
     _refuse_duplicates(rows)
     return rows, floor_rows(rows) | references
+
+
+def _per_image(scores: dict) -> dict[str, np.ndarray]:
+    return {m: np.frombuffer(scores["correct"][m].encode(), np.uint8) == ord("1") for m in SCORED}
+
+
+def _restrict_to_classes(rows: list[dict], references: dict, classes: list[int], first: tuple[Path, dict]) -> None:
+    """Every run's per-image results, its floor's and the teachers' cut to the test images of `classes`, and their
+    accuracies recomputed on those images (the pairing by test image is kept: every run was tested on one set)."""
+    from .evaluate import test_classes
+
+    run, eval_set = first
+    labels, _ = test_classes(eval_set)
+    absent = [c for c in classes if c not in set(labels.tolist())]
+    if absent:
+        raise InputError(f"compare: no test image of class {absent[0]} in {eval_set['test_source']} (its classes are "
+                         f"{', '.join(map(str, sorted(set(labels.tolist()))))})")
+    keep = np.isin(labels, classes)
+    for r in rows:
+        if r["untrained_correct"] is None or len(r["correct"]["knn_top1"]) != len(labels):
+            raise InputError(f"{r['run']}: its eval.json has no per-image results of the untrained student (made by "
+                             "an older version); re-evaluate it (distill eval) to compare classes")
+        r["correct"] = {m: c[keep] for m, c in r["correct"].items()}
+        r |= {m: float(r["correct"][m].mean()) for m in SCORED}
+        r |= {f"untrained_{m}": float(c[keep].mean()) for m, c in r["untrained_correct"].items()}
+    for name, scores in list(references.items()):
+        if "correct" not in scores:
+            raise InputError(f"{run}: its eval.json has no per-image results of {name} (made by an older version); "
+                             "re-evaluate the runs (distill eval) to compare classes")
+        references[name] = {**scores, **{m: float(c[keep].mean()) for m, c in _per_image(scores).items()}}
+
+
+def class_note(eval_set: dict, classes: list[int]) -> str:
+    """Which test images a class-restricted comparison counts."""
+    from .evaluate import test_classes
+
+    labels, names = test_classes(eval_set)
+    named = ", ".join(names[c] if names and c < len(names) else str(c) for c in classes)
+    return (f"Test images of classes {named} only ({int(np.isin(labels, classes).sum()):,} of {len(labels):,}): every "
+            "accuracy, the floor's and the teacher's included, is on those images.")
 
 
 def floor_rows(rows: list[dict]) -> dict:

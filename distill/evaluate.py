@@ -8,6 +8,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
@@ -57,6 +58,18 @@ class LabelledImages:
     labels: torch.Tensor
     classes: int
     corpus_hash: str
+
+
+def test_classes(eval_set: dict) -> tuple[np.ndarray, list[str] | None]:
+    """The class of every test image of an evaluation, in the order of its per-image results, and the class names;
+    read from the source's index alone (no image decoded). Refuses a test source that has changed since."""
+    spec = eval_set["test_source"]
+    src = open_source(spec)
+    if src.corpus_hash() != eval_set["test_corpus"]:
+        raise InputError(f"{spec}: holds other images or labels than when the runs were evaluated; re-evaluate them")
+    index = src.index()
+    rows = seeded_rows(len(index), eval_set["test_samples"], eval_set["seed"])
+    return np.array([index[i][1] for i in rows]), src.classes
 
 
 @functools.lru_cache(maxsize=4)
@@ -317,7 +330,8 @@ def _untrained_scores(run_config: TrainConfig, record: dict, config: EvalConfig,
     from .train import build_model
 
     twin = build_model(run_config, [TeacherTargets(t["key"], t, t["tokens"]) for t in record["teachers"]]).eval().to(device)
-    return scores(*student_features(twin.student, record, config, device, "untrained"), config)
+    # per image too, so a comparison restricted to some classes has the floor on the same images
+    return scores(*student_features(twin.student, record, config, device, "untrained"), config, per_image=True)
 
 
 def evaluate_teacher(info: dict, config: EvalConfig, device) -> dict | None:
@@ -327,4 +341,4 @@ def evaluate_teacher(info: dict, config: EvalConfig, device) -> dict | None:
     except InputError as e:
         print(f"reference row for {info['name']} skipped: {e}")
         return None
-    return scores(train_f, test_f, config)
+    return scores(train_f, test_f, config, per_image=True)

@@ -793,3 +793,55 @@ def test_a_sweep_folder_copied_elsewhere_finds_its_runs_done(sweep, image_folder
               ("embeddings", "subsets", "targets", "runs")}
     run_sweep(config)
     assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
+
+
+def test_comparing_some_classes_counts_only_their_test_images_floor_and_teacher_included(sweep, tmp_path):
+    from subsets.sources import open_source, seeded_rows
+
+    runs = sweep[1]["runs"]
+    index = open_source(EVAL["test_source"]).index()
+    labels = np.array([index[i][1] for i in seeded_rows(len(index), EVAL["test_samples"], 0)])
+    head, tail = [0, 1, 2, 3, 4], [5, 6, 7, 8, 9]
+    results = {}
+    for name, classes in (("all", None), ("head", head), ("tail", tail)):
+        args = ["--classes", ",".join(map(str, classes))] if classes else []
+        res = run_cli("compare", *runs, "--out", tmp_path / name, *args)
+        assert res.returncode == 0, res.stderr
+        results[name] = json.loads((tmp_path / name / "results.json").read_text())
+    n_head, n_tail = int(np.isin(labels, head).sum()), int(np.isin(labels, tail).sum())
+    assert n_head and n_tail and n_head + n_tail == len(labels)
+    assert f"classes dog, frog, horse, ship, truck only ({n_tail} of {len(labels)})" in \
+        (tmp_path / "tail" / "results.md").read_text()
+    for run in runs:
+        ev = json.loads((run / "eval.json").read_text())
+        for who, scores in (("student", ev["student"]), ("untrained", ev["untrained"]),
+                            ("teacher", ev["teachers"]["mobilenetv2_imagenet"])):
+            correct = np.array([c == "1" for c in scores["correct"]["knn_top1"]])
+            assert correct.mean() == pytest.approx(scores["knn_top1"])  # the per-image results are the score's own
+            row = next(r for r in results["tail"]["runs"] if r["run"] == run.name)
+            expected = correct[np.isin(labels, tail)].mean()
+            got = {"student": row["knn_top1"], "untrained": row["untrained_knn_top1"],
+                   "teacher": results["tail"]["references"]["teacher: mobilenetv2_imagenet"]["knn_top1"]}[who]
+            assert got == pytest.approx(expected), who
+        # the two groups make up the whole: their accuracies weighted by their images give the all-class one
+        r = {name: next(x for x in results[name]["runs"] if x["run"] == run.name) for name in results}
+        for m in ("knn_top1", "probe_top1", "untrained_knn_top1"):
+            assert r["head"][m] * n_head + r["tail"][m] * n_tail == pytest.approx(r["all"][m] * len(labels))
+
+
+def test_comparing_classes_the_test_set_lacks_or_evals_without_per_image_floors_is_one_line(sweep, tmp_path):
+    import shutil
+
+    runs = sweep[1]["runs"]
+    res = run_cli("compare", *runs, "--out", tmp_path / "cmp", "--classes", "3,12")
+    assert res.returncode == 2 and error_line(res) == (
+        "error: compare: no test image of class 12 in builtin:cifar10-demo-test (its classes are 0, 1, 2, 3, 4, 5, 6, "
+        "7, 8, 9)")
+    old = tmp_path / runs[0].name
+    shutil.copytree(runs[0], old)
+    ev = json.loads((old / "eval.json").read_text())
+    del ev["untrained"]["correct"]  # as an older version wrote it
+    (old / "eval.json").write_text(json.dumps(ev))
+    res = run_cli("compare", old, *runs[1:], "--out", tmp_path / "cmp", "--classes", "3")
+    assert res.returncode == 2 and "no per-image results of the untrained student" in error_line(res)
+    assert run_cli("compare", old, *runs[1:], "--out", tmp_path / "cmp").returncode == 0  # all classes need none

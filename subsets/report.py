@@ -13,6 +13,8 @@ METRICS = {  # key -> (column title, plot title, lower is better)
     "max_dist": ("radius", "coverage radius (max distance to nearest pick)", True),
     "mean_dist": ("mean", "mean distance to nearest pick", True),
     "label_coverage": ("labels", "share of classes present", False),
+    # normalised entropy of the subset's classes: on a skewed corpus, whether a method evens out its classes
+    "label_balance": ("balance", "class balance (entropy / log C)", False),
     "cluster_coverage": ("clusters", "share of corpus clusters hit", False),
 }
 
@@ -43,7 +45,8 @@ def coverage_tables(manifests: list[Manifest]) -> list[Table]:
     for metric, (title, _, lower_better) in METRICS.items():
         if not all(metric in m.meta["coverage"][0] for m in manifests):
             continue
-        table = Table(title=f"{title} ({'lower' if lower_better else 'higher'} is better)", title_style="bold")
+        title = f"{title} ({'lower' if lower_better else 'higher'} is better)"
+        table = Table(title=title, title_style="bold", min_width=len(title))  # a title wrapped over lines is hard to read
         table.add_column("k", justify="right")
         for name in names:
             table.add_column(name, justify="right")

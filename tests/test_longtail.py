@@ -81,3 +81,20 @@ def test_bad_input_to_longtail_is_one_line_and_leaves_nothing(image_folder, tmp_
             "head": "fewer than the 1,000 the profile asks of it", "exists": "already exists"}[case] in line
     assert case == "exists" or not (tmp_path / "lt").exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".lt.")]
+
+
+def test_subset_show_prints_how_evenly_each_subset_spreads_over_the_classes(subsets_dir, image_folder, tmp_path):
+    from subsets.manifest import read_manifest
+
+    res = run_cli("subset", "show", subsets_dir / "random", subsets_dir / "kcenter", "--out", tmp_path / "cov.png")
+    assert res.returncode == 0, res.stderr
+    assert "balance (higher is better)" in res.stdout and (tmp_path / "cov.png").exists()
+    labels = dict(open_source(image_folder).index())
+    classes = len(set(labels.values()))
+    for row in read_manifest(subsets_dir / "random").meta["coverage"]:
+        counts = np.bincount([labels[k] for k in read_manifest(subsets_dir / "random").keys[:row["k"]]],
+                             minlength=classes)
+        p = counts[counts > 0] / counts.sum()
+        entropy = -(p * np.log(p)).sum() / np.log(classes)  # 1 when every class has the same count
+        assert row["label_balance"] == pytest.approx(entropy)
+        assert f"{entropy:.3f}" in res.stdout

@@ -37,11 +37,6 @@ class LongtailConfig:
     shard_size: int = 10_000  # images per tar shard
 
 
-def class_counts(labels: np.ndarray) -> np.ndarray:
-    """Images per class, classes 0..C-1 (every class must occur)."""
-    return np.bincount(labels)
-
-
 def longtail_counts(classes: int, head: int, imbalance: float) -> list[int]:
     """n_r = head * imbalance^(-r/(C-1)), rounded down as CIFAR-10-LT's published counts are, at least 1."""
     if classes == 1:
@@ -57,7 +52,7 @@ def choose_keys(index: list[tuple[str, int | None]], config: LongtailConfig,
     if any(label is None for _, label in index):
         raise InputError(f"{origin}: images without labels; a long-tailed corpus needs class subfolders or a `cls` field")
     labels = np.array([label for _, label in index])
-    have = class_counts(labels)
+    have = np.bincount(labels)  # images per class, classes 0..C-1
     if (have == 0).any():
         raise InputError(f"{origin}: class {int(np.flatnonzero(have == 0)[0])} has no image; classes must be 0..C-1")
     if not math.isfinite(config.imbalance) or config.imbalance < 1:
@@ -96,6 +91,8 @@ def make_longtail(source: ImageSource, out: Path, config: LongtailConfig = Longt
     class gets its count."""
     if config.shard_size < 1:
         raise InputError(f"shard size must be a positive number of images, not {config.shard_size}")
+    if Path(out).exists() and not overwrite:  # said before the images are read, not after
+        raise InputError(f"{out}: already exists (pass --overwrite to replace it)")
     index = source.index()
     by_class, want = choose_keys(index, config, source.description)
     for keys in by_class.values():

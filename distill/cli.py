@@ -259,7 +259,9 @@ def build_parser() -> argparse.ArgumentParser:
                                   "every minute into OUT.checkpoint/; rerun the same command to resume it (the same "
                                   "order as an uninterrupted run).")
     s.add_argument("--embeddings", required=True, type=Path)
-    s.add_argument("--method", default="kcenter", help="kcenter | kmeans | kmeans-random | prototypes | random")
+    s.add_argument("--method", default="kcenter",
+                   help="kcenter | kmeans | kmeans-random | prototypes | random | class-balanced (reads the labels: "
+                        "a labelled corpus only)")
     s.add_argument("--k-max", type=int, default=1000, help="length of the ordering; every k <= k_max is served")
     s.add_argument("--out", required=True, type=Path)
     s.add_argument("--seed", type=int, default=0)

@@ -30,7 +30,7 @@ from subsets.lock import folder_lock
 from subsets.make_subset import SelectConfig, make_subset, make_subset_across_processes, runs_mapped
 from subsets.manifest import Manifest, read_manifest
 from subsets.report import plot_coverage, print_coverage
-from subsets.select import METHODS
+from subsets.select import LABEL_METHODS, METHODS
 from subsets.shards import EmbeddingShards
 from subsets.sources import open_source
 from teachers import load_teacher
@@ -118,6 +118,10 @@ class SweepConfig:
         for recipe, settings in self.recipe_list():  # validates each recipe's train settings
             self.train_config(Path(self.out), 1, self.seeds[0], recipe=recipe, settings=settings)
         self.eval_config()
+        label_methods = [m for m in self.methods if m in LABEL_METHODS]
+        if label_methods and any(label is None for _, label in self._corpus_index):
+            raise InputError(f"{origin}: method {label_methods[0]} reads the corpus's labels, and {self.source} has "
+                             "images without one")
         size = self.corpus_size
         if self.small_ks and max(self.small_ks) > size:
             raise InputError(f"{origin}: k = {max(self.small_ks):,} is above the corpus size ({size:,} images in "
@@ -156,8 +160,12 @@ class SweepConfig:
                 raise InputError(f"{origin}: {where}[{k!r}] must be a positive integer, not {steps!r}")
 
     @functools.cached_property
-    def corpus_size(self) -> int:  # indexing a tar corpus reads it: once per config
-        return len(open_source(self.source).index())
+    def _corpus_index(self) -> list:  # indexing a tar corpus reads it: once per config
+        return open_source(self.source).index()
+
+    @property
+    def corpus_size(self) -> int:
+        return len(self._corpus_index)
 
     @property
     def small_ks(self) -> list[int]:
@@ -441,7 +449,8 @@ def is_finished(run: Path, train_config: TrainConfig, eval_config: EvalConfig) -
 
 def example_sweep_file() -> str:
     """A sweep file with every setting at its default, for `distill sweep --example`."""
-    example = SweepConfig(train={"steps": 300, "batch_size": 64}, methods=list(METHODS), seeds=[0, 1, 2],
+    example = SweepConfig(train={"steps": 300, "batch_size": 64}, seeds=[0, 1, 2],
+                          methods=[m for m in METHODS if m not in LABEL_METHODS],
                           ks=[100, 300, 1000, FULL],
                           recipes=[{"name": "base", "train": {}}, {"name": "patch-stem", "train": {"stem": "patch"}},
                                    {"name": "token-only", "train": {"w_feature": 0.0}}],

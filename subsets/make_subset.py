@@ -25,7 +25,7 @@ from .shards import EmbeddingShards
 
 @dataclass
 class SelectConfig:
-    method: str = "kcenter"  # kcenter | kmeans | kmeans-random | prototypes | random
+    method: str = "kcenter"  # kcenter | kmeans | kmeans-random | prototypes | random | class-balanced
     k_max: int | None = 1000  # length of the ordering; None: the whole corpus (after --dedup)
     seed: int = 0
     dedup: float | None = None  # cosine threshold; near-duplicates above it are dropped first
@@ -71,8 +71,24 @@ def clusters_used(n: int, config: SelectConfig) -> list[int] | None:
     return used
 
 
-def select_order(x: np.ndarray, config: SelectConfig, clusters: list[int] | None = None) -> np.ndarray:
-    """Rows of x in selection order (length k_max) for the configured method."""
+def known_labels(labels: np.ndarray | None, where: Path | str) -> np.ndarray:
+    """The labels of a class-balanced selection, refused where the corpus has none or some image lacks one."""
+    if labels is None or not (np.asarray(labels) >= 0).any():
+        raise InputError(f"{where}: the corpus has no labels; --method class-balanced needs class subfolders or a "
+                         "`cls` field")
+    labels = np.asarray(labels)
+    if (labels < 0).any():
+        raise InputError(f"{where}: {int((labels < 0).sum()):,} image(s) have no label; --method class-balanced "
+                         "needs every image's class")
+    return labels
+
+
+def select_order(x: np.ndarray, config: SelectConfig, clusters: list[int] | None = None,
+                 labels: np.ndarray | None = None, where: str = "embeddings") -> np.ndarray:
+    """Rows of x in selection order (length k_max) for the configured method (class-balanced: from `labels`, one per
+    row of x)."""
+    if config.method == "class-balanced":
+        return select.class_balanced_order(known_labels(labels, where), config.k_max, config.seed)
     clusters = clusters or clusters_used(len(x), config)
     if config.method == "kcenter":
         return select.kcenter_greedy(x, config.k_max, config.seed)
@@ -98,9 +114,19 @@ def order_across_processes(embeddings: Path | EmbeddingShards, config: SelectCon
     pool = count if keep is None else len(keep)
     if config.method == "random":
         order = select.random_order(pool, config.k_max, config.seed)
+    elif config.method == "class-balanced":
+        order = select.class_balanced_order(_pool_labels(embeddings, keep), config.k_max, config.seed)
     else:
         order = _order_with_progress(embeddings, config, pool, comm, keep, device, checkpoint)
     return order if keep is None else keep[order]
+
+
+def _pool_labels(embeddings: Path | EmbeddingShards, keep: np.ndarray | None) -> np.ndarray:
+    """The labels of the rows a selection chooses among (every process reads the same small file)."""
+    folder = embeddings.path if isinstance(embeddings, EmbeddingShards) else Path(embeddings)
+    file = folder / "labels.npy"
+    labels = known_labels(np.load(file) if file.exists() else None, file if file.exists() else folder)
+    return labels if keep is None else labels[keep]
 
 
 def _order_with_progress(embeddings: Path | EmbeddingShards, config: SelectConfig, pool: int, comm,
@@ -206,7 +232,7 @@ def _say_cut(asked: SelectConfig, clusters: list[int] | None, pool: int) -> None
 # Methods whose one-process job is the job across processes with one process (the same code, memory flat in N); the
 # k-means methods and dedup keep faiss's in-memory versions in one process (faster: faiss trains on a sample), but
 # with --mapped or on a GPU (only the job across processes has a GPU path).
-SHARD_METHODS = ("kcenter", "random")
+SHARD_METHODS = ("kcenter", "random", "class-balanced")
 
 
 def has_in_memory_version(config: SelectConfig) -> bool:
@@ -250,7 +276,8 @@ def make_subset(embeddings: Path | Embeddings, out: Path, config: SelectConfig =
         order = pool[kcenter_shards(emb.path, config.k_max, config.seed, comm=Comm(alone=True), keep=pool,
                                     checkpoint=saved)]
     else:
-        order = pool[select_order(emb.vectors[pool], config, clusters)]
+        labels = None if emb.labels is None else emb.labels[pool]
+        order = pool[select_order(emb.vectors[pool], config, clusters, labels, str(emb.path))]
     seconds = time.perf_counter() - start
     coverage = shard_coverage(shards, order, _report_ks(config), Comm(alone=True))
     meta = subset_meta(asked, config, clusters, emb.path, emb.meta, n, len(pool), seconds, coverage)

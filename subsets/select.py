@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 import faiss
 import numpy as np
 
-METHODS = ("kcenter", "kmeans", "kmeans-random", "prototypes", "random")
+METHODS = ("kcenter", "kmeans", "kmeans-random", "prototypes", "random", "class-balanced")
+LABEL_METHODS = ("class-balanced",)  # read the corpus's labels, not its embeddings: a labelled corpus only
 
 
 # --------------------------------------------------------------------------- k-center greedy
@@ -161,9 +162,25 @@ def typical_first(distance: np.ndarray, seed: int) -> np.ndarray:
     return np.lexsort((tie, distance)).astype(np.int64)
 
 
-# --------------------------------------------------------------------------- random, dedup
+# --------------------------------------------------------------------------- random, class-balanced, dedup
 def random_order(n: int, k: int, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).permutation(n)[:k].astype(np.int64)
+
+
+def class_balanced_order(labels: np.ndarray, k: int, seed: int = 0) -> np.ndarray:
+    """Round robin over the classes: each round a seeded random image of every class that has one left, the classes
+    in a new random order each round. Every prefix is as even over the classes as their sizes allow (a class out of
+    images drops out). It reads the labels, not the embeddings: on a skewed corpus, the reference for what evening
+    out the classes alone is worth, which no label-free method can do better than."""
+    labels = np.asarray(labels)
+    rng = np.random.default_rng(seed)
+    perm = rng.permutation(len(labels))
+    shuffled = labels[perm]
+    grouped = np.lexsort((np.arange(len(perm)), shuffled))  # the class's rows together, in their shuffled order
+    first = np.searchsorted(shuffled[grouped], shuffled[grouped], side="left")
+    rank = np.empty(len(perm), np.int64)
+    rank[grouped] = np.arange(len(perm)) - first  # each shuffled row's round: its place among its class's rows
+    return perm[np.lexsort((rng.random(len(perm)), rank))][:k].astype(np.int64)
 
 
 def dedup(x: np.ndarray, threshold: float, exact_max: int = 50_000, seed: int = 0, batch: int = 4096) -> np.ndarray:

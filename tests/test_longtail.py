@@ -98,3 +98,29 @@ def test_subset_show_prints_how_evenly_each_subset_spreads_over_the_classes(subs
         entropy = -(p * np.log(p)).sum() / np.log(classes)  # 1 when every class has the same count
         assert row["label_balance"] == pytest.approx(entropy)
         assert f"{entropy:.3f}" in res.stdout
+
+
+def test_a_long_tailed_corpus_gets_class_balanced_subsets_and_an_unlabelled_one_is_refused_by_the_sweep(
+        image_folder, tmp_path, encoder):
+    from distill.sweep import SweepConfig
+    from subsets.embed import EmbedConfig, embed_corpus
+    from subsets.errors import InputError
+    from subsets.manifest import read_manifest
+
+    lt = open_source(make_longtail(open_source(image_folder), tmp_path / "lt", LongtailConfig(imbalance=4)))
+    emb = embed_corpus(lt, encoder, tmp_path / "emb", EmbedConfig())
+    res = run_cli("subset", "select", "--embeddings", emb, "--method", "class-balanced", "--k-max", 30, "--out",
+                  tmp_path / "cb")
+    assert res.returncode == 0, res.stderr
+    labels = dict(lt.index())
+    counts = np.bincount([labels[k] for k in read_manifest(tmp_path / "cb").keys], minlength=10)
+    sizes = np.bincount(list(labels.values()), minlength=10)
+    assert sizes[0] >= 4 * sizes[-1] and counts.sum() == 30
+    open_ = counts < sizes  # the skew gone: no class with images left is more than one behind another
+    assert counts[open_].min() >= counts.max() - 1
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    for p in list(image_folder.rglob("*.png"))[:30]:
+        shutil.copy(p, flat / p.name)
+    with pytest.raises(InputError, match=f"method class-balanced reads the corpus's labels, and {flat} has images"):
+        SweepConfig(source=str(flat), methods=["random", "class-balanced"], ks=[10]).check()

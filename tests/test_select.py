@@ -163,3 +163,47 @@ def test_swapped_lines_in_keys_txt_are_refused_in_embeddings_and_in_subsets(tmp_
     swap(emb / "keys.txt", 10, 11)
     with pytest.raises(InputError, match=r"emb/keys.txt: line 11 is 'img-000011', the shards hold 'img-000010'"):
         load_embeddings(emb)
+
+
+def _as_even_as_sizes_allow(counts: np.ndarray, sizes: np.ndarray) -> bool:
+    """No class with images left is more than one image behind another class."""
+    open_ = counts < sizes
+    return not open_.any() or counts[open_].min() >= counts.max() - 1
+
+
+def test_class_balanced_prefixes_are_as_even_over_the_classes_as_their_sizes_allow(tmp_path):
+    rng = np.random.default_rng(0)
+    sizes = np.array([400, 150, 60, 25, 10, 5])  # a long tail
+    labels = rng.permutation(np.repeat(np.arange(len(sizes)), sizes))
+    order = select.class_balanced_order(labels, len(labels), seed=3)
+    assert sorted(order.tolist()) == list(range(len(labels)))  # every image once
+    for k in range(1, len(labels) + 1):
+        assert _as_even_as_sizes_allow(np.bincount(labels[order[:k]], minlength=len(sizes)), sizes), k
+    # a random prefix is not: the skew the class-balanced one removes
+    rnd = select.random_order(len(labels), 120, seed=3)
+    assert not _as_even_as_sizes_allow(np.bincount(labels[rnd], minlength=len(sizes)), sizes)
+    assert select.class_balanced_order(labels, 50, seed=3).tolist() == order[:50].tolist()  # nested, seeded
+    assert select.class_balanced_order(labels, 50, seed=4).tolist() != order[:50].tolist()
+    # through make_subset: over the mapped shards, and after --dedup (the in-memory path) among the kept rows
+    x = rng.normal(size=(len(labels), 8)).astype(np.float32)
+    x[1::2] = x[0::2] + 1e-4  # every other row a near-duplicate of the one before
+    emb = write_embeddings(tmp_path / "emb", x, labels, shard_size=128)
+    plain = make_subset(emb, tmp_path / "cb", SelectConfig(method="class-balanced", k_max=200, seed=3))
+    assert plain.order.tolist() == order[:200].tolist()
+    randomly = make_subset(emb, tmp_path / "rnd", SelectConfig(method="random", k_max=200, seed=3))
+    assert plain.meta["coverage"][-1]["label_balance"] > randomly.meta["coverage"][-1]["label_balance"] + 0.1
+    kept = make_subset(emb, tmp_path / "dd", SelectConfig(method="class-balanced", k_max=100, seed=3, dedup=0.999))
+    assert all(i % 2 == 0 for i in kept.order)  # only the first of each near-duplicate pair
+    dedup_sizes = np.bincount(labels[0::2], minlength=len(sizes))
+    for k in range(1, 101):
+        assert _as_even_as_sizes_allow(np.bincount(labels[kept.order[:k]], minlength=len(sizes)), dedup_sizes)
+
+
+def test_class_balanced_selection_of_an_unlabelled_corpus_is_one_line(tmp_path):
+    from subsets.errors import InputError
+
+    emb = write_embeddings(tmp_path / "emb", np.random.default_rng(0).normal(size=(50, 8)).astype(np.float32))
+    for dedup in (None, 0.99):
+        with pytest.raises(InputError, match="the corpus has no labels; --method class-balanced needs class subfolders"):
+            make_subset(emb, tmp_path / f"cb{dedup}", SelectConfig(method="class-balanced", k_max=10, dedup=dedup))
+        assert not (tmp_path / f"cb{dedup}").exists()

@@ -124,3 +124,26 @@ def test_a_long_tailed_corpus_gets_class_balanced_subsets_and_an_unlabelled_one_
         shutil.copy(p, flat / p.name)
     with pytest.raises(InputError, match=f"method class-balanced reads the corpus's labels, and {flat} has images"):
         SweepConfig(source=str(flat), methods=["random", "class-balanced"], ks=[10]).check()
+
+
+def test_the_long_tailed_studies_load_from_the_corpus_their_first_command_makes(tmp_path, monkeypatch):
+    from distill.demo import DemoConfig
+    from distill.sweep import SweepConfig, planned_runs
+
+    from .helpers import ROOT
+
+    study = (ROOT / "studies" / "cifar10-longtail.yaml").read_text()
+    command = next(line.strip("# ").split("distill ", 1)[1] for line in study.splitlines() if "subset longtail" in line)
+    monkeypatch.chdir(tmp_path)  # the sweep files name the corpus relative to where they are run
+    res = run_cli(*command.split())
+    assert res.returncode == 0, res.stderr
+    assert "airplane 1,000, automobile 716" in res.stdout and "truck 50" in res.stdout and "3,401 images" in res.stdout
+    longtail = SweepConfig.load(ROOT / "studies" / "cifar10-longtail.yaml")
+    demo = DemoConfig()
+    assert longtail.train == demo.train and longtail.corpus_size == 3401
+    assert all(longtail.steps_by_k[k] == steps for k, steps in demo.steps_by_k.items() if k in longtail.ks)
+    assert len(planned_runs(longtail)) == 3 * (5 * 3 + 1)
+    budget = SweepConfig.load(ROOT / "studies" / "cifar10-longtail-budget.yaml")
+    assert (budget.train, budget.source, budget.seeds) == (longtail.train, longtail.source, longtail.seeds)
+    assert [r["train"] for r in budget.recipes] == [{"steps": 3 * longtail.steps_by_k[1000]}]
+    assert budget.methods == ["random", "class-balanced"] and len(planned_runs(budget)) == 3 * 3

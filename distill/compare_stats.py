@@ -85,17 +85,17 @@ def _per_image(scores: dict) -> dict[str, np.ndarray]:
 def _restrict_to_classes(rows: list[dict], references: dict, classes: list[int], first: tuple[Path, dict]) -> None:
     """Every run's per-image results, its floor's and the teachers' cut to the test images of `classes`, and their
     accuracies recomputed on those images (the pairing by test image is kept: every run was tested on one set)."""
-    from .evaluate import test_classes
+    from .evaluate import classes_of_test_images
 
     run, eval_set = first
-    labels, _ = test_classes(eval_set)
+    labels, _ = classes_of_test_images(eval_set)
     absent = [c for c in classes if c not in set(labels.tolist())]
     if absent:
         raise InputError(f"compare: no test image of class {absent[0]} in {eval_set['test_source']} (its classes are "
                          f"{', '.join(map(str, sorted(set(labels.tolist()))))})")
     keep = np.isin(labels, classes)
     for r in rows:
-        if r["untrained_correct"] is None or len(r["correct"]["knn_top1"]) != len(labels):
+        if r["untrained_correct"] is None:
             raise InputError(f"{r['run']}: its eval.json has no per-image results of the untrained student (made by "
                              "an older version); re-evaluate it (distill eval) to compare classes")
         r["correct"] = {m: c[keep] for m, c in r["correct"].items()}
@@ -110,9 +110,9 @@ def _restrict_to_classes(rows: list[dict], references: dict, classes: list[int],
 
 def class_note(eval_set: dict, classes: list[int]) -> str:
     """Which test images a class-restricted comparison counts."""
-    from .evaluate import test_classes
+    from .evaluate import classes_of_test_images
 
-    labels, names = test_classes(eval_set)
+    labels, names = classes_of_test_images(eval_set)
     named = ", ".join(names[c] if names and c < len(names) else str(c) for c in classes)
     return (f"Test images of classes {named} only ({int(np.isin(labels, classes).sum()):,} of {len(labels):,}): every "
             "accuracy, the floor's and the teacher's included, is on those images.")

@@ -60,13 +60,13 @@ class LabelledImages:
     corpus_hash: str
 
 
-def test_classes(eval_set: dict) -> tuple[np.ndarray, list[str] | None]:
+def classes_of_test_images(eval_set: dict) -> tuple[np.ndarray, list[str] | None]:
     """The class of every test image of an evaluation, in the order of its per-image results, and the class names;
     read from the source's index alone (no image decoded). Refuses a test source that has changed since."""
     spec = eval_set["test_source"]
     src = open_source(spec)
     if src.corpus_hash() != eval_set["test_corpus"]:
-        raise InputError(f"{spec}: holds other images or labels than when the runs were evaluated; re-evaluate them")
+        raise InputError(f"{spec}: lists other images or labels than when the runs were evaluated; re-evaluate them")
     index = src.index()
     rows = seeded_rows(len(index), eval_set["test_samples"], eval_set["seed"])
     return np.array([index[i][1] for i in rows]), src.classes

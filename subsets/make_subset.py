@@ -265,6 +265,8 @@ def make_subset(embeddings: Path | Embeddings, out: Path, config: SelectConfig =
     saved = checkpoint_folder(out)  # a stopped k-center job resumes from it: the order of an uninterrupted one
     start = time.perf_counter()
     pool = np.arange(n)
+    if config.method in select.LABEL_METHODS:  # refused before a dedup
+        known_labels(emb.labels, emb.path)
     if config.dedup is not None:
         pool = select.dedup(emb.vectors, config.dedup, seed=config.seed)
         _check_kept(config, len(pool), n, emb.path)
@@ -304,6 +306,8 @@ def make_subset_across_processes(embeddings: Path | EmbeddingShards, out: Path, 
     device = resolve_device(config.device)
     saved = checkpoint_folder(out)  # a stopped job resumes from it: the dedup and order of an uninterrupted one
     keep = None
+    if config.method in select.LABEL_METHODS:  # refused before a dedup, which can take hours
+        _pool_labels(shards, None)
     if config.dedup is not None:
         keep = _dedup_with_progress(shards, config, comm, device, saved / "dedup")
         _check_kept(config, len(keep), n, shards.path)

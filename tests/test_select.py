@@ -199,11 +199,19 @@ def test_class_balanced_prefixes_are_as_even_over_the_classes_as_their_sizes_all
         assert _as_even_as_sizes_allow(np.bincount(labels[kept.order[:k]], minlength=len(sizes)), dedup_sizes)
 
 
-def test_class_balanced_selection_of_an_unlabelled_corpus_is_one_line(tmp_path):
+def test_class_balanced_selection_of_an_unlabelled_corpus_is_one_line_before_any_dedup(tmp_path, monkeypatch):
+    import subsets.make_subset as ms
     from subsets.errors import InputError
 
+    def no_dedup(*args, **kwargs):
+        raise AssertionError("deduplicated before the labels were checked")
+
+    monkeypatch.setattr(ms.select, "dedup", no_dedup)
+    monkeypatch.setattr(ms, "_dedup_with_progress", no_dedup)
     emb = write_embeddings(tmp_path / "emb", np.random.default_rng(0).normal(size=(50, 8)).astype(np.float32))
     for dedup in (None, 0.99):
         with pytest.raises(InputError, match="the corpus has no labels; --method class-balanced needs class subfolders"):
             make_subset(emb, tmp_path / f"cb{dedup}", SelectConfig(method="class-balanced", k_max=10, dedup=dedup))
         assert not (tmp_path / f"cb{dedup}").exists()
+    with pytest.raises(InputError, match="the corpus has no labels"):  # over the mapped shards too
+        make_subset(emb, tmp_path / "mapped", SelectConfig(method="class-balanced", k_max=10, dedup=0.99, mapped=True))

@@ -95,14 +95,14 @@ def cmd_subset_show(a: argparse.Namespace) -> None:
 
 
 def cmd_subset_longtail(a: argparse.Namespace) -> None:
+    import json
+
     from subsets.console import output_console
     from subsets.longtail import RECORD, LongtailConfig, make_longtail
     from subsets.sources import open_source
 
     config = LongtailConfig(imbalance=a.imbalance, head=a.head, seed=a.seed, shard_size=a.shard_size)
     pattern = make_longtail(open_source(a.source), a.out, config, overwrite=a.overwrite)
-    import json
-
     record = json.loads((a.out / RECORD).read_text())
     names = record["classes"] or [str(c) for c in range(len(record["counts"]))]
     console = output_console()

@@ -89,10 +89,11 @@ def _restrict_to_classes(rows: list[dict], references: dict, classes: list[int],
 
     run, eval_set = first
     labels, _ = classes_of_test_images(eval_set)
-    absent = [c for c in classes if c not in set(labels.tolist())]
+    present = set(labels.tolist())
+    absent = [c for c in classes if c not in present]
     if absent:
         raise InputError(f"compare: no test image of class {absent[0]} in {eval_set['test_source']} (its classes are "
-                         f"{', '.join(map(str, sorted(set(labels.tolist()))))})")
+                         f"{', '.join(map(str, sorted(present)))})")
     keep = np.isin(labels, classes)
     for r in rows:
         if r["untrained_correct"] is None:

@@ -62,13 +62,18 @@ class LabelledImages:
 
 def classes_of_test_images(eval_set: dict) -> tuple[np.ndarray, list[str] | None]:
     """The class of every test image of an evaluation, in the order of its per-image results, and the class names;
-    read from the source's index alone (no image decoded). Refuses a test source that has changed since."""
-    spec = eval_set["test_source"]
+    read from the source's index alone (no image decoded), once per process. Refuses a test source that has changed
+    since."""
+    return _test_classes(eval_set["test_source"], eval_set["test_corpus"], eval_set["test_samples"], eval_set["seed"])
+
+
+@functools.lru_cache(maxsize=4)
+def _test_classes(spec: str, corpus_hash: str, samples: int | None, seed: int) -> tuple[np.ndarray, list[str] | None]:
     src = open_source(spec)
-    if src.corpus_hash() != eval_set["test_corpus"]:
+    if src.corpus_hash() != corpus_hash:
         raise InputError(f"{spec}: lists other images or labels than when the runs were evaluated; re-evaluate them")
     index = src.index()
-    rows = seeded_rows(len(index), eval_set["test_samples"], eval_set["seed"])
+    rows = seeded_rows(len(index), samples, seed)
     return np.array([index[i][1] for i in rows]), src.classes
 
 

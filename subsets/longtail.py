@@ -8,10 +8,11 @@ writes them, their bytes untouched, as WebDataset tar shards that every stage re
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -110,11 +111,11 @@ def make_longtail(source: ImageSource, out: Path, config: LongtailConfig = Longt
             for key in keys:
                 if taken == want[c]:
                     break
-                record = records[key]
+                read_once = functools.cache(records[key].read)  # checked and typed from one read of its bytes
+                record = replace(records[key], read=read_once)
                 try:
                     decode_image(record)
-                    data = record.read()
-                    ext = image_extension(data, record)
+                    ext = image_extension(read_once(), record)
                 except UnreadableImage as e:
                     skipped.append({"key": e.key, "reason": e.reason})
                     continue

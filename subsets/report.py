@@ -45,8 +45,8 @@ def coverage_tables(manifests: list[Manifest]) -> list[Table]:
     for metric, (title, _, lower_better) in METRICS.items():
         if not all(metric in m.meta["coverage"][0] for m in manifests):
             continue
-        title = f"{title} ({'lower' if lower_better else 'higher'} is better)"
-        table = Table(title=title, title_style="bold", min_width=len(title))  # a title wrapped over lines is hard to read
+        heading = f"{title} ({'lower' if lower_better else 'higher'} is better)"
+        table = Table(title=heading, title_style="bold", min_width=len(heading))  # a title wrapped over lines is hard to read
         table.add_column("k", justify="right")
         for name in names:
             table.add_column(name, justify="right")

@@ -9,7 +9,7 @@ import pytest
 from subsets.longtail import LongtailConfig, longtail_counts, make_longtail
 from subsets.sources import collect_records, open_source
 
-from .helpers import error_line, run_cli
+from .helpers import ROOT, error_line, run_cli
 
 
 def test_longtail_profile_is_cifar10_lt_exponential():
@@ -129,8 +129,6 @@ def test_a_long_tailed_corpus_gets_class_balanced_subsets_and_an_unlabelled_one_
 def test_the_long_tailed_studies_load_from_the_corpus_their_first_command_makes(tmp_path, monkeypatch):
     from distill.demo import DemoConfig
     from distill.sweep import SweepConfig, planned_runs
-
-    from .helpers import ROOT
 
     study = (ROOT / "studies" / "cifar10-longtail.yaml").read_text()
     command = next(line.strip("# ").split("distill ", 1)[1] for line in study.splitlines() if "subset longtail" in line)

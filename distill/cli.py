@@ -69,7 +69,8 @@ def cmd_subset_select(a: argparse.Namespace) -> None:
     from subsets.report import print_coverage
 
     config = SelectConfig(method=a.method, k_max=a.k_max, seed=a.seed, dedup=a.dedup, clusters=a.clusters,
-                          niter=a.niter, report_k=a.report_k, device=a.device, mapped=a.mapped)
+                          niter=a.niter, resample_steps=a.resample_steps, report_k=a.report_k, device=a.device,
+                          mapped=a.mapped)
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # accelerate launch / torchrun: the processes share the work
         manifest = _select_across_processes(a, config)
         if manifest is None:
@@ -260,8 +261,8 @@ def build_parser() -> argparse.ArgumentParser:
                                   "order as an uninterrupted run).")
     s.add_argument("--embeddings", required=True, type=Path)
     s.add_argument("--method", default="kcenter",
-                   help="kcenter | kmeans | kmeans-random | prototypes | random | class-balanced (reads the labels: "
-                        "a labelled corpus only)")
+                   help="kcenter | kmeans | kmeans-random | kmeans-resampled | prototypes | random | class-balanced "
+                        "(reads the labels: a labelled corpus only)")
     s.add_argument("--k-max", type=int, default=1000, help="length of the ordering; every k <= k_max is served")
     s.add_argument("--out", required=True, type=Path)
     s.add_argument("--seed", type=int, default=0)
@@ -269,13 +270,16 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--clusters", type=_ints, default=None,
                    help="kmeans: clusters per level, finest first, e.g. 500,22; prototypes: one count")
     s.add_argument("--niter", type=int, default=20, help="kmeans iterations per level")
+    s.add_argument("--resample-steps", type=int, default=10,
+                   help="kmeans-resampled: resampling steps after each level's k-means (k-means again on the images "
+                        "nearest each centroid, an equal number from every cluster; ssl-data-curation's 10)")
     s.add_argument("--report-k", type=_ints, default=None,
                    help="k values for coverage (default 10,20,50,...,k_max)")
     s.add_argument("--device", default="cpu",
                    help="where the ordering's distance products run: cpu (numpy and faiss) or cuda (torch, each "
                         "process on its own GPU); either gives one order for any number of processes")
     s.add_argument("--mapped", action="store_true",
-                   help="in one process, run kmeans, kmeans-random, prototypes and --dedup over the memory-mapped "
+                   help="in one process, run the k-means methods, prototypes and --dedup over the memory-mapped "
                         "shards (Lloyd's k-means over every row, the order of a job across processes, memory flat "
                         "in N) instead of faiss's in-memory versions (faster: faiss trains on a sample)")
     s.add_argument("--overwrite", action="store_true")

@@ -26,7 +26,8 @@ import numpy as np
 from .comm import Comm
 from .distributed_kcenter import CHUNK_ROWS, products
 from .kmeans_checkpoint import KMeansCheckpoint
-from .select import KMeansTree, balanced_order, default_clusters, typical_first
+from .select import KMeansTree, balanced_order, default_clusters, nearest_per_cluster, resample_size, typical_first
+from .shards import KeptRows
 
 if TYPE_CHECKING:
     from .shards import EmbeddingShards
@@ -130,19 +131,53 @@ def kmeans_blocks(blocks: list[np.ndarray], starts: list[int], n: int, n_cluster
     return centroids, labels, np.sqrt(np.maximum(d2, 0.0))
 
 
+def resampled_kmeans_blocks(blocks: list[np.ndarray], starts: list[int], n: int, n_clusters: int, seed: int,
+                            niter: int = 20, steps: int = 0, comm: Comm | None = None, device=None, progress=None,
+                            checkpoint: KMeansCheckpoint | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """`kmeans_blocks`, then `steps` resampling steps (`select.resampled_kmeans`'s rule across processes): every
+    process gathers the rows' labels and distances (12 bytes a row), picks alike the rows nearest each centroid, runs
+    Lloyd's k-means over its own of them (read from its maps) and assigns all its rows to the new centroids. Returns
+    (centroids, label of each local row, its distance). `progress` counts the passes over rows (`kmeans_passes`);
+    the checkpoint holds the first k-means: a resumed job redoes the resampling steps, to the same result."""
+    comm = comm or Comm()
+    centroids, labels, distance = kmeans_blocks(blocks, starts, n, n_clusters, seed, niter, comm, device, progress,
+                                                checkpoint)
+    size = resample_size(n, len(centroids))
+    for step in range(steps if size > 1 else 0):
+        everyone = comm.concat(labels.astype(np.float64)).astype(np.int64)
+        sample = nearest_per_cluster(everyone, comm.concat(distance), size)
+        cuts = [np.searchsorted(sample, [s, s + len(b)]) for b, s in zip(blocks, starts)]
+        mine = [KeptRows(b, sample[lo:hi] - s) for b, s, (lo, hi) in zip(blocks, starts, cuts)]
+        done = (niter + 1) * (step + 1) + step  # passes before this step's
+        centroids, _, _ = kmeans_blocks(mine, [int(lo) for lo, _ in cuts], len(sample), n_clusters,
+                                        seed + 1000 * (step + 1), niter, comm, device,
+                                        None if progress is None else lambda p, done=done: progress(done + p))
+        labels, d2, _, _ = _pass(blocks, centroids, device)
+        distance = np.sqrt(np.maximum(d2, 0.0))
+        if progress is not None:
+            progress(done + niter + 2)
+    return centroids, labels, distance
+
+
+def kmeans_passes(n: int, n_clusters: int, niter: int, steps: int) -> int:
+    """Passes over rows a finest level takes: the k-means, and per resampling step its k-means and one assignment."""
+    return (niter + 1) + (steps if resample_size(n, min(n_clusters, n)) > 1 else 0) * (niter + 2)
+
+
 def kmeans_tree_blocks(blocks: list[np.ndarray], starts: list[int], n: int, clusters: list[int], seed: int,
                        niter: int = 20, comm: Comm | None = None, device=None, progress=None,
-                       checkpoint: KMeansCheckpoint | None = None) -> KMeansTree:
+                       checkpoint: KMeansCheckpoint | None = None, resample_steps: int = 0) -> KMeansTree:
     """The hierarchical tree: the finest level over the rows of every process (on `device`, saved to `checkpoint`),
     the upper levels over the centroids (in every process alike, on the CPU); the rows' labels and distances gathered
-    in global row order."""
+    in global row order. `resample_steps`: as `resampled_kmeans_blocks`, at every level."""
     comm = comm or Comm()
-    centroids, labels, distance = kmeans_blocks(blocks, starts, n, clusters[0], seed, niter, comm, device, progress,
-                                                checkpoint)
+    centroids, labels, distance = resampled_kmeans_blocks(blocks, starts, n, clusters[0], seed, niter, resample_steps,
+                                                          comm, device, progress, checkpoint)
     tree = KMeansTree([comm.concat(labels.astype(np.float64)).astype(np.int64)], comm.concat(distance))
     alone = Comm(alone=True)
     for level, n_c in enumerate(clusters[1:], start=1):
-        centroids, lab, _ = kmeans_blocks([centroids], [0], len(centroids), n_c, seed + level, niter, alone)
+        centroids, lab, _ = resampled_kmeans_blocks([centroids], [0], len(centroids), n_c, seed + level, niter,
+                                                    resample_steps, alone)
         tree.levels.append(lab)
     return tree
 
@@ -150,11 +185,12 @@ def kmeans_tree_blocks(blocks: list[np.ndarray], starts: list[int], n: int, clus
 def kmeans_balanced_shards(path: Path | EmbeddingShards, k: int, seed: int = 0, clusters: list[int] | None = None,
                            niter: int = 20, within: str = "nearest", comm: Comm | None = None, report=None,
                            keep: np.ndarray | None = None, device=None, progress=None, checkpoint: Path | None = None,
-                           save_every: float | None = None) -> np.ndarray:
+                           save_every: float | None = None, resample_steps: int = 0) -> np.ndarray:
     """The balanced k-means ordering (first k rows) of an embeddings directory, each process mapping only its own
     shards (`report(shards, bytes)` is told which); every process returns the same order. With `keep` (the sorted
     rows a dedup kept), over those rows alone, as positions in `keep`. `device`: as `kmeans_blocks`'.
-    `checkpoint`: a folder the finest level's passes are saved to every `save_every` seconds and resumed from."""
+    `checkpoint`: a folder the finest level's passes are saved to every `save_every` seconds and resumed from.
+    `resample_steps`: kmeans-resampled's (`resampled_kmeans_blocks`)."""
     from .shards import EmbeddingShards
 
     comm = comm or Comm()
@@ -162,7 +198,7 @@ def kmeans_balanced_shards(path: Path | EmbeddingShards, k: int, seed: int = 0, 
     blocks, starts, n = shards.process_blocks(comm, report, keep)
     clusters = clusters or default_clusters(n, k)
     state = _checkpoint(checkpoint, shards, n, keep, seed, clusters[0], niter, device, save_every)
-    tree = kmeans_tree_blocks(blocks, starts, n, clusters, seed, niter, comm, device, progress, state)
+    tree = kmeans_tree_blocks(blocks, starts, n, clusters, seed, niter, comm, device, progress, state, resample_steps)
     return balanced_order(tree, seed, within)[:k]
 
 
@@ -212,13 +248,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--checkpoint", type=Path, default=None, help="a folder to save the passes to and resume from")
     p.add_argument("--save-every", type=float, default=None, help="seconds between saves (default 60)")
+    p.add_argument("--resample-steps", type=int, default=0, help="kmeans-resampled's steps at every level (default 0)")
     a = p.parse_args(argv)
     from .ordering_job import run_ordering_job
 
     clusters = [int(c) for c in a.clusters.split(",") if c] or None
     return run_ordering_job(a.out, a.k, lambda comm, report: kmeans_balanced_shards(
         a.embeddings, a.k, a.seed, clusters, a.niter, comm=comm, report=report, checkpoint=a.checkpoint,
-        save_every=a.save_every))
+        save_every=a.save_every, resample_steps=a.resample_steps))
 
 
 if __name__ == "__main__":

@@ -25,12 +25,13 @@ from .shards import EmbeddingShards
 
 @dataclass
 class SelectConfig:
-    method: str = "kcenter"  # kcenter | kmeans | kmeans-random | prototypes | random | class-balanced
+    method: str = "kcenter"  # kcenter | kmeans | kmeans-random | kmeans-resampled | prototypes | random | class-balanced
     k_max: int | None = 1000  # length of the ordering; None: the whole corpus (after --dedup)
     seed: int = 0
     dedup: float | None = None  # cosine threshold; near-duplicates above it are dropped first
     clusters: list[int] | None = None  # kmeans: clusters per level, finest first (default from k_max); prototypes: one
     niter: int = 20  # kmeans iterations per level
+    resample_steps: int = 10  # kmeans-resampled: resampling steps after each level's k-means (ssl-data-curation's 10)
     report_k: list[int] | None = None  # k values to report coverage at (default 10, 20, 50, ..., k_max)
     device: str = "cpu"  # where the ordering's distance products run: cpu (numpy, faiss) | cuda (torch; subsets.device)
     # one process: run the k-means methods and dedup over the mapped shards (Lloyd's over every row, memory flat in N)
@@ -50,6 +51,8 @@ def check_config(config: SelectConfig, corpus_size: int, where: str) -> None:
     bad = [k for k in config.report_k or [] if not 1 <= k <= config.k_max]
     if bad:
         raise InputError(f"--report-k {bad[0]}: outside 1..k_max ({config.k_max})")
+    if config.resample_steps < 0:
+        raise InputError(f"--resample-steps {config.resample_steps}: must be 0 or more")
     if config.clusters and any(c < 2 for c in config.clusters):
         raise InputError(f"--clusters {config.clusters}: each level needs at least 2 clusters")
     check_device(config.device)
@@ -58,7 +61,7 @@ def check_config(config: SelectConfig, corpus_size: int, where: str) -> None:
 def clusters_used(n: int, config: SelectConfig) -> list[int] | None:
     """The cluster counts a k-means method will use on n images: the asked ones (or the defaults), each cut to the
     number of points it clusters (the images, then the previous level's centroids)."""
-    if config.method in ("kmeans", "kmeans-random"):
+    if config.method in select.KMEANS_METHODS:
         asked = config.clusters or select.default_clusters(n, config.k_max)
     elif config.method == "prototypes":
         asked = config.clusters[:1] if config.clusters else [select.prototype_clusters(n, config.k_max)]
@@ -92,8 +95,9 @@ def select_order(x: np.ndarray, config: SelectConfig, clusters: list[int] | None
     clusters = clusters or clusters_used(len(x), config)
     if config.method == "kcenter":
         return select.kcenter_greedy(x, config.k_max, config.seed)
-    if config.method in ("kmeans", "kmeans-random"):
-        return select.kmeans_balanced(x, config.k_max, config.seed, clusters, config.niter, _within(config.method))[0]
+    if config.method in select.KMEANS_METHODS:
+        return select.kmeans_balanced(x, config.k_max, config.seed, clusters, config.niter, _within(config.method),
+                                      resample_steps(config))[0]
     if config.method == "prototypes":
         return select.prototypes_order(x, config.k_max, config.seed, clusters[0], config.niter)[0]
     return select.random_order(len(x), config.k_max, config.seed)
@@ -102,6 +106,11 @@ def select_order(x: np.ndarray, config: SelectConfig, clusters: list[int] | None
 def _within(method: str) -> str:
     """The balanced k-means rule inside a leaf cluster: nearest its centroid first, or random (kmeans-random)."""
     return "random" if method == "kmeans-random" else "nearest"
+
+
+def resample_steps(config: SelectConfig) -> int:
+    """The resampling steps a method runs after each k-means level: kmeans-resampled's, none for the others."""
+    return config.resample_steps if config.method == "kmeans-resampled" else 0
 
 
 def order_across_processes(embeddings: Path | EmbeddingShards, config: SelectConfig, count: int, comm,
@@ -133,10 +142,12 @@ def _order_with_progress(embeddings: Path | EmbeddingShards, config: SelectConfi
                          keep: np.ndarray | None, device, checkpoint: Path | None) -> np.ndarray:
     """A k-center or k-means ordering (positions in the pool) across processes, the main process showing its
     progress: a large corpus takes hours."""
-    from .distributed_kmeans import kmeans_balanced_shards, prototypes_shards
+    from .distributed_kmeans import kmeans_balanced_shards, kmeans_passes, prototypes_shards
 
     kcenter = config.method == "kcenter"
-    total, unit = (min(config.k_max, pool), "picks") if kcenter else (config.niter + 1, "passes")
+    clusters = clusters_used(pool, config)
+    total, unit = ((min(config.k_max, pool), "picks") if kcenter else
+                   (kmeans_passes(pool, clusters[0], config.niter, resample_steps(config)), "passes"))
     with progress_bar(unit, enabled=comm.rank == 0) as bar:
         task = bar.add_task(f"{config.method} ordering", total=total)
 
@@ -146,12 +157,11 @@ def _order_with_progress(embeddings: Path | EmbeddingShards, config: SelectConfi
             return kcenter_shards(embeddings, config.k_max, config.seed, comm=comm, keep=keep, device=device,
                                   progress=progress, checkpoint=checkpoint)
         if config.method == "prototypes":
-            return prototypes_shards(embeddings, config.k_max, config.seed, clusters_used(pool, config)[0],
-                                     config.niter, comm, keep=keep, device=device, progress=progress,
-                                     checkpoint=checkpoint)
-        return kmeans_balanced_shards(embeddings, config.k_max, config.seed, clusters_used(pool, config),
-                                      config.niter, _within(config.method), comm=comm, keep=keep, device=device,
-                                      progress=progress, checkpoint=checkpoint)
+            return prototypes_shards(embeddings, config.k_max, config.seed, clusters[0], config.niter, comm,
+                                     keep=keep, device=device, progress=progress, checkpoint=checkpoint)
+        return kmeans_balanced_shards(embeddings, config.k_max, config.seed, clusters, config.niter,
+                                      _within(config.method), comm=comm, keep=keep, device=device, progress=progress,
+                                      checkpoint=checkpoint, resample_steps=resample_steps(config))
 
 
 def _dedup_with_progress(shards: EmbeddingShards, config: SelectConfig, comm, device, checkpoint: Path) -> np.ndarray:

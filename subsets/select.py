@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 import faiss
 import numpy as np
 
-METHODS = ("kcenter", "kmeans", "kmeans-random", "prototypes", "random", "class-balanced")
+METHODS = ("kcenter", "kmeans", "kmeans-random", "kmeans-resampled", "prototypes", "random", "class-balanced")
+KMEANS_METHODS = ("kmeans", "kmeans-random", "kmeans-resampled")  # the balanced hierarchical k-means orderings
 LABEL_METHODS = ("class-balanced",)  # read the corpus's labels, not its embeddings: a labelled corpus only
 
 
@@ -87,16 +88,56 @@ def kmeans_with_distance(x: np.ndarray, n_clusters: int, seed: int,
     return km.centroids, lab[:, 0].astype(np.int64), np.sqrt(np.maximum(d2[:, 0], 0.0))
 
 
-def hierarchical_kmeans(x: np.ndarray, clusters: list[int], seed: int, niter: int = 20) -> KMeansTree:
-    """k-means on the rows, then on the centroids of that level, and so on (ssl-data-curation style)."""
+def hierarchical_kmeans(x: np.ndarray, clusters: list[int], seed: int, niter: int = 20,
+                        resample_steps: int = 0) -> KMeansTree:
+    """k-means on the rows, then on the centroids of that level, and so on (ssl-data-curation style); with
+    `resample_steps`, each level's k-means is followed by that many resampling steps (`resampled_kmeans`)."""
     tree, points = KMeansTree(), x
     for level, n_c in enumerate(clusters):
-        centroids, lab, distance = kmeans_with_distance(points, n_c, seed + level, niter)
+        centroids, lab, distance = resampled_kmeans(points, n_c, seed + level, niter, resample_steps)
         tree.levels.append(lab)
         if level == 0:
             tree.distance = distance
         points = centroids
     return tree
+
+
+def resample_size(points: int, n_clusters: int) -> int:
+    """Rows taken from each cluster in a resampling step: about half the mean cluster size (ssl-data-curation's
+    rule); below 2 a level is not resampled, as there."""
+    return max(1, points // max(1, n_clusters) // 2)
+
+
+def nearest_per_cluster(labels: np.ndarray, distance: np.ndarray, size: int) -> np.ndarray:
+    """The rows (sorted) that are among the `size` nearest their cluster's centroid, ties to the lower row."""
+    idx = np.lexsort((np.arange(len(labels)), distance, labels))
+    g = labels[idx]
+    starts = np.r_[0, np.flatnonzero(g[1:] != g[:-1]) + 1]
+    place = np.arange(len(idx)) - np.repeat(starts, np.diff(np.r_[starts, len(idx)]))
+    return np.sort(idx[place < size])
+
+
+def resampled_kmeans(x: np.ndarray, n_clusters: int, seed: int, niter: int = 20,
+                     steps: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """k-means, then `steps` resampling steps (Vo et al. 2024, ssl-data-curation): k-means again on the rows nearest
+    each centroid, an equal number from every cluster, and every row assigned to the new centroids. On skewed data
+    k-means spends its centroids on the dense regions; clustering an equal share of each cluster moves them toward
+    an even cover of the support. Returns (centroids, label per row, distance per row)."""
+    centroids, lab, distance = kmeans_with_distance(x, n_clusters, seed, niter)
+    size = resample_size(len(x), len(centroids))
+    for step in range(steps if size > 1 else 0):
+        sample = nearest_per_cluster(lab, distance, size)
+        centroids, _, _ = kmeans_with_distance(x[sample], n_clusters, seed + 1000 * (step + 1), niter)
+        lab, distance = nearest_centroid(x, centroids)
+    return centroids, lab, distance
+
+
+def nearest_centroid(x: np.ndarray, centroids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's nearest centroid and its distance to it (faiss, exact L2)."""
+    index = faiss.IndexFlatL2(centroids.shape[1])
+    index.add(np.ascontiguousarray(centroids, dtype=np.float32))
+    d2, lab = index.search(np.ascontiguousarray(x, dtype=np.float32), 1)
+    return lab[:, 0].astype(np.int64), np.sqrt(np.maximum(d2[:, 0], 0.0))
 
 
 def balanced_order(tree: KMeansTree, seed: int, within: str = "nearest") -> np.ndarray:
@@ -135,8 +176,8 @@ def _rank_within_groups(group: np.ndarray, primary: np.ndarray, secondary: np.nd
 
 
 def kmeans_balanced(x: np.ndarray, k: int, seed: int = 0, clusters: list[int] | None = None,
-                    niter: int = 20, within: str = "nearest") -> tuple[np.ndarray, KMeansTree]:
-    tree = hierarchical_kmeans(x, clusters or default_clusters(len(x), k), seed, niter)
+                    niter: int = 20, within: str = "nearest", resample_steps: int = 0) -> tuple[np.ndarray, KMeansTree]:
+    tree = hierarchical_kmeans(x, clusters or default_clusters(len(x), k), seed, niter, resample_steps)
     return balanced_order(tree, seed, within)[:k], tree
 
 

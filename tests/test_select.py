@@ -1,5 +1,7 @@
 """Selection methods: exactness, nesting, coverage and balance."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -70,6 +72,39 @@ def test_balanced_kmeans_prefixes_are_balanced_across_clusters(within):
         assert counts.max() - counts.min() <= tolerance, (m, counts)
     rnd = np.bincount(top[select.random_order(len(x), 60, 0)], minlength=n_top)
     assert rnd.max() - rnd.min() > 10 * tolerance  # the test data is unbalanced enough to tell
+
+
+def test_resampling_moves_k_means_centroids_off_a_dense_blob_toward_the_sparse_rest():
+    # ssl-data-curation's claim: k-means spends its centroids on dense regions; k-means again on an equal share of
+    # each cluster spreads them over the support. 5,000 images in one tight blob, 500 spread over the sphere.
+    rng = np.random.default_rng(0)
+    center = unit(rng.standard_normal((1, 8)))
+    x = np.vstack([unit(center + 0.05 * rng.standard_normal((5000, 8))), unit(rng.standard_normal((500, 8)))])
+    for seed in range(3):
+        on_blob = [int((unit(select.resampled_kmeans(x, 50, seed, 20, steps)[0]) @ center[0] > 0.98).sum())
+                   for steps in (0, 10)]
+        assert on_blob[1] <= on_blob[0] - 4, on_blob  # measured: 35-37 of 50 without, 28-30 with
+
+
+def test_a_resampling_step_clusters_the_rows_nearest_each_centroid_an_equal_number_from_each():
+    labels = np.array([0, 0, 0, 0, 1, 1, 2, 0, 1])
+    distance = np.array([4.0, 1.0, 3.0, 1.0, 2.0, 5.0, 9.0, 0.5, 2.0])
+    # cluster 0: rows 7 (0.5), 1 and 3 (1.0: the lower row first); cluster 1: rows 4, 8 (2.0); cluster 2: row 6
+    np.testing.assert_array_equal(select.nearest_per_cluster(labels, distance, 2), [1, 4, 6, 7, 8])
+    assert select.resample_size(3401, 500) == 3 and select.resample_size(500, 22) == 11
+    assert select.resample_size(500, 300) == 1  # below 2: the level is not resampled
+
+
+def test_kmeans_resampled_is_kmeans_without_its_steps_and_records_them(tmp_path):
+    x, labels = clustered(1500, 16, centers=12, seed=2, sizes=np.geomspace(600, 20, 12).astype(int))
+    emb = write_embeddings(tmp_path / "emb", x, labels)
+    cfg = SelectConfig(method="kmeans", k_max=300, seed=1, clusters=[60, 8])
+    plain = make_subset(emb, tmp_path / "plain", cfg)
+    none = make_subset(emb, tmp_path / "none", replace(cfg, method="kmeans-resampled", resample_steps=0))
+    ten = make_subset(emb, tmp_path / "ten", replace(cfg, method="kmeans-resampled"))
+    np.testing.assert_array_equal(none.order, plain.order)
+    assert not np.array_equal(ten.order, plain.order)
+    assert ten.meta["params"]["resample_steps"] == 10 and ten.meta["clusters_used"] == [60, 8]
 
 
 def test_dedup_removes_planted_near_duplicates_and_keeps_one_of_each():

@@ -497,7 +497,7 @@ def test_the_example_sweep_file_and_the_shipped_study_load_and_plan_their_runs(t
 
     (tmp_path / "example.yaml").write_text(example_sweep_file())
     example = SweepConfig.load(tmp_path / "example.yaml")
-    assert len(planned_runs(example)) == 3 * (5 * 3 + 1) + 2 * 3 * (3 + 1)  # recipes x seeds x (methods x k + full)
+    assert len(planned_runs(example)) == 3 * (6 * 3 + 1) + 2 * 3 * (3 + 1)  # recipes x seeds x (methods x k + full)
     study = SweepConfig.load(ROOT / "studies" / "cifar10.yaml")
     assert set(study.methods) == {"kcenter", "kmeans", "kmeans-random", "prototypes", "random"}
     assert study.ks == [100, 300, 1000, 3000, "full"] and len(study.seeds) == 3 and len(study.recipes) >= 4

@@ -435,22 +435,66 @@ def test_kmeans_over_mapped_shards_reaches_lloyds_fixed_point(separated):
         np.testing.assert_allclose(centroids[c], x[labels == c].mean(0), atol=1e-5)
 
 
-def test_distributed_kmeans_gives_the_one_process_assignments_and_order_for_1_2_and_3_processes(separated, tmp_path):
+@pytest.mark.parametrize("resample_steps", [0, 3])  # kmeans, kmeans-resampled
+def test_distributed_kmeans_gives_the_one_process_assignments_and_order_for_1_2_and_3_processes(separated, tmp_path,
+                                                                                              resample_steps):
     from subsets.comm import Comm
     from subsets.distributed_kmeans import kmeans_balanced_shards
 
     path, _ = separated
-    expected = kmeans_balanced_shards(path, 300, seed=2, clusters=[24, 4], comm=Comm(alone=True))
+    expected = kmeans_balanced_shards(path, 300, seed=2, clusters=[24, 4], comm=Comm(alone=True),
+                                      resample_steps=resample_steps)
     assert len(set(expected.tolist())) == 300
     for w in (1, 2, 3):
         cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(w),
                "-m", "subsets.distributed_kmeans", str(path), "--k", "300", "--seed", "2", "--clusters", "24,4",
-               "--out", str(tmp_path / f"order-{w}.npy")]
+               "--resample-steps", str(resample_steps), "--out", str(tmp_path / f"order-{w}.npy")]
         res = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, cwd=ROOT,
                              timeout=300)
         assert res.returncode == 0, res.stderr[-3000:]
         np.testing.assert_array_equal(np.load(tmp_path / f"order-{w}.npy"), expected)
         assert len(re.findall(r"rank \d of \d: maps shards", res.stdout)) == w
+
+
+def test_resampling_over_mapped_rows_ends_at_the_new_centroids_and_counts_its_passes(emb, tmp_path):
+    from subsets.comm import Comm
+    from subsets.distributed_kmeans import kmeans_passes, resampled_kmeans_blocks
+    from subsets.shards import KeptRows
+
+    path, _ = emb
+    keep = np.setdiff1d(np.arange(1500), [760, 1240])  # rows a dedup kept: resampling picks rows of those rows
+    blocks, starts, n = EmbeddingShards(path).process_blocks(Comm(alone=True), keep=keep)
+    assert isinstance(blocks[0], KeptRows) and n == 1498
+    seen = []
+    centroids, labels, distance = resampled_kmeans_blocks(blocks, starts, n, 30, seed=1, niter=4, steps=2,
+                                                          progress=seen.append)
+    rows = np.concatenate([np.asarray(b) for b in blocks]).astype(np.float64)
+    d2 = ((rows[:, None, :] - centroids[None]) ** 2).sum(-1)
+    np.testing.assert_array_equal(labels, d2.argmin(1))  # every kept row assigned to the last step's centroids
+    np.testing.assert_allclose(distance, np.sqrt(d2.min(1)), atol=1e-3)
+    assert seen == sorted(seen) and seen[-1] == kmeans_passes(n, 30, 4, 2) == 5 + 2 * 6  # the bar ends full
+    plain = resampled_kmeans_blocks(blocks, starts, n, 30, seed=1, niter=4, steps=0)
+    assert not np.allclose(plain[0], centroids)  # the steps moved the centroids
+
+
+def test_select_kmeans_resampled_mapped_runs_the_job_across_processes_with_its_steps(emb, tmp_path):
+    from distill.cli import main
+    from subsets.comm import Comm
+    from subsets.distributed_kmeans import kmeans_balanced_shards
+    from subsets.manifest import read_manifest
+
+    path, _ = emb
+    args = ["subset", "select", "--embeddings", str(path), "--method", "kmeans-resampled", "--k-max", "100",
+            "--seed", "4", "--clusters", "24,4", "--niter", "5", "--resample-steps", "2", "--mapped",
+            "--out", str(tmp_path / "cli")]
+    assert main(args) == 0
+    m = read_manifest(tmp_path / "cli")
+    assert m.meta["params"]["resample_steps"] == 2 and m.meta["params"]["mapped"] is True
+    expected = kmeans_balanced_shards(path, 100, 4, [24, 4], 5, comm=Comm(alone=True), resample_steps=2)
+    np.testing.assert_array_equal(m.order, expected)
+    assert not np.array_equal(kmeans_balanced_shards(path, 100, 4, [24, 4], 5, comm=Comm(alone=True)), expected)
+    assert main([*args[:-1], str(tmp_path / "bad"), "--resample-steps", "-1"]) == 2
+    assert not (tmp_path / "bad").exists()
 
 
 def test_a_stopped_kmeans_ordering_resumes_after_its_last_saved_pass_to_the_uninterrupted_order(emb, tmp_path,

@@ -23,6 +23,12 @@ def _ints(text: str) -> list[int]:
         raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of integers") from None
 
 
+def _names(text: str) -> list[int | str]:
+    """A comma-separated list; numbers become ints, names stay (resolved against the data where it is known)."""
+    items = [v.strip() for v in text.split(",") if v.strip()]
+    return [int(v) if v.lstrip("-").isdigit() else v for v in items]
+
+
 def _accelerator():
     import torch
     from accelerate import Accelerator
@@ -358,9 +364,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the recipe every other one is compared with, paired by seed (default: the first run's)")
     m.add_argument("--verdicts", action="store_true",
                    help="fail unless verdicts can be given (at least two seeds of each method at a k)")
-    m.add_argument("--classes", type=_ints, default=None, metavar="C,C,...",
-                   help="count only the test images of these classes (e.g. a long-tailed corpus's tail): every "
-                        "accuracy, interval and verdict, the floor and the teacher included")
+    m.add_argument("--classes", type=_names, default=None, metavar="C,C,...",
+                   help="count only the test images of these classes, by number or name (e.g. a long-tailed "
+                        "corpus's tail: 5,6,7,8,9 or dog,frog,horse,ship,truck): every accuracy, interval and "
+                        "verdict, the floor and the teacher included")
     m.add_argument("--evaluated-only", action="store_true",
                    help="leave out (and name) the runs not evaluated yet, e.g. a sweep's under way")
     m.set_defaults(func=cmd_compare)

@@ -32,6 +32,7 @@ from .compare_stats import (
     FULL,
     aggregate,
     arm_name,
+    class_names,
     class_note,
     gaps_to_full,
     load_rows,
@@ -66,10 +67,10 @@ def baseline_arm(rows: list[dict], first_run: Path, recipe: str | None) -> tuple
 
 def compare_runs(runs: list[Path], out: Path, console: Console | None = None, baseline: str = "random",
                  require_verdicts: bool = False, baseline_recipe: str | None = None,
-                 classes: list[int] | None = None) -> dict[str, Path]:
+                 classes: list[int | str] | None = None) -> dict[str, Path]:
     """Everything the module's docstring lists, from evaluated runs. Methods are compared with `baseline` (a
-    method); recipes with `baseline_recipe` (default: the first run's). With `classes`, on the test images of those
-    classes only (a long-tailed corpus's tail, say)."""
+    method); recipes with `baseline_recipe` (default: the first run's). With `classes` (numbers or the test source's
+    class names), on the test images of those classes only (a long-tailed corpus's tail, say)."""
     rows, references = load_rows(runs, classes)
     n_images = len(rows[0]["correct"]["knn_top1"])
     boot = Bootstrap(n_images)
@@ -103,7 +104,7 @@ def compare_runs(runs: list[Path], out: Path, console: Console | None = None, ba
                                                         "rank_correlations": ranks, "references": references,
                                                         "notes": notes}, indent=1))
     budgets = "students at equal step budgets" if len({r["steps"] for r in rows}) == 1 else "step budgets in results.md"
-    only = f" (classes {', '.join(map(str, classes))})" if classes is not None else ""
+    only = f" (classes {class_names(first, classes)})" if classes is not None else ""
     title = f"k-NN / probe: {first['train_source']} -> {first['test_source']}{only}; {budgets}"
     paths = {"csv": out / "results.csv", "summary_csv": out / "summary.csv", "markdown": out / "results.md",
              "json": out / "results.json", "plot": plot(agg, references, out / "results.png", title, verdict_rows)}

@@ -30,7 +30,7 @@ def k_order(k) -> tuple:
     return (1, 0) if k == FULL else (0, k)
 
 
-def load_rows(runs: list[Path], classes: list[int] | None = None) -> tuple[list[dict], dict]:
+def load_rows(runs: list[Path], classes: list[int | str] | None = None) -> tuple[list[dict], dict]:
     """One row per run (from run.json and eval.json; `correct` holds its per-image results) and the reference rows
     (the untrained floor, averaged over the runs, and each teacher's scores); refuses runs evaluated on different
     sets or without per-image results. With `classes`, every accuracy (the floor's and the teachers' too) is that
@@ -82,12 +82,14 @@ def _per_image(scores: dict) -> dict[str, np.ndarray]:
     return {m: np.frombuffer(scores["correct"][m].encode(), np.uint8) == ord("1") for m in SCORED}
 
 
-def _restrict_to_classes(rows: list[dict], references: dict, classes: list[int], first: tuple[Path, dict]) -> None:
+def _restrict_to_classes(rows: list[dict], references: dict, classes: list[int | str],
+                         first: tuple[Path, dict]) -> None:
     """Every run's per-image results, its floor's and the teachers' cut to the test images of `classes`, and their
     accuracies recomputed on those images (the pairing by test image is kept: every run was tested on one set)."""
     from .evaluate import classes_of_test_images
 
     run, eval_set = first
+    classes = resolve_classes(classes, eval_set)
     labels, _ = classes_of_test_images(eval_set)
     present = set(labels.tolist())
     absent = [c for c in classes if c not in present]
@@ -109,13 +111,39 @@ def _restrict_to_classes(rows: list[dict], references: dict, classes: list[int],
         references[name] = {**scores, **{m: float(c[keep].mean()) for m, c in _per_image(scores).items()}}
 
 
-def class_note(eval_set: dict, classes: list[int]) -> str:
+def resolve_classes(classes: list[int | str], eval_set: dict) -> list[int]:
+    """Class numbers from numbers or the test source's class names (any case), refused in one line when unknown."""
+    from .evaluate import classes_of_test_images
+
+    _, names = classes_of_test_images(eval_set)
+    lowered = {n.lower(): i for i, n in enumerate(names or [])}
+    resolved = []
+    for c in classes:
+        if isinstance(c, int) or str(c).lstrip("-").isdigit():
+            resolved.append(int(c))
+        elif str(c).lower() in lowered:
+            resolved.append(lowered[str(c).lower()])
+        else:
+            known = f"its classes are {', '.join(names)}" if names else "it names no classes: give their numbers"
+            raise InputError(f"compare: no class named {c!r} in {eval_set['test_source']} ({known})")
+    return resolved
+
+
+def class_names(eval_set: dict, classes: list[int | str]) -> str:
+    """The classes by name where the test source names them, else by number."""
+    from .evaluate import classes_of_test_images
+
+    _, names = classes_of_test_images(eval_set)
+    return ", ".join(names[c] if names and 0 <= c < len(names) else str(c) for c in resolve_classes(classes, eval_set))
+
+
+def class_note(eval_set: dict, classes: list[int | str]) -> str:
     """Which test images a class-restricted comparison counts."""
     from .evaluate import classes_of_test_images
 
-    labels, names = classes_of_test_images(eval_set)
-    named = ", ".join(names[c] if names and c < len(names) else str(c) for c in classes)
-    return (f"Test images of classes {named} only ({int(np.isin(labels, classes).sum()):,} of {len(labels):,}): every "
+    labels, _ = classes_of_test_images(eval_set)
+    count = int(np.isin(labels, resolve_classes(classes, eval_set)).sum())
+    return (f"Test images of classes {class_names(eval_set, classes)} only ({count:,} of {len(labels):,}): every "
             "accuracy, the floor's and the teacher's included, is on those images.")
 
 

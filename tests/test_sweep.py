@@ -803,8 +803,8 @@ def test_comparing_some_classes_counts_only_their_test_images_floor_and_teacher_
     labels = np.array([index[i][1] for i in seeded_rows(len(index), EVAL["test_samples"], 0)])
     head, tail = [0, 1, 2, 3, 4], [5, 6, 7, 8, 9]
     results = {}
-    for name, classes in (("all", None), ("head", head), ("tail", tail)):
-        args = ["--classes", ",".join(map(str, classes))] if classes else []
+    for name, classes in (("all", None), ("head", head), ("tail", ["dog", "Frog", "horse", "ship", "truck"])):
+        args = ["--classes", ",".join(map(str, classes))] if classes else []  # by number, or by the source's names
         res = run_cli("compare", *runs, "--out", tmp_path / name, *args)
         assert res.returncode == 0, res.stderr
         results[name] = json.loads((tmp_path / name / "results.json").read_text())
@@ -837,6 +837,11 @@ def test_comparing_classes_the_test_set_lacks_or_evals_without_per_image_floors_
     assert res.returncode == 2 and error_line(res) == (
         "error: compare: no test image of class 12 in builtin:cifar10-demo-test (its classes are 0, 1, 2, 3, 4, 5, 6, "
         "7, 8, 9)")
+    res = run_cli("compare", *runs, "--out", tmp_path / "cmp", "--classes", "3,unicorn")
+    assert res.returncode == 2 and error_line(res) == (
+        "error: compare: no class named 'unicorn' in builtin:cifar10-demo-test (its classes are airplane, automobile, "
+        "bird, cat, deer, dog, frog, horse, ship, truck)")
+    assert not (tmp_path / "cmp").exists()
     old = tmp_path / runs[0].name
     shutil.copytree(runs[0], old)
     ev = json.loads((old / "eval.json").read_text())

@@ -145,3 +145,11 @@ def test_the_long_tailed_studies_load_from_the_corpus_their_first_command_makes(
     assert (budget.train, budget.source, budget.seeds) == (longtail.train, longtail.source, longtail.seeds)
     assert [r["train"] for r in budget.recipes] == [{"steps": 3 * longtail.steps_by_k[1000]}]
     assert budget.methods == ["random", "class-balanced"] and len(planned_runs(budget)) == 3 * 3
+    # the resampled k-means study runs into the long-tail study's folder: the same settings, so every run is shared
+    resampled = SweepConfig.load(ROOT / "studies" / "cifar10-longtail-resampled.yaml")
+    same = ("out", "source", "encoder", "seeds", "teacher", "teacher_resolution", "teacher_layers", "views", "train",
+            "eval", "baseline")
+    assert [getattr(resampled, f) for f in same] == [getattr(longtail, f) for f in same]
+    assert all(resampled.steps_by_k[k] == longtail.steps_by_k[k] for k in resampled.ks)
+    assert set(resampled.methods) - set(longtail.methods) == {"kmeans-resampled"}
+    assert len(planned_runs(resampled)) == 4 * 3 * 3

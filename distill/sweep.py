@@ -63,6 +63,7 @@ class SweepConfig:
     # the k-means methods and dedup over the mapped shards, across the sweep's processes (`distill subset select
     # --mapped`), instead of faiss's in-memory versions in the main process
     mapped: bool = False
+    resample_steps: int = 10  # kmeans-resampled's steps per level (`distill subset select --resample-steps`)
     teacher: str = "mobilenetv2_imagenet"
     teacher_resolution: int | None = None
     teacher_layers: list[int] = field(default_factory=list)  # intermediate maps cached for the layer level (w_layer)
@@ -111,6 +112,8 @@ class SweepConfig:
                              f"{self.teacher_layers!r}")
         if not isinstance(self.mapped, bool):
             raise InputError(f"{origin}: mapped must be true or false, not {self.mapped!r}")
+        if not isinstance(self.resample_steps, int) or isinstance(self.resample_steps, bool) or self.resample_steps < 0:
+            raise InputError(f"{origin}: resample_steps must be 0 or a positive integer, not {self.resample_steps!r}")
         if not isinstance(self.parallel_runs, int) or isinstance(self.parallel_runs, bool) or self.parallel_runs < 1:
             raise InputError(f"{origin}: parallel_runs must be a positive integer, not {self.parallel_runs!r}")
         self._check_recipes(origin)
@@ -293,13 +296,8 @@ def select_subsets(config: SweepConfig, out: Path, acc, console: Console) -> dic
                  EmbedConfig(), acc)
     acc.wait_for_everyone()
     shards = EmbeddingShards(emb_dir)  # the vectors stay in their maps: each selection reads what it needs
-    wanted = {selection_name(m, s): SelectConfig(method=m, k_max=config.k_max, seed=s, dedup=config.dedup,
-                                                 mapped=config.mapped)
-              for m, s in selections_needed(config)}
-    if config.has_full:  # the whole corpus: its order does not matter, only that every image is in it
-        wanted[FULL] = SelectConfig(method="random", k_max=None, seed=0, dedup=config.dedup, mapped=config.mapped)
     manifests = {}
-    for name, select in wanted.items():
+    for name, select in selection_configs(config).items():
         sub = out / "subsets" / name
         if (sub / "manifest.json").exists():
             m = read_manifest(sub)
@@ -313,6 +311,22 @@ def select_subsets(config: SweepConfig, out: Path, acc, console: Console) -> dic
             m = read_manifest(sub)
         manifests[name] = m
     return manifests
+
+
+def selection_configs(config: SweepConfig) -> dict[str, SelectConfig]:
+    """The selection settings of every subset folder the sweep's runs read, by folder name."""
+    wanted = {selection_name(m, s): SelectConfig(method=m, k_max=config.k_max, seed=s, dedup=config.dedup,
+                                                 mapped=config.mapped, **_method_settings(config, m))
+              for m, s in selections_needed(config)}
+    if config.has_full:  # the whole corpus: its order does not matter, only that every image is in it
+        wanted[FULL] = SelectConfig(method="random", k_max=None, seed=0, dedup=config.dedup, mapped=config.mapped)
+    return wanted
+
+
+def _method_settings(config: SweepConfig, method: str) -> dict:
+    """Settings that only one method reads, given to that method alone: the others' subsets keep the defaults, so
+    changing one does not make the sweep refuse their folders as made with other settings."""
+    return {"resample_steps": config.resample_steps} if method == "kmeans-resampled" else {}
 
 
 def make_selection(shards: EmbeddingShards, sub: Path, select: SelectConfig, acc) -> None:

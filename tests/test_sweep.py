@@ -314,6 +314,7 @@ def test_push_without_a_token_says_what_is_missing_and_keeps_the_folder(sweep, t
     ({"recipes": [{"name": "x", "train": {"lr": "fast"}}]}, "(recipe x): lr = 'fast' is not a float"),
     ({"ks": [20, "all"]}, 'ks must be a list of positive integers or "full"'),
     ({"parallel_runs": 0}, "parallel_runs must be a positive integer, not 0"),
+    ({"resample_steps": -2}, "resample_steps must be 0 or a positive integer, not -2"),
     ({"steps_by_k": {40: 100}}, "steps_by_k names k = 40, which is not among the sweep's ks [20]"),
     ({"steps_by_k": {20: 0}}, "steps_by_k[20] must be a positive integer, not 0"),
     ({"recipes": [{"name": "long", "steps_by_k": {40: 100}}]},
@@ -670,6 +671,27 @@ def test_a_manifest_written_before_the_device_setting_is_reused_as_a_cpu_selecti
     assert not _same_selection(manifest, SelectConfig(k_max=50, device="cuda"))
     manifest.meta["params"] = old | {"device": "cuda"}
     assert not _same_selection(manifest, SelectConfig(k_max=50))
+
+
+def test_a_sweeps_resample_steps_reach_kmeans_resampled_alone_so_the_other_subsets_stay_reusable(image_folder):
+    from dataclasses import asdict
+    from types import SimpleNamespace
+
+    from distill.sweep import _same_selection, selection_configs
+    from subsets.make_subset import SelectConfig
+
+    config = SweepConfig(source=str(image_folder), methods=["kmeans", "kmeans-resampled", "random"], ks=[20],
+                         seeds=[0, 1], resample_steps=3).check()
+    wanted = selection_configs(config)
+    assert sorted(wanted) == sorted(f"{m}-s{s}" for m in config.methods for s in (0, 1))
+    assert {w.resample_steps for name, w in wanted.items() if name.startswith("kmeans-resampled")} == {3}
+    assert {w.resample_steps for name, w in wanted.items() if not name.startswith("kmeans-resampled")} == {10}
+    # a kmeans subset made before the setting existed (no resample_steps among its parameters) is still the same
+    old = {k: v for k, v in asdict(wanted["kmeans-s0"]).items() if k != "resample_steps"}
+    manifest = SimpleNamespace(meta={"params": old, "corpus_size": 120, "dedup": None}, order=np.arange(20))
+    assert _same_selection(manifest, wanted["kmeans-s0"])
+    assert not _same_selection(SimpleNamespace(meta={**manifest.meta, "params": asdict(SelectConfig(
+        method="kmeans-resampled", k_max=20, seed=0))}, order=manifest.order), wanted["kmeans-resampled-s0"])
 
 
 @pytest.mark.parametrize("how", ["SIGTERM", "SIGKILL"])  # the sweep ends cleanly, or is gone without a word

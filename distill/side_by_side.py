@@ -16,6 +16,7 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,10 +47,12 @@ def threads_per_worker(workers: int) -> int:
     return max(1, torch.get_num_threads() // workers)
 
 
-def train_side_by_side(runs: list[PendingRun], workers: int, console: Console, poll_s: float = 2.0) -> None:
+def train_side_by_side(runs: list[PendingRun], workers: int, console: Console, poll_s: float = 2.0,
+                       on_trained: Callable[[PendingRun], None] | None = None) -> None:
     """Train every run, `workers` at a time in worker processes, each run under way with its own bar of steps
     (from its log, every `poll_s`); a run that fails is reported at once, no other run starts after it, and its
-    error is raised here once the runs under way have finished (they are kept)."""
+    error is raised here once the runs under way have finished (they are kept). `on_trained(run)` is called here
+    as each run finishes, while the others train (a sweep evaluates it, so a study under way can be compared)."""
     threads = threads_per_worker(workers)
     console.print(f"training {len(runs)} run(s) side by side: {workers} worker processes x {threads} thread(s)")
     context = multiprocessing.get_context("spawn")  # torch and its thread pools do not survive a fork
@@ -60,13 +63,14 @@ def train_side_by_side(runs: list[PendingRun], workers: int, console: Console, p
     with ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker, initargs=(threads,)) as pool, \
             progress_bar("runs") as bar:
         try:
-            _train_in_workers(pool, waiting, workers, bar, console, poll_s)
+            _train_in_workers(pool, waiting, workers, bar, console, poll_s, on_trained)
         except (KeyboardInterrupt, Terminated):  # the pool's exit waits for the runs under way: stop them first
             _ask_workers_to_stop(pool)
             raise
 
 
-def _train_in_workers(pool, waiting: list[PendingRun], workers: int, bar, console: Console, poll_s: float) -> None:
+def _train_in_workers(pool, waiting: list[PendingRun], workers: int, bar, console: Console, poll_s: float,
+                      on_trained: Callable[[PendingRun], None] | None) -> None:
     """Hand the waiting runs to the pool's workers as they come free, each under way with its own bar of steps."""
     task = bar.add_task("train side by side", total=len(waiting))
     under_way, steps = {}, {}
@@ -90,6 +94,8 @@ def _train_in_workers(pool, waiting: list[PendingRun], workers: int, bar, consol
                 raise future.exception()
             console.print(f"{run.label}: trained")
             bar.advance(task)
+            if on_trained is not None:
+                on_trained(run)
 
 
 def _ask_workers_to_stop(pool) -> None:

@@ -412,15 +412,17 @@ def _sweep(config: SweepConfig, out: Path, teacher, acc, console: Console, start
     if wanted and not side_by_side:
         console.print(f"parallel_runs {config.parallel_runs}: runs are trained one at a time here (side by side is "
                       "for training on the CPU in one process)")
+    def evaluate(p: PendingRun) -> None:  # as soon as it is trained: a study under way compares what it has
+        console.print(f"[bold]{p.label}[/]: evaluating")
+        evaluate_run(Path(p.config.out), eval_config)
+
     if side_by_side:
-        train_side_by_side(pending, config.parallel_runs, console)
-    for p in pending:
-        if not side_by_side:
-            console.print(f"[bold]{p.label}[/]: training")
-            train(p.config, acc, resume=p.resume or None)
+        train_side_by_side(pending, config.parallel_runs, console, on_trained=evaluate)
+    for p in [] if side_by_side else pending:
+        console.print(f"[bold]{p.label}[/]: training")
+        train(p.config, acc, resume=p.resume or None)
         if acc.is_main_process:
-            console.print(f"[bold]{p.label}[/]: evaluating")
-            evaluate_run(Path(p.config.out), eval_config)
+            evaluate(p)
         acc.wait_for_everyone()
     result = {"embeddings": out / "embeddings", "subsets": out / "subsets", "targets": out / "targets",
               "runs": runs, "coverage_plot": out / "coverage.png"}

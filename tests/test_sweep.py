@@ -170,6 +170,27 @@ def test_runs_resumed_side_by_side_start_their_bars_at_their_checkpoints(monkeyp
     assert started == [1000, 100, 300, 50]
 
 
+def test_each_run_side_by_side_is_handed_on_as_it_finishes_while_the_others_train(monkeypatch):
+    from rich.console import Console
+
+    import distill.side_by_side as side
+
+    events = []
+    pool = _instant_pool(events)  # records the k of each run as a worker takes it
+    monkeypatch.setattr(side, "ProcessPoolExecutor", pool)
+    side.train_side_by_side(_pending_runs(side), 2, Console(quiet=True),
+                            on_trained=lambda run: events.append(f"done {run.config.k}"))
+    # the first two are handed on (a sweep evaluates them) before the next two start, not after every run
+    assert set(events[:2]) == {1000, 100} and set(events[2:4]) == {"done 1000", "done 100"}
+    assert set(events[4:6]) == {300, 50} and set(events[6:]) == {"done 300", "done 50"}
+    events.clear()
+    monkeypatch.setattr(side, "ProcessPoolExecutor", _instant_pool(events, fails=1000))
+    with pytest.raises(InputError):
+        side.train_side_by_side(_pending_runs(side), 2, Console(quiet=True),
+                                on_trained=lambda run: events.append(f"done {run.config.k}"))
+    assert "done 1000" not in events  # a failed run is not handed on
+
+
 def test_a_run_that_fails_side_by_side_is_reported_and_no_other_run_starts_after_it(monkeypatch):
     from rich.console import Console
 

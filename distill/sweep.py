@@ -418,12 +418,13 @@ def _sweep(config: SweepConfig, out: Path, teacher, acc, console: Console, start
 
     if side_by_side:
         train_side_by_side(pending, config.parallel_runs, console, on_trained=evaluate)
-    for p in [] if side_by_side else pending:
-        console.print(f"[bold]{p.label}[/]: training")
-        train(p.config, acc, resume=p.resume or None)
-        if acc.is_main_process:
-            evaluate(p)
-        acc.wait_for_everyone()
+    else:
+        for p in pending:
+            console.print(f"[bold]{p.label}[/]: training")
+            train(p.config, acc, resume=p.resume or None)
+            if acc.is_main_process:
+                evaluate(p)
+            acc.wait_for_everyone()
     result = {"embeddings": out / "embeddings", "subsets": out / "subsets", "targets": out / "targets",
               "runs": runs, "coverage_plot": out / "coverage.png"}
     if acc.is_main_process:

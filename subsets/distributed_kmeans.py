@@ -26,7 +26,15 @@ import numpy as np
 from .comm import Comm
 from .distributed_kcenter import CHUNK_ROWS, products
 from .kmeans_checkpoint import KMeansCheckpoint
-from .select import KMeansTree, balanced_order, default_clusters, nearest_per_cluster, resample_size, typical_first
+from .select import (
+    KMeansTree,
+    balanced_order,
+    default_clusters,
+    nearest_per_cluster,
+    resample_size,
+    steps_resampled,
+    typical_first,
+)
 from .shards import KeptRows
 
 if TYPE_CHECKING:
@@ -143,7 +151,7 @@ def resampled_kmeans_blocks(blocks: list[np.ndarray], starts: list[int], n: int,
     centroids, labels, distance = kmeans_blocks(blocks, starts, n, n_clusters, seed, niter, comm, device, progress,
                                                 checkpoint)
     size = resample_size(n, len(centroids))
-    for step in range(steps if size > 1 else 0):
+    for step in range(steps_resampled(n, len(centroids), steps)):
         everyone = comm.concat(labels.astype(np.float64)).astype(np.int64)
         sample = nearest_per_cluster(everyone, comm.concat(distance), size)
         cuts = [np.searchsorted(sample, [s, s + len(b)]) for b, s in zip(blocks, starts)]
@@ -161,7 +169,7 @@ def resampled_kmeans_blocks(blocks: list[np.ndarray], starts: list[int], n: int,
 
 def kmeans_passes(n: int, n_clusters: int, niter: int, steps: int) -> int:
     """Passes over rows a finest level takes: the k-means, and per resampling step its k-means and one assignment."""
-    return (niter + 1) + (steps if resample_size(n, min(n_clusters, n)) > 1 else 0) * (niter + 2)
+    return (niter + 1) + steps_resampled(n, min(n_clusters, n), steps) * (niter + 2)
 
 
 def kmeans_tree_blocks(blocks: list[np.ndarray], starts: list[int], n: int, clusters: list[int], seed: int,

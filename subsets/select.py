@@ -84,8 +84,7 @@ def kmeans_with_distance(x: np.ndarray, n_clusters: int, seed: int,
     km = faiss.Kmeans(x.shape[1], n_clusters, niter=niter, seed=seed, verbose=False,
                       min_points_per_centroid=1, max_points_per_centroid=256)
     km.train(x)
-    d2, lab = km.index.search(x, 1)
-    return km.centroids, lab[:, 0].astype(np.int64), np.sqrt(np.maximum(d2[:, 0], 0.0))
+    return km.centroids, *nearest_centroid(x, km.centroids)
 
 
 def hierarchical_kmeans(x: np.ndarray, clusters: list[int], seed: int, niter: int = 20,
@@ -104,17 +103,19 @@ def hierarchical_kmeans(x: np.ndarray, clusters: list[int], seed: int, niter: in
 
 def resample_size(points: int, n_clusters: int) -> int:
     """Rows taken from each cluster in a resampling step: about half the mean cluster size (ssl-data-curation's
-    rule); below 2 a level is not resampled, as there."""
+    rule); below 2 a level is not resampled, as there (`steps_resampled`)."""
     return max(1, points // max(1, n_clusters) // 2)
+
+
+def steps_resampled(points: int, n_clusters: int, steps: int) -> int:
+    """The resampling steps a level of `points` in `n_clusters` clusters runs: none where its share is one row."""
+    return steps if resample_size(points, n_clusters) > 1 else 0
 
 
 def nearest_per_cluster(labels: np.ndarray, distance: np.ndarray, size: int) -> np.ndarray:
     """The rows (sorted) that are among the `size` nearest their cluster's centroid, ties to the lower row."""
-    idx = np.lexsort((np.arange(len(labels)), distance, labels))
-    g = labels[idx]
-    starts = np.r_[0, np.flatnonzero(g[1:] != g[:-1]) + 1]
-    place = np.arange(len(idx)) - np.repeat(starts, np.diff(np.r_[starts, len(idx)]))
-    return np.sort(idx[place < size])
+    place = _rank_within_groups(labels, distance, np.arange(len(labels)))
+    return np.flatnonzero(place < size)
 
 
 def resampled_kmeans(x: np.ndarray, n_clusters: int, seed: int, niter: int = 20,
@@ -125,7 +126,7 @@ def resampled_kmeans(x: np.ndarray, n_clusters: int, seed: int, niter: int = 20,
     an even cover of the support. Returns (centroids, label per row, distance per row)."""
     centroids, lab, distance = kmeans_with_distance(x, n_clusters, seed, niter)
     size = resample_size(len(x), len(centroids))
-    for step in range(steps if size > 1 else 0):
+    for step in range(steps_resampled(len(x), len(centroids), steps)):
         sample = nearest_per_cluster(lab, distance, size)
         centroids, _, _ = kmeans_with_distance(x[sample], n_clusters, seed + 1000 * (step + 1), niter)
         lab, distance = nearest_centroid(x, centroids)

@@ -43,7 +43,8 @@ def _k_axis(ax, agg: list[dict]) -> None:
 
 def plot(agg: list[dict], references: dict, png: Path, title: str, verdict_rows: list[dict] = ()) -> Path:
     """Each metric against k for the first recipe: one line per method (its colour) and objective (its line style)
-    with its 95% interval, a triangle up (down) where the verdict against the baseline is better (worse); the floor,
+    with its 95% interval, a triangle up (down) where the verdict against the baseline is better (worse), filled where
+    it holds with all the table's comparisons together, hollow where alone only; the floor,
     the teachers and the full corpus as horizontal lines."""
     import matplotlib
 
@@ -66,11 +67,13 @@ def plot(agg: list[dict], references: dict, png: Path, title: str, verdict_rows:
                     if (v["recipe"], v["objective"], v["method"]) == (recipe, objective, method) and \
                             v[metric + "_verdict"] != "not resolved":
                         y = next(a[metric] for a in pts if a["k"] == v["k"])
-                        ax.scatter([v["k"]], [y], s=90, facecolors="none", edgecolors=f"C{i}", linewidths=1.5,
-                                   marker="^" if v[metric + "_verdict"] == "better" else "v", zorder=5)
+                        together = v[metric + "_family_verdict"] == v[metric + "_verdict"]
+                        ax.scatter([v["k"]], [y], s=90, facecolors=f"C{i}" if together else "none", edgecolors=f"C{i}",
+                                   linewidths=1.5, marker="^" if v[metric + "_verdict"] == "better" else "v", zorder=5)
         if metric in SCORED and verdict_rows:
-            ax.scatter([], [], marker="^", facecolors="none", edgecolors="0.3",
-                       label=f"better / worse than {verdict_rows[0]['baseline']} (95%)")
+            against = f"better / worse than {verdict_rows[0]['baseline']}"
+            ax.scatter([], [], marker="^", color="0.3", label=f"{against}, all {verdict_rows[0]['family']} together")
+            ax.scatter([], [], marker="^", facecolors="none", edgecolors="0.3", label=f"{against} (95%), alone only")
         for objective in objectives:
             full = next((a for a in agg if a["method"] == FULL and a["objective"] == objective), None)
             _full_line(ax, full, metric, "k", "full corpus" if len(objectives) == 1 else f"full corpus, {objective}")

@@ -13,7 +13,7 @@ import numpy as np
 from subsets.errors import InputError
 from subsets.fileio import read_json
 
-from .intervals import Bootstrap, Estimate, verdict
+from .intervals import Bootstrap, Estimate, family_intervals, percentile_estimate, verdict
 
 METRICS = {"knn_top1": "k-NN top-1", "probe_top1": "linear probe top-1", "agreement": "cosine to teacher"}
 SCORED = ("knn_top1", "probe_top1")  # per-image results exist for these: intervals and verdicts
@@ -241,14 +241,24 @@ def aggregate(rows: list[dict], boot: Bootstrap) -> list[dict]:
     return out
 
 
-def _paired(boot: Bootstrap, runs: dict[int, dict], base: dict[int, dict], seeds: list[int]) -> dict:
-    """Per scored metric: the mean over `seeds` of runs - base, paired by seed and test image, its 95% interval and
-    its verdict."""
-    row = {}
+def _paired(boot: Bootstrap, pairs: list[tuple]) -> list[dict]:
+    """For each (runs by seed, the partner's, seeds) and scored metric: the mean over `seeds` of runs - partner, paired
+    by seed and test image, its 95% interval and verdict; and, for the pairs as one family, the wider interval each
+    is given so that all of them hold together at 95% (`family_intervals`), its verdict and that level."""
+    # drawn pair by pair, metric within pair: the bootstrap's seed draws come in the order they always have
+    drawn = [{m: boot.difference_replicates(_stack([runs[s] for s in seeds], m), _stack([base[s] for s in seeds], m))
+              for m in SCORED} for *_, runs, base, seeds in pairs]
+    alone = [{} for _ in pairs]
+    together = [{} for _ in pairs]
     for m in SCORED:
-        d = boot.difference(_stack([runs[s] for s in seeds], m), _stack([base[s] for s in seeds], m))
-        row |= {f"{m}_diff": d.value, f"{m}_low": d.low, f"{m}_high": d.high, f"{m}_verdict": verdict(d.low, d.high)}
-    return row
+        family, level = family_intervals([d[m][0] for d in drawn], [d[m][1] for d in drawn])
+        for row, wide, d, fam in zip(alone, together, drawn, family):
+            one = percentile_estimate(*d[m])
+            row |= {f"{m}_diff": one.value, f"{m}_low": one.low, f"{m}_high": one.high,
+                    f"{m}_verdict": verdict(one.low, one.high)}
+            wide |= {f"{m}_family_low": fam.low, f"{m}_family_high": fam.high,
+                     f"{m}_family_verdict": verdict(fam.low, fam.high), f"{m}_family_level": level}
+    return [a | w | {"family": len(pairs)} for a, w in zip(alone, together)]
 
 
 def _against(rows: list[dict], partner, by_k_first: bool = False) -> tuple[list[tuple], bool]:
@@ -278,8 +288,7 @@ def verdicts(rows: list[dict], boot: Bootstrap, baseline: str) -> tuple[list[dic
     pairs, single = _against(rows, lambda arm, method, k: None if method == FULL else (arm, baseline, k),
                              by_k_first=True)
     out = [{"recipe": arm[0], "objective": arm[1], "k": k, "method": method, "baseline": baseline,
-            "seeds": len(seeds)} | _paired(boot, by_seed, base, seeds)
-           for arm, method, k, by_seed, base, seeds in pairs]
+            "seeds": len(seeds)} | diff for (arm, method, k, _, _, seeds), diff in zip(pairs, _paired(boot, pairs))]
     if out:
         return out, None
     if single:
@@ -300,7 +309,7 @@ def recipe_verdicts(rows: list[dict], boot: Bootstrap, baseline: tuple[str, str]
     pairs, _ = _against(rows, lambda arm, method, k: (baseline, method, k))
     return [{"recipe": arm[0], "objective": arm[1], "method": method, "k": k, "against": arm_name(*baseline, several),
              "seeds": len(seeds), "steps": by_seed[seeds[0]]["steps"], "against_steps": base[seeds[0]]["steps"]}
-            | _paired(boot, by_seed, base, seeds) for arm, method, k, by_seed, base, seeds in pairs]
+            | diff for (arm, method, k, by_seed, base, seeds), diff in zip(pairs, _paired(boot, pairs))]
 
 
 def gaps_to_full(rows: list[dict], boot: Bootstrap) -> list[dict]:
@@ -310,7 +319,7 @@ def gaps_to_full(rows: list[dict], boot: Bootstrap) -> list[dict]:
     pairs, _ = _against(rows, lambda arm, method, k: None if method == FULL else (arm, FULL, FULL))
     return [{"recipe": arm[0], "objective": arm[1], "method": method, "k": k, "seeds": len(seeds),
              "steps": by_seed[seeds[0]]["steps"], "full_steps": base[seeds[0]]["steps"]}
-            | _paired(boot, by_seed, base, seeds) for arm, method, k, by_seed, base, seeds in pairs]
+            | diff for (arm, method, k, by_seed, base, seeds), diff in zip(pairs, _paired(boot, pairs))]
 
 
 def rank_correlations(rows: list[dict], boot: Bootstrap, metric: str = "knn_top1") -> list[dict]:

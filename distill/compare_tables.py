@@ -9,11 +9,38 @@ from .compare_stats import FLOOR, FULL, METRICS, SCORED, arm_name
 
 
 def _by_verdict(rows: list[dict], metric: str) -> str:
-    """'worse at k = 100, 300; not resolved at k = 1,000': the ks of each verdict, in the order they first come."""
+    """'worse at k = 100, 300 (k = 300 not with all 9 together); not resolved at k = 1,000': the ks of each verdict, in
+    the order they first come, and those whose verdict does not hold with the whole table's comparisons together."""
     by: dict[str, list[str]] = {}
+    alone: dict[str, list[str]] = {}
     for r in rows:
         by.setdefault(r[metric + "_verdict"], []).append(_k(r["k"]))
-    return "; ".join(f"{word} at k = {', '.join(ks)}" for word, ks in by.items())
+        if not holds_together(r, metric):
+            alone.setdefault(r[metric + "_verdict"], []).append(_k(r["k"]))
+    return "; ".join(f"{word} at k = {', '.join(ks)}" + (f" (k = {', '.join(alone[word])} not with all "
+                                                          f"{rows[0]['family']} together)" if word in alone else "")
+                     for word, ks in by.items())
+
+
+def holds_together(row: dict, metric: str) -> bool:
+    """Not a 'better' or 'worse' that holds alone only: with the table's intervals widened to hold together it is
+    'not resolved' (a family interval contains its comparison's own, so it never turns to the other side)."""
+    return row[metric + "_family_verdict"] == row[metric + "_verdict"]
+
+
+def verdict_cell(row: dict, metric: str) -> str:
+    """'better', or 'better, not with all 9' where the verdict holds alone only."""
+    word = row[metric + "_verdict"]
+    return word if holds_together(row, metric) else f"{word}, not with all {row['family']}"
+
+
+def family_note(rows: list[dict]) -> str:
+    """What 'not with all N' means, with the level each interval takes for the whole table to hold together."""
+    levels = " and ".join(f"{100 * rows[0][m + '_family_level']:.1f}% for {METRICS[m]}" for m in SCORED)
+    return (f"'not with all {rows[0]['family']}': the 95% interval excludes zero, but not once every interval of "
+            f"this table is widened alike (to {levels}) so that all {rows[0]['family']} hold together at 95% "
+            "(percentile bootstrap, Mandel & Betensky 2008): among many comparisons, about one 95% interval in "
+            "twenty misses by chance.")
 
 
 def _lines_by(rows: list[dict], key) -> dict[tuple, list[dict]]:
@@ -146,8 +173,10 @@ def markdown(agg: list[dict], references: dict, sections: list, ranks: list[dict
                   "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         for r in rows:
             lines.append("| " + " | ".join([cell(r) or "-" for _, cell in columns] + [_diff(r, m) for m in SCORED]
-                                           + [r[m + "_verdict"] for m in SCORED]) + " |")
+                                           + [verdict_cell(r, m) for m in SCORED]) + " |")
         lines += [""] + [f"- {line}" for line in summary]
+        if not all(holds_together(r, m) for r in rows for m in SCORED):
+            lines += ["", f"_{family_note(rows)}_"]
     if ranks:
         lines += ["", "## Does a small k rank recipes as the full corpus does? (Spearman, k-NN)", "",
                   "| method | k | recipes | seeds | Spearman [95% interval] |", "|---|---|---|---|---|"]
@@ -181,7 +210,10 @@ def rich_tables(agg: list[dict], references: dict, sections: list, ranks: list[d
             t.add_column(col, justify="left" if col in ("method", "recipe", "objective") else "right")
         for r in rows:
             t.add_row(*[cell(r) or "-" for _, cell in columns],
-                      *(f"{_diff(r, m)} [{colour[r[m + '_verdict']]}]{r[m + '_verdict']}[/]" for m in SCORED))
+                      *(f"{_diff(r, m)} [{colour[r[m + '_verdict']] if holds_together(r, m) else 'yellow'}]"
+                        f"{verdict_cell(r, m)}[/]" for m in SCORED))
+        if not all(holds_together(r, m) for r in rows for m in SCORED):
+            t.caption = family_note(rows)
         tables.append(t)
     if ranks:
         rt = Table(title="does a small k rank recipes as the full corpus does? (Spearman on k-NN [95% interval])",

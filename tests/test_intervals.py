@@ -141,3 +141,69 @@ def test_recipes_are_compared_with_the_baseline_recipe_paired_by_seed(tmp_path):
     assert baseline_arm(runs, tmp_path, "long") == ("long", "distill")
     with pytest.raises(InputError, match="no runs of recipe 'longer'.*the runs have \\(no recipe\\), long, short"):
         baseline_arm(runs, tmp_path, "longer")
+
+
+def test_a_family_of_one_or_of_comparisons_that_move_as_one_keeps_its_own_95_percent_intervals():
+    from distill.intervals import family_intervals, percentile_estimate
+
+    reps = np.random.default_rng(12).normal(0.02, 0.01, size=2000)
+    [one], level = family_intervals([0.02], [reps])
+    assert level == 0.95 and one == percentile_estimate(0.02, reps)
+    same, level = family_intervals([0.02] * 5, [reps] * 5)
+    assert level == 0.95 and all(e == one for e in same)
+
+
+def test_independent_comparisons_are_widened_until_all_of_them_hold_together_at_95_percent():
+    from distill.intervals import family_intervals, percentile_estimate
+
+    rng = np.random.default_rng(13)
+    reps = [rng.normal(0, 1, size=20000) for _ in range(9)]
+    family, level = family_intervals([0.0] * 9, reps)
+    assert level == pytest.approx(0.95 ** (1 / 9), abs=0.0015)  # Sidak's level for nine independent ones
+    inside = np.all([(r >= e.low) & (r <= e.high) for r, e in zip(reps, family)], axis=0).mean()
+    assert 0.95 <= inside < 0.955
+    for r, e in zip(reps, family):
+        alone = percentile_estimate(0.0, r)
+        assert e.low < alone.low and e.high > alone.high
+
+
+def test_a_lone_marginal_difference_among_nine_is_better_alone_but_not_together_and_a_clear_one_stays_better():
+    from distill.intervals import family_intervals
+
+    rng = np.random.default_rng(14)
+    means = [2.3, 6.0] + [0.0] * 7  # in units of each comparison's bootstrap spread
+    reps = [rng.normal(m, 1, size=4000) for m in means]
+    alone, _ = family_intervals(means[:1], reps[:1])
+    family, _ = family_intervals(means, reps)
+    assert verdict(alone[0].low, alone[0].high) == "better"
+    assert verdict(family[0].low, family[0].high) == "not resolved"
+    assert verdict(family[1].low, family[1].high) == "better"
+
+
+def test_a_verdict_table_marks_what_holds_alone_only_and_keeps_each_comparisons_own_interval():
+    from distill.compare_stats import verdicts
+    from distill.compare_tables import verdict_cell, verdict_summary
+
+    base = _runs(0.4, 3, seed=15)
+
+    def rows(method, correct):
+        return [{"recipe": "", "objective": "distill", "method": method, "k": 100, "seed": s, "steps": 100,
+                 "correct": {"knn_top1": c, "probe_top1": c}} for s, c in enumerate(correct)]
+
+    clear = _better_by(base, 0.08)
+    runs = rows("random", base) + rows("clear", clear)
+    [alone] = verdicts(runs, Bootstrap(N, seed=16), "random")[0]
+    assert (alone["knn_top1_family_low"], alone["knn_top1_family_high"]) == (alone["knn_top1_low"], alone["knn_top1_high"])
+    for i in range(8):  # eight more methods as good as random on every seed, right on other test images
+        runs += rows(f"null-{i}", [np.random.default_rng(100 + 10 * i + s).permutation(row) for s, row in enumerate(base)])
+    table, _ = verdicts(runs, Bootstrap(N, seed=16), "random")
+    assert len(table) == 9 and all(r["family"] == 9 for r in table)
+    for r in table:
+        assert r["knn_top1_family_low"] <= r["knn_top1_low"] <= r["knn_top1_high"] <= r["knn_top1_family_high"]
+        assert r["knn_top1_family_level"] > 0.99
+    got = {r["method"]: r for r in table}
+    assert got["clear"]["knn_top1_family_verdict"] == "better" and verdict_cell(got["clear"], "knn_top1") == "better"
+    marginal = dict(got["clear"], knn_top1_family_verdict="not resolved")  # as a lone marginal one reads
+    assert verdict_cell(marginal, "knn_top1") == "better, not with all 9"
+    assert verdict_summary([marginal]) == ["clear against random (k-NN top-1): better at k = 100 (k = 100 not with all "
+                                           "9 together)"]

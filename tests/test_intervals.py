@@ -201,6 +201,11 @@ def test_a_verdict_table_marks_what_holds_alone_only_and_keeps_each_comparisons_
     for r in table:
         assert r["knn_top1_family_low"] <= r["knn_top1_low"] <= r["knn_top1_high"] <= r["knn_top1_family_high"]
         assert r["knn_top1_family_level"] > 0.99
+    again = Bootstrap(N, seed=16)  # each comparison's own interval, drawn as it always was: pair by pair, metric within
+    own = [again.difference(np.stack([r["correct"][m] for r in runs if r["method"] == method]), base)
+           for method in ["clear", *(f"null-{i}" for i in range(8))] for m in ("knn_top1", "probe_top1")]
+    assert [(r[f"{m}_low"], r[f"{m}_high"]) for r in table for m in ("knn_top1", "probe_top1")] == \
+        [(e.low, e.high) for e in own]
     got = {r["method"]: r for r in table}
     assert got["clear"]["knn_top1_family_verdict"] == "better" and verdict_cell(got["clear"], "knn_top1") == "better"
     marginal = dict(got["clear"], knn_top1_family_verdict="not resolved")  # as a lone marginal one reads

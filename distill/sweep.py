@@ -383,8 +383,8 @@ def run_sweep(config: SweepConfig, accelerator=None, console: Console | None = N
 
 def _sweep(config: SweepConfig, out: Path, teacher, acc, console: Console, start: float) -> dict:
     manifests = select_subsets(config, out, acc, console)
-    if acc.is_main_process:
-        shown = [m for name, m in manifests.items() if name != FULL and m.meta["seed"] == config.seeds[0]]
+    shown = [m for name, m in manifests.items() if name != FULL and m.meta["seed"] == config.seeds[0]]
+    if acc.is_main_process and shown:  # a sweep of the full corpus alone has no subset to report
         print_coverage(shown, console)
         plot_coverage(shown, out / "coverage.png")
 

@@ -474,6 +474,16 @@ def test_a_sweep_with_full_trains_on_the_whole_corpus_at_the_same_step_budget(se
     assert "- slow against base on the full corpus (k-NN top-1): " in table
 
 
+def test_a_sweep_of_the_full_corpus_alone_trains_it_and_reports_no_subset_coverage(tmp_path, image_folder):
+    # the full-corpus runs a study lacks, trained alone into its folder: there is no subset to report coverage of
+    config = _sweep(tmp_path / "sw", image_folder)
+    config.methods, config.ks = ["random"], ["full"]
+    paths = run_sweep(config.check())
+    assert [p.name for p in paths["runs"]] == ["full-s0"]
+    assert json.loads((paths["runs"][0] / "run.json").read_text())["subset"]["full"]
+    assert not (tmp_path / "sw" / "coverage.png").exists() and paths["comparison_csv"].exists()
+
+
 def test_rank_correlations_between_small_k_and_full_data_come_with_intervals(seeded_sweep):
     out, paths = seeded_sweep
     ranks = json.loads(paths["comparison_json"].read_text())["rank_correlations"]

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from subsets.report import save_figure
 
-from .compare_stats import FLOOR, FULL, METRICS, OBJECTIVE_STYLES, SCORED, arm_name
+from .compare_stats import FLOOR, FULL, METRICS, OBJECTIVE_STYLES, SCORED, arm_name, holds_together
 
 
 def _errorbar(ax, pts: list[dict], metric: str, **style) -> None:
@@ -67,9 +67,9 @@ def plot(agg: list[dict], references: dict, png: Path, title: str, verdict_rows:
                     if (v["recipe"], v["objective"], v["method"]) == (recipe, objective, method) and \
                             v[metric + "_verdict"] != "not resolved":
                         y = next(a[metric] for a in pts if a["k"] == v["k"])
-                        together = v[metric + "_family_verdict"] == v[metric + "_verdict"]
-                        ax.scatter([v["k"]], [y], s=90, facecolors=f"C{i}" if together else "none", edgecolors=f"C{i}",
-                                   linewidths=1.5, marker="^" if v[metric + "_verdict"] == "better" else "v", zorder=5)
+                        ax.scatter([v["k"]], [y], s=90, facecolors=f"C{i}" if holds_together(v, metric) else "none",
+                                   edgecolors=f"C{i}", linewidths=1.5,
+                                   marker="^" if v[metric + "_verdict"] == "better" else "v", zorder=5)
         if metric in SCORED and verdict_rows:
             against = f"better / worse than {verdict_rows[0]['baseline']}"
             ax.scatter([], [], marker="^", color="0.3", label=f"{against}, all {verdict_rows[0]['family']} together")

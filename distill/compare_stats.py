@@ -248,17 +248,25 @@ def _paired(boot: Bootstrap, pairs: list[tuple]) -> list[dict]:
     # drawn pair by pair, metric within pair: the bootstrap's seed draws come in the order they always have
     drawn = [{m: boot.difference_replicates(_stack([runs[s] for s in seeds], m), _stack([base[s] for s in seeds], m))
               for m in SCORED} for *_, runs, base, seeds in pairs]
-    alone = [{} for _ in pairs]
-    together = [{} for _ in pairs]
-    for m in SCORED:
-        family, level = family_intervals([d[m][0] for d in drawn], [d[m][1] for d in drawn])
-        for row, wide, d, fam in zip(alone, together, drawn, family):
+    families = {m: family_intervals([d[m][0] for d in drawn], [d[m][1] for d in drawn]) for m in SCORED}
+    rows = []
+    for i, d in enumerate(drawn):
+        row = {}
+        for m in SCORED:  # each comparison's own interval first, as the tables always had them
             one = percentile_estimate(*d[m])
             row |= {f"{m}_diff": one.value, f"{m}_low": one.low, f"{m}_high": one.high,
                     f"{m}_verdict": verdict(one.low, one.high)}
-            wide |= {f"{m}_family_low": fam.low, f"{m}_family_high": fam.high,
-                     f"{m}_family_verdict": verdict(fam.low, fam.high), f"{m}_family_level": level}
-    return [a | w | {"family": len(pairs)} for a, w in zip(alone, together)]
+        for m, (family, level) in families.items():
+            row |= {f"{m}_family_low": family[i].low, f"{m}_family_high": family[i].high,
+                    f"{m}_family_verdict": verdict(family[i].low, family[i].high), f"{m}_family_level": level}
+        rows.append(row | {"family": len(pairs)})
+    return rows
+
+
+def holds_together(row: dict, metric: str) -> bool:
+    """Not a 'better' or 'worse' that holds alone only: with the table's intervals widened to hold together it is
+    'not resolved' (a family interval contains its comparison's own, so it never turns to the other side)."""
+    return row[metric + "_family_verdict"] == row[metric + "_verdict"]
 
 
 def _against(rows: list[dict], partner, by_k_first: bool = False) -> tuple[list[tuple], bool]:

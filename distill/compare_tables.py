@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from rich.table import Table
 
-from .compare_stats import FLOOR, FULL, METRICS, SCORED, arm_name
+from .compare_stats import FLOOR, FULL, METRICS, SCORED, arm_name, holds_together
 
 
 def _by_verdict(rows: list[dict], metric: str) -> str:
@@ -22,12 +22,6 @@ def _by_verdict(rows: list[dict], metric: str) -> str:
                      for word, ks in by.items())
 
 
-def holds_together(row: dict, metric: str) -> bool:
-    """Not a 'better' or 'worse' that holds alone only: with the table's intervals widened to hold together it is
-    'not resolved' (a family interval contains its comparison's own, so it never turns to the other side)."""
-    return row[metric + "_family_verdict"] == row[metric + "_verdict"]
-
-
 def verdict_cell(row: dict, metric: str) -> str:
     """'better', or 'better, not with all 9' where the verdict holds alone only."""
     word = row[metric + "_verdict"]
@@ -35,7 +29,10 @@ def verdict_cell(row: dict, metric: str) -> str:
 
 
 def family_note(rows: list[dict]) -> str:
-    """What 'not with all N' means, with the level each interval takes for the whole table to hold together."""
+    """What 'not with all N' means, with the level each interval takes for the whole table to hold together; "" where
+    every verdict of the table holds together (nothing reads so)."""
+    if all(holds_together(r, m) for r in rows for m in SCORED):
+        return ""
     levels = " and ".join(f"{100 * rows[0][m + '_family_level']:.1f}% for {METRICS[m]}" for m in SCORED)
     return (f"'not with all {rows[0]['family']}': the 95% interval excludes zero, but not once every interval of "
             f"this table is widened alike (to {levels}) so that all {rows[0]['family']} hold together at 95% "
@@ -175,8 +172,8 @@ def markdown(agg: list[dict], references: dict, sections: list, ranks: list[dict
             lines.append("| " + " | ".join([cell(r) or "-" for _, cell in columns] + [_diff(r, m) for m in SCORED]
                                            + [verdict_cell(r, m) for m in SCORED]) + " |")
         lines += [""] + [f"- {line}" for line in summary]
-        if not all(holds_together(r, m) for r in rows for m in SCORED):
-            lines += ["", f"_{family_note(rows)}_"]
+        if note := family_note(rows):
+            lines += ["", f"_{note}_"]
     if ranks:
         lines += ["", "## Does a small k rank recipes as the full corpus does? (Spearman, k-NN)", "",
                   "| method | k | recipes | seeds | Spearman [95% interval] |", "|---|---|---|---|---|"]
@@ -212,8 +209,7 @@ def rich_tables(agg: list[dict], references: dict, sections: list, ranks: list[d
             t.add_row(*[cell(r) or "-" for _, cell in columns],
                       *(f"{_diff(r, m)} [{colour[r[m + '_verdict']] if holds_together(r, m) else 'yellow'}]"
                         f"{verdict_cell(r, m)}[/]" for m in SCORED))
-        if not all(holds_together(r, m) for r in rows for m in SCORED):
-            t.caption = family_note(rows)
+        t.caption = family_note(rows) or None
         tables.append(t)
     if ranks:
         rt = Table(title="does a small k rank recipes as the full corpus does? (Spearman on k-NN [95% interval])",

@@ -13,7 +13,7 @@ import numpy as np
 from subsets.errors import InputError
 from subsets.fileio import read_json
 
-from .intervals import Bootstrap, Estimate, family_intervals, percentile_estimate, verdict
+from .intervals import Bootstrap, Estimate, family_intervals, percentile_estimate, seeds_to_hold, verdict
 
 METRICS = {"knn_top1": "k-NN top-1", "probe_top1": "linear probe top-1", "agreement": "cosine to teacher"}
 SCORED = ("knn_top1", "probe_top1")  # per-image results exist for these: intervals and verdicts
@@ -243,12 +243,15 @@ def aggregate(rows: list[dict], boot: Bootstrap) -> list[dict]:
 
 def _paired(boot: Bootstrap, pairs: list[tuple]) -> list[dict]:
     """For each (runs by seed, the partner's, seeds) and scored metric: the mean over `seeds` of runs - partner, paired
-    by seed and test image, its 95% interval and verdict; and, for the pairs as one family, the wider interval each
-    is given so that all of them hold together at 95% (`family_intervals`), its verdict and that level."""
+    by seed and test image, its 95% interval and verdict; for the pairs as one family, the wider interval each
+    is given so that all of them hold together at 95% (`family_intervals`), its verdict and that level; and the
+    seeds at which its verdict, alone and together, is reached now or projected to be (`seeds_to_hold`)."""
+    per_seed = [{m: boot.seed_differences(_stack([runs[s] for s in seeds], m), _stack([base[s] for s in seeds], m))
+                 for m in SCORED} for *_, runs, base, seeds in pairs]
     # drawn pair by pair, metric within pair: the bootstrap's seed draws come in the order they always have
-    drawn = [{m: boot.difference_replicates(_stack([runs[s] for s in seeds], m), _stack([base[s] for s in seeds], m))
-              for m in SCORED} for *_, runs, base, seeds in pairs]
+    drawn = [{m: (value, boot.over_drawn_seeds(d)) for m, (value, d) in p.items()} for p in per_seed]
     families = {m: family_intervals([d[m][0] for d in drawn], [d[m][1] for d in drawn]) for m in SCORED}
+    more = {m: seeds_to_hold([p[m][0] for p in per_seed], [p[m][1] for p in per_seed], boot) for m in SCORED}
     rows = []
     for i, d in enumerate(drawn):
         row = {}
@@ -259,6 +262,11 @@ def _paired(boot: Bootstrap, pairs: list[tuple]) -> list[dict]:
         for m, (family, level) in families.items():
             row |= {f"{m}_family_low": family[i].low, f"{m}_family_high": family[i].high,
                     f"{m}_family_verdict": verdict(family[i].low, family[i].high), f"{m}_family_level": level}
+        seeds = len(pairs[i][-1])
+        for m, projected in more.items():  # a verdict reached now needs no more seeds
+            alone, together = projected[i]
+            row |= {f"{m}_seeds_alone": seeds if row[f"{m}_verdict"] != "not resolved" else alone,
+                    f"{m}_seeds_together": seeds if row[f"{m}_family_verdict"] != "not resolved" else together}
         rows.append(row | {"family": len(pairs)})
     return rows
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from rich.table import Table
 
 from .compare_stats import FLOOR, FULL, METRICS, SCORED, arm_name, holds_together
+from .intervals import MOST_SEEDS
 
 
 def _by_verdict(rows: list[dict], metric: str) -> str:
@@ -38,6 +39,29 @@ def family_note(rows: list[dict]) -> str:
             f"this table is widened alike (to {levels}) so that all {rows[0]['family']} hold together at 95% "
             "(percentile bootstrap, Mandel & Betensky 2008): among many comparisons, about one 95% interval in "
             "twenty misses by chance.")
+
+
+def seeds_line(rows: list[dict], name, metric: str = "knn_top1") -> str:
+    """What more seeds would settle, for the comparisons that do not hold with the whole table together: the seeds at
+    which each would, alone and together, were its difference and its seeds' spread to stay as measured (`name(row)`
+    names a comparison); "" where every one holds together."""
+    open_rows = [r for r in rows if r[metric + "_family_verdict"] == "not resolved"]
+    if not open_rows:
+        return ""
+    within = [r for r in open_rows if r[metric + "_seeds_alone"] is not None]
+    said = []
+    for r in within:
+        alone, together, now = r[metric + "_seeds_alone"], r[metric + "_seeds_together"], r["seeds"]
+        first = f"alone now ({now} seeds)" if alone == now else f"alone at {alone} seeds"
+        said.append(f"{name(r)} ({r[metric + '_diff']:+.3f}) {first}, "
+                    + (f"with all {r['family']} at {together}" if together else
+                       f"not with all {r['family']} within {MOST_SEEDS}"))
+    rest = len(open_rows) - len(within)
+    if rest:
+        said.append(f"{f'{rest} other' if within else f'the {rest}'}{'s' * (rest > 1 and bool(within))} not within "
+                    f"{MOST_SEEDS} seeds even alone")
+    return (f"with more seeds ({METRICS[metric]}; projected, were each difference and its seeds' spread to stay as "
+            "measured, so a lower bound: a lead picked for its size tends to shrink): " + "; ".join(said))
 
 
 def _lines_by(rows: list[dict], key) -> dict[tuple, list[dict]]:
@@ -135,20 +159,29 @@ def paired_sections(lead: list[str], verdict_rows: list[dict], gap_rows: list[di
     baseline recipe."""
     by_lead = [(c, lambda r, c=c: r[c]) for c in lead]
     k, method, seeds = ("k", lambda r: _k(r["k"])), ("method", lambda r: r["method"]), ("seeds", lambda r: str(r["seeds"]))
+    within = (lambda r: f" ({', '.join(r[c] for c in lead if r[c])})" if any(r[c] for c in lead) else "")
     sections = []
     if verdict_rows:
+        name = lambda r: f"{r['method']}{within(r)} at k = {_k(r['k'])}"  # noqa: E731
         sections.append((f"against {verdict_rows[0]['baseline']}", [*by_lead, k, method, seeds], verdict_rows,
-                         verdict_summary(verdict_rows)))
+                         _with_seeds_line(verdict_summary(verdict_rows), verdict_rows, name)))
     if gap_rows:
+        name = lambda r: f"{r['method']}{within(r)} at k = {_k(r['k'])}"  # noqa: E731
         sections.append(("against the full corpus",
                          [*by_lead, method, k, seeds, *_steps_pair(gap_rows, "full_steps", "steps (subset / full)")],
-                         gap_rows, gap_summary(gap_rows)))
+                         gap_rows, _with_seeds_line(gap_summary(gap_rows), gap_rows, name)))
     if recipe_rows:
-        arm = [("recipe", lambda r: arm_name(r["recipe"], r["objective"], "objective" in lead))]
+        arm_of = lambda r: arm_name(r["recipe"], r["objective"], "objective" in lead)  # noqa: E731
+        name = lambda r: f"{arm_of(r)} on {r['method']}" + (f" at k = {_k(r['k'])}" if r["k"] != FULL else "")  # noqa: E731
         sections.append((f"recipes against {recipe_rows[0]['against']}",
-                         [*arm, method, k, seeds, *_steps_pair(recipe_rows, "against_steps", "steps (recipe / against)")],
-                         recipe_rows, recipe_summary(recipe_rows)))
+                         [("recipe", arm_of), method, k, seeds,
+                          *_steps_pair(recipe_rows, "against_steps", "steps (recipe / against)")],
+                         recipe_rows, _with_seeds_line(recipe_summary(recipe_rows), recipe_rows, name)))
     return sections
+
+
+def _with_seeds_line(summary: list[str], rows: list[dict], name) -> list[str]:
+    return summary + [line] if (line := seeds_line(rows, name)) else summary
 
 
 def markdown(agg: list[dict], references: dict, sections: list, ranks: list[dict], notes: list[str]) -> str:

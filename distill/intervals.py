@@ -19,12 +19,14 @@ study (99.4% against 99.5% for its 9 comparisons).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
 REPLICATES = 2000
 LEVEL = 0.95
+MOST_SEEDS = 24  # how far `seeds_to_hold` projects: past it a user would rather rethink the comparison
 
 
 def verdict(low: float, high: float) -> str:
@@ -52,6 +54,8 @@ class Bootstrap:
 
     def __init__(self, n_images: int, replicates: int = REPLICATES, seed: int = 0):
         self.rng = np.random.default_rng(seed)
+        # projections to more seeds draw from their own stream: the intervals' draws stay as they always were
+        self.projection_rng = np.random.default_rng([seed, 1])
         self.n_images, self.replicates = n_images, replicates
         p = np.full(n_images, 1.0 / n_images)
         # multinomial counts: replicate b holds image i weights[b, i] times
@@ -84,12 +88,30 @@ class Bootstrap:
     def difference_replicates(self, correct_a: np.ndarray, correct_b: np.ndarray) -> tuple[float, np.ndarray]:
         """(the mean over seeds of a - b, its [B] bootstrap replicates): `difference` before its interval is read,
         for a family of differences (`family_intervals`)."""
+        value, per_seed = self.seed_differences(correct_a, correct_b)
+        return value, self.over_drawn_seeds(per_seed)
+
+    def over_drawn_seeds(self, per_seed: np.ndarray) -> np.ndarray:
+        """[S, B] (each seed in each replicate of the test images) -> [B]: each replicate's mean over S seeds drawn
+        with replacement."""
+        return self._over_seeds(per_seed, self.seed_draws(len(per_seed)))
+
+    def seed_differences(self, correct_a: np.ndarray, correct_b: np.ndarray) -> tuple[float, np.ndarray]:
+        """(the mean over seeds of a - b, each seed's a - b in each replicate of the test images [S, B]); no seed
+        is drawn."""
         correct_a, correct_b = np.atleast_2d(correct_a), np.atleast_2d(correct_b)
         if correct_a.shape != correct_b.shape:
             raise ValueError(f"paired difference of {correct_a.shape} and {correct_b.shape}")
-        diff = self.accuracies(correct_a) - self.accuracies(correct_b)
-        reps = self._over_seeds(diff, self.seed_draws(len(correct_a)))
-        return float(correct_a.mean() - correct_b.mean()), reps
+        return float(correct_a.mean() - correct_b.mean()), self.accuracies(correct_a) - self.accuracies(correct_b)
+
+    def projected(self, per_seed: list[np.ndarray], most: int) -> Callable[[int], np.ndarray]:
+        """For a family of paired differences (each [S_j, B] from `seed_differences`), a function of a seed count n
+        giving the [J, B] replicates each difference would have with max(n, S_j) seeds, its seeds drawn from its
+        measured ones: the spread over seeds and the difference staying as measured. Draws are shared across n (the
+        first n of `most`), so a larger n only adds seeds and the projection moves smoothly with n."""
+        draws = [self.projection_rng.integers(len(d), size=(self.replicates, most)) for d in per_seed]
+        columns = np.arange(self.replicates)[:, None]
+        return lambda n: np.stack([d[dr[:, :max(n, len(d))], columns].mean(1) for d, dr in zip(per_seed, draws)])
 
     def rank_correlation(self, small: list[np.ndarray], full: list[np.ndarray]) -> Estimate:
         """Spearman correlation between the ranking of recipes by mean accuracy at a small k and on the full corpus.
@@ -140,6 +162,37 @@ def family_intervals(values: list[float], replicates: list[np.ndarray],
         return [], level
     each = family_level(np.stack(replicates), level)
     return [percentile_estimate(v, r, each) for v, r in zip(values, replicates)], each
+
+
+def seeds_to_hold(values: list[float], per_seed: list[np.ndarray], boot: Bootstrap, most: int = MOST_SEEDS,
+                  level: float = LEVEL) -> list[tuple[int | None, int | None]]:
+    """For each of a family of paired differences (`values[j]`, its seeds' differences `per_seed[j]` [S_j, B] from
+    `Bootstrap.seed_differences`): the fewest seeds, from S_j + 1 up to `most`, at which its own interval and the
+    family's (every difference at its projected seeds, widened alike to hold together, `family_level`) would exclude
+    zero, were the difference and its seeds' spread to stay as measured (`Bootstrap.projected`); None for a verdict
+    not reached within `most`. A projection, not a promise: three seeds measure their spread coarsely, and a lead
+    picked out for its size tends to shrink with more seeds (regression to the mean), so read the count as a
+    lower bound."""
+    at = boot.projected(per_seed, most)
+    alone: list[int | None] = [None] * len(values)
+    together: list[int | None] = [None] * len(values)
+    for n in range(min(len(d) for d in per_seed) + 1, most + 1):
+        reps = at(n)
+        each = family_level(reps, level)
+        for j, (value, r) in enumerate(zip(values, reps)):
+            if n <= len(per_seed[j]):
+                continue
+            if alone[j] is None and verdict_of(percentile_estimate(value, r, level)) != "not resolved":
+                alone[j] = n
+            if together[j] is None and verdict_of(percentile_estimate(value, r, each)) != "not resolved":
+                together[j] = n
+        if all(t is not None or len(d) >= most for t, d in zip(together, per_seed)):
+            break
+    return list(zip(alone, together))
+
+
+def verdict_of(estimate: Estimate) -> str:
+    return verdict(estimate.low, estimate.high)
 
 
 def ranks(x: np.ndarray) -> np.ndarray:

@@ -212,3 +212,63 @@ def test_a_verdict_table_marks_what_holds_alone_only_and_keeps_each_comparisons_
     assert verdict_cell(marginal, "knn_top1") == "better, not with all 9"
     assert verdict_summary([marginal]) == ["clear against random (k-NN top-1): better at k = 100 (k = 100 not with all "
                                            "9 together)"]
+
+
+def _shifted(row: np.ndarray, share: float) -> np.ndarray:
+    """One seed's run with `share` of the test images turned from wrong to right (from right to wrong if < 0)."""
+    out = row.copy()
+    out[np.flatnonzero(~row if share > 0 else row)[:round(abs(share) * N)]] = share > 0
+    return out
+
+
+def test_the_seeds_projected_to_resolve_a_difference_are_where_that_many_seeds_of_the_same_spread_resolve_it():
+    from distill.intervals import seeds_to_hold
+
+    base = _runs(0.4, 3, seed=21)
+    other = np.stack([_shifted(row, share) for row, share in zip(base, [0.03, -0.01, 0.01])])  # +0.01, spread 0.02
+    boot = Bootstrap(N, seed=22)
+    assert verdict(*(lambda e: (e.low, e.high))(boot.difference(other, base))) == "not resolved"
+    value, per_seed = boot.seed_differences(other, base)
+    [(alone, together)] = seeds_to_hold([value], [per_seed], boot)
+    assert alone == together and 6 < alone < 21  # a family of one is its own interval
+    for m in range(1, 9):  # the three seeds m times over: 3m seeds spread as the three are
+        e = Bootstrap(N, seed=23).difference(np.tile(other, (m, 1)), np.tile(base, (m, 1)))
+        if abs(3 * m - alone) >= 2:  # the bootstrap's own noise decides right at the boundary
+            assert verdict(e.low, e.high) == ("better" if 3 * m > alone else "not resolved"), (3 * m, alone)
+
+
+def test_more_seeds_are_not_projected_to_resolve_no_difference_and_a_family_needs_more_than_one_alone():
+    from distill.intervals import seeds_to_hold
+
+    base = _runs(0.4, 3, seed=24)
+    boot = Bootstrap(N, seed=25)
+    value, same = boot.seed_differences(base, base.copy())
+    assert seeds_to_hold([value], [same], boot) == [(None, None)]
+    lead = np.stack([_shifted(row, share) for row, share in zip(base, [0.04, 0.0, 0.02])])
+    nulls = [np.stack([np.random.default_rng(200 + 10 * i + s).permutation(row) for s, row in enumerate(base)])
+             for i in range(8)]  # as good as the base on every seed, right on other images
+    drawn = [boot.seed_differences(c, base) for c in [lead, *nulls]]
+    [(alone, together), *_] = seeds_to_hold([v for v, _ in drawn], [d for _, d in drawn], boot)
+    assert alone is not None and together is not None and together > alone
+
+
+def test_a_verdict_table_says_how_many_seeds_a_lead_would_need_and_keeps_a_verdict_reached_at_its_seeds():
+    from distill.compare_stats import verdicts
+    from distill.compare_tables import paired_sections
+
+    base = _runs(0.4, 3, seed=26)
+
+    def rows(method, correct):
+        return [{"recipe": "", "objective": "distill", "method": method, "k": 100, "seed": s, "steps": 100,
+                 "correct": {"knn_top1": c, "probe_top1": c}} for s, c in enumerate(correct)]
+
+    lead = np.stack([_shifted(row, share) for row, share in zip(base, [0.03, -0.01, 0.01])])
+    runs = rows("random", base) + rows("clear", _better_by(base, 0.08)) + rows("lead", lead)
+    table, _ = verdicts(runs, Bootstrap(N, seed=27), "random")
+    got = {r["method"]: r for r in table}
+    assert got["clear"]["knn_top1_seeds_alone"] == got["clear"]["knn_top1_seeds_together"] == 3
+    assert 3 < got["lead"]["knn_top1_seeds_alone"] <= got["lead"]["knn_top1_seeds_together"] <= 24
+    [(_, _, _, summary)] = paired_sections([], table, [], [])
+    assert summary[-1].startswith("with more seeds (k-NN top-1; projected") and "clear" not in summary[-1]
+    assert (f"lead at k = 100 (+0.010) alone at {got['lead']['knn_top1_seeds_alone']} seeds, with all 2 at "
+            f"{got['lead']['knn_top1_seeds_together']}") in summary[-1]

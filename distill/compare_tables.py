@@ -160,23 +160,22 @@ def paired_sections(lead: list[str], verdict_rows: list[dict], gap_rows: list[di
     by_lead = [(c, lambda r, c=c: r[c]) for c in lead]
     k, method, seeds = ("k", lambda r: _k(r["k"])), ("method", lambda r: r["method"]), ("seeds", lambda r: str(r["seeds"]))
     within = (lambda r: f" ({', '.join(r[c] for c in lead if r[c])})" if any(r[c] for c in lead) else "")
+    name = lambda r: f"{r['method']}{within(r)} at k = {_k(r['k'])}"  # noqa: E731  a method at a k, in its recipe
     sections = []
     if verdict_rows:
-        name = lambda r: f"{r['method']}{within(r)} at k = {_k(r['k'])}"  # noqa: E731
         sections.append((f"against {verdict_rows[0]['baseline']}", [*by_lead, k, method, seeds], verdict_rows,
                          _with_seeds_line(verdict_summary(verdict_rows), verdict_rows, name)))
     if gap_rows:
-        name = lambda r: f"{r['method']}{within(r)} at k = {_k(r['k'])}"  # noqa: E731
         sections.append(("against the full corpus",
                          [*by_lead, method, k, seeds, *_steps_pair(gap_rows, "full_steps", "steps (subset / full)")],
                          gap_rows, _with_seeds_line(gap_summary(gap_rows), gap_rows, name)))
     if recipe_rows:
         arm_of = lambda r: arm_name(r["recipe"], r["objective"], "objective" in lead)  # noqa: E731
-        name = lambda r: f"{arm_of(r)} on {r['method']}" + (f" at k = {_k(r['k'])}" if r["k"] != FULL else "")  # noqa: E731
+        on = lambda r: f"{arm_of(r)} on {r['method']}" + (f" at k = {_k(r['k'])}" if r["k"] != FULL else "")  # noqa: E731
         sections.append((f"recipes against {recipe_rows[0]['against']}",
                          [("recipe", arm_of), method, k, seeds,
                           *_steps_pair(recipe_rows, "against_steps", "steps (recipe / against)")],
-                         recipe_rows, _with_seeds_line(recipe_summary(recipe_rows), recipe_rows, name)))
+                         recipe_rows, _with_seeds_line(recipe_summary(recipe_rows), recipe_rows, on)))
     return sections
 
 

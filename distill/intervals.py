@@ -177,6 +177,8 @@ def seeds_to_hold(values: list[float], per_seed: list[np.ndarray], boot: Bootstr
     not reached within `most`. A projection, not a promise: three seeds measure their spread coarsely, and a lead
     picked out for its size tends to shrink with more seeds (regression to the mean), so read the count as a
     lower bound."""
+    if not values:
+        return []
     at = boot.projected(per_seed, most)
     alone: list[int | None] = [None] * len(values)
     together: list[int | None] = [None] * len(values)

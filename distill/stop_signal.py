@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from subsets.errors import InputError
 
 SIGNALS = (signal.SIGTERM, signal.SIGINT)
+SIGNAL_NAMES = {s.name for s in SIGNALS}
 _asked: list[str] = []  # why a stop was asked: a signal's name, or what the orphan watcher saw
 
 
@@ -46,10 +47,13 @@ def stop_at_step_end() -> Iterator[None]:
     previous = {sig: signal.getsignal(sig) for sig in SIGNALS} if in_main_thread else {}
 
     def ask(signum, frame):
-        if _asked:  # the second: at once, as the signal would without us
+        if any(reason in SIGNAL_NAMES for reason in _asked):  # the second signal: at once, as without us
             _restore(previous)
             signal.raise_signal(signum)
             return
+        # A stop asked without a signal (a sweep's worker told its sweep is stopping) is no first signal: a batch
+        # system signals the sweep and its workers together, and the sweep's word, handled first, would otherwise
+        # turn the worker's own signal into a second one that ends it without its checkpoint.
         _asked.append(signal.Signals(signum).name)
         print(f"{_asked[0]}: finishing this step and writing a checkpoint there; once more to stop at once",
               file=sys.stderr, flush=True)

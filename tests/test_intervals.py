@@ -242,6 +242,7 @@ def test_more_seeds_are_not_projected_to_resolve_no_difference_and_a_family_need
 
     base = _runs(0.4, 3, seed=24)
     boot = Bootstrap(N, seed=25)
+    assert seeds_to_hold([], [], boot) == []  # a table with nothing to compare
     value, same = boot.seed_differences(base, base.copy())
     assert seeds_to_hold([value], [same], boot) == [(None, None)]
     lead = np.stack([_shifted(row, share) for row, share in zip(base, [0.04, 0.0, 0.02])])

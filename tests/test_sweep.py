@@ -725,7 +725,8 @@ def test_a_sweeps_resample_steps_reach_kmeans_resampled_alone_so_the_other_subse
         method="kmeans-resampled", k_max=20, seed=0))}, order=manifest.order), wanted["kmeans-resampled-s0"])
 
 
-@pytest.mark.parametrize("how", ["SIGTERM", "SIGKILL"])  # the sweep ends cleanly, or is gone without a word
+# the sweep ends cleanly, or is gone without a word; or a batch system's notice reaches every process of the job
+@pytest.mark.parametrize("how", ["SIGTERM", "SIGKILL", "SIGTERM to all"])
 def test_workers_training_side_by_side_checkpoint_and_end_when_their_sweep_is_killed(sweep, tmp_path, image_folder,
                                                                                      how):
     import os
@@ -754,7 +755,11 @@ def test_workers_training_side_by_side_checkpoint_and_end_when_their_sweep_is_ki
             time.sleep(0.5)
         workers = {json.loads(lock.read_text())["pid"] for lock in locks}
         assert len(workers) == 2 and job.pid not in workers  # each run's lock is held by its worker
-        job.send_signal(getattr(signal, how))  # not Ctrl-C, which reaches the workers too: the sweep's process only
+        while len(list((out / "runs" / "long").glob("*/metrics.jsonl"))) < 2 and time.monotonic() < deadline:
+            time.sleep(0.2)  # both training: a worker still setting up has no step to keep
+        job.send_signal(getattr(signal, how.split()[0]))  # not Ctrl-C, which reaches the workers too
+        for pid in workers if how == "SIGTERM to all" else ():
+            os.kill(pid, signal.SIGTERM)
         job.wait(timeout=60)
         deadline = time.monotonic() + 30
         while (left := [pid for pid in workers if _running(pid)]) and time.monotonic() < deadline:
@@ -764,7 +769,7 @@ def test_workers_training_side_by_side_checkpoint_and_end_when_their_sweep_is_ki
         runs = sorted((out / "runs" / "long").iterdir())
         assert len(runs) == 2 and all(steps_checkpointed(run) > 0 for run in runs)
         assert not list((out / "runs" / "long").glob(".*.lock"))
-        if how == "SIGTERM":  # the sweep itself unwound: its exit code says why, and it let go of its folder
+        if how != "SIGKILL":  # the sweep itself unwound: its exit code says why, and it let go of its folder
             assert job.returncode == 128 + signal.SIGTERM and not (tmp_path / ".sw.lock").exists()
     finally:
         job.kill()

@@ -16,7 +16,7 @@ from teachers import load_teacher
 from teachers.cache import CacheConfig, cache_targets
 from teachers.views import ViewPolicy
 
-from .helpers import ACCELERATE_2PROC, error_line, run_cli
+from .helpers import ACCELERATE_2PROC, ROOT, error_line, run_cli
 from .helpers import run_metrics as _metrics
 
 VIEWS = ViewPolicy(views=2, seed=5)
@@ -663,6 +663,31 @@ def test_a_stop_travels_back_from_a_sweeps_worker_whole():
 
     stop = pickle.loads(pickle.dumps(Stopped("runs/x: stopped by SIGTERM at step 7", "SIGTERM")))
     assert (str(stop), stop.reason, stop.exit_code) == ("runs/x: stopped by SIGTERM at step 7", "SIGTERM", 143)
+
+
+def test_a_signal_after_the_sweeps_own_stop_word_is_still_the_first_and_ends_the_run_at_its_step_end():
+    """A batch system signals a sweep and its workers together; the sweep's word to its workers (SIGUSR1, handled
+    before SIGTERM when both are pending) must not make the worker's own SIGTERM a second signal, which would end it
+    at once without its checkpoint."""
+    import subprocess
+    import sys
+
+    worker = """if True:
+        import signal
+        from distill.side_by_side import SWEEP_GONE
+        from distill.stop_signal import ask_to_stop, stop_asked, stop_at_step_end
+
+        class One:
+            num_processes = 1
+
+        with stop_at_step_end():
+            ask_to_stop(SWEEP_GONE)
+            signal.raise_signal(signal.SIGTERM)  # taken for the second, it ends this process here
+            print("asked:", stop_asked(One()))
+        """
+    done = subprocess.run([sys.executable, "-c", worker], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "asked: the end of its sweep\n" and "finishing this step" in done.stderr
 
 
 def test_a_run_and_its_caches_copied_elsewhere_resume_there_as_the_same_run(tmp_path, caches, capsys):

@@ -112,8 +112,8 @@ class Bootstrap:
         """For a family of paired differences (each [S_j, B] from `seed_differences`), a function of a seed count n
         giving the [J, B] replicates each difference would have with max(n, S_j) seeds, its seeds drawn from its
         measured ones: the spread over seeds and the difference staying as measured. Draws are shared across n (the
-        first n of `most`), so a larger n only adds seeds and the projection moves smoothly with n."""
-        draws = [self.projection_rng.integers(len(d), size=(self.replicates, most)) for d in per_seed]
+        first n of one draw), so a larger n only adds seeds and the projection moves smoothly with n."""
+        draws = [self.projection_rng.integers(len(d), size=(self.replicates, max(most, len(d)))) for d in per_seed]
         columns = np.arange(self.replicates)[:, None]
         return lambda n: np.stack([d[dr[:, :max(n, len(d))], columns].mean(1) for d, dr in zip(per_seed, draws)])
 

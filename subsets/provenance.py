@@ -70,6 +70,9 @@ def environment() -> dict:
     gpus = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())] if torch.cuda.is_available() else []
     return {"code": code_version(), "python": platform.python_version(), "libraries": _library_versions(),
             "platform": platform.platform(), "cpu": _cpu_model() or platform.processor() or platform.machine(),
+            # the SIMD kernels torch chose (AVX2, AVX512, ...): they round differently, so over thousands of steps
+            # one run trained on two kinds of CPU parts; the model name alone does not tell them apart
+            "cpu_kernels": torch.backends.cpu.get_cpu_capability(),
             "cpus": os.cpu_count(), "threads": torch.get_num_threads(), "gpus": gpus}
 
 
@@ -83,15 +86,33 @@ def trained_by(runs: list[Path]) -> str | None:
     """One line naming the code that trained the runs (each commit with its count of runs; a run resumed by other
     code counts under each); None where no run recorded it (runs made before run.json held invocations)."""
     counts: dict[str, int] = {}
+    machines: dict[str, int] = {}
     unrecorded = 0
     for run in runs:
         record = read_json(Path(run) / "run.json", "run record")
-        labels = dict.fromkeys(_code_label(i["environment"]["code"]) for i in record.get("invocations", []))
+        invocations = record.get("invocations", [])
+        labels = dict.fromkeys(_code_label(i["environment"]["code"]) for i in invocations)
         unrecorded += not labels
         for label in labels:
             counts[label] = counts.get(label, 0) + 1
+        for machine in dict.fromkeys(_machine(i["environment"]) for i in invocations):
+            machines[machine] = machines.get(machine, 0) + 1
     if not counts:
         return None
     parts = [f"{label} ({n} run{'s' * (n != 1)})" for label, n in counts.items()]
     parts += [f"not recorded ({unrecorded} run{'s' * (unrecorded != 1)}, made before run.json named its code)"] * bool(unrecorded)
-    return "Trained by code: " + "; ".join(parts) + "."
+    line = "Trained by code: " + "; ".join(parts) + "."
+    models, kernels = {m for m, _ in machines}, {k for _, k in machines if k}
+    if len(models) > 1 or len(kernels) > 1:  # a run made before the kernels were recorded differs by model only
+        line += (" On more than one kind of machine (" + "; ".join(
+            f"{model}{f', {k} kernels' if k else ''}: {n} run{'s' * (n != 1)}" for (model, k), n in machines.items())
+                 + "): their kernels round otherwise, so a run trained again on another kind ends elsewhere, within "
+                   "its intervals.")
+    return line
+
+
+def _machine(env: dict) -> tuple[str, str | None]:
+    """(the processor, torch's CPU kernels where recorded): what decides how a run's arithmetic rounds."""
+    if env.get("gpus"):
+        return ", ".join(dict.fromkeys(env["gpus"])), None
+    return env.get("cpu", "?"), env.get("cpu_kernels")

@@ -908,3 +908,24 @@ def test_comparing_classes_the_test_set_lacks_or_evals_without_per_image_floors_
     res = run_cli("compare", old, *runs[1:], "--out", tmp_path / "cmp", "--classes", "3")
     assert res.returncode == 2 and "no per-image results of the untrained student" in error_line(res)
     assert run_cli("compare", old, *runs[1:], "--out", tmp_path / "cmp").returncode == 0  # all classes need none
+
+
+def test_the_compared_runs_say_when_they_were_trained_on_machines_that_round_otherwise(tmp_path):
+    from subsets.provenance import environment, trained_by
+
+    here = environment()
+    assert here["cpu_kernels"]  # recorded beside every run: the model name alone hides AVX2 against AVX-512
+
+    def run(name, **machine):
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / "run.json").write_text(json.dumps({"invocations": [{"from_step": 0, "environment": {
+            "code": {"version": "0.1.0", "commit": "a" * 40, "dirty": False}, "gpus": [], **machine}}]}))
+        return folder
+
+    same = [run("a", cpu="AMD EPYC", cpu_kernels="AVX2"), run("b", cpu="AMD EPYC", cpu_kernels="AVX2"),
+            run("old", cpu="AMD EPYC")]  # made before the kernels were recorded: alike by what it names
+    assert trained_by(same) == "Trained by code: aaaaaaaaaa (3 runs)."
+    line = trained_by([*same, run("c", cpu="AMD EPYC", cpu_kernels="AVX512")])
+    assert line.startswith("Trained by code: aaaaaaaaaa (4 runs). On more than one kind of machine (AMD EPYC, AVX2 "
+                           "kernels: 2 runs; AMD EPYC: 1 run; AMD EPYC, AVX512 kernels: 1 run)")

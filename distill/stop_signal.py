@@ -55,7 +55,7 @@ def stop_at_step_end() -> Iterator[None]:
         # system signals the sweep and its workers together, and the sweep's word, handled first, would otherwise
         # turn the worker's own signal into a second one that ends it without its checkpoint.
         _asked.append(signal.Signals(signum).name)
-        print(f"{_asked[0]}: finishing this step and writing a checkpoint there; once more to stop at once",
+        print(f"{_asked[-1]}: finishing this step and writing a checkpoint there; once more to stop at once",
               file=sys.stderr, flush=True)
 
     for sig in previous:

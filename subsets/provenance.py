@@ -71,7 +71,7 @@ def environment() -> dict:
     return {"code": code_version(), "python": platform.python_version(), "libraries": _library_versions(),
             "platform": platform.platform(), "cpu": _cpu_model() or platform.processor() or platform.machine(),
             # the SIMD kernels torch chose (AVX2, AVX512, ...): they round differently, so over thousands of steps
-            # one run trained on two kinds of CPU parts; the model name alone does not tell them apart
+            # the same run trained on two kinds of CPU ends in two places; the model name alone does not tell them apart
             "cpu_kernels": torch.backends.cpu.get_cpu_capability(),
             "cpus": os.cpu_count(), "threads": torch.get_num_threads(), "gpus": gpus}
 
@@ -86,7 +86,7 @@ def trained_by(runs: list[Path]) -> str | None:
     """One line naming the code that trained the runs (each commit with its count of runs; a run resumed by other
     code counts under each); None where no run recorded it (runs made before run.json held invocations)."""
     counts: dict[str, int] = {}
-    machines: dict[str, int] = {}
+    machines: dict[tuple[str, str | None], int] = {}
     unrecorded = 0
     for run in runs:
         record = read_json(Path(run) / "run.json", "run record")

@@ -687,7 +687,7 @@ def test_a_signal_after_the_sweeps_own_stop_word_is_still_the_first_and_ends_the
         """
     done = subprocess.run([sys.executable, "-c", worker], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
-    assert done.stdout == "asked: the end of its sweep\n" and "finishing this step" in done.stderr
+    assert done.stdout == "asked: the end of its sweep\n" and "SIGTERM: finishing this step" in done.stderr
 
 
 def test_a_run_and_its_caches_copied_elsewhere_resume_there_as_the_same_run(tmp_path, caches, capsys):

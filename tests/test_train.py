@@ -272,9 +272,12 @@ def test_two_accumulation_steps_equal_one_at_the_same_global_batch(tmp_path, cac
     one = train(_config(tmp_path, caches, "one", steps=4))
     two = train(_config(tmp_path, caches, "two", steps=4, grad_accum=2))
     a, b = load_file(one / "student.safetensors"), load_file(two / "student.safetensors")
-    for name in a:  # Adam divides by sqrt(v): where a gradient is near zero, summation-order rounding shows as
-        # a small share of one lr step (1e-3); a wrong accumulation differs by whole steps
-        torch.testing.assert_close(a[name], b[name], rtol=1e-4, atol=5e-5)
+    # Adam divides by sqrt(v): where a gradient is near zero, summation-order rounding can move a weight by a share
+    # of one lr step (1e-3; measured up to 9e-5 on an AVX-512 CPU, in 1 weight of 0.9M); a wrong accumulation
+    # (a step per micro-batch, a micro-batch dropped) moves most weights by whole steps
+    diffs = torch.cat([(a[n].double() - b[n].double()).abs().flatten() for n in a if a[n].is_floating_point()])
+    assert diffs.max() < 0.25 * 1e-3, diffs.max()
+    assert (diffs > 5e-5).double().mean() < 1e-4, (diffs > 5e-5).sum()
     # the logged loss is the step's (the mean over its micro-batches), not its last micro-batch's
     assert [m["loss"] for m in _metrics(one)] == pytest.approx([m["loss"] for m in _metrics(two)], rel=1e-5)
 

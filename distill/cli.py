@@ -143,9 +143,11 @@ def cmd_cache(a: argparse.Namespace) -> None:
 
 def cmd_train(a: argparse.Namespace) -> None:
     from .config import config_from_args
+
+    config = config_from_args(a)  # a config's mistakes in a fraction of a second, before torch is imported
+
     from .train import make_accelerator, train
 
-    config = config_from_args(a)
     acc = make_accelerator(config)
     try:
         train(config, acc, resume=a.resume, stop_after=a.stop_after)
@@ -412,9 +414,9 @@ def main(argv: list[str] | None = None) -> int:
             print(str(e), file=sys.stderr)
         return e.exit_code
     except Exception as e:  # noqa: BLE001 - what a user can cause is one line; a bug still gets its traceback
-        from students.errors import StudentError
-
-        line = worker_message(str(e)) if isinstance(e, (InputError, StudentError)) else failure_line(e)
+        errors = sys.modules.get("students.errors")  # not imported: the error is none of its (nor imports timm)
+        ours = (InputError, errors.StudentError) if errors else InputError
+        line = worker_message(str(e)) if isinstance(e, ours) else failure_line(e)
         if line is None:
             raise
         if os.environ.get("RANK", "0") == "0":  # under accelerate launch, one process reports it

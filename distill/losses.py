@@ -19,8 +19,6 @@ import torch.nn.functional as F
 from students.heads import TeacherHeads
 from subsets.errors import InputError
 
-DISTANCES = ("mse", "cosine", "smooth_l1")
-
 
 def distance(pred: torch.Tensor, target: torch.Tensor, kind: str = "mse") -> torch.Tensor:
     """Mean distance between predictions and targets of shape [..., D]; 0 (kept in the graph) when empty."""

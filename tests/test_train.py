@@ -296,6 +296,19 @@ def test_a_given_accelerator_runs_the_configs_accumulation_and_a_clashing_precis
         train(_config(tmp_path, caches, "keep0", steps=2, keep_checkpoints=0))
 
 
+def test_a_bad_config_is_refused_in_one_line_before_torch_is_imported(tmp_path):
+    import subprocess
+    import sys
+
+    # importing torch and timm takes a 2-core CPU 3-7 s, a second process under accelerate as long again
+    code = ("import sys; from distill.cli import main; "
+            "rc = main(['train', '--out', sys.argv[1], '--targets', sys.argv[1], '--distance', 'l3']); "
+            "print(rc, sorted(m for m in ('torch', 'timm') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code, str(tmp_path / "run")], capture_output=True, text=True, cwd=ROOT)
+    assert done.stdout.strip() == "2 []", done
+    assert done.stderr == "error: distance 'l3': choose one of mse, cosine, smooth_l1\n"
+
+
 def test_yaml_numbers_in_exponent_form_are_read_as_floats(tmp_path, caches):
     # PyYAML reads `1e-3` as the string "1e-3" (YAML 1.1 wants `1.0e-3`); users write it as a float.
     (tmp_path / "run.yaml").write_text("lr: 1e-3\nmin_lr: 5E-6\nweight_decay: 0.05\n")

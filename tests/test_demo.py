@@ -7,7 +7,7 @@ from rich.console import Console
 from distill.demo import DemoConfig, run_demo
 from subsets.manifest import read_manifest
 
-from .helpers import ROOT
+from .helpers import ROOT, write_image_folder
 
 
 def test_demo_runs_end_to_end_exports_the_best_student_and_reuses_its_work(tmp_path, image_folder):
@@ -16,8 +16,11 @@ def test_demo_runs_end_to_end_exports_the_best_student_and_reuses_its_work(tmp_p
     import timm
 
     train = DemoConfig().train | {"steps": 3, "batch_size": 8, "workers": 0}
-    config = DemoConfig(out=tmp_path / "demo", source=str(image_folder), methods=("kcenter", "random"), ks=(20, 40),
-                        train=train)
+    # held out from the corpus (the demo set's first 120 test images): 200 of its train images, where the demo's
+    # 2,000 would take most of the test's time; runs in this process (side by side: tests/test_sweep.py)
+    held_out = write_image_folder(tmp_path / "held-out", 200, split="builtin:cifar10-demo")
+    config = DemoConfig(out=tmp_path / "demo", source=str(image_folder), test_source=str(held_out),
+                        methods=("kcenter", "random"), ks=(20, 40), train=train, parallel_runs=1)
     console = Console(record=True, width=120)
     paths = run_demo(config, console=console)
     text = console.export_text()

@@ -9,7 +9,7 @@ from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection, Dinov2
 from subsets.errors import InputError
 from teachers import load_teacher
 
-from .helpers import error_line, run_cli
+from .helpers import error_line, run_cli_in_new_process
 
 TINY = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64)
 
@@ -91,13 +91,14 @@ def test_registry_names_load_from_the_hf_cache_offline(tmp_path, tiny_dinov2, ti
     cache = tmp_path / "hub"
     _as_hub_cache(tiny_dinov2[1], cache, "facebook/dinov2-small")
     _as_hub_cache(tiny_clip[1], cache, "openai/clip-vit-base-patch16")
-    env = {"HF_HUB_CACHE": str(cache)}
-    for name in ("dinov2_vits14", "clip_vitb16"):
-        res = run_cli("subset", "embed", "--source", image_folder, "--encoder", name, "--out", tmp_path / name,
-                      "--resolution", "28" if "dinov2" in name else "32", env_extra=env)
+    embed = ["subset", "embed", "--source", image_folder, "--out"]
+    *found, missing = run_cli_in_new_process(  # the Hub cache is where HF_HUB_CACHE said when huggingface_hub loaded
+        *[embed + [tmp_path / name, "--encoder", name, "--resolution", r]
+          for name, r in (("dinov2_vits14", 28), ("clip_vitb16", 32))],
+        embed + [tmp_path / "large", "--encoder", "dinov2_vitl14"],
+        env_extra={"HF_HUB_CACHE": str(cache)}, record=tmp_path / "record.json")
+    for res in found:
         assert res.returncode == 0, res.stderr
-    missing = run_cli("subset", "embed", "--source", image_folder, "--encoder", "dinov2_vitl14",
-                      "--out", tmp_path / "large", env_extra=env)
     line = error_line(missing)
     assert "dinov2_vitl14: no weights for facebook/dinov2-large" in line and str(cache) in line
     assert "HF_HUB_OFFLINE=1" in line and not (tmp_path / "large").exists()

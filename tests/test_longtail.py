@@ -21,15 +21,15 @@ def test_a_long_tailed_corpus_keeps_the_profile_the_bytes_and_the_labels(image_f
     source = open_source(image_folder)
     have = np.bincount([label for _, label in source.index()])
     head = int(have.min())
-    res = run_cli("subset", "longtail", "--source", image_folder, "--imbalance", 4, "--out", tmp_path / "lt",
-                  "--shard-size", 10)
+    out = tmp_path / ("a-folder-with-a-long-name-" * 6) / "lt"  # the path alone is longer than a log line
+    res = run_cli("subset", "longtail", "--source", image_folder, "--imbalance", 4, "--out", out, "--shard-size", 10)
     assert res.returncode == 0, res.stderr
-    pattern = res.stdout.split("--source ")[-1].strip()
+    pattern = res.stdout.splitlines()[-1].split("--source ")[-1]  # printed whole, on its line
     lt = open_source(pattern)
     index = lt.index()
     want = longtail_counts(len(have), head, 4.0)
     assert np.bincount([label for _, label in index]).tolist() == want and want[0] == 4 * want[-1]
-    record = json.loads((tmp_path / "lt" / "longtail.json").read_text())
+    record = json.loads((out / "longtail.json").read_text())
     assert record["counts"] == want and record["images"] == len(index) and len(record["shards"]) == -(-len(index) // 10)
     assert record["source_corpus_hash"] == source.corpus_hash()
     # each image is the source's own, its bytes untouched and its label kept, in the source's order
@@ -40,7 +40,7 @@ def test_a_long_tailed_corpus_keeps_the_profile_the_bytes_and_the_labels(image_f
     assert [k for k, _ in index] == sorted((k for k, _ in index), key=order.index)
     # the same command writes the same bytes; another seed keeps other images of the same profile
     again = make_longtail(source, tmp_path / "again", LongtailConfig(imbalance=4, shard_size=10))
-    assert all((tmp_path / "lt" / s).read_bytes() == (again.parent / s).read_bytes() for s in record["shards"])
+    assert all((out / s).read_bytes() == (again.parent / s).read_bytes() for s in record["shards"])
     other = open_source(make_longtail(source, tmp_path / "other", LongtailConfig(imbalance=4, seed=1)))
     assert np.bincount([label for _, label in other.index()]).tolist() == want
     assert {k for k, _ in other.index()} != {k for k, _ in index}

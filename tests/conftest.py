@@ -1,8 +1,13 @@
 import os
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # read when huggingface_hub is imported: the CLI run in this process too
+if os.environ.get("PYTEST_XDIST_WORKER"):  # pytest -n N: the cores shared among the workers and what they start, or
+    # their thread pools slow each other about tenfold (2 workers x 2 threads on 2 cores)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    os.environ["OMP_NUM_THREADS"] = str(max(1, cores // int(os.environ["PYTEST_XDIST_WORKER_COUNT"])))
 
 import pytest
+import torch
 
 from distill.encoders import resolve_encoder
 from subsets.embed import EmbedConfig, embed_corpus
@@ -10,6 +15,9 @@ from subsets.make_subset import SelectConfig, make_subset
 from subsets.sources import open_source
 
 from .helpers import write_image_folder
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
 
 
 @pytest.fixture(scope="session")

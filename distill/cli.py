@@ -245,8 +245,22 @@ def cmd_demo(a: argparse.Namespace) -> None:
         acc.end_training()
 
 
+class _PrintVersion(argparse.Action):
+    """--version: the text is made when asked for, not with every parser (it asks git for the commit)."""
+
+    def __init__(self, option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS, help=None):
+        super().__init__(option_strings, dest, nargs=0, default=default, help=help)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        from subsets.provenance import version_text
+
+        print(version_text())  # on stdout, as argparse's own version action prints
+        parser.exit()
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="distill", description=__doc__.splitlines()[0])
+    p.add_argument("--version", action=_PrintVersion, help="this code's version and commit, and its libraries'")
     sub = p.add_subparsers(dest="command", required=True)
 
     sp = sub.add_parser("subset", help="embed a corpus and select nested diverse subsets")

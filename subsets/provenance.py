@@ -76,6 +76,20 @@ def environment() -> dict:
             "cpus": os.cpu_count(), "threads": torch.get_num_threads(), "gpus": gpus}
 
 
+def version_text() -> str:
+    """What `distill --version` prints: this code's version and commit, Python's and the libraries' (read from their
+    package records, without importing them)."""
+    code = code_version()
+    libraries = []
+    for name in LIBRARIES:
+        try:
+            libraries.append(f"{name} {metadata.version(name)}")
+        except metadata.PackageNotFoundError:
+            continue
+    where = f"commit {_code_label(code)}" if code.get("commit") else "no git checkout"
+    return f"distill {code.get('version')} ({where})\npython {platform.python_version()}, {', '.join(libraries)}"
+
+
 def _code_label(code: dict) -> str:
     if not code.get("commit"):
         return f"version {code.get('version')} (no git checkout)"

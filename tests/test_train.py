@@ -309,6 +309,21 @@ def test_a_bad_config_is_refused_in_one_line_before_torch_is_imported(tmp_path):
     assert done.stderr == "error: distance 'l3': choose one of mse, cosine, smooth_l1\n"
 
 
+def test_version_names_the_commit_and_the_libraries_that_a_run_records(capsys):
+    import subprocess
+    from importlib import metadata
+
+    from distill.cli import main
+
+    with pytest.raises(SystemExit) as done:
+        main(["--version"])
+    out = capsys.readouterr().out
+    assert done.value.code == 0
+    commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True).stdout
+    assert out.startswith(f"distill {metadata.version('subset-distill')} (commit {commit[:10]}")
+    assert f"torch {metadata.version('torch')}" in out and f"timm {metadata.version('timm')}" in out
+
+
 def test_yaml_numbers_in_exponent_form_are_read_as_floats(tmp_path, caches):
     # PyYAML reads `1e-3` as the string "1e-3" (YAML 1.1 wants `1.0e-3`); users write it as a float.
     (tmp_path / "run.yaml").write_text("lr: 1e-3\nmin_lr: 5E-6\nweight_decay: 0.05\n")

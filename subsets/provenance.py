@@ -41,13 +41,19 @@ def _git(*args: str) -> str | None:
     return done.stdout.strip() if done.returncode == 0 else None
 
 
-def _library_versions() -> dict:
+def _package_versions() -> dict:
+    """The installed LIBRARIES' versions from their package records (none imported)."""
     versions = {}
     for name in LIBRARIES:
         try:
             versions[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             continue
+    return versions
+
+
+def _library_versions() -> dict:
+    versions = _package_versions()
     import torch
 
     versions["torch"] = torch.__version__  # with its build (+cpu, +cu130), which the package metadata leaves out
@@ -80,14 +86,9 @@ def version_text() -> str:
     """What `distill --version` prints: this code's version and commit, Python's and the libraries' (read from their
     package records, without importing them)."""
     code = code_version()
-    libraries = []
-    for name in LIBRARIES:
-        try:
-            libraries.append(f"{name} {metadata.version(name)}")
-        except metadata.PackageNotFoundError:
-            continue
+    libraries = ", ".join(f"{name} {version}" for name, version in _package_versions().items())
     where = f"commit {_code_label(code)}" if code.get("commit") else "no git checkout"
-    return f"distill {code.get('version')} ({where})\npython {platform.python_version()}, {', '.join(libraries)}"
+    return f"distill {code.get('version')} ({where})\npython {platform.python_version()}, {libraries}"
 
 
 def _code_label(code: dict) -> str:

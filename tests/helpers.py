@@ -72,8 +72,13 @@ def run_cli(*args: str, launcher: list[str] | None = None, **kw) -> subprocess.C
     if launcher is None and not kw:
         return run_cli_in_process(*args)
     cmd = (launcher or [sys.executable]) + ["-m", "distill", *map(str, args)]
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "HF_HUB_OFFLINE": "1", **kw.pop("env_extra", {})}
-    return subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=kw.pop("cwd", ROOT), **kw)
+    return subprocess.run(cmd, capture_output=True, text=True, env=cli_env(kw.pop("env_extra", {})),
+                          cwd=kw.pop("cwd", ROOT), **kw)
+
+
+def cli_env(extra: dict) -> dict:
+    """A new `distill` process's environment: this one's, unbuffered and offline, with `extra` over it."""
+    return {**os.environ, "PYTHONUNBUFFERED": "1", "HF_HUB_OFFLINE": "1", **extra}
 
 
 def run_cli_in_process(*args: str) -> subprocess.CompletedProcess:
@@ -92,9 +97,8 @@ def run_cli_in_new_process(*commands: list, env_extra: dict, record: Path) -> li
     code = ("import json, sys; from tests.helpers import run_cli_in_process; "
             "done = [run_cli_in_process(*c) for c in json.loads(sys.argv[1])]; "
             "open(sys.argv[2], 'w').write(json.dumps([[d.returncode, d.stdout, d.stderr] for d in done]))")
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "HF_HUB_OFFLINE": "1", **env_extra}
     ran = subprocess.run([sys.executable, "-c", code, json.dumps([[str(a) for a in c] for c in commands]), str(record)],
-                         capture_output=True, text=True, env=env, cwd=ROOT)
+                         capture_output=True, text=True, env=cli_env(env_extra), cwd=ROOT)
     assert ran.returncode == 0, ran.stderr
     return [subprocess.CompletedProcess(["distill", *map(str, c)], *d)
             for c, d in zip(commands, json.loads(Path(record).read_text()))]

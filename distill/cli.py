@@ -267,7 +267,8 @@ def build_parser() -> argparse.ArgumentParser:
     ss = sp.add_subparsers(dest="subset_command", required=True)
 
     e = ss.add_parser("embed", help="embed every image of a corpus (resumable, multi-process)")
-    e.add_argument("--source", required=True, help="image folder, WebDataset pattern, or builtin:NAME")
+    e.add_argument("--source", required=True,
+                   help="image folder, WebDataset pattern, hf:HUB_ID_OR_FOLDER[:SPLIT], or builtin:NAME")
     e.add_argument("--encoder", default="mobilenetv2_imagenet", help="teacher registry name or timm:NAME")
     e.add_argument("--out", required=True, type=Path, help="embeddings directory to write (or resume)")
     e.add_argument("--batch-size", type=int, default=32)
@@ -317,7 +318,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "order) to HEAD * IMBALANCE^(-r/(C-1)) images, and write them, bytes untouched, "
                                    "as WebDataset shards with a longtail.json record: a skewed corpus on which to "
                                    "compare selection methods.")
-    lt.add_argument("--source", required=True, help="a labelled image folder, WebDataset pattern, or builtin:NAME")
+    lt.add_argument("--source", required=True,
+                    help="a labelled image folder, WebDataset pattern, hf:HUB_ID_OR_FOLDER[:SPLIT], or builtin:NAME")
     lt.add_argument("--out", required=True, type=Path, help="folder to write (shards and longtail.json)")
     lt.add_argument("--imbalance", type=float, default=10.0, help="the head class's images over the last class's")
     lt.add_argument("--head", type=int, default=None, help="images of the head class (default: the smallest class's)")

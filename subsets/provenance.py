@@ -14,7 +14,8 @@ from pathlib import Path
 from .fileio import read_json
 
 ROOT = Path(__file__).resolve().parent.parent  # the checkout, where the package is installed editable or run in place
-LIBRARIES = ("torch", "torchvision", "timm", "accelerate", "safetensors", "numpy", "faiss-cpu")
+LIBRARIES = ("torch", "torchvision", "timm", "accelerate", "safetensors", "numpy", "faiss-cpu",
+             "datasets")  # where installed: it reads hf: sources
 
 
 @cache

@@ -1,4 +1,4 @@
-"""Image sources: an image folder, WebDataset tar shards, or a built-in data set.
+"""Image sources: an image folder, WebDataset tar shards, a Hugging Face data set (`hf_source`), or a built-in one.
 
 Every source lists its records in a stable order with stable string keys. Reading a record's
 bytes is separate from decoding them, so a job can walk a corpus cheaply and decode only the
@@ -323,16 +323,22 @@ def _indexed_tar_records(url: str, wanted: set[str], description: str) -> dict[s
 
 
 def open_source(spec: str | Path) -> ImageSource:
-    """Resolve SRC as the command line takes it: builtin:NAME, a WebDataset pattern, or a folder."""
+    """Resolve SRC as the command line takes it: builtin:NAME, hf:HUB_ID_OR_FOLDER[:SPLIT], a WebDataset pattern, or a
+    folder."""
     spec = str(spec)
     if spec.startswith("builtin:"):
         return BuiltinSource(spec.removeprefix("builtin:"))
+    if spec.startswith("hf:"):
+        from .hf_source import HFDatasetSource  # imports datasets (pyarrow, pandas): only when asked for
+
+        return HFDatasetSource(spec)
     if ".tar" in spec or "{" in spec:
         return WebDatasetSource(spec)
     if Path(spec).is_dir():
         return FolderSource(Path(spec))
     raise InputError(
-        f"{spec}: not a folder of images, a WebDataset pattern (shards/train-{{000000..000009}}.tar) "
+        f"{spec}: not a folder of images, a WebDataset pattern (shards/train-{{000000..000009}}.tar), "
+        f"a Hugging Face data set (hf:HUB_ID_OR_FOLDER[:SPLIT]) "
         f"or builtin:NAME (available: {', '.join('builtin:' + n for n in sorted(BUILTINS))})"
     )
 

@@ -1,0 +1,142 @@
+"""Hugging Face data sets as a source (hf:...): the same corpus as its folder through embedding, caching and the
+training loader; row keys and unlabelled rows; every bad spec one line."""
+
+import io
+import sys
+
+import datasets
+import pytest
+import torch
+from PIL import Image
+
+from distill.cached_views import CachedViews
+from distill.data import resolve_source
+from subsets.embed import EmbedConfig, embed_corpus
+from subsets.errors import InputError
+from subsets.manifest import read_manifest
+from subsets.sources import open_source
+from teachers import load_teacher
+from teachers.cache import CacheConfig, cache_targets
+from teachers.views import ViewPolicy
+
+from .helpers import error_line, run_cli
+
+
+def _png(image: Image.Image) -> bytes:
+    buf = io.BytesIO()
+    image.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def _dataset(columns: dict, features: dict) -> datasets.Dataset:
+    return datasets.Dataset.from_dict(columns, features=datasets.Features(features))
+
+
+@pytest.fixture(scope="module")
+def hf_copy(tmp_path_factory, image_folder):
+    """The test corpus's folder as a Hugging Face DatasetDict saved to disk: its PNG bytes, its class subfolders as a
+    ClassLabel and its keys in a column, with a test split beside it."""
+    folder = open_source(image_folder)
+    keys, images, labels = zip(*[(r.key, {"bytes": r.read(), "path": None}, r.label) for r in folder.records()])
+    train = _dataset({"image": list(images), "label": list(labels), "key": list(keys)},
+                     {"image": datasets.Image(), "label": datasets.ClassLabel(names=folder.classes),
+                      "key": datasets.Value("string")})
+    out = tmp_path_factory.mktemp("hf") / "copy"
+    datasets.DatasetDict({"train": train, "test": train.select(range(10))}).save_to_disk(str(out))
+    return out
+
+
+def test_an_hf_copy_of_a_folder_is_the_same_corpus_through_embedding_caching_and_the_loader(
+        tmp_path, hf_copy, image_folder, subsets_dir, encoder):
+    folder, hf = open_source(image_folder), open_source(f"hf:{hf_copy}:train?key=key")
+    assert hf.description == f"hf:{hf_copy}:train?key=key" and hf.classes == folder.classes
+    assert hf.index() == folder.index() and hf.corpus_hash() == folder.corpus_hash()
+    reopened = open_source(hf.description)  # as a later job reopens the source meta.json names
+    assert reopened.index() == hf.index()
+
+    emb = embed_corpus(hf, encoder, tmp_path / "emb", EmbedConfig())
+    shards = sorted(p.name for p in (subsets_dir / "emb").glob("emb-*.safetensors"))
+    assert shards and all((emb / s).read_bytes() == (subsets_dir / "emb" / s).read_bytes() for s in shards)
+
+    # A subset selected from the folder is cached, and trained on, from its Hugging Face copy.
+    subset = read_manifest(subsets_dir / "kcenter")
+    assert resolve_source(hf.description, subset).description == hf.description
+    teacher, config = load_teacher("mobilenetv2_imagenet", resolution=32), CacheConfig(views=ViewPolicy(views=2, seed=5),
+                                                                                       batch_size=8, shard_size=8)
+    from_hf = cache_targets(hf, subset, teacher, tmp_path / "t-hf", 16, config)
+    from_folder = cache_targets(folder, subset, teacher, tmp_path / "t-folder", 16, config)
+    cache_shards = sorted(p.name for p in from_folder.glob("*.safetensors"))
+    assert cache_shards and all((from_hf / s).read_bytes() == (from_folder / s).read_bytes() for s in cache_shards)
+
+    from teachers.cache import TargetCache
+
+    cache = TargetCache(from_hf)
+    views = {name: CachedViews(cache, src, subset, resolution=32, k=12) for name, src in (("hf", hf), ("folder", folder))}
+    hf_batches = list(torch.utils.data.DataLoader(views["hf"], batch_size=5, num_workers=2))
+    folder_batches = list(torch.utils.data.DataLoader(views["folder"], batch_size=5, num_workers=0))
+    assert len(hf_batches) == len(folder_batches) == 5
+    for a, b in zip(hf_batches, folder_batches):
+        torch.testing.assert_close(a["image"], b["image"], atol=0, rtol=0)
+
+
+def test_rows_are_keyed_by_number_unlabelled_rows_have_no_label_and_a_bad_image_is_skipped_by_key(tmp_path):
+    red, green = Image.new("RGB", (8, 8), (255, 0, 0)), Image.new("RGB", (8, 6), (0, 255, 0))
+    green.save(tmp_path / "green.png")
+    rows = _dataset({"img": [{"bytes": _png(red), "path": None}, {"bytes": None, "path": str(tmp_path / "green.png")},
+                             {"bytes": b"not an image", "path": None}, {"bytes": _png(red), "path": None}],
+                     "label": [0, 1, 0, -1], "width": [8, 8, 8, 8]},
+                    {"img": datasets.Image(), "label": datasets.ClassLabel(names=["red", "green"]),
+                     "width": datasets.Value("int32")})
+    rows.to_parquet(str(tmp_path / "pq" / "train-00000-of-00001.parquet"))
+    src = open_source(f"hf:{tmp_path / 'pq'}")  # a folder of parquet files, through load_dataset; its one split
+    assert src.description == f"hf:{tmp_path / 'pq'}:train" and src.classes == ["red", "green"]
+    assert src.index() == [("0", 0), ("1", 1), ("2", 0), ("3", None)]
+    skipped = []
+    got = [(key, image.size, label) for key, image, label in src.iter_images(skipped=skipped)]
+    assert got == [("0", (8, 8), 0), ("1", (8, 6), 1), ("3", (8, 8), None)]
+    assert [(e.key, e.reason) for e in skipped] == [("2", "not a recognised image format")]
+    assert list(open_source(f"hf:{tmp_path / 'pq'}:train?label=width").index())[0] == ("0", 8)
+
+
+def _bad(tmp_path, hf_copy, case):
+    plain = _dataset({"pixels": [[1, 2]], "a": [0], "b": [1]},
+                     {"pixels": datasets.Sequence(datasets.Value("int32")),
+                      "a": datasets.ClassLabel(names=["x", "y"]), "b": datasets.ClassLabel(names=["x", "y"])})
+    plain.save_to_disk(str(tmp_path / "plain"))
+    two_labels = _dataset({"image": [None], "a": [0], "b": [1]},
+                          {"image": datasets.Image(), "a": datasets.ClassLabel(names=["x", "y"]),
+                           "b": datasets.ClassLabel(names=["x", "y"])})
+    two_labels.save_to_disk(str(tmp_path / "two"))
+    _dataset({"image": [None, None], "id": ["x", "x"]}, {"image": datasets.Image(), "id": datasets.Value("string")}
+             ).save_to_disk(str(tmp_path / "dup"))
+    return {
+        "no image column": (f"hf:{tmp_path / 'plain'}", "no Image column (columns: pixels, a, b)"),
+        "two label columns": (f"hf:{tmp_path / 'two'}", "several columns could be the label (a, b); name one with ?label=COLUMN"),
+        "split of a lone data set": (f"hf:{tmp_path / 'two'}:train", "saved alone, without splits"),
+        "no such split": (f"hf:{hf_copy}:validation", "no split 'validation' (splits: train, test)"),
+        "several splits": (f"hf:{hf_copy}", f"has splits train, test; name one (hf:{hf_copy}:train)"),
+        "no such column": (f"hf:{hf_copy}:train?key=id", "no column 'id' (columns: image, label, key)"),
+        "unknown option": (f"hf:{hf_copy}:train?labels=key", "'labels=key' is not an option"),
+        "duplicate keys": (f"hf:{tmp_path / 'dup'}?key=id", "duplicate key 'x' in column 'id'"),
+        "not cached offline": ("hf:someone/not-in-the-cache:train", "cannot load this data set"),
+    }[case]
+
+
+@pytest.mark.parametrize("case", ["no image column", "two label columns", "split of a lone data set", "no such split",
+                                  "several splits", "no such column", "unknown option", "duplicate keys",
+                                  "not cached offline"])
+def test_a_bad_hf_source_is_one_line_naming_it_and_exit_2(tmp_path, hf_copy, case):
+    spec, expect = _bad(tmp_path, hf_copy, case)
+    with pytest.raises(InputError) as err:
+        open_source(spec).index()
+    assert str(err.value).startswith(spec.split("?")[0]) and expect in str(err.value) and "\n" not in str(err.value)
+    if case in ("no such split", "not cached offline"):
+        res = run_cli("subset", "embed", "--source", spec, "--out", tmp_path / "emb")
+        assert res.returncode == 2 and expect in error_line(res)
+        assert not (tmp_path / "emb").exists()
+
+
+def test_without_the_datasets_library_an_hf_source_says_what_to_install(monkeypatch, hf_copy):
+    monkeypatch.setitem(sys.modules, "datasets", None)  # import datasets raises ImportError
+    with pytest.raises(InputError, match=r"needs the datasets library \(pip install 'subset-distill\[hf\]'\)"):
+        open_source(f"hf:{hf_copy}:train")

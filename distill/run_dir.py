@@ -7,6 +7,7 @@ import hashlib
 import json
 import re
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 from safetensors.torch import save_file
@@ -35,7 +36,7 @@ def holds_run(run: Path) -> bool:
 
 
 # Settings that name a place: two runs that name one place, spelt differently (relative or absolute, through a
-# symlink), are one run. URIs (builtin:, hf:, https:) are names, not places.
+# symlink), are one run. URIs (builtin:, https:, an hf: Hub id) are names, not places; hf: of a local folder is a place.
 LOCATIONS = ("targets", "subset", "source")
 # The places this tool made, known by their content where a run recorded it ("contents" in its identity): a sweep
 # folder moved or copied whole still holds the same runs. The corpus stays known by its place: a copy with the same
@@ -46,6 +47,11 @@ MADE_PLACES = ("targets", "subset")
 def _place(value):
     if isinstance(value, list):
         return [_place(v) for v in value]
+    if isinstance(value, str) and value.startswith("hf:"):  # a Hub id is a name; a local data set folder a place
+        from subsets.hf_source import parse_spec
+
+        spec = parse_spec(value)
+        return replace(spec, name=_place(spec.name)).text() if Path(spec.name).expanduser().is_dir() else value
     if isinstance(value, str) and not re.match(r"^[A-Za-z][A-Za-z0-9+.-]+:", value):
         return str(Path(value).expanduser().resolve())
     return value

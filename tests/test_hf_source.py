@@ -140,3 +140,13 @@ def test_without_the_datasets_library_an_hf_source_says_what_to_install(monkeypa
     monkeypatch.setitem(sys.modules, "datasets", None)  # import datasets raises ImportError
     with pytest.raises(InputError, match=r"needs the datasets library \(pip install 'subset-distill\[hf\]'\)"):
         open_source(f"hf:{hf_copy}:train")
+
+
+def test_a_local_hf_data_set_named_two_ways_is_one_place_and_a_hub_id_stays_a_name(monkeypatch, hf_copy):
+    from distill.run_dir import comparable_settings  # what tells a resumed run's settings from another run's
+
+    monkeypatch.chdir(hf_copy.parent)
+    relative, absolute = ({"source": f"hf:{name}:train?key=key"} for name in ("copy", hf_copy))
+    assert comparable_settings(relative) == comparable_settings(absolute) == absolute
+    assert comparable_settings({"source": "hf:copy:test?key=key"}) != comparable_settings(absolute)
+    assert comparable_settings({"source": "hf:someone/data:train"}) == {"source": "hf:someone/data:train"}

@@ -98,6 +98,34 @@ def test_rows_are_keyed_by_number_unlabelled_rows_have_no_label_and_a_bad_image_
     assert list(open_source(f"hf:{tmp_path / 'pq'}:train?label=width").index())[0] == ("0", 8)
 
 
+def _hub_cache_holding(cache, hub_id: str, parquet_folder) -> None:
+    """What loading `hub_id` online leaves in the datasets cache (`{owner}___{name}/{config}/{version}/{hash}/` with
+    `{name}-{split}.arrow` files), made offline by preparing the parquet files under the Hub id's name."""
+    import shutil
+
+    datasets.load_dataset("parquet", data_dir=str(parquet_folder), cache_dir=str(cache / "prep"))
+    prepared = next(p for p in (cache / "prep" / "parquet").glob("*/*/*") if p.is_dir())
+    owner, name = hub_id.split("/")
+    into = cache / f"{owner}___{name}" / "default" / "0.0.0" / prepared.name
+    shutil.copytree(prepared, into)
+    for arrow in into.glob("parquet-*.arrow"):
+        arrow.rename(into / arrow.name.replace("parquet-", f"{name}-", 1))
+
+
+def test_a_hub_id_is_read_from_the_hf_cache_offline(tmp_path, monkeypatch):
+    rows = _dataset({"img": [{"bytes": _png(Image.new("RGB", (8, 8), (9, 9, 9 * i))), "path": None} for i in range(5)],
+                     "label": [0, 1, 0, 1, 1]},
+                    {"img": datasets.Image(), "label": datasets.ClassLabel(names=["a", "b"])})
+    rows.to_parquet(str(tmp_path / "pq" / "train-00000-of-00001.parquet"))
+    _hub_cache_holding(tmp_path / "cache", "someone/tiny", tmp_path / "pq")
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path / "cache")  # HF_HUB_OFFLINE=1: conftest
+    for spec in ("hf:someone/tiny:train", "hf:someone/tiny"):  # its one split, found from the cache too
+        src = open_source(spec)
+        assert src.description == "hf:someone/tiny:train" and src.classes == ["a", "b"]
+        assert src.index() == [(str(i), label) for i, label in enumerate([0, 1, 0, 1, 1])]
+        assert [image.getpixel((0, 0)) for _, image, _ in src.iter_images(strict=True)] == [(9, 9, 9 * i) for i in range(5)]
+
+
 def _bad(tmp_path, hf_copy, case):
     plain = _dataset({"pixels": [[1, 2]], "a": [0], "b": [1]},
                      {"pixels": datasets.Sequence(datasets.Value("int32")),

@@ -9,21 +9,25 @@ Runs the subset stage on the built-in demo corpus if its output is not there yet
 from __future__ import annotations
 
 import argparse
+import sys
 import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-from rich.console import Console
-from rich.table import Table
+# This folder's select.py would shadow the standard library's `select`, which subprocess needs: drop the folder first.
+sys.path = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).parent.resolve()]
 
-from distill.encoders import resolve_encoder
-from subsets.embed import EmbedConfig, embed_corpus
-from subsets.make_subset import SelectConfig, make_subset
-from subsets.manifest import read_manifest
-from subsets.sources import open_source
-from teachers import load_teacher
-from teachers.cache import CacheConfig, TargetCache, cache_targets
+import numpy as np  # noqa: E402
+from rich.console import Console  # noqa: E402
+from rich.table import Table  # noqa: E402
+
+from distill.encoders import resolve_encoder  # noqa: E402
+from subsets.embed import EmbedConfig, embed_corpus  # noqa: E402
+from subsets.make_subset import SelectConfig, make_subset  # noqa: E402
+from subsets.manifest import read_manifest  # noqa: E402
+from subsets.sources import open_source  # noqa: E402
+from teachers import load_teacher  # noqa: E402
+from teachers.cache import CacheConfig, TargetCache, cache_targets  # noqa: E402
 
 
 def subset_for(work: Path, k: int):

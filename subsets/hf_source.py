@@ -1,6 +1,6 @@
 """A Hugging Face data set as an image source.
 
-    hf:NAME_OR_PATH[:SPLIT][?config=C&image=COLUMN&label=COLUMN&key=COLUMN]
+    hf:NAME_OR_PATH[:SPLIT][?config=C&image=COLUMN&label=COLUMN&key=COLUMN&streaming=1]
 
 NAME_OR_PATH is a Hub id (read through `datasets.load_dataset`, so from the HF cache when offline), a folder that
 `save_to_disk` wrote (`load_from_disk`), or a folder of parquet / arrow / image files (`load_dataset` on the folder).
@@ -9,7 +9,9 @@ the one `ClassLabel` (a label of -1, the Hub's mark of an unlabelled row, is no 
 several. A row's key is its row number in the split, or the value of the `key` column (unique, e.g. ids or paths).
 
 Rows are read undecoded (the Image feature's bytes, or the file its path names), row by row from the data set's
-memory-mapped Arrow files, so a job decodes and holds only the rows it owns.
+memory-mapped Arrow files, so a job decodes and holds only the rows it owns. With `streaming=1` nothing is downloaded
+or converted up front (`load_dataset(..., streaming=True)`): each pass reads the stream, as a `.tar.gz` shard is
+read: listing the keys is one pass, a job's own rows another, their images spilled to a temporary file.
 """
 
 from __future__ import annotations
@@ -20,9 +22,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from .errors import InputError
-from .sources import ImageSource, RawRecord
+from .sources import ImageSource, RawRecord, spill_records
 
-OPTIONS = ("config", "image", "label", "key")
+OPTIONS = ("config", "image", "label", "key", "streaming")
 INSTALL = "pip install 'subset-distill[hf]'"
 
 
@@ -68,9 +70,12 @@ def load_split(spec: HFSpec):
         import datasets
     except ImportError:
         raise InputError(f"{spec.text()}: reading a Hugging Face data set needs the datasets library ({INSTALL})") from None
-    where = Path(spec.name)
+    where, streaming = Path(spec.name), _streaming(spec)
     try:
         if _saved_to_disk(where):
+            if streaming:
+                raise InputError(f"{spec.text()}: {where} was written by save_to_disk and is read memory-mapped, "
+                                 "without streaming; drop streaming=1")
             found = datasets.load_from_disk(str(where))
             if isinstance(found, datasets.Dataset):
                 if spec.split:
@@ -79,7 +84,8 @@ def load_split(spec: HFSpec):
                 return found, spec
         else:
             split = spec.split or _only_split(spec, datasets.get_dataset_split_names(spec.name, spec.options.get("config")))
-            return datasets.load_dataset(spec.name, spec.options.get("config"), split=split), replace(spec, split=split)
+            return (datasets.load_dataset(spec.name, spec.options.get("config"), split=split, streaming=streaming),
+                    replace(spec, split=split))
     except InputError:
         raise
     except Exception as e:  # datasets raises many kinds (not found, offline, bad files); the user needs the one line
@@ -90,23 +96,30 @@ def load_split(spec: HFSpec):
     return found[split], replace(spec, split=split)
 
 
+def _streaming(spec: HFSpec) -> bool:
+    value = spec.options.get("streaming", "0")
+    if value not in ("0", "1"):
+        raise InputError(f"{spec.text()}: streaming={value}: give streaming=1 (or leave it out)")
+    return value == "1"
+
+
 def _only_split(spec: HFSpec, splits: list[str]) -> str:
     if len(splits) != 1:
         raise InputError(f"{spec.text()}: has splits {', '.join(splits)}; name one (hf:{spec.name}:{splits[0]})")
     return splits[0]
 
 
-def _column(spec: HFSpec, ds, option: str, kind: str, matches, found_alone=None) -> str | None:
+def _column(spec: HFSpec, features, option: str, kind: str, matches, found_alone=None) -> str | None:
     """The column the option names (checked to be of its kind), else the one column that `found_alone` picks out
     (none where it is not given: a key column is only ever named)."""
     if option in spec.options:
         name = spec.options[option]
-        if name not in ds.features:
-            raise InputError(f"{spec.text()}: no column {name!r} (columns: {', '.join(ds.features)})")
-        if not matches(ds.features[name]):
-            raise InputError(f"{spec.text()}: column {name!r} is {ds.features[name]}, not {kind}")
+        if name not in features:
+            raise InputError(f"{spec.text()}: no column {name!r} (columns: {', '.join(features)})")
+        if not matches(features[name]):
+            raise InputError(f"{spec.text()}: column {name!r} is {features[name]}, not {kind}")
         return name
-    found = [c for c, f in ds.features.items() if found_alone and found_alone(f)]
+    found = [c for c, f in features.items() if found_alone and found_alone(f)]
     if len(found) > 1:
         raise InputError(f"{spec.text()}: several columns could be the {option} ({', '.join(found)}); "
                          f"name one with ?{option}=COLUMN")
@@ -114,7 +127,11 @@ def _column(spec: HFSpec, ds, option: str, kind: str, matches, found_alone=None)
 
 
 def _read_row(images, column: str, row: int) -> bytes:
-    value = images[row][column]
+    return _image_bytes(images[row][column])
+
+
+def _image_bytes(value: dict | None) -> bytes:
+    """An undecoded Image value's bytes: stored in the row, or read from the file its path names."""
     if value is None:
         raise OSError("the row has no image")
     if value.get("bytes"):
@@ -124,43 +141,71 @@ def _read_row(images, column: str, row: int) -> bytes:
     raise OSError("the row's image has neither bytes nor a path")
 
 
-class HFDatasetSource(ImageSource):
-    """Rows of one split of a Hugging Face data set (see the module's docstring for the spec)."""
+def open_hf_source(spec: str) -> ImageSource:
+    """The source an hf: spec names: memory-mapped rows, or a stream with streaming=1."""
+    ds, parsed = load_split(parse_spec(spec))  # first: it says what to install where datasets is missing
+    import datasets
 
-    def __init__(self, spec: str):
-        ds, self.spec = load_split(parse_spec(spec))  # first: it says what to install where datasets is missing
+    if isinstance(ds, datasets.IterableDataset):
+        return HFStreamingSource(parsed, ds)
+    return HFDatasetSource(parsed, ds)
+
+
+class HFColumns:
+    """Which columns hold a data set's images, labels and keys, and its class names."""
+
+    def __init__(self, spec: HFSpec, features):
         import datasets
 
-        self.description = self.spec.text()
+        description = spec.text()
+        if features is None:
+            raise InputError(f"{description}: the data set does not say its columns' types; name them in a "
+                             "dataset card or load it without streaming")
         is_image = lambda f: isinstance(f, datasets.Image)
         is_class = lambda f: isinstance(f, datasets.ClassLabel)
-        self.image_column = _column(self.spec, ds, "image", "an Image", is_image, is_image)
-        if self.image_column is None:
-            raise InputError(f"{self.description}: no Image column (columns: {', '.join(ds.features)}); "
+        self.image = _column(spec, features, "image", "an Image", is_image, is_image)
+        if self.image is None:
+            raise InputError(f"{description}: no Image column (columns: {', '.join(features)}); "
                              "name one with ?image=COLUMN")
-        self.label_column = _column(self.spec, ds, "label", "a ClassLabel or integer",
-                                    lambda f: is_class(f) or _is_value(f, "int"), is_class)
-        self.key_column = _column(self.spec, ds, "key", "a string or integer",
-                                  lambda f: _is_value(f, "int") or _is_value(f, "string"))
-        label_feature = ds.features[self.label_column] if self.label_column else None
-        self.classes = list(label_feature.names) if isinstance(label_feature, datasets.ClassLabel) else None
-        self.dataset = ds
-        self.images = ds.select_columns([self.image_column]).cast_column(self.image_column, datasets.Image(decode=False))
+        self.label = _column(spec, features, "label", "a ClassLabel or integer",
+                             lambda f: is_class(f) or _is_value(f, "int"), is_class)
+        self.key = _column(spec, features, "key", "a string or integer",
+                           lambda f: _is_value(f, "int") or _is_value(f, "string"))
+        self.classes = list(features[self.label].names) if self.label and is_class(features[self.label]) else None
+
+    def label_of(self, value) -> int | None:
+        return None if value is None or value < 0 else int(value)  # -1: the Hub's unlabelled row
+
+    def keys_and_labels(self, description: str, keys: list[str], labels: list) -> tuple[list, dict[str, int]]:
+        """(key, label) pairs and each key's row; one line for an empty split or a key given twice."""
+        if not keys:
+            raise InputError(f"{description}: no images found (the split is empty)")
+        rows = {key: row for row, key in enumerate(keys)}
+        if len(rows) != len(keys):
+            twice = next(k for row, k in enumerate(keys) if rows[k] != row)
+            raise InputError(f"{description}: duplicate key {twice!r} in column {self.key!r}")
+        return list(zip(keys, [self.label_of(v) for v in labels])), rows
+
+
+class HFDatasetSource(ImageSource):
+    """Rows of one split of a Hugging Face data set, read from its memory-mapped Arrow files."""
+
+    def __init__(self, spec: HFSpec, ds):
+        import datasets
+
+        self.spec, self.description, self.dataset = spec, spec.text(), ds
+        self.columns = HFColumns(spec, ds.features)
+        self.classes = self.columns.classes
+        image = self.columns.image
+        self.images = ds.select_columns([image]).cast_column(image, datasets.Image(decode=False))
 
     def index(self) -> list[tuple[str, int | None]]:
         """Keys and labels from their columns alone: no image is read."""
         if getattr(self, "_index", None) is None:
-            n = len(self.dataset)
-            keys = [str(k) for k in self.dataset[self.key_column]] if self.key_column else [str(r) for r in range(n)]
-            labels = ([None if v is None or v < 0 else int(v) for v in self.dataset[self.label_column]]
-                      if self.label_column else [None] * n)
-            if not keys:
-                raise InputError(f"{self.description}: no images found (the split is empty)")
-            rows = {key: row for row, key in enumerate(keys)}
-            if len(rows) != n:
-                twice = next(k for row, k in enumerate(keys) if rows[k] != row)
-                raise InputError(f"{self.description}: duplicate key {twice!r} in column {self.key_column!r}")
-            self._index, self._rows = list(zip(keys, labels)), rows
+            n, c = len(self.dataset), self.columns
+            keys = [str(k) for k in self.dataset[c.key]] if c.key else [str(r) for r in range(n)]
+            labels = list(self.dataset[c.label]) if c.label else [None] * n
+            self._index, self._rows = c.keys_and_labels(self.description, keys, labels)
         return self._index
 
     def records(self) -> Iterator[RawRecord]:
@@ -173,7 +218,43 @@ class HFDatasetSource(ImageSource):
 
     def _record(self, row: int) -> RawRecord:
         key, label = self._index[row]
-        return RawRecord(key, label, self.description, functools.partial(_read_row, self.images, self.image_column, row))
+        return RawRecord(key, label, self.description, functools.partial(_read_row, self.images, self.columns.image, row))
+
+
+class HFStreamingSource(ImageSource):
+    """Rows of one split streamed (streaming=1): from the Hub or data files, with nothing prepared up front."""
+
+    def __init__(self, spec: HFSpec, ds):
+        import datasets
+
+        self.spec, self.description = spec, spec.text()
+        self.columns = HFColumns(spec, ds.features)
+        self.classes = self.columns.classes
+        c = self.columns
+        self.stream = ds.select_columns([name for name in (c.image, c.label, c.key) if name]).cast_column(
+            c.image, datasets.Image(decode=False))
+        self.labels_stream = ds.select_columns([name for name in (c.label, c.key) if name]) if c.label or c.key else None
+
+    def index(self) -> list[tuple[str, int | None]]:
+        """One pass over the stream; where there are labels or keys, over their columns alone."""
+        if getattr(self, "_index", None) is None:
+            c, keys, labels = self.columns, [], []
+            for row, example in enumerate(self.labels_stream if self.labels_stream is not None else self.stream):
+                keys.append(str(example[c.key]) if c.key else str(row))
+                labels.append(example[c.label] if c.label else None)
+            self._index, _ = c.keys_and_labels(self.description, keys, labels)
+        return self._index
+
+    def records(self) -> Iterator[RawRecord]:
+        c = self.columns
+        for row, example in enumerate(self.stream):
+            value = example[c.image]
+            key = str(example[c.key]) if c.key else str(row)
+            yield RawRecord(key, c.label_of(example[c.label]) if c.label else None, self.description,
+                            functools.partial(_image_bytes, value))
+
+    def find_records(self, wanted: set[str]) -> dict[str, RawRecord]:
+        return spill_records(self.records(), wanted, self.description)
 
 
 def _is_value(feature, kind: str) -> bool:

@@ -15,7 +15,7 @@ import json
 import os
 import re
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -178,26 +178,7 @@ class WebDatasetSource(ImageSource):
         return found
 
     def _spilled_records(self, url: str, wanted: set[str]) -> dict[str, RawRecord]:
-        spill, out = spill_file(), {}
-        try:
-            with open(spill, "ab") as f:
-                for r in self._shard_records(url):
-                    if r.key not in wanted:
-                        continue
-                    try:
-                        data = r.read()
-                    except OSError:  # no image field: the record says so when read, and holds no bytes
-                        out[r.key] = r
-                        continue
-                    offset = f.tell()
-                    f.write(data)
-                    out[r.key] = RawRecord(r.key, r.label, r.origin, functools.partial(_read_at, str(spill), offset, len(data)))
-        except OSError as e:
-            if is_disk_full(e):
-                raise DiskFull(f"{spill}: the disk is full while spilling the images of {url} (set TMPDIR to a "
-                               "folder with room for the subset's images)") from None
-            raise
-        return out
+        return spill_records(self._shard_records(url), wanted, url)
 
     def _shard_records(self, url: str) -> Iterator[RawRecord]:
         # Every process reads whole shards itself and picks its images by key, so webdataset must not
@@ -279,6 +260,31 @@ def spill_file() -> Path:
     return _SPILL
 
 
+def spill_records(records: Iterable[RawRecord], wanted: set[str], what: str) -> dict[str, RawRecord]:
+    """The `wanted` records of a stream read through once, their images written to this process's spill file and
+    read back from it by offset, so the records hold no bytes."""
+    spill, out = spill_file(), {}
+    try:
+        with open(spill, "ab") as f:
+            for r in records:
+                if r.key not in wanted:
+                    continue
+                try:
+                    data = r.read()
+                except OSError:  # no image: the record says so when read, and holds no bytes
+                    out[r.key] = r
+                    continue
+                offset = f.tell()
+                f.write(data)
+                out[r.key] = RawRecord(r.key, r.label, r.origin, functools.partial(_read_at, str(spill), offset, len(data)))
+    except OSError as e:
+        if is_disk_full(e):
+            raise DiskFull(f"{spill}: the disk is full while spilling the images of {what} (set TMPDIR to a "
+                           "folder with room for the subset's images)") from None
+        raise
+    return out
+
+
 def _seekable_tar(url: str) -> bool:
     return "://" not in url and url.endswith(".tar") and Path(url).is_file()
 
@@ -329,9 +335,9 @@ def open_source(spec: str | Path) -> ImageSource:
     if spec.startswith("builtin:"):
         return BuiltinSource(spec.removeprefix("builtin:"))
     if spec.startswith("hf:"):
-        from .hf_source import HFDatasetSource  # imports datasets (pyarrow, pandas): only when asked for
+        from .hf_source import open_hf_source  # imports datasets (pyarrow, pandas): only when asked for
 
-        return HFDatasetSource(spec)
+        return open_hf_source(spec)
     if ".tar" in spec or "{" in spec:
         return WebDatasetSource(spec)
     if Path(spec).is_dir():

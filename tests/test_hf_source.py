@@ -43,6 +43,7 @@ def hf_copy(tmp_path_factory, image_folder):
                       "key": datasets.Value("string")})
     out = tmp_path_factory.mktemp("hf") / "copy"
     datasets.DatasetDict({"train": train, "test": train.select(range(10))}).save_to_disk(str(out))
+    train.to_parquet(str(out.parent / "parquet" / "train-00000-of-00001.parquet"))  # the same rows, to stream
     return out
 
 
@@ -77,6 +78,21 @@ def test_an_hf_copy_of_a_folder_is_the_same_corpus_through_embedding_caching_and
     assert len(hf_batches) == len(folder_batches) == 5
     for a, b in zip(hf_batches, folder_batches):
         torch.testing.assert_close(a["image"], b["image"], atol=0, rtol=0)
+
+
+def test_a_streamed_copy_is_the_same_corpus_and_caches_the_same_targets_through_its_spilled_images(
+        tmp_path, hf_copy, image_folder, subsets_dir):
+    folder, streamed = open_source(image_folder), open_source(f"hf:{hf_copy.parent / 'parquet'}?key=key&streaming=1")
+    assert type(streamed).__name__ == "HFStreamingSource"
+    assert streamed.description == f"hf:{hf_copy.parent / 'parquet'}:train?key=key&streaming=1"
+    assert streamed.index() == folder.index() and streamed.classes == folder.classes
+    subset = read_manifest(subsets_dir / "random")
+    teacher, config = load_teacher("mobilenetv2_imagenet", resolution=32), CacheConfig(views=ViewPolicy(views=2, seed=5),
+                                                                                       batch_size=8, shard_size=8)
+    from_stream = cache_targets(streamed, subset, teacher, tmp_path / "t-stream", 16, config)
+    from_folder = cache_targets(folder, subset, teacher, tmp_path / "t-folder", 16, config)
+    shards = sorted(p.name for p in from_folder.glob("*.safetensors"))
+    assert shards and all((from_stream / s).read_bytes() == (from_folder / s).read_bytes() for s in shards)
 
 
 def test_rows_are_keyed_by_number_unlabelled_rows_have_no_label_and_a_bad_image_is_skipped_by_key(tmp_path):
@@ -147,12 +163,14 @@ def _bad(tmp_path, hf_copy, case):
         "unknown option": (f"hf:{hf_copy}:train?labels=key", "'labels=key' is not an option"),
         "duplicate keys": (f"hf:{tmp_path / 'dup'}?key=id", "duplicate key 'x' in column 'id'"),
         "not cached offline": ("hf:someone/not-in-the-cache:train", "cannot load this data set"),
+        "streaming a saved folder": (f"hf:{hf_copy}:train?streaming=1", "read memory-mapped, without streaming"),
+        "streaming=yes": (f"hf:{hf_copy}:train?streaming=yes", "give streaming=1 (or leave it out)"),
     }[case]
 
 
 @pytest.mark.parametrize("case", ["no image column", "two label columns", "split of a lone data set", "no such split",
                                   "several splits", "no such column", "unknown option", "duplicate keys",
-                                  "not cached offline"])
+                                  "not cached offline", "streaming a saved folder", "streaming=yes"])
 def test_a_bad_hf_source_is_one_line_naming_it_and_exit_2(tmp_path, hf_copy, case):
     spec, expect = _bad(tmp_path, hf_copy, case)
     with pytest.raises(InputError) as err:

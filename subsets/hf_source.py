@@ -130,8 +130,19 @@ def _read_row(images, column: str, row: int) -> bytes:
     return _image_bytes(images[row][column])
 
 
-def _image_bytes(value: dict | None) -> bytes:
-    """An undecoded Image value's bytes: stored in the row, or read from the file its path names."""
+def _undecoded(ds, columns: HFColumns):
+    """The data set with its Image column read as stored (bytes or path) rather than decoded by datasets."""
+    import datasets
+
+    if isinstance(columns.image_feature, datasets.Image):
+        return ds.cast_column(columns.image, datasets.Image(decode=False))
+    return ds
+
+
+def _image_bytes(value: dict | bytes | None) -> bytes:
+    """An undecoded image's bytes: a binary column's value, or an Image's stored bytes or the file its path names."""
+    if isinstance(value, (bytes, bytearray)):
+        return bytes(value)
     if value is None:
         raise OSError("the row has no image")
     if value.get("bytes"):
@@ -163,7 +174,9 @@ class HFColumns:
                              "dataset card or load it without streaming")
         is_image = lambda f: isinstance(f, datasets.Image)
         is_class = lambda f: isinstance(f, datasets.ClassLabel)
-        self.image = _column(spec, features, "image", "an Image", is_image, is_image)
+        self.image = _column(spec, features, "image", "an Image or binary", lambda f: is_image(f) or _is_value(f, "binary"),
+                             is_image)  # a binary column (encoded image bytes, as webdataset's) only when named
+        self.image_feature = features[self.image] if self.image else None
         if self.image is None:
             raise InputError(f"{description}: no Image column (columns: {', '.join(features)}); "
                              "name one with ?image=COLUMN")
@@ -191,13 +204,10 @@ class HFDatasetSource(ImageSource):
     """Rows of one split of a Hugging Face data set, read from its memory-mapped Arrow files."""
 
     def __init__(self, spec: HFSpec, ds):
-        import datasets
-
         self.spec, self.description, self.dataset = spec, spec.text(), ds
         self.columns = HFColumns(spec, ds.features)
         self.classes = self.columns.classes
-        image = self.columns.image
-        self.images = ds.select_columns([image]).cast_column(image, datasets.Image(decode=False))
+        self.images = _undecoded(ds.select_columns([self.columns.image]), self.columns)
 
     def index(self) -> list[tuple[str, int | None]]:
         """Keys and labels from their columns alone: no image is read."""
@@ -225,14 +235,11 @@ class HFStreamingSource(ImageSource):
     """Rows of one split streamed (streaming=1): from the Hub or data files, with nothing prepared up front."""
 
     def __init__(self, spec: HFSpec, ds):
-        import datasets
-
         self.spec, self.description = spec, spec.text()
         self.columns = HFColumns(spec, ds.features)
         self.classes = self.columns.classes
         c = self.columns
-        self.stream = ds.select_columns([name for name in (c.image, c.label, c.key) if name]).cast_column(
-            c.image, datasets.Image(decode=False))
+        self.stream = _undecoded(ds.select_columns([name for name in (c.image, c.label, c.key) if name]), c)
         self.labels_stream = ds.select_columns([name for name in (c.label, c.key) if name]) if c.label or c.key else None
 
     def index(self) -> list[tuple[str, int | None]]:

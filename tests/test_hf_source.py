@@ -100,9 +100,9 @@ def test_rows_are_keyed_by_number_unlabelled_rows_have_no_label_and_a_bad_image_
     green.save(tmp_path / "green.png")
     rows = _dataset({"img": [{"bytes": _png(red), "path": None}, {"bytes": None, "path": str(tmp_path / "green.png")},
                              {"bytes": b"not an image", "path": None}, {"bytes": _png(red), "path": None}],
-                     "label": [0, 1, 0, -1], "width": [8, 8, 8, 8]},
+                     "label": [0, 1, 0, -1], "width": [8, 8, 8, 8], "raw": [_png(red), _png(green), b"", _png(green)]},
                     {"img": datasets.Image(), "label": datasets.ClassLabel(names=["red", "green"]),
-                     "width": datasets.Value("int32")})
+                     "width": datasets.Value("int32"), "raw": datasets.Value("binary")})
     rows.to_parquet(str(tmp_path / "pq" / "train-00000-of-00001.parquet"))
     src = open_source(f"hf:{tmp_path / 'pq'}")  # a folder of parquet files, through load_dataset; its one split
     assert src.description == f"hf:{tmp_path / 'pq'}:train" and src.classes == ["red", "green"]
@@ -112,6 +112,11 @@ def test_rows_are_keyed_by_number_unlabelled_rows_have_no_label_and_a_bad_image_
     assert got == [("0", (8, 8), 0), ("1", (8, 6), 1), ("3", (8, 8), None)]
     assert [(e.key, e.reason) for e in skipped] == [("2", "not a recognised image format")]
     assert list(open_source(f"hf:{tmp_path / 'pq'}:train?label=width").index())[0] == ("0", 8)
+    # encoded image bytes in a binary column (as webdataset's fields), read only when named
+    raw = open_source(f"hf:{tmp_path / 'pq'}:train?image=raw")
+    assert [(key, image.size) for key, image, _ in raw.iter_images(skipped=skipped)] == [("0", (8, 8)), ("1", (8, 6)),
+                                                                                      ("3", (8, 6))]
+    assert skipped[-1].key == "2" and skipped[-1].reason == "empty file"
 
 
 def _hub_cache_holding(cache, hub_id: str, parquet_folder) -> None:

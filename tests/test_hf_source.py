@@ -47,6 +47,17 @@ def hf_copy(tmp_path_factory, image_folder):
     return out
 
 
+def _cache_equal_to_the_folders(source, folder, subset, tmp_path):
+    """The first 16 of the subset cached from `source` and from its folder: byte-equal shards; the source's cache."""
+    teacher = load_teacher("mobilenetv2_imagenet", resolution=32)
+    config = CacheConfig(views=ViewPolicy(views=2, seed=5), batch_size=8, shard_size=8)
+    ours = cache_targets(source, subset, teacher, tmp_path / "t-source", 16, config)
+    theirs = cache_targets(folder, subset, teacher, tmp_path / "t-folder", 16, config)
+    shards = sorted(p.name for p in theirs.glob("*.safetensors"))
+    assert shards and all((ours / s).read_bytes() == (theirs / s).read_bytes() for s in shards)
+    return ours
+
+
 def test_an_hf_copy_of_a_folder_is_the_same_corpus_through_embedding_caching_and_the_loader(
         tmp_path, hf_copy, image_folder, subsets_dir, encoder):
     folder, hf = open_source(image_folder), open_source(f"hf:{hf_copy}:train?key=key")
@@ -62,12 +73,7 @@ def test_an_hf_copy_of_a_folder_is_the_same_corpus_through_embedding_caching_and
     # A subset selected from the folder is cached, and trained on, from its Hugging Face copy.
     subset = read_manifest(subsets_dir / "kcenter")
     assert resolve_source(hf.description, subset).description == hf.description
-    teacher, config = load_teacher("mobilenetv2_imagenet", resolution=32), CacheConfig(views=ViewPolicy(views=2, seed=5),
-                                                                                       batch_size=8, shard_size=8)
-    from_hf = cache_targets(hf, subset, teacher, tmp_path / "t-hf", 16, config)
-    from_folder = cache_targets(folder, subset, teacher, tmp_path / "t-folder", 16, config)
-    cache_shards = sorted(p.name for p in from_folder.glob("*.safetensors"))
-    assert cache_shards and all((from_hf / s).read_bytes() == (from_folder / s).read_bytes() for s in cache_shards)
+    from_hf = _cache_equal_to_the_folders(hf, folder, subset, tmp_path)
 
     from teachers.cache import TargetCache
 
@@ -87,12 +93,7 @@ def test_a_streamed_copy_is_the_same_corpus_and_caches_the_same_targets_through_
     assert streamed.description == f"hf:{hf_copy.parent / 'parquet'}:train?key=key&streaming=1"
     assert streamed.index() == folder.index() and streamed.classes == folder.classes
     subset = read_manifest(subsets_dir / "random")
-    teacher, config = load_teacher("mobilenetv2_imagenet", resolution=32), CacheConfig(views=ViewPolicy(views=2, seed=5),
-                                                                                       batch_size=8, shard_size=8)
-    from_stream = cache_targets(streamed, subset, teacher, tmp_path / "t-stream", 16, config)
-    from_folder = cache_targets(folder, subset, teacher, tmp_path / "t-folder", 16, config)
-    shards = sorted(p.name for p in from_folder.glob("*.safetensors"))
-    assert shards and all((from_stream / s).read_bytes() == (from_folder / s).read_bytes() for s in shards)
+    _cache_equal_to_the_folders(streamed, folder, subset, tmp_path)
 
 
 def test_rows_are_keyed_by_number_unlabelled_rows_have_no_label_and_a_bad_image_is_skipped_by_key(tmp_path):

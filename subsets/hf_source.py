@@ -176,10 +176,10 @@ class HFColumns:
         is_class = lambda f: isinstance(f, datasets.ClassLabel)
         self.image = _column(spec, features, "image", "an Image or binary", lambda f: is_image(f) or _is_value(f, "binary"),
                              is_image)  # a binary column (encoded image bytes, as webdataset's) only when named
-        self.image_feature = features[self.image] if self.image else None
         if self.image is None:
             raise InputError(f"{description}: no Image column (columns: {', '.join(features)}); "
                              "name one with ?image=COLUMN")
+        self.image_feature = features[self.image]
         self.label = _column(spec, features, "label", "a ClassLabel or integer",
                              lambda f: is_class(f) or _is_value(f, "int"), is_class)
         self.key = _column(spec, features, "key", "a string or integer",

@@ -189,6 +189,11 @@ class HFColumns:
     def label_of(self, value) -> int | None:
         return None if value is None or value < 0 else int(value)  # -1: the Hub's unlabelled row
 
+    def key_and_label(self, example: dict, row: int) -> tuple[str, int | None]:
+        """A streamed row's key (its key column's value, else its row number) and label."""
+        key = str(example[self.key]) if self.key else str(row)
+        return key, self.label_of(example[self.label]) if self.label else None
+
     def keys_and_labels(self, description: str, keys: list[str], labels: list) -> tuple[list, dict[str, int]]:
         """(key, label) pairs and each key's row; one line for an empty split or a key given twice."""
         if not keys:
@@ -197,14 +202,14 @@ class HFColumns:
         if len(rows) != len(keys):
             twice = next(k for row, k in enumerate(keys) if rows[k] != row)
             raise InputError(f"{description}: duplicate key {twice!r} in column {self.key!r}")
-        return list(zip(keys, [self.label_of(v) for v in labels])), rows
+        return list(zip(keys, labels)), rows
 
 
 class HFDatasetSource(ImageSource):
     """Rows of one split of a Hugging Face data set, read from its memory-mapped Arrow files."""
 
     def __init__(self, spec: HFSpec, ds):
-        self.spec, self.description, self.dataset = spec, spec.text(), ds
+        self.description, self.dataset = spec.text(), ds
         self.columns = HFColumns(spec, ds.features)
         self.classes = self.columns.classes
         self.images = _undecoded(ds.select_columns([self.columns.image]), self.columns)
@@ -214,7 +219,7 @@ class HFDatasetSource(ImageSource):
         if getattr(self, "_index", None) is None:
             n, c = len(self.dataset), self.columns
             keys = [str(k) for k in self.dataset[c.key]] if c.key else [str(r) for r in range(n)]
-            labels = list(self.dataset[c.label]) if c.label else [None] * n
+            labels = [c.label_of(v) for v in self.dataset[c.label]] if c.label else [None] * n
             self._index, self._rows = c.keys_and_labels(self.description, keys, labels)
         return self._index
 
@@ -235,7 +240,7 @@ class HFStreamingSource(ImageSource):
     """Rows of one split streamed (streaming=1): from the Hub or data files, with nothing prepared up front."""
 
     def __init__(self, spec: HFSpec, ds):
-        self.spec, self.description = spec, spec.text()
+        self.description = spec.text()
         self.columns = HFColumns(spec, ds.features)
         self.classes = self.columns.classes
         c = self.columns
@@ -245,20 +250,15 @@ class HFStreamingSource(ImageSource):
     def index(self) -> list[tuple[str, int | None]]:
         """One pass over the stream; where there are labels or keys, over their columns alone."""
         if getattr(self, "_index", None) is None:
-            c, keys, labels = self.columns, [], []
-            for row, example in enumerate(self.labels_stream if self.labels_stream is not None else self.stream):
-                keys.append(str(example[c.key]) if c.key else str(row))
-                labels.append(example[c.label] if c.label else None)
-            self._index, _ = c.keys_and_labels(self.description, keys, labels)
+            stream = self.labels_stream if self.labels_stream is not None else self.stream
+            pairs = [self.columns.key_and_label(example, row) for row, example in enumerate(stream)]
+            self._index, _ = self.columns.keys_and_labels(self.description, [k for k, _ in pairs], [lab for _, lab in pairs])
         return self._index
 
     def records(self) -> Iterator[RawRecord]:
-        c = self.columns
         for row, example in enumerate(self.stream):
-            value = example[c.image]
-            key = str(example[c.key]) if c.key else str(row)
-            yield RawRecord(key, c.label_of(example[c.label]) if c.label else None, self.description,
-                            functools.partial(_image_bytes, value))
+            key, label = self.columns.key_and_label(example, row)
+            yield RawRecord(key, label, self.description, functools.partial(_image_bytes, example[self.columns.image]))
 
     def find_records(self, wanted: set[str]) -> dict[str, RawRecord]:
         return spill_records(self.records(), wanted, self.description)

@@ -43,21 +43,22 @@ from teachers.stats import StatsConfig
 from teachers.views import ViewPolicy
 import threading
 
+def status_kib(field):
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith(field + ":"))
+
 peak_anon = 0
 def sample_anon():
     global peak_anon
     while True:
-        with open("/proc/self/status") as f:
-            kib = next(int(line.split()[1]) for line in f if line.startswith("RssAnon"))
-        peak_anon = max(peak_anon, kib)
+        peak_anon = max(peak_anon, status_kib("RssAnon"))
         time.sleep(0.02)
 threading.Thread(target=sample_anon, daemon=True).start()
 source, subset, out, k = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
 start = time.perf_counter()
 cache_targets(open_source(source), read_manifest(subset), load_teacher("mobilenetv2_imagenet", resolution=32), Path(out),
               k, CacheConfig(views=ViewPolicy(views=1), stats=StatsConfig(samples=100)))
-with open("/proc/self/status") as f:  # VmHWM: this program's own peak; ru_maxrss starts at its parent's RSS at fork
-    peak = next(int(line.split()[1]) for line in f if line.startswith("VmHWM"))
+peak = status_kib("VmHWM")  # this program's own peak; ru_maxrss starts at its parent's RSS at fork
 print(json.dumps({"seconds": time.perf_counter() - start, "peak_anon_mib": peak_anon / 1024, "peak_mib": peak / 1024}))
 """
 

@@ -6,8 +6,11 @@ import io
 import itertools
 import json
 import os
+import socket
 import subprocess
 import sys
+import tempfile
+import time
 from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
@@ -63,6 +66,38 @@ def write_image_folder(out: Path, n: int, split: str = "builtin:cifar10-demo-tes
         folder.mkdir(parents=True, exist_ok=True)
         image.save(folder / f"{key}.png")
     return Path(out)
+
+
+def launch_processes(*args: str, processes: int, threads: int = 1, timeout: float = 300) -> subprocess.CompletedProcess:
+    """`python -m MODULE ARGS` in `processes` processes over gloo, started with the environment torchrun gives each
+    (RANK, WORLD_SIZE, MASTER_ADDR and _PORT) but without its launcher, whose own import of torch costs about 4 s
+    a job. The tests that run `accelerate launch` and `torch.distributed.run` themselves keep the launchers covered.
+    The output is each process's in rank order; the exit code the first failure's. A process that fails leaves the
+    others 30 s to end (they may wait in a collective for it), as torchrun would not wait for them either."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    files = [(tempfile.TemporaryFile("w+"), tempfile.TemporaryFile("w+")) for _ in range(processes)]
+    jobs = [subprocess.Popen([sys.executable, "-m", *map(str, args)], stdout=out, stderr=err, text=True, cwd=ROOT,
+                             env=cli_env({"RANK": str(r), "LOCAL_RANK": str(r), "WORLD_SIZE": str(processes),
+                                          "LOCAL_WORLD_SIZE": str(processes), "MASTER_ADDR": "127.0.0.1",
+                                          "MASTER_PORT": str(port), "OMP_NUM_THREADS": str(threads)}))
+            for r, (out, err) in enumerate(files)]
+    deadline = time.monotonic() + timeout
+    while any(j.poll() is None for j in jobs) and time.monotonic() < deadline:
+        if any(j.returncode for j in jobs):
+            deadline = min(deadline, time.monotonic() + 30)
+        time.sleep(0.1)
+    for j in jobs:
+        if j.poll() is None:
+            j.kill()
+            j.wait()
+    code = next((j.returncode for j in jobs if j.returncode), 0)
+    text = [[f.seek(0) or f.read() for f in pair] for pair in files]
+    for pair in files:
+        for f in pair:
+            f.close()
+    return subprocess.CompletedProcess(list(args), code, "".join(o for o, _ in text), "".join(e for _, e in text))
 
 
 def run_cli(*args: str, launcher: list[str] | None = None, **kw) -> subprocess.CompletedProcess:

@@ -18,7 +18,7 @@ from subsets.distributed_kcenter import kcenter_shards
 from subsets.errors import InputError
 from subsets.shards import EmbeddingShards
 
-from .helpers import ROOT, clustered, error_line, run_cli, unit, write_embeddings
+from .helpers import ROOT, clustered, error_line, launch_processes, run_cli, unit, write_embeddings
 
 
 @pytest.fixture(scope="module")
@@ -30,11 +30,8 @@ def emb(tmp_path_factory):
 
 
 def _launch(emb_dir, out, processes, threads=1, k=300, extra=()):
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(processes),
-           "-m", "subsets.distributed_kcenter", str(emb_dir), "--k", str(k), "--seed", "4", "--batch", "16",
-           "--out", str(out), *map(str, extra)]
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
-    return subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
+    return launch_processes("subsets.distributed_kcenter", emb_dir, "--k", k, "--seed", 4, "--batch", 16, "--out", out,
+                            *extra, processes=processes, threads=threads)
 
 
 def test_kcenter_over_mapped_shards_equals_the_in_memory_greedy_and_the_textbook_loop(emb):
@@ -192,7 +189,10 @@ def test_bad_shards_are_refused_with_one_line_before_any_work(emb, tmp_path):
 def test_more_processes_than_shards_is_one_line_from_the_launched_job(tmp_path):
     x, _ = clustered(40, 8, centers=4, seed=0)
     small = write_embeddings(tmp_path / "small", x, shard_size=40)  # one shard
-    res = _launch(small, tmp_path / "o.npy", 2)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           "-m", "subsets.distributed_kcenter", str(small), "--k", "10", "--out", str(tmp_path / "o.npy")]
+    res = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, cwd=ROOT,
+                         timeout=300)  # through the launcher, as a user starts it
     assert res.returncode != 0
     assert "error: " in res.stderr and "2 processes but only 1 shard(s)" in res.stderr
 
@@ -446,11 +446,8 @@ def test_distributed_kmeans_gives_the_one_process_assignments_and_order_for_1_2_
                                       resample_steps=resample_steps)
     assert len(set(expected.tolist())) == 300
     for w in (1, 2, 3) if resample_steps == 0 else (2, 3):  # one process: the in-process order above
-        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(w),
-               "-m", "subsets.distributed_kmeans", str(path), "--k", "300", "--seed", "2", "--clusters", "24,4",
-               "--resample-steps", str(resample_steps), "--out", str(tmp_path / f"order-{w}.npy")]
-        res = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, cwd=ROOT,
-                             timeout=300)
+        res = launch_processes("subsets.distributed_kmeans", path, "--k", 300, "--seed", 2, "--clusters", "24,4",
+                               "--resample-steps", resample_steps, "--out", tmp_path / f"order-{w}.npy", processes=w)
         assert res.returncode == 0, res.stderr[-3000:]
         np.testing.assert_array_equal(np.load(tmp_path / f"order-{w}.npy"), expected)
         assert len(re.findall(r"rank \d of \d: maps shards", res.stdout)) == w
@@ -518,11 +515,8 @@ def test_a_stopped_kmeans_ordering_resumes_after_its_last_saved_pass_to_the_unin
     assert state["progress"] == {"passes": 5}  # the last pass finished, one generation left, whole
     assert sorted(p.name for p in saved.iterdir()) == sorted(["state.json", f"centroids.g{state['generation']}.npy"])
     # saved by one process, resumed by two
-    res = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-                          "-m", "subsets.distributed_kmeans", str(path), "--k", "300", "--seed", "2", "--clusters",
-                          "24,4", "--niter", "10", "--checkpoint", str(saved), "--out", str(tmp_path / "two.npy")],
-                         capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, cwd=ROOT,
-                         timeout=300)
+    res = launch_processes("subsets.distributed_kmeans", path, "--k", 300, "--seed", 2, "--clusters", "24,4",
+                           "--niter", 10, "--checkpoint", saved, "--out", tmp_path / "two.npy", processes=2)
     assert res.returncode == 0, res.stderr[-3000:]
     assert "resuming k-means after pass 5 of 10" in res.stdout
     np.testing.assert_array_equal(np.load(tmp_path / "two.npy"), expected)

@@ -120,10 +120,8 @@ def _embed_missing_shards(source, encoder, out, config, acc, n_rows) -> None:
     shard = _ShardBuffer(encoder, config, acc.device)
     with progress_bar("img", enabled=acc.is_local_main_process) as bar:
         task = bar.add_task(f"embed [{acc.process_index}/{acc.num_processes}]", total=rows_todo)
-        for row, record in enumerate(source.records()):
+        for row, record in source.records_of_rows([ranges[s] for s in sorted(todo)]):
             s = row // config.shard_size
-            if s not in todo:
-                continue
             shard.add(record)
             bar.advance(task)
             if row == ranges[s][1] - 1:

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from .errors import InputError
-from .sources import ImageSource, RawRecord, spill_records
+from .sources import ImageSource, RawRecord, RowRanges, spill_records
 
 OPTIONS = ("config", "image", "label", "key", "streaming")
 INSTALL = "pip install 'subset-distill[hf]'"
@@ -231,13 +231,22 @@ class HFDatasetSource(ImageSource):
         self.index()
         return {key: self._record(self._rows[key]) for key in wanted if key in self._rows}
 
+    def records_of_rows(self, ranges: list[tuple[int, int]]) -> Iterator[tuple[int, RawRecord]]:
+        self.index()
+        for a, b in sorted(ranges):
+            yield from ((row, self._record(row)) for row in range(a, b))
+
     def _record(self, row: int) -> RawRecord:
         key, label = self._index[row]
         return RawRecord(key, label, self.description, functools.partial(_read_row, self.images, self.columns.image, row))
 
 
 class HFStreamingSource(ImageSource):
-    """Rows of one split streamed (streaming=1): from the Hub or data files, with nothing prepared up front."""
+    """Rows of one split streamed (streaming=1): from the Hub or data files, with nothing prepared up front.
+
+    The stream is read data shard by data shard (its files, in order), so that a job that needs some rows reads the
+    shards that hold them and no other: each process of an embedding job its own rows, a cache job its subset's.
+    """
 
     def __init__(self, spec: HFSpec, ds):
         self.description = spec.text()
@@ -246,22 +255,55 @@ class HFStreamingSource(ImageSource):
         c = self.columns
         self.stream = _undecoded(ds.select_columns([name for name in (c.image, c.label, c.key) if name]), c)
         self.labels_stream = ds.select_columns([name for name in (c.label, c.key) if name]) if c.label or c.key else None
+        self.shards = ds.num_shards
 
     def index(self) -> list[tuple[str, int | None]]:
         """One pass over the stream; where there are labels or keys, over their columns alone."""
         if getattr(self, "_index", None) is None:
             stream = self.labels_stream if self.labels_stream is not None else self.stream
-            pairs = [self.columns.key_and_label(example, row) for row, example in enumerate(stream)]
-            self._index, _ = self.columns.keys_and_labels(self.description, [k for k, _ in pairs], [lab for _, lab in pairs])
+            pairs, self._starts = [], []  # the first row of each shard, and the end
+            for shard in range(self.shards):
+                self._starts.append(len(pairs))
+                pairs.extend(self.columns.key_and_label(example, len(pairs) + i)
+                             for i, example in enumerate(_shard(stream, shard, self.shards)))
+            self._starts.append(len(pairs))
+            self._index, self._rows = self.columns.keys_and_labels(self.description, [k for k, _ in pairs],
+                                                                   [lab for _, lab in pairs])
         return self._index
 
     def records(self) -> Iterator[RawRecord]:
-        for row, example in enumerate(self.stream):
-            key, label = self.columns.key_and_label(example, row)
-            yield RawRecord(key, label, self.description, functools.partial(_image_bytes, example[self.columns.image]))
+        row = 0
+        for shard in range(self.shards):
+            for example in _shard(self.stream, shard, self.shards):
+                yield self._record(example, row)
+                row += 1
+
+    def records_of_rows(self, ranges: list[tuple[int, int]]) -> Iterator[tuple[int, RawRecord]]:
+        self.index()
+        wanted = RowRanges(ranges)
+        for shard in range(self.shards):
+            first, end = self._starts[shard], self._starts[shard + 1]
+            if wanted.overlaps(first, end):
+                for row, example in enumerate(_shard(self.stream, shard, self.shards), start=first):
+                    if row >= wanted.end:
+                        return
+                    if row in wanted:
+                        yield row, self._record(example, row)
 
     def find_records(self, wanted: set[str]) -> dict[str, RawRecord]:
-        return spill_records(self.records(), wanted, self.description)
+        self.index()
+        rows = sorted(self._rows[key] for key in wanted if key in self._rows)
+        return spill_records((r for _, r in self.records_of_rows([(row, row + 1) for row in rows])), wanted,
+                             self.description)
+
+    def _record(self, example: dict, row: int) -> RawRecord:
+        key, label = self.columns.key_and_label(example, row)
+        return RawRecord(key, label, self.description, functools.partial(_image_bytes, example[self.columns.image]))
+
+
+def _shard(stream, shard: int, shards: int):
+    """One data shard of a stream (a file, for data files): the shards in order are the whole stream."""
+    return stream.shard(num_shards=shards, index=shard) if shards > 1 else stream
 
 
 def _is_value(feature, kind: str) -> bool:

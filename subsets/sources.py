@@ -8,6 +8,7 @@ rows it owns (one process of several, or the shards a resumed job still lacks).
 from __future__ import annotations
 
 import atexit
+import bisect
 import functools
 import hashlib
 import io
@@ -83,6 +84,25 @@ def to_rgb(im: Image.Image, record: RawRecord) -> Image.Image:
     return im.convert("RGB")
 
 
+class RowRanges:
+    """Sorted, disjoint, half-open ranges of rows, tested by bisection (an embedding job of a large corpus hands a
+    process thousands)."""
+
+    def __init__(self, ranges: list[tuple[int, int]]):
+        self.ranges = sorted(ranges)
+        self.starts = [a for a, _ in self.ranges]
+        self.end = self.ranges[-1][1] if self.ranges else 0
+
+    def __contains__(self, row: int) -> bool:
+        i = bisect.bisect_right(self.starts, row) - 1
+        return i >= 0 and row < self.ranges[i][1]
+
+    def overlaps(self, first: int, end: int) -> bool:
+        """Whether any of the rows first..end-1 is in a range."""
+        i = bisect.bisect_right(self.starts, end - 1) - 1
+        return end > first and i >= 0 and self.ranges[i][1] > first
+
+
 class ImageSource:
     """Base class: subclasses implement `records()` and set `description`."""
 
@@ -105,6 +125,16 @@ class ImageSource:
                 raise InputError(f"{self.description}: no images found")
             self._index = entries
         return self._index
+
+    def records_of_rows(self, ranges: list[tuple[int, int]]) -> Iterator[tuple[int, RawRecord]]:
+        """(row, record) for the rows in `ranges` (half-open, in order), reading no further than the last; a source
+        that can reach a row without reading those before it reads only the parts that hold them."""
+        wanted = RowRanges(ranges)
+        for row, record in enumerate(self.records()):
+            if row >= wanted.end:
+                return
+            if row in wanted:
+                yield row, record
 
     def corpus_hash(self) -> str:
         """Identity of the corpus: its keys and labels in order."""

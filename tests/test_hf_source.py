@@ -43,7 +43,8 @@ def hf_copy(tmp_path_factory, image_folder):
                       "key": datasets.Value("string")})
     out = tmp_path_factory.mktemp("hf") / "copy"
     datasets.DatasetDict({"train": train, "test": train.select(range(10))}).save_to_disk(str(out))
-    train.to_parquet(str(out.parent / "parquet" / "train-00000-of-00001.parquet"))  # the same rows, to stream
+    for i, rows in enumerate((range(0, 50), range(50, 90), range(90, 120))):  # the same rows in 3 files, to stream
+        train.select(rows).to_parquet(str(out.parent / "parquet" / f"train-{i:05d}-of-00003.parquet"))
     return out
 
 
@@ -87,13 +88,45 @@ def test_an_hf_copy_of_a_folder_is_the_same_corpus_through_embedding_caching_and
 
 
 def test_a_streamed_copy_is_the_same_corpus_and_caches_the_same_targets_through_its_spilled_images(
-        tmp_path, hf_copy, image_folder, subsets_dir):
+        tmp_path, hf_copy, image_folder, subsets_dir, encoder):
     folder, streamed = open_source(image_folder), open_source(f"hf:{hf_copy.parent / 'parquet'}?key=key&streaming=1")
-    assert type(streamed).__name__ == "HFStreamingSource"
+    assert type(streamed).__name__ == "HFStreamingSource" and streamed.shards == 3
     assert streamed.description == f"hf:{hf_copy.parent / 'parquet'}:train?key=key&streaming=1"
     assert streamed.index() == folder.index() and streamed.classes == folder.classes
+    emb = embed_corpus(streamed, encoder, tmp_path / "emb", EmbedConfig(shard_size=40))
+    folder_emb = embed_corpus(folder, encoder, tmp_path / "emb-folder", EmbedConfig(shard_size=40))
+    assert all((emb / s.name).read_bytes() == s.read_bytes() for s in folder_emb.glob("emb-*.safetensors"))
     subset = read_manifest(subsets_dir / "random")
     _cache_equal_to_the_folders(streamed, folder, subset, tmp_path)
+
+
+def test_a_job_reads_only_the_streamed_files_that_hold_its_rows(hf_copy, image_folder, monkeypatch):
+    import subsets.hf_source as hf_source
+
+    streamed = open_source(f"hf:{hf_copy.parent / 'parquet'}?key=key&streaming=1")
+    keys = [key for key, _ in streamed.index()]  # files of rows 0-49, 50-89 and 90-119
+    read, shard = [], hf_source._shard
+
+    def spy(stream, index, shards):
+        for i, example in enumerate(shard(stream, index, shards)):
+            if i == 0:
+                read.append(index)
+            yield example
+
+    monkeypatch.setattr(hf_source, "_shard", spy)
+    # an embedding job's process with rows 40-59 and 100-109: the three files hold some; one with 60-79: the second
+    got = list(streamed.records_of_rows([(40, 60), (100, 110)]))
+    assert [row for row, _ in got] == [*range(40, 60), *range(100, 110)] and read == [0, 1, 2]
+    assert [r.key for _, r in got] == keys[40:60] + keys[100:110]
+    read.clear()
+    assert [row for row, _ in streamed.records_of_rows([(60, 80)])] == list(range(60, 80)) and read == [1]
+    read.clear()  # a cache job's subset in the last file
+    found = streamed.find_records({keys[95], keys[119]})
+    assert read == [2] and sorted(found) == sorted([keys[95], keys[119]])
+    want = {r.key: r.read() for r in open_source(image_folder).records() if r.key in found}
+    assert {key: r.read() for key, r in found.items()} == want
+    # a folder reads no further than the last row asked for
+    assert [row for row, _ in open_source(image_folder).records_of_rows([(3, 5), (7, 8)])] == [3, 4, 7]
 
 
 def test_rows_are_keyed_by_number_unlabelled_rows_have_no_label_and_a_bad_image_is_skipped_by_key(tmp_path):

@@ -255,7 +255,7 @@ class HFStreamingSource(ImageSource):
         c = self.columns
         self.stream = _undecoded(ds.select_columns([name for name in (c.image, c.label, c.key) if name]), c)
         self.labels_stream = ds.select_columns([name for name in (c.label, c.key) if name]) if c.label or c.key else None
-        self.shards = ds.num_shards
+        self.shards = ds.num_shards if hasattr(ds, "shard") else 1  # IterableDataset.shard: datasets 3.2 on
 
     def index(self) -> list[tuple[str, int | None]]:
         """One pass over the stream; where there are labels or keys, over their columns alone."""

@@ -155,7 +155,7 @@ def distributed_main(a) -> None:
                       rate, f"{r['peak_mib']:,}", f"{r['mapped_mib']:,.0f}", same)
         console.print(f"N = {n:,}, k = {k:,}, {p} process(es): {r['select']:.1f} s, peak {r['peak_mib']:,} MiB")
     console.print(table)
-    console.print("rows / s / pick: N x k / select seconds (the per-row rate the README's cost model projects from).")
+    console.print("rows / s / pick: N x k / select seconds (the per-row rate docs/benchmarks.md's cost model projects from).")
 
 
 def checkpoint_main(a) -> None:

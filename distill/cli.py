@@ -174,15 +174,30 @@ def cmd_eval(a: argparse.Namespace) -> None:
         raise InputError(f"{a.run}: give --train-source, labelled images for the k-NN memory and the probe")
     config = EvalConfig(train_source=train_source, test_source=test_source, train_samples=a.train_samples or None,
                         test_samples=a.test_samples or None, knn_k=a.knn_k, teachers=not a.no_teacher)
+    from subsets.console import output_console
+
     result = evaluate_run(a.run, config)
-    st = result["student"]
+    console = output_console()
+    console.print(evaluation_table(a.run, result))
+    console.print(f"wrote {a.run / 'eval.json'}")
+
+
+def evaluation_table(run: Path, result: dict):
+    """One run's accuracies beside its untrained twin's (the floor) and each teacher's (the ceiling): a student's
+    figure means little without both."""
+    from rich.table import Table
+
+    st, floor = result["student"], result["untrained"]
+    table = Table(title=f"{run}: {len(st['correct']['knn_top1']):,} test images")
+    for col in ("model", "k-NN top-1", "linear probe top-1", "cosine to teacher"):
+        table.add_column(col, justify="left" if col == "model" else "right")
     agree = ", ".join(f"{n} {v:.3f}" for n, v in st["agreement"].items() if v is not None) or "-"
-    print(f"{a.run}: k-NN top-1 {st['knn_top1']:.3f}, linear probe top-1 {st['probe_top1']:.3f}, "
-          f"cosine to teacher {agree}")
+    table.add_row("student", f"{st['knn_top1']:.3f}", f"{st['probe_top1']:.3f}", agree)
+    table.add_row("untrained twin (the floor)", f"{floor['knn_top1']:.3f}", f"{floor['probe_top1']:.3f}", "-")
     for name, t in result["teachers"].items():
         if t:
-            print(f"  teacher {name}: k-NN top-1 {t['knn_top1']:.3f}, linear probe top-1 {t['probe_top1']:.3f}")
-    print(f"wrote {a.run / 'eval.json'}")
+            table.add_row(f"teacher {name} (the ceiling)", f"{t['knn_top1']:.3f}", f"{t['probe_top1']:.3f}", "1")
+    return table
 
 
 def cmd_compare(a: argparse.Namespace) -> None:

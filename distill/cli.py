@@ -142,8 +142,11 @@ def cmd_cache(a: argparse.Namespace) -> None:
 
 
 def cmd_train(a: argparse.Namespace) -> None:
-    from .config import config_from_args
+    from .config import config_from_args, example_train_file
 
+    if a.example:
+        print(example_train_file(), end="")
+        return
     config = config_from_args(a)  # a config's mistakes in a fraction of a second, before torch is imported
 
     from .train import make_accelerator, train
@@ -213,8 +216,9 @@ def cmd_compare(a: argparse.Namespace) -> None:
             raise InputError(f"compare --evaluated-only: none of the {len(a.runs)} run(s) given is evaluated yet")
     paths = compare_runs(runs, a.out, baseline=a.baseline, require_verdicts=a.verdicts,
                          baseline_recipe=a.baseline_recipe, classes=a.classes)
+    width = max(map(len, paths))
     for name, path in paths.items():
-        print(f"{name:9s} {path}")
+        print(f"{name:{width}s} {path}")
 
 
 def cmd_export(a: argparse.Namespace) -> None:
@@ -367,6 +371,7 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Every setting has a working default; --config FILE (YAML) sets many at once "
                                    "and flags override it. Under `accelerate launch -m distill.train` the same flags apply.")
     t.add_argument("--config", type=Path, default=None, help="YAML file of settings (flags override it)")
+    t.add_argument("--example", action="store_true", help="print a settings file with every setting and exit")
     t.add_argument("--resume", nargs="?", const="latest", default=None, metavar="CHECKPOINT",
                    help="continue the run in --out from its latest checkpoint (or the one named)")
     t.add_argument("--stop-after", type=int, default=None, metavar="N",

@@ -317,11 +317,15 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 
 def _field_comments() -> dict[str, str]:
     """The comment after each field in this file: the --help text and the dataclass stay one source."""
-    import inspect
+    from .config_docs import field_comments
 
-    out = {}
-    for line in inspect.getsource(TrainConfig).splitlines():
-        name, _, rest = line.strip().partition(":")
-        if "#" in rest and name.isidentifier():
-            out[name] = rest.split("#", 1)[1].strip()
-    return out
+    return {name: beside for name, (_, beside) in field_comments(TrainConfig).items() if beside}
+
+
+def example_train_file() -> str:
+    """A run's settings file with every setting at its default and its comment, for `distill train --example`."""
+    from .config_docs import commented_yaml
+
+    return commented_yaml(TrainConfig().to_dict(), TrainConfig,
+                          "Every setting of `distill train`, at its default. Use it as `distill train --config FILE`;\n"
+                          "flags given beside it override it. Delete what you do not change.")

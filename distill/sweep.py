@@ -18,7 +18,6 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import NamedTuple
 
-import yaml
 from rich.console import Console
 
 from subsets.comm import Comm
@@ -39,6 +38,7 @@ from teachers.views import ViewPolicy
 
 from .compare import compare_runs
 from .config import SELF_SUPERVISED, TrainConfig, read_yaml_mapping
+from .config_docs import commented_yaml
 from .encoders import DEFAULT_ENCODER, resolve_encoder
 from .evaluate import EvalConfig, evaluate_run
 from .run_dir import contents_of, holds_run, is_complete, run_record, settings_that_differ
@@ -56,7 +56,7 @@ class SweepConfig:
     source: str = "builtin:cifar10-demo"  # the corpus to select from
     encoder: str = DEFAULT_ENCODER  # embeds the corpus for selection
     encoder_resolution: int | None = None
-    methods: list[str] = field(default_factory=lambda: ["kcenter", "kmeans", "random"])
+    methods: list[str] = field(default_factory=lambda: ["kcenter", "kmeans", "random"])  # `distill subset select --method`
     ks: list = field(default_factory=lambda: [100, 300, 1000])  # subset sizes; "full" is the whole corpus
     seeds: list[int] = field(default_factory=lambda: [0])  # each seed draws its own subset and trains its own student
     dedup: float | None = None  # drop near-duplicates above this cosine before selecting
@@ -69,12 +69,13 @@ class SweepConfig:
     teacher_layers: list[int] = field(default_factory=list)  # intermediate maps cached for the layer level (w_layer)
     views: int = 2
     patch_grid: int | None = None
-    train: dict = field(default_factory=dict)  # TrainConfig settings shared by every run (steps, student, ...)
+    train: dict = field(default_factory=dict)  # settings of every run (steps, student, ...: `distill train --example`)
     # named train settings over `train`, e.g. [{name: patch-stem, train: {stem: patch}}]; none: one recipe, `train`
     recipes: list[dict] = field(default_factory=list)
     recipe_methods: list[str] | None = None  # the methods every recipe after the first runs on (default: all)
     baseline: str = "random"  # the method each other one is compared with, paired by seed
-    eval: dict = field(default_factory=dict)  # EvalConfig settings
+    # evaluation settings (EvalConfig): train_source, test_source, train_samples, test_samples, knn_k, ...
+    eval: dict = field(default_factory=dict)
     # Runs trained side by side in this many worker processes, each with its share of the threads (one CPU process
     # only: under accelerate launch or on a GPU the processes share each run instead). Small students use threads
     # poorly: 2 side by side on 2 cores train 1.44x faster (distill/side_by_side.py).
@@ -472,4 +473,7 @@ def example_sweep_file() -> str:
                           recipes=[{"name": "base", "train": {}}, {"name": "patch-stem", "train": {"stem": "patch"}},
                                    {"name": "token-only", "train": {"w_feature": 0.0}}],
                           recipe_methods=["random"], eval={})
-    return yaml.safe_dump(asdict(example), sort_keys=False)
+    return commented_yaml(asdict(example), SweepConfig,
+                          "A sweep: recipes x methods x ks x seeds, end to end. Run it with `distill sweep --config FILE`\n"
+                          "(`--plan` first says what it will train and for how long). Each setting below is at its\n"
+                          "default but for methods, ks, seeds, train and recipes, which show what they take.")

@@ -529,6 +529,9 @@ def test_the_example_sweep_file_and_the_shipped_study_load_and_plan_their_runs(t
 
     (tmp_path / "example.yaml").write_text(example_sweep_file())
     example = SweepConfig.load(tmp_path / "example.yaml")
+    lines = example_sweep_file().splitlines()  # each setting with its comment from SweepConfig's source
+    assert 'ks: [100, 300, 1000, full]  # subset sizes; "full" is the whole corpus' in lines
+    assert lines[lines.index("parallel_runs: 1") - 3].startswith("# Runs trained side by side")
     assert len(planned_runs(example)) == 3 * (6 * 3 + 1) + 2 * 3 * (3 + 1)  # recipes x seeds x (methods x k + full)
     study = SweepConfig.load(ROOT / "studies" / "cifar10.yaml")
     assert set(study.methods) == {"kcenter", "kmeans", "kmeans-random", "prototypes", "random"}

@@ -137,6 +137,23 @@ def test_config_round_trips_through_yaml_and_flags_override_the_file(tmp_path):
         TrainConfig.load(tmp_path / "bad.yaml")
 
 
+def test_the_example_settings_file_loads_to_the_defaults_and_documents_every_commented_setting(tmp_path):
+    from distill.config import example_train_file
+    from distill.config_docs import field_comments
+
+    text = example_train_file()
+    (tmp_path / "run.yaml").write_text(text)
+    assert TrainConfig.load(tmp_path / "run.yaml") == TrainConfig()
+    lines = text.splitlines()
+    for name, (above, beside) in field_comments(TrainConfig).items():
+        at = next(i for i, line in enumerate(lines) if line.startswith(f"{name}:"))
+        if beside:
+            assert f"# {beside}" in lines[at] or lines[at - 1] == f"# {beside}", name
+        if above:
+            assert lines[at - len(above):at] == [f"# {c}" for c in above], name
+    assert "# the student" in lines and "lr: 0.001" in lines  # a section heading of the source, a default
+
+
 def _train_cli(caches, out, *extra, cache="t64"):
     return run_cli("train", "--targets", caches / cache, "--out", out, "--student-kwargs", "depth=1", "--global-batch-size", "8",
                    "--workers", "0", *extra)

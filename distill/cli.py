@@ -179,9 +179,13 @@ def cmd_eval(a: argparse.Namespace) -> None:
                         test_samples=a.test_samples or None, knn_k=a.knn_k, teachers=not a.no_teacher)
     from subsets.console import output_console
 
+    from .compare_stats import headroom_note
+
     result = evaluate_run(a.run, config)
     console = output_console()
     console.print(evaluation_table(a.run, result))
+    if easy := headroom_note(result["untrained"], list(result["teachers"].values())):
+        console.print(f"[bold yellow]{easy}[/]")
     console.print(f"wrote {a.run / 'eval.json'}")
 
 

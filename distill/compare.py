@@ -29,12 +29,14 @@ from subsets.provenance import trained_by
 from .compare_plots import plot, plot_recipes
 from .compare_stats import (
     COLUMNS,
+    FLOOR,
     FULL,
     aggregate,
     arm_name,
     class_names,
     class_note,
     gaps_to_full,
+    headroom_note,
     load_rows,
     rank_correlations,
     recipe_verdicts,
@@ -88,6 +90,8 @@ def compare_runs(runs: list[Path], out: Path, console: Console | None = None, ba
     compared = {r["method"] for r in rows} - {baseline, FULL}  # with the baseline alone, no verdict was wanted
     notes += [why_not] if why_not and compared else []
     notes += [line] if (line := trained_by(runs)) else []
+    easy = headroom_note(references.get(FLOOR, {}), [v for k, v in references.items() if k.startswith("teacher: ")])
+    notes += [easy] if easy else []
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     plain = [{k: v for k, v in r.items() if k not in ("correct", "untrained_correct")} for r in rows]
@@ -118,5 +122,5 @@ def compare_runs(runs: list[Path], out: Path, console: Console | None = None, ba
         for line in summary:
             console.print(line)
     for note in notes[1:]:
-        console.print(f"[dim]{note}[/]")
+        console.print(f"[bold yellow]{note}[/]" if note == easy else f"[dim]{note}[/]")
     return paths

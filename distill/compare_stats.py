@@ -25,6 +25,25 @@ FULL = "full"
 OBJECTIVE_STYLES = {"distill": "-", "mim-jepa": ":", "local-global": (0, (5, 1, 1, 1, 1, 1))}
 
 
+# Below this gap between the untrained floor and the ceiling (the best teacher, else a perfect score), the evaluation
+# set cannot show a student's learning: every run sits at the floor and the ceiling alike, however it was trained.
+MIN_HEADROOM = 0.05
+
+
+def headroom_note(floor: dict, ceilings: list[dict]) -> str | None:
+    """A warning when the untrained student already scores within MIN_HEADROOM of the ceiling (an easy test set)."""
+    short = []
+    for m in SCORED:
+        top = max((c[m] for c in ceilings if c and c.get(m) is not None), default=1.0)
+        if floor.get(m) is not None and top - floor[m] < MIN_HEADROOM:
+            short.append(f"{METRICS[m]} {floor[m]:.3f} against {top:.3f}")
+    if not short:
+        return None
+    return (f"no room to learn on this evaluation set: the untrained student already scores within {MIN_HEADROOM} of "
+            f"the ceiling ({'; '.join(short)}), so no student can show that it learned; evaluate on harder held-out "
+            "images (more classes, a harder set)")
+
+
 def k_order(k) -> tuple:
     """Subset sizes ascending, the full corpus last."""
     return (1, 0) if k == FULL else (0, k)

@@ -273,3 +273,15 @@ def test_a_verdict_table_says_how_many_seeds_a_lead_would_need_and_keeps_a_verdi
     assert summary[-1].startswith("with more seeds (k-NN top-1; projected") and "clear" not in summary[-1]
     assert (f"lead at k = 100 (+0.010) alone at {got['lead']['knn_top1_seeds_alone']} seeds, with all 2 at "
             f"{got['lead']['knn_top1_seeds_together']}") in summary[-1]
+
+
+def test_an_evaluation_set_where_the_untrained_student_reaches_the_ceiling_is_called_out():
+    from distill.compare_stats import headroom_note
+
+    demo_floor, demo_teacher = {"knn_top1": 0.296, "probe_top1": 0.435}, {"knn_top1": 0.681, "probe_top1": 0.705}
+    assert headroom_note(demo_floor, [demo_teacher]) is None
+    easy = headroom_note({"knn_top1": 0.97, "probe_top1": 0.90}, [{"knn_top1": 0.99, "probe_top1": 0.99}])
+    assert easy.startswith("no room to learn") and "k-NN top-1 0.970 against 0.990" in easy and "probe" not in easy
+    # without a teacher's row the ceiling is a perfect score; the best of several teachers counts
+    assert "1.000" in headroom_note({"knn_top1": 0.96, "probe_top1": 0.5}, [])
+    assert headroom_note({"knn_top1": 0.60, "probe_top1": 0.5}, [{"knn_top1": 0.62}, {"knn_top1": 0.80}]) is None

@@ -298,10 +298,11 @@ def evaluate_run(run: Path, config: EvalConfig = EvalConfig(), device=None) -> d
     device = device or torch.device("cuda" if torch.cuda.is_available() else "cpu")
     start = time.perf_counter()
     model, record = load_run(run)
+    eval_set = config.eval_set()  # both sets read first: a bad source is refused before any features are made
     model.to(device)
     train_f, test_f = student_features(model.student, record, config, device, "student")
     result = {
-        "format": EVAL_FORMAT, "run": str(Path(run).resolve()), "eval_set": config.eval_set(),
+        "format": EVAL_FORMAT, "run": str(Path(run).resolve()), "eval_set": eval_set,
         "student": scores(train_f, test_f, config, per_image=True)
         | {"agreement": agreement(model, record, test_f, config, device)},
         "untrained": evaluate_untrained(record, config, device),

@@ -613,6 +613,9 @@ def test_eval_needs_a_test_source_except_for_the_demo_corpus_and_the_old_flag_st
     assert run_corpus(run).endswith("images")  # a folder corpus: no known test split
     res = run_cli("eval", "--run", run)
     assert res.returncode == 2 and "give --test-source" in error_line(res)
+    res = run_cli("eval", "--run", run, "--test-source", tmp_path / "missing")  # refused before any features are made
+    assert res.returncode == 2 and str(tmp_path / "missing") in error_line(res)
+    assert "student on" not in res.stdout + res.stderr
     old = run_cli("eval", "--run", run, "--source", "builtin:cifar10-demo-test", "--train-source",
                   "builtin:cifar10-demo", "--train-samples", "100", "--test-samples", "50", "--no-teacher")
     assert old.returncode == 0 and "`distill eval --source` is deprecated" in old.stderr

@@ -33,7 +33,7 @@ class DemoConfig:
     methods: tuple[str, ...] = ("kcenter", "kmeans", "random")
     ks: tuple[int, ...] = (100, 300, 1000)
     seed: int = 0
-    # The student and its budget, chosen by measurement (benchmarks/recipe.py, README) so the whole demo fits in
+    # The student and its budget, chosen by measurement (benchmarks/recipe.py, docs/demo.md) so the whole demo fits in
     # 10 minutes on 2 CPU cores: a ViT-Ti of 2 blocks with the SCOTT convolutional stem to a 4x4 grid (32 px,
     # patch 8: the teacher's 4x4 map at 128 px), token and feature levels, cosine distance on targets normalised
     # by the corpus statistics, 1,800 steps of 16 views (small batches, many updates: best at this budget), each

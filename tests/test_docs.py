@@ -48,3 +48,21 @@ def test_the_link_check_sees_a_broken_link(tmp_path):
     page.write_text("# Title here\n\n[ok](#title-here) [gone](missing.md) [bad](#nothing)\n```\n[x](fenced.md)\n```\n")
     assert relative_links(page) == ["#title-here", "missing.md", "#nothing"]
     assert heading_anchors(page) == {"title-here"}
+
+
+def test_the_notebook_example_runs_end_to_end_on_a_small_corpus(tmp_path, image_folder, capsys):
+    """docs/python.md's code as written, on the tests' 120-image folder with fewer images and steps."""
+    blocks = re.findall(r"^```python\n(.*?)^```", (ROOT / "docs" / "python.md").read_text(), re.S | re.M)
+    small = {r'SOURCE, TEST = "builtin:cifar10-demo", "builtin:cifar10-demo-test"':
+             f'SOURCE, TEST = "{image_folder}", "{image_folder}"', "K, STEPS = 300, 2400": "K, STEPS = 40, 20",
+             "notebook-out": f"{tmp_path}/notebook-out"}
+    code = "\n".join(blocks)
+    for old, new in small.items():
+        assert old in code, old
+        code = code.replace(old, new)
+    namespace = {}
+    exec(compile(code, "docs/python.md", "exec"), namespace)  # noqa: S102 - our own documentation
+    printed = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in printed if " floor " in line] == ["kcenter", "random"]
+    assert (tmp_path / "notebook-out" / "comparison" / "results.md").exists()
+    assert namespace["student"].num_features == 192  # the exported student (the demo's ViT-Ti), loaded by timm

@@ -622,9 +622,10 @@ def test_eval_needs_a_test_source_except_for_the_demo_corpus_and_the_old_flag_st
     result = json.loads((run / "eval.json").read_text())
     assert result["eval_set"]["test_source"] == "builtin:cifar10-demo-test"
     # the printed table puts the student beside its floor, the figures those of eval.json
-    rows = {line.split("│")[1].strip(): line.split("│")[2].strip() for line in old.stdout.splitlines() if "│" in line}
-    assert rows["student"] == f"{result['student']['knn_top1']:.3f}" and "50 test images" in old.stdout
-    assert rows["untrained twin (the floor)"] == f"{result['untrained']['knn_top1']:.3f}"
+    cells = [[c.strip() for c in line.split("│")[1:-1]] for line in old.stdout.splitlines() if "│" in line]
+    knn = {row[0]: row[1] for row in cells if row[1]}  # a label a narrow terminal wraps keeps its figures on line one
+    assert knn["student"] == f"{result['student']['knn_top1']:.3f}" and "50 test images" in old.stdout
+    assert next(v for label, v in knn.items() if label.startswith("untrained")) == f"{result['untrained']['knn_top1']:.3f}"
 
 
 def test_a_run_made_before_a_setting_existed_counts_as_finished_at_that_settings_default(sweep, tmp_path, image_folder):

@@ -91,6 +91,18 @@ def cmd_subset_select(a: argparse.Namespace) -> None:
           f"{manifest.meta['select_seconds']:.1f} s)")
 
 
+def cmd_subset_import(a: argparse.Namespace) -> None:
+    from subsets.imported import import_ordering
+    from subsets.lock import folder_lock
+    from subsets.report import print_coverage
+
+    with folder_lock(a.out):
+        manifest = import_ordering(a.embeddings, a.keys, a.out, a.name, seed=a.seed, report_k=a.report_k,
+                                   overwrite=a.overwrite)
+    print_coverage([manifest])
+    print(f"subset: {manifest.path} ({manifest.method}, k_max {len(manifest.order)}, imported from {a.keys})")
+
+
 def cmd_subset_show(a: argparse.Namespace) -> None:
     from subsets.manifest import read_manifest
     from subsets.report import plot_coverage, print_coverage
@@ -330,6 +342,19 @@ def build_parser() -> argparse.ArgumentParser:
                         "in N) instead of faiss's in-memory versions (faster: faiss trains on a sample)")
     s.add_argument("--overwrite", action="store_true")
     s.set_defaults(func=cmd_subset_select)
+
+    im = ss.add_parser("import", help="an ordering made elsewhere (a file of image keys) as a subset directory",
+                       description="Your own selection method, a filter or a list by hand, compared with ours: the "
+                                   "keys (one a line, first pick first) are checked against the embeddings' corpus "
+                                   "and written as a nested subset like any other, with its coverage against k.")
+    im.add_argument("--embeddings", required=True, type=Path, help="the embeddings directory of the corpus")
+    im.add_argument("--keys", required=True, type=Path, help="the ordering: one image key a line, first pick first")
+    im.add_argument("--name", required=True, help="the method's name in tables and plots (not one of ours)")
+    im.add_argument("--seed", type=int, default=0, help="the seed that drew this ordering (pairs it with ours)")
+    im.add_argument("--report-k", type=_ints, default=None, help="k values to report coverage at")
+    im.add_argument("--out", required=True, type=Path)
+    im.add_argument("--overwrite", action="store_true")
+    im.set_defaults(func=cmd_subset_import)
 
     w = ss.add_parser("show", help="coverage against k for subsets of one corpus: table and PNG")
     w.add_argument("subsets", nargs="+", type=Path)

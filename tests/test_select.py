@@ -1,5 +1,6 @@
 """Selection methods: exactness, nesting, coverage and balance."""
 
+import re
 from dataclasses import replace
 
 import numpy as np
@@ -250,3 +251,47 @@ def test_class_balanced_selection_of_an_unlabelled_corpus_is_one_line_before_any
         assert not (tmp_path / f"cb{dedup}").exists()
     with pytest.raises(InputError, match="the corpus has no labels"):  # over the mapped shards too
         make_subset(emb, tmp_path / "mapped", SelectConfig(method="class-balanced", k_max=10, dedup=0.99, mapped=True))
+
+
+def test_an_imported_ordering_is_a_subset_like_ours(tmp_path):
+    """An ordering made elsewhere, here the keys of our own kcenter ordering, becomes the same subset: the same rows,
+    keys and coverage, under its own name and seed."""
+    from subsets.imported import import_ordering
+
+    x, labels = clustered(600, 16, centers=8, seed=4)
+    emb = write_embeddings(tmp_path / "emb", x, labels)
+    ours = make_subset(emb, tmp_path / "kcenter", SelectConfig(method="kcenter", k_max=50, seed=2))
+    (tmp_path / "mine.txt").write_text("".join(k + "\n" for k in ours.keys) + "\n")  # a trailing blank line is fine
+    mine = import_ordering(emb, tmp_path / "mine.txt", tmp_path / "mine", "my-method", seed=2)
+    np.testing.assert_array_equal(mine.order, ours.order)
+    assert mine.keys == ours.keys and mine.method == "my-method" and mine.meta["seed"] == 2
+    assert mine.meta["coverage"] == ours.meta["coverage"]
+    assert mine.meta["embeddings"] == ours.meta["embeddings"] and mine.meta["corpus_size"] == 600
+
+
+def test_a_bad_imported_ordering_is_one_line_and_writes_nothing(tmp_path):
+    from subsets.errors import InputError
+    from subsets.imported import import_ordering
+
+    emb = write_embeddings(tmp_path / "emb", clustered(100, 8, centers=4, seed=0)[0])
+    keys = (emb / "keys.txt").read_text().splitlines()
+    cases = {"unknown.txt": ([keys[0], "no-such-image", keys[1]], "line 2: key 'no-such-image' is not in"),
+             "repeat.txt": ([keys[3], keys[4], keys[3]], "line 3: key '" + keys[3] + "' repeats line 1"),
+             "blank.txt": ([keys[0], "", keys[1]], "line 2 is blank"), "empty.txt": ([], "no keys")}
+    for name, (lines, message) in cases.items():
+        (tmp_path / name).write_text("".join(k + "\n" for k in lines))
+        with pytest.raises(InputError, match=re.escape(message)):
+            import_ordering(emb, tmp_path / name, tmp_path / "out", "mine")
+        assert not (tmp_path / "out").exists()
+    (tmp_path / "ok.txt").write_text(keys[0] + "\n")
+    for reserved in ("random", "full", "Kcenter", "has space"):
+        with pytest.raises(InputError, match="a name of its own"):
+            import_ordering(emb, tmp_path / "ok.txt", tmp_path / "out", reserved)
+    from .helpers import error_line, run_cli
+
+    res = run_cli("subset", "import", "--embeddings", emb, "--keys", tmp_path / "unknown.txt", "--name", "mine",
+                  "--out", tmp_path / "out")
+    assert res.returncode == 2 and f"{tmp_path / 'unknown.txt'}: line 2" in error_line(res) and "Traceback" not in res.stderr
+    res = run_cli("subset", "import", "--embeddings", emb, "--keys", tmp_path / "ok.txt", "--name", "mine",
+                  "--out", tmp_path / "out")
+    assert res.returncode == 0 and f"subset: {tmp_path / 'out'} (mine, k_max 1, imported from" in res.stdout

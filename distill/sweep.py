@@ -24,7 +24,9 @@ from subsets.comm import Comm
 from subsets.console import output_console
 from subsets.embed import EmbedConfig, embed_corpus
 from subsets.errors import InputError
-from subsets.fileio import read_json
+from subsets.fileio import file_sha256, read_json
+from subsets.imported import NAME as IMPORTED_NAME
+from subsets.imported import RESERVED, import_ordering, line_count
 from subsets.lock import folder_lock
 from subsets.make_subset import SelectConfig, make_subset, make_subset_across_processes, runs_mapped
 from subsets.manifest import Manifest, read_manifest
@@ -56,10 +58,13 @@ class SweepConfig:
     source: str = "builtin:cifar10-demo"  # the corpus to select from
     encoder: str = DEFAULT_ENCODER  # embeds the corpus for selection
     encoder_resolution: int | None = None
-    methods: list[str] = field(default_factory=lambda: ["kcenter", "kmeans", "random"])  # `distill subset select --method`
+    methods: list[str] = field(default_factory=lambda: ["kcenter", "kmeans", "random"])  # ours, or a name of `imported`
     ks: list = field(default_factory=lambda: [100, 300, 1000])  # subset sizes; "full" is the whole corpus
     seeds: list[int] = field(default_factory=lambda: [0])  # each seed draws its own subset and trains its own student
     dedup: float | None = None  # drop near-duplicates above this cosine before selecting
+    # orderings made elsewhere, by name: a file of image keys per seed (`{seed}` in its path), as `distill subset
+    # import` reads, e.g. {mine: orders/mine-s{seed}.txt}; list the name in `methods` to train on it
+    imported: dict = field(default_factory=dict)
     # the k-means methods and dedup over the mapped shards, across the sweep's processes (`distill subset select
     # --mapped`), instead of faiss's in-memory versions in the main process
     mapped: bool = False
@@ -96,10 +101,6 @@ class SweepConfig:
 
     def check(self, origin: str = "sweep") -> SweepConfig:
         """Everything that can be refused is refused here, before any work starts."""
-        bad = [m for m in self.methods + (self.recipe_methods or []) if m not in METHODS]
-        if bad or not self.methods:
-            raise InputError(f"{origin}: unknown method(s) {', '.join(map(str, bad)) or '(none given)'} "
-                             f"(choose from {', '.join(METHODS)})")
         outside = sorted(set(self.recipe_methods or []) - set(self.methods))
         if outside:
             raise InputError(f"{origin}: recipe_methods {', '.join(outside)} not among the sweep's methods")
@@ -107,6 +108,11 @@ class SweepConfig:
             raise InputError(f"{origin}: ks must be a list of positive integers or \"full\", not {self.ks}")
         if not self.seeds or any(not isinstance(s, int) for s in self.seeds) or len(set(self.seeds)) < len(self.seeds):
             raise InputError(f"{origin}: seeds must be a list of distinct integers, not {self.seeds}")
+        self._check_imported(origin)
+        bad = [m for m in self.methods + (self.recipe_methods or []) if m not in METHODS and m not in self.imported]
+        if bad or not self.methods:
+            raise InputError(f"{origin}: unknown method(s) {', '.join(map(str, bad)) or '(none given)'} "
+                             f"(choose from {', '.join(METHODS)}, or name an ordering under imported)")
         if not isinstance(self.teacher_layers, list) or any(not isinstance(L, int) or isinstance(L, bool)
                                                             for L in self.teacher_layers):
             raise InputError(f"{origin}: teacher_layers must be a list of layer numbers, e.g. [17], not "
@@ -131,6 +137,23 @@ class SweepConfig:
             raise InputError(f"{origin}: k = {max(self.small_ks):,} is above the corpus size ({size:,} images in "
                              f"{self.source}); \"full\" trains on all of it")
         return self
+
+    def _check_imported(self, origin: str) -> None:
+        if not isinstance(self.imported, dict) or any(not isinstance(p, str) for p in self.imported.values()):
+            raise InputError(f"{origin}: imported must map names to key files, e.g. {{mine: orders/mine-s{{seed}}.txt}}")
+        for name, pattern in self.imported.items():
+            if not isinstance(name, str) or not IMPORTED_NAME.match(name) or name.lower() in RESERVED:
+                raise InputError(f"{origin}: imported ordering {name!r}: give it a name of its own (letters, digits, "
+                                 f"_ . -), not one of {', '.join(sorted(RESERVED))}")
+            if name not in self.methods:
+                continue
+            for seed in self.seeds:
+                path = Path(pattern.format(seed=seed))
+                if not path.is_file():
+                    raise InputError(f"{origin}: imported ordering {name} for seed {seed}: {path} is not a file")
+                if self.small_ks and line_count(path) < self.k_max:
+                    raise InputError(f"{origin}: imported ordering {name}: {path} lists {line_count(path):,} keys, "
+                                     f"fewer than the sweep's largest k ({self.k_max:,})")
 
     def _check_recipes(self, origin: str) -> None:
         if not isinstance(self.recipes, list) or any(not isinstance(r, dict) for r in self.recipes):
@@ -297,7 +320,7 @@ def select_subsets(config: SweepConfig, out: Path, acc, console: Console) -> dic
                  EmbedConfig(), acc)
     acc.wait_for_everyone()
     shards = EmbeddingShards(emb_dir)  # the vectors stay in their maps: each selection reads what it needs
-    manifests = {}
+    manifests = import_orderings(config, shards, out, acc, console)
     for name, select in selection_configs(config).items():
         sub = out / "subsets" / name
         if (sub / "manifest.json").exists():
@@ -318,10 +341,34 @@ def selection_configs(config: SweepConfig) -> dict[str, SelectConfig]:
     """The selection settings of every subset folder the sweep's runs read, by folder name."""
     wanted = {selection_name(m, s): SelectConfig(method=m, k_max=config.k_max, seed=s, dedup=config.dedup,
                                                  mapped=config.mapped, **_method_settings(config, m))
-              for m, s in selections_needed(config)}
+              for m, s in selections_needed(config) if m not in config.imported}
     if config.has_full:  # the whole corpus: its order does not matter, only that every image is in it
         wanted[FULL] = SelectConfig(method="random", k_max=None, seed=0, dedup=config.dedup, mapped=config.mapped)
     return wanted
+
+
+def import_orderings(config: SweepConfig, shards: EmbeddingShards, out: Path, acc, console: Console) -> dict:
+    """The subset folder of each imported ordering the runs read, made from its key file (the main process) or
+    reused when made from the same file's content."""
+    manifests = {}
+    for m, s in selections_needed(config):
+        if m not in config.imported:
+            continue
+        keys, sub = Path(config.imported[m].format(seed=s)), out / "subsets" / selection_name(m, s)
+        if (sub / "manifest.json").exists():
+            made = read_manifest(sub)
+            if made.meta["embeddings"]["hash"] != shards.meta["hash"] or made.meta["params"].get("sha256") != \
+                    file_sha256(keys) or made.meta["seed"] != s:
+                raise InputError(f"{sub}: made from other embeddings or another key file than {keys}; use another out "
+                                 "or delete it")
+            console.print(f"[bold]selection[/] {m} (seed {s}): reusing {sub}")
+        else:
+            console.print(f"[bold]selection[/] {m} (seed {s}) imported from {keys} into {sub}")
+            if acc.is_main_process:
+                import_ordering(shards.path, keys, sub, m, seed=s)
+            acc.wait_for_everyone()
+        manifests[selection_name(m, s)] = read_manifest(sub)
+    return manifests
 
 
 def _method_settings(config: SweepConfig, method: str) -> dict:

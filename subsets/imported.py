@@ -23,6 +23,16 @@ NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 RESERVED = {*METHODS, "full"}  # our methods' names, and the full corpus's row in a comparison
 
 
+def line_count(keys_file: Path) -> int:
+    """The keys an ordering lists (its lines, blank ones at the end not counted), without holding them."""
+    count = blank = 0
+    with open(keys_file) as f:
+        for line in f:
+            blank = blank + 1 if not line.strip() else 0
+            count += 1
+    return count - blank
+
+
 def read_ordering(keys_file: Path) -> list[str]:
     """The keys of an ordering, one a line, first pick first; a repeated key is refused (a subset holds an image
     once), blank lines at the end are ignored."""

@@ -737,6 +737,46 @@ def test_a_sweeps_resample_steps_reach_kmeans_resampled_alone_so_the_other_subse
         method="kmeans-resampled", k_max=20, seed=0))}, order=manifest.order), wanted["kmeans-resampled-s0"])
 
 
+def test_a_sweep_imports_an_ordering_made_elsewhere_per_seed_and_refuses_a_bad_one(tmp_path, image_folder):
+    from accelerate import Accelerator
+    from rich.console import Console
+
+    from distill.sweep import planned_runs, select_subsets
+    from subsets.errors import InputError
+    from subsets.sources import open_source
+
+    keys = [key for key, _ in open_source(image_folder).index()]
+    (tmp_path / "orders").mkdir()
+    for seed, picks in ((0, keys[::-1][:30]), (1, keys[5:35])):
+        (tmp_path / "orders" / f"mine-s{seed}.txt").write_text("".join(k + "\n" for k in picks))
+    pattern = str(tmp_path / "orders" / "mine-s{seed}.txt")
+    settings = dict(out=str(tmp_path / "sw"), source=str(image_folder), encoder_resolution=32, ks=[20],
+                    seeds=[0, 1], imported={"mine": pattern})
+    config = SweepConfig(methods=["random", "mine"], **settings).check()
+    assert {(m, s) for _, _, m, k, s in planned_runs(config)} == {(m, s) for m in ("random", "mine") for s in (0, 1)}
+    console, acc = Console(record=True, width=160), Accelerator(cpu=True)
+    manifests = select_subsets(config, tmp_path / "sw", acc, console)
+    assert manifests["mine-s0"].keys == keys[::-1][:30] and manifests["mine-s1"].keys == keys[5:35]
+    assert manifests["mine-s1"].method == "mine" and manifests["mine-s1"].meta["seed"] == 1
+    assert len(manifests["random-s0"].order) == 20
+    select_subsets(config, tmp_path / "sw", acc, console)
+    assert "mine (seed 0): reusing" in console.export_text()
+    (tmp_path / "orders" / "mine-s0.txt").write_text("".join(k + "\n" for k in keys[:30]))  # another ordering
+    with pytest.raises(InputError, match="another key file"):
+        select_subsets(config, tmp_path / "sw", acc, console)
+    # refused before any work: a missing file, too few keys for the largest k, a name of ours, an unknown method
+    (tmp_path / "orders" / "x0.txt").write_text("".join(k + "\n" for k in keys[:30]))  # x1.txt is missing
+    bad = {"for seed 1: .* is not a file": dict(settings, imported={"mine": str(tmp_path / "orders" / "x{seed}.txt")}),
+           "lists 30 keys, fewer than the sweep's largest k": dict(settings, ks=[40]),
+           "give it a name of its own": dict(settings, imported={"kcenter": pattern})}
+    for message, values in bad.items():
+        with pytest.raises(InputError, match=message):
+            SweepConfig(methods=["random", "mine" if "kcenter" not in values["imported"] else "kcenter"],
+                        **values).check()
+    with pytest.raises(InputError, match="or name an ordering under imported"):
+        SweepConfig(methods=["random", "theirs"], **settings).check()
+
+
 # the sweep ends cleanly, or is gone without a word; or a batch system's notice reaches every process of the job
 @pytest.mark.parametrize("how", ["SIGTERM", "SIGKILL", "SIGTERM to all"])
 def test_workers_training_side_by_side_checkpoint_and_end_when_their_sweep_is_killed(sweep, tmp_path, image_folder,

@@ -148,7 +148,7 @@ class SweepConfig:
             if name not in self.methods:
                 continue
             for seed in self.seeds:
-                path = Path(pattern.format(seed=seed))
+                path = imported_file(pattern, seed)
                 if not path.is_file():
                     raise InputError(f"{origin}: imported ordering {name} for seed {seed}: {path} is not a file")
                 if self.small_ks and line_count(path) < self.k_max:
@@ -347,6 +347,11 @@ def selection_configs(config: SweepConfig) -> dict[str, SelectConfig]:
     return wanted
 
 
+def imported_file(pattern: str, seed: int) -> Path:
+    """The key file of an imported ordering for one seed (other braces in the path, such as a shard range, stay)."""
+    return Path(pattern.replace("{seed}", str(seed)))
+
+
 def import_orderings(config: SweepConfig, shards: EmbeddingShards, out: Path, acc, console: Console) -> dict:
     """The subset folder of each imported ordering the runs read, made from its key file (the main process) or
     reused when made from the same file's content."""
@@ -354,7 +359,7 @@ def import_orderings(config: SweepConfig, shards: EmbeddingShards, out: Path, ac
     for m, s in selections_needed(config):
         if m not in config.imported:
             continue
-        keys, sub = Path(config.imported[m].format(seed=s)), out / "subsets" / selection_name(m, s)
+        keys, sub = imported_file(config.imported[m], s), out / "subsets" / selection_name(m, s)
         if (sub / "manifest.json").exists():
             made = read_manifest(sub)
             if made.meta["embeddings"]["hash"] != shards.meta["hash"] or made.meta["params"].get("sha256") != \

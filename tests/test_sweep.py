@@ -746,10 +746,10 @@ def test_a_sweep_imports_an_ordering_made_elsewhere_per_seed_and_refuses_a_bad_o
     from subsets.sources import open_source
 
     keys = [key for key, _ in open_source(image_folder).index()]
-    (tmp_path / "orders").mkdir()
+    (tmp_path / "orders{a,b}").mkdir()  # braces of its own in the path
     for seed, picks in ((0, keys[::-1][:30]), (1, keys[5:35])):
-        (tmp_path / "orders" / f"mine-s{seed}.txt").write_text("".join(k + "\n" for k in picks))
-    pattern = str(tmp_path / "orders" / "mine-s{seed}.txt")
+        (tmp_path / "orders{a,b}" / f"mine-s{seed}.txt").write_text("".join(k + "\n" for k in picks))
+    pattern = str(tmp_path / "orders{a,b}" / "mine-s{seed}.txt")
     settings = dict(out=str(tmp_path / "sw"), source=str(image_folder), encoder_resolution=32, ks=[20],
                     seeds=[0, 1], imported={"mine": pattern})
     config = SweepConfig(methods=["random", "mine"], **settings).check()
@@ -761,12 +761,12 @@ def test_a_sweep_imports_an_ordering_made_elsewhere_per_seed_and_refuses_a_bad_o
     assert len(manifests["random-s0"].order) == 20
     select_subsets(config, tmp_path / "sw", acc, console)
     assert "mine (seed 0): reusing" in console.export_text()
-    (tmp_path / "orders" / "mine-s0.txt").write_text("".join(k + "\n" for k in keys[:30]))  # another ordering
+    (tmp_path / "orders{a,b}" / "mine-s0.txt").write_text("".join(k + "\n" for k in keys[:30]))  # another ordering
     with pytest.raises(InputError, match="another key file"):
         select_subsets(config, tmp_path / "sw", acc, console)
     # refused before any work: a missing file, too few keys for the largest k, a name of ours, an unknown method
-    (tmp_path / "orders" / "x0.txt").write_text("".join(k + "\n" for k in keys[:30]))  # x1.txt is missing
-    bad = {"for seed 1: .* is not a file": dict(settings, imported={"mine": str(tmp_path / "orders" / "x{seed}.txt")}),
+    (tmp_path / "orders{a,b}" / "x0.txt").write_text("".join(k + "\n" for k in keys[:30]))  # x1.txt is missing
+    bad = {"for seed 1: .* is not a file": dict(settings, imported={"mine": str(tmp_path / "orders{a,b}" / "x{seed}.txt")}),
            "lists 30 keys, fewer than the sweep's largest k": dict(settings, ks=[40]),
            "give it a name of its own": dict(settings, imported={"kcenter": pattern})}
     for message, values in bad.items():

@@ -26,7 +26,7 @@ from subsets.embed import EmbedConfig, embed_corpus
 from subsets.errors import InputError
 from subsets.fileio import file_sha256, read_json
 from subsets.imported import NAME as IMPORTED_NAME
-from subsets.imported import RESERVED, import_ordering, line_count
+from subsets.imported import RESERVED, import_ordering, read_ordering
 from subsets.lock import folder_lock
 from subsets.make_subset import SelectConfig, make_subset, make_subset_across_processes, runs_mapped
 from subsets.manifest import Manifest, read_manifest
@@ -151,8 +151,9 @@ class SweepConfig:
                 path = imported_file(pattern, seed)
                 if not path.is_file():
                     raise InputError(f"{origin}: imported ordering {name} for seed {seed}: {path} is not a file")
-                if self.small_ks and line_count(path) < self.k_max:
-                    raise InputError(f"{origin}: imported ordering {name}: {path} lists {line_count(path):,} keys, "
+                listed = len(read_ordering(path))  # a blank or repeated key: one line here, before any work
+                if self.small_ks and listed < self.k_max:
+                    raise InputError(f"{origin}: imported ordering {name}: {path} lists {listed:,} keys, "
                                      f"fewer than the sweep's largest k ({self.k_max:,})")
 
     def _check_recipes(self, origin: str) -> None:

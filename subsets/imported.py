@@ -14,23 +14,13 @@ from .comm import Comm
 from .coverage import default_report_ks
 from .errors import InputError
 from .fileio import file_sha256
-from .make_subset import shard_coverage
+from .make_subset import embeddings_record, shard_coverage
 from .manifest import Manifest, read_manifest, write_manifest
 from .select import METHODS
 from .shards import EmbeddingShards
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 RESERVED = {*METHODS, "full"}  # our methods' names, and the full corpus's row in a comparison
-
-
-def line_count(keys_file: Path) -> int:
-    """The keys an ordering lists (its lines, blank ones at the end not counted), without holding them."""
-    count = blank = 0
-    with open(keys_file) as f:
-        for line in f:
-            blank = blank + 1 if not line.strip() else 0
-            count += 1
-    return count - blank
 
 
 def read_ordering(keys_file: Path) -> list[str]:
@@ -87,12 +77,9 @@ def import_ordering(embeddings: Path, keys_file: Path, out: Path, name: str, see
     order = rows_of_keys(shards, keys, keys_file)
     ks = sorted({k for k in (report_k or default_report_ks(len(order))) if k <= len(order)} | {len(order)})
     coverage = shard_coverage(shards, order, ks, Comm(alone=True))
-    emb = shards.meta
     meta = {
         "method": name, "params": {"imported": str(Path(keys_file).resolve()), "sha256": file_sha256(keys_file)},
-        "seed": seed, "clusters_used": None,
-        "embeddings": {"path": str(shards.path.resolve()), "hash": emb["hash"], "encoder": emb["encoder"],
-                       "corpus_hash": emb["corpus_hash"], "source": emb["source"]},
+        "seed": seed, "clusters_used": None, "embeddings": embeddings_record(shards.path, shards.meta),
         "corpus_size": shards.count, "dedup": None, "select_seconds": round(time.perf_counter() - start, 3),
         "coverage": coverage,
     }

@@ -198,13 +198,18 @@ def shard_coverage(shards: EmbeddingShards, order: np.ndarray, ks: list[int], co
     return coverage_blocks(blocks, starts, n, order, ks, labels, corpus_clusters(blocks, starts, n, comm), comm)
 
 
+def embeddings_record(emb_path: Path, emb_meta: dict) -> dict:
+    """What a subset's manifest says of the embeddings it was selected from (its meta.json's identity)."""
+    return {"path": str(Path(emb_path).resolve()), "hash": emb_meta["hash"], "encoder": emb_meta["encoder"],
+            "corpus_hash": emb_meta["corpus_hash"], "source": emb_meta["source"]}
+
+
 def subset_meta(asked: SelectConfig, config: SelectConfig, clusters: list[int] | None, emb_path: Path, emb_meta: dict,
                 n: int, kept: int, seconds: float, coverage: list[dict]) -> dict:
     """manifest.json's description of a selection (write_manifest adds the format, k_max and hashes)."""
     return {
         "method": config.method, "params": asdict(asked), "seed": config.seed, "clusters_used": clusters,
-        "embeddings": {"path": str(Path(emb_path).resolve()), "hash": emb_meta["hash"], "encoder": emb_meta["encoder"],
-                       "corpus_hash": emb_meta["corpus_hash"], "source": emb_meta["source"]},
+        "embeddings": embeddings_record(emb_path, emb_meta),
         "corpus_size": n, "dedup": None if config.dedup is None else
         {"threshold": config.dedup, "kept": int(kept), "removed": int(n - kept)},
         "select_seconds": round(seconds, 3), "coverage": coverage,

@@ -5,13 +5,14 @@ from __future__ import annotations
 import torch
 
 from .base import Teacher, TeacherInfo, state_dict_sha256
-from .hf import block_layers, block_maps, load_pretrained
+from .hf import block_layers, block_maps, load_pretrained, preprocessor_mean_std
 
 HUB_IDS = {
     "clip_vitb32": "openai/clip-vit-base-patch32",
     "clip_vitb16": "openai/clip-vit-base-patch16",
     "clip_vitl14": "openai/clip-vit-large-patch14",
 }
+MODEL_TYPES = ("clip", "clip_vision_model")  # a whole CLIP model, or its image tower saved alone
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
@@ -26,10 +27,11 @@ class ClipTeacher(Teacher):
         model = load_pretrained(CLIPVisionModelWithProjection, name, source)
         cfg = model.config
         res = resolution or cfg.image_size
+        mean, std = preprocessor_mean_std(source, CLIP_MEAN, CLIP_STD)
         super().__init__(TeacherInfo(
             name=name, source=source, sha256=state_dict_sha256(model), resolution=res,
             patch_size=cfg.patch_size, token_dim=cfg.hidden_size, embed_dim=cfg.projection_dim,
-            mean=CLIP_MEAN, std=CLIP_STD,
+            mean=mean, std=std,
             layers=block_layers(name, layers, cfg.num_hidden_layers, cfg.hidden_size, (res // cfg.patch_size) ** 2),
         ))
         self.model, self.layers = model, tuple(sorted(set(layers)))

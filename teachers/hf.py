@@ -35,10 +35,15 @@ def folder_model_type(folder: Path) -> str | None:
     return cfg.get("model_type")
 
 
-def load_pretrained(model_cls, name: str, source: str):
-    """`model_cls.from_pretrained(source)`; a missing model becomes one line saying where we looked."""
+def load_pretrained(model_cls, name: str, source: str, model_types: tuple[str, ...] | None = None):
+    """`model_cls.from_pretrained(source)`, refused in one line where the weights are missing (saying where we looked),
+    are not of `model_types`, or leave any of the model's parameters unloaded (random, so silently not the teacher)."""
+    from transformers.utils import logging as hf_logging
+
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()  # its load report lists a CLIP or SigLIP text tower we do not load, every time
     try:
-        return model_cls.from_pretrained(source)
+        model, info = model_cls.from_pretrained(source, output_loading_info=True)
     except (OSError, ValueError) as e:
         where = source if Path(source).is_dir() else f"the Hugging Face cache ({hub_cache_dir()})"
         how = ("HF_HUB_OFFLINE=1 is set, so the Hub was not asked; " if offline() else "")
@@ -46,6 +51,39 @@ def load_pretrained(model_cls, name: str, source: str):
             f"{name}: no weights for {source} in {where} ({type(e).__name__}); {how}download them with "
             f"`huggingface-cli download {source}` on a connected machine, or pass a local folder"
         ) from None
+    except RuntimeError as e:  # transformers' size mismatches and failed conversions
+        raise InputError(f"{name}: the weights in {source} do not fit its config.json ({str(e).splitlines()[0]})") from None
+    finally:
+        hf_logging.set_verbosity(verbosity)
+    if model_types is not None and model.config.model_type not in model_types:
+        raise InputError(f"{name}: {source} holds a {model.config.model_type!r} model, not one of {', '.join(model_types)}")
+    missing = sorted(info.get("missing_keys") or ())
+    if missing:
+        raise InputError(f"{name}: {source} lacks {len(missing)} of the model's weights ({missing[0]}, ...), which would "
+                         "be random: not the teacher it names")
+    return model.eval()
+
+
+def preprocessor_mean_std(source: str, mean: tuple, std: tuple) -> tuple[tuple, tuple]:
+    """The input normalisation a model's `preprocessor_config.json` states (DINOv3's satellite models use their own),
+    where it has one; else `mean` and `std`, the family's."""
+    from transformers.utils import cached_file
+
+    try:
+        path = cached_file(source, "preprocessor_config.json", _raise_exceptions_for_missing_entries=False,
+                           _raise_exceptions_for_connection_errors=False)
+    except OSError:
+        return mean, std
+    if not path:
+        return mean, std
+    try:
+        cfg = json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError):
+        raise InputError(f"{path}: not valid JSON") from None
+    found = cfg.get("image_mean"), cfg.get("image_std")
+    if all(isinstance(v, list) and len(v) == 3 and all(isinstance(c, (int, float)) for c in v) for v in found):
+        return tuple(map(float, found[0])), tuple(map(float, found[1]))
+    return mean, std
 
 
 def block_layers(name: str, layers: tuple[int, ...], blocks: int, dim: int, tokens: int) -> dict:
@@ -55,6 +93,7 @@ def block_layers(name: str, layers: tuple[int, ...], blocks: int, dim: int, toke
     return {layer_name(layer): {"dim": dim, "tokens": tokens} for layer in sorted(set(layers))}
 
 
-def block_maps(hidden_states: tuple, layers: tuple[int, ...]) -> dict:
-    """The patch tokens after each block L (transformers' `hidden_states[L]`; [0] is the embeddings), as float."""
-    return {layer_name(layer): hidden_states[layer][:, 1:].float() for layer in layers}
+def block_maps(hidden_states: tuple, layers: tuple[int, ...], prefix: int = 1) -> dict:
+    """The patch tokens after each block L (transformers' `hidden_states[L]`; [0] is the embeddings), as float;
+    `prefix`: the tokens before the patches (a class token, registers; none in SigLIP)."""
+    return {layer_name(layer): hidden_states[layer][:, prefix:].float() for layer in layers}

@@ -28,52 +28,62 @@ def _mobilenetv2(resolution: int | None = None, layers: tuple[int, ...] = ()) ->
 
 def available_teachers() -> list[str]:
     from .clip import HUB_IDS as CLIP
-    from .dinov2 import HUB_IDS as DINOV2
+    from .dino import HUB_IDS as DINO
+    from .siglip import HUB_IDS as SIGLIP
 
-    return sorted(_REGISTRY) + sorted(DINOV2) + sorted(CLIP) + ["timm:NAME", "a Hub id", "a local folder"]
+    return sorted(_REGISTRY) + sorted(DINO) + sorted(CLIP) + sorted(SIGLIP) + ["timm:NAME", "a Hub id", "a local folder"]
+
+
+def hub_id(name: str) -> str | None:
+    """The Hugging Face Hub id a registry name of a transformers teacher stands for (None for other names)."""
+    from . import clip, dino, siglip
+
+    return next((family.HUB_IDS[name] for family in (dino, clip, siglip) if name in family.HUB_IDS), None)
 
 
 def load_teacher(name: str, resolution: int | None = None, layers: tuple[int, ...] | list[int] = ()) -> Teacher:
     """A frozen teacher from a registry name, `timm:NAME`, a Hugging Face Hub id or a local folder.
 
-    Registry names of DINOv2 and CLIP resolve to their Hub ids, loaded from the Hugging Face cache
-    (or the Hub when online); a folder is recognised by its config.json. `layers`: intermediate maps it also
-    returns (`layerL_patch`): MobileNetV2's feature modules, DINOv2's and CLIP's blocks (not timm models).
+    Registry names of DINOv2, DINOv3, CLIP and SigLIP resolve to their Hub ids, loaded from the Hugging Face cache
+    (or the Hub when online); a folder or Hub id is recognised by its config.json. `layers`: intermediate maps it also
+    returns (`layerL_patch`): MobileNetV2's feature modules, the transformers ViTs' blocks (not timm models).
     """
     layers = tuple(layers)
     if name in _REGISTRY:
         return _REGISTRY[name](resolution=resolution, layers=layers)
-    from .clip import HUB_IDS as CLIP
-    from .clip import ClipTeacher
-    from .dinov2 import HUB_IDS as DINOV2
-    from .dinov2 import Dinov2Teacher
+    from . import clip, dino, siglip
     from .hf import folder_model_type
     from .timm_teacher import TimmTeacher
 
-    if name in DINOV2:
-        return Dinov2Teacher(name, DINOV2[name], resolution, layers)
-    if name in CLIP:
-        return ClipTeacher(name, CLIP[name], resolution, layers)
+    families = ((dino, dino.DinoTeacher), (clip, clip.ClipTeacher), (siglip, siglip.SiglipTeacher))
+    for family, teacher in families:
+        if name in family.HUB_IDS:
+            return teacher(name, hub_id(name), resolution, layers)
     if name.startswith("timm:"):
         _no_layers(name, layers)
         return TimmTeacher(name.removeprefix("timm:"), resolution=resolution)
     kind = folder_model_type(Path(name)) if Path(name).is_dir() else _hub_model_type(name)
-    if kind == "dinov2":
-        return Dinov2Teacher(name, name, resolution, layers)
-    if kind in ("clip", "clip_vision_model"):
-        return ClipTeacher(name, name, resolution, layers)
+    for family, teacher in families:
+        if kind in family.MODEL_TYPES:
+            return teacher(name, name, resolution, layers)
     if kind == "timm":
         _no_layers(name, layers)
         return TimmTeacher(name, resolution=resolution)
+    if kind == "siglip2":
+        raise InputError(f"{name}: a SigLIP 2 NaFlex model (variable input sides); give a fixed-resolution SigLIP 2 "
+                         "model instead (siglip2_vitb16: google/siglip2-base-patch16-224)")
+    if kind is not None:
+        raise InputError(f"{name}: config.json says model_type {kind!r}, not a teacher this tool loads (DINOv2, DINOv3, "
+                         "CLIP, SigLIP, or a timm model)")
     if Path(name).is_dir():
-        raise InputError(f"{name}: a folder, but not a DINOv2, CLIP or timm model (config.json model_type {kind!r})")
+        raise InputError(f"{name}: a folder without config.json, so not a model saved by transformers or timm")
     raise InputError(f"{name}: unknown teacher (available: {', '.join(available_teachers())})")
 
 
 def _no_layers(name: str, layers: tuple[int, ...]) -> None:
     if layers:
-        raise InputError(f"{name}: intermediate layers (--teacher-layers) are given by mobilenetv2_imagenet, DINOv2 "
-                         "and CLIP teachers, not by timm models")
+        raise InputError(f"{name}: intermediate layers (--teacher-layers) are given by mobilenetv2_imagenet, DINOv2, "
+                         "DINOv3, CLIP and SigLIP teachers, not by timm models")
 
 
 def _hub_model_type(repo_id: str) -> str | None:

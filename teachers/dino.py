@@ -1,0 +1,58 @@
+"""DINO teachers through transformers: DINOv2 (`facebook/dinov2-*`), DINOv2 with registers
+(`facebook/dinov2-with-registers-*`) and DINOv3 ViTs (`facebook/dinov3-*`). `cls`: the last layer's class token,
+post-norm; `patch`: its patch tokens, after the class token and any register tokens; with `layers`, the patch tokens
+after those blocks (`layerL_patch`)."""
+
+from __future__ import annotations
+
+import torch
+
+from .base import Teacher, TeacherInfo, state_dict_sha256
+from .hf import block_layers, block_maps, load_pretrained, preprocessor_mean_std
+
+HUB_IDS = {
+    "dinov2_vits14": "facebook/dinov2-small",
+    "dinov2_vitb14": "facebook/dinov2-base",
+    "dinov2_vitl14": "facebook/dinov2-large",
+    "dinov2_vitg14": "facebook/dinov2-giant",
+    "dinov2_vits14_reg": "facebook/dinov2-with-registers-small",
+    "dinov2_vitb14_reg": "facebook/dinov2-with-registers-base",
+    "dinov2_vitl14_reg": "facebook/dinov2-with-registers-large",
+    "dinov2_vitg14_reg": "facebook/dinov2-with-registers-giant",
+    # gated on the Hub: accept the DINOv3 licence there before downloading
+    "dinov3_vits16": "facebook/dinov3-vits16-pretrain-lvd1689m",
+    "dinov3_vits16plus": "facebook/dinov3-vits16plus-pretrain-lvd1689m",
+    "dinov3_vitb16": "facebook/dinov3-vitb16-pretrain-lvd1689m",
+    "dinov3_vitl16": "facebook/dinov3-vitl16-pretrain-lvd1689m",
+    "dinov3_vith16plus": "facebook/dinov3-vith16plus-pretrain-lvd1689m",
+    "dinov3_vit7b16": "facebook/dinov3-vit7b16-pretrain-lvd1689m",
+}
+MODEL_TYPES = ("dinov2", "dinov2_with_registers", "dinov3_vit")  # config.json model_type of the folders we load
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+class DinoTeacher(Teacher):
+    def __init__(self, name: str, source: str, resolution: int | None = None, layers: tuple[int, ...] = ()):
+        from transformers import AutoModel
+
+        model = load_pretrained(AutoModel, name, source, MODEL_TYPES)
+        cfg, res = model.config, resolution or 224
+        mean, std = preprocessor_mean_std(source, IMAGENET_MEAN, IMAGENET_STD)
+        super().__init__(TeacherInfo(
+            name=name, source=source, sha256=state_dict_sha256(model), resolution=res,
+            patch_size=cfg.patch_size, token_dim=cfg.hidden_size, embed_dim=None, mean=mean, std=std,
+            layers=block_layers(name, layers, cfg.num_hidden_layers, cfg.hidden_size, (res // cfg.patch_size) ** 2),
+        ))
+        # registers (DINOv2 with registers, DINOv3) sit between the class token and the patches
+        self.model, self.layers = model, tuple(sorted(set(layers)))
+        self.prefix = 1 + getattr(cfg, "num_register_tokens", 0)
+        self.freeze()
+
+    @torch.no_grad()
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        with self.autocast(x):
+            out = self.model(pixel_values=x, output_hidden_states=bool(self.layers))
+        hidden = out.last_hidden_state  # already layer-normed
+        maps = block_maps(out.hidden_states, self.layers, self.prefix) if self.layers else {}
+        return {"cls": hidden[:, 0].float(), "patch": hidden[:, self.prefix:].float()} | maps

@@ -203,19 +203,29 @@ def cmd_eval(a: argparse.Namespace) -> None:
 
 def evaluation_table(run: Path, result: dict):
     """One run's accuracies beside its untrained twin's (the floor) and each teacher's (the ceiling): a student's
-    figure means little without both."""
+    figure means little without both; and what each costs per image, which is what distilling buys."""
     from rich.table import Table
 
+    from .model_cost import amount
+
     st, floor = result["student"], result["untrained"]
+    costs = result.get("cost") or {}  # evaluations made before costs were recorded have none
+
+    def cost_cells(cost: dict | None) -> list[str]:
+        return [amount(cost["params"]), f"{amount(cost['macs'])} at {cost['img_size']} px"] if cost else ["-", "-"]
+
     table = Table(title=f"{run}: {len(st['correct']['knn_top1']):,} test images")
-    for col in ("model", "k-NN top-1", "linear probe top-1", "cosine to teacher"):
+    for col in ("model", "k-NN top-1", "linear probe top-1", "cosine to teacher", "parameters", "MACs / image"):
         table.add_column(col, justify="left" if col == "model" else "right")
     agree = ", ".join(f"{n} {v:.3f}" for n, v in st["agreement"].items() if v is not None) or "-"
-    table.add_row("student", f"{st['knn_top1']:.3f}", f"{st['probe_top1']:.3f}", agree)
-    table.add_row("untrained twin (the floor)", f"{floor['knn_top1']:.3f}", f"{floor['probe_top1']:.3f}", "-")
+    student_cost = cost_cells(costs.get("student"))
+    table.add_row("student", f"{st['knn_top1']:.3f}", f"{st['probe_top1']:.3f}", agree, *student_cost)
+    table.add_row("untrained twin (the floor)", f"{floor['knn_top1']:.3f}", f"{floor['probe_top1']:.3f}", "-",
+                  *student_cost)
     for name, t in result["teachers"].items():
         if t:
-            table.add_row(f"teacher {name} (the ceiling)", f"{t['knn_top1']:.3f}", f"{t['probe_top1']:.3f}", "1")
+            table.add_row(f"teacher {name} (the ceiling)", f"{t['knn_top1']:.3f}", f"{t['probe_top1']:.3f}", "1",
+                          *cost_cells(costs.get("teachers", {}).get(name)))
     return table
 
 

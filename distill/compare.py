@@ -45,6 +45,7 @@ from .compare_stats import (
 )
 from .compare_tables import lead_columns, markdown, paired_sections, rich_tables
 from .intervals import Bootstrap
+from .model_cost import cost_note
 
 
 def _csv(rows: list[dict], columns: list[str]) -> str:
@@ -90,6 +91,7 @@ def compare_runs(runs: list[Path], out: Path, console: Console | None = None, ba
     compared = {r["method"] for r in rows} - {baseline, FULL}  # with the baseline alone, no verdict was wanted
     notes += [why_not] if why_not and compared else []
     notes += [line] if (line := trained_by(runs)) else []
+    notes += [line] if (line := cost_note([read_json(Path(r) / "eval.json", "evaluation") for r in runs])) else []
     easy = headroom_note(references.get(FLOOR, {}), [v for k, v in references.items() if k.startswith("teacher: ")])
     notes += [easy] if easy else []
     out = Path(out)

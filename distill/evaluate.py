@@ -25,6 +25,7 @@ from teachers.base import to_normalized_tensor
 
 from .config import TrainConfig
 from .data import TeacherTargets
+from .model_cost import model_cost
 
 EVAL_FORMAT = "subset-distill/eval"
 
@@ -227,6 +228,19 @@ def _teacher(name: str, resolution: int, sha256: str):
     return teacher
 
 
+@functools.lru_cache(maxsize=4)
+def _teacher_cost(name: str, resolution: int, sha256: str) -> dict:
+    return model_cost(_teacher(name, resolution, sha256), resolution)
+
+
+def teacher_cost(info: dict) -> dict | None:
+    """The teacher's parameters and MACs per image, as it ran for the targets; None where it cannot be loaded here."""
+    try:
+        return _teacher_cost(info["name"], info["resolution"], info["sha256"])
+    except InputError:
+        return None  # evaluate_teacher says why
+
+
 _teacher_features_cache: dict = {}
 
 
@@ -310,6 +324,8 @@ def evaluate_run(run: Path, config: EvalConfig = EvalConfig(), device=None) -> d
         if config.teachers else {},
         "method": record["subset"]["method"], "k": record["subset"]["k"], "seed": record["config"]["seed"],
         "objective": record.get("objective", "distill"),
+        "cost": {"student": model_cost(model.student.timm_model, record["student"]["img_size"]),
+                 "teachers": {info["name"]: teacher_cost(info) for info in record["teachers"]} if config.teachers else {}},
     }
     result["seconds"] = round(time.perf_counter() - start, 2)
     result["environment"] = environment()

@@ -30,3 +30,20 @@ def test_knn_votes_are_weighted_by_similarity():
     query = torch.tensor([[1.0, 0.0]])
     assert knn_accuracy(train, labels, query, torch.tensor([0]), classes=2, k=3, temperature=0.07) == 1.0
     assert knn_accuracy(train, labels, query, torch.tensor([1]), classes=2, k=3, temperature=100.0) == 1.0
+
+
+def test_model_cost_counts_parameters_and_macs_as_published_and_by_hand():
+    from distill.model_cost import amount, cost_words, model_cost, times
+    from teachers import load_teacher
+
+    # torchvision's MobileNetV2 at 224 px: 300 M multiply-adds (its paper, Table 3); 2.22 M parameters without
+    # the 1,000-class classifier (3.50 M with it)
+    cost = model_cost(load_teacher("mobilenetv2_imagenet", resolution=224), 224)
+    assert 295e6 < cost["macs"] < 305e6 and 2.2e6 < cost["params"] < 2.25e6
+    assert cost_words(cost) == "2.22 M parameters, 299 M MACs per image at 224 px"
+    conv = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.Flatten(), torch.nn.Linear(8 * 30 * 30, 10))
+    by_hand = 8 * 3 * 9 * 30 * 30 + 8 * 30 * 30 * 10  # each output value: one MAC per weight it reads
+    assert model_cost(conv, 32) == {"params": sum(p.numel() for p in conv.parameters()), "macs": by_hand, "img_size": 32}
+    assert conv.training  # left as it was found
+    assert (amount(999), amount(1234), amount(56_789_000), amount(2.5e9)) == ("999", "1.23 k", "56.8 M", "2.50 G")
+    assert (times(0.8332), times(3.14), times(24.4), times(1234.5)) == ("0.83x", "3.1x", "24x", "1,234x")

@@ -12,6 +12,7 @@ from distill.compare import compare_runs
 from distill.config import TrainConfig
 from distill.evaluate import EvalConfig, evaluate_run, load_run
 from distill.export import export_run
+from distill.model_cost import amount
 from distill.sweep import SweepConfig, run_sweep
 from subsets.errors import InputError
 
@@ -53,6 +54,13 @@ def test_a_tiny_sweep_yields_an_eval_per_run_a_csv_with_exactly_those_rows_and_a
     assert "teacher: mobilenetv2_imagenet" in table and "| untrained student |" in table  # ceiling and floor rows
     assert "| steps |" not in table  # every run had the same budget: no column for it
     assert all(0 < float(r["untrained_knn_top1"]) < 1 for r in rows)
+    # what each costs per image: the student's figures are the exported timm model's; the teacher's are its own
+    cost = json.loads((paths["runs"][0] / "eval.json").read_text())["cost"]
+    exported = timm.create_model(f"local-dir:{paths['runs'][0] / 'student'}")
+    assert cost["student"]["params"] == sum(p.numel() for p in exported.parameters())
+    assert cost["student"]["img_size"] == 32 and cost["teachers"]["mobilenetv2_imagenet"]["img_size"] == 64
+    ratio = cost["teachers"]["mobilenetv2_imagenet"]["macs"] / cost["student"]["macs"]  # 0.83: a teacher at 64 px
+    assert f"({ratio:.2g}x the student's compute)" in table and "_Cost: student " in table  # costs less than 64 tokens
     # one cache per method and seed, made at the largest k and read by both k
     assert sorted(p.name for p in (out / "targets").iterdir()) == ["kcenter-s0", "random-s0"]
     assert json.loads((out / "targets" / "kcenter-s0" / "index.json").read_text())["k"] == 40
@@ -626,6 +634,8 @@ def test_eval_needs_a_test_source_except_for_the_demo_corpus_and_the_old_flag_st
     knn = {row[0]: row[1] for row in cells if row[1]}  # a label a narrow terminal wraps keeps its figures on line one
     assert knn["student"] == f"{result['student']['knn_top1']:.3f}" and "50 test images" in old.stdout
     assert next(v for label, v in knn.items() if label.startswith("untrained")) == f"{result['untrained']['knn_top1']:.3f}"
+    assert "parameters" in old.stdout and amount(result["cost"]["student"]["params"]) in old.stdout  # and what it costs
+    assert result["cost"]["teachers"] == {}  # --no-teacher: no teacher loaded
 
 
 def test_a_run_made_before_a_setting_existed_counts_as_finished_at_that_settings_default(sweep, tmp_path, image_folder):

@@ -280,6 +280,39 @@ def cmd_sweep(a: argparse.Namespace) -> None:
         acc.end_training()
 
 
+def cmd_teachers(a: argparse.Namespace) -> None:
+    from rich.table import Table
+
+    from subsets.console import output_console
+    from teachers import teacher_catalog
+    from teachers.hf import hub_cache_dir, offline
+
+    from .model_cost import amount
+
+    rows, others = teacher_catalog()
+    table = Table(title=f"teachers by name (--teacher, --encoder); Hugging Face cache: {hub_cache_dir()}")
+    for col in ("name", "weights", "here"):
+        table.add_column(col)
+    for r in rows:
+        here = "yes" + (f" ({amount(r['bytes'])}B)" if r["bytes"] else "") if r["here"] else "no"
+        table.add_row(r["name"], r["weights"], here)
+    console = output_console()
+    console.print(table)
+    if others:
+        more = Table(title="other models in the cache that load as teachers (--teacher HUB_ID)")
+        for col in ("Hub id", "kind", "size"):
+            more.add_column(col)
+        for r in others:
+            more.add_row(r["name"], r["model_type"], f"{amount(r['bytes'])}B")
+        console.print(more)
+    missing = sum(not r["here"] for r in rows)
+    fetch = "HF_HUB_OFFLINE=1 is set: only what is here loads" if offline() else \
+        "a name not here downloads from the Hub on first use"
+    console.print(f"{len(rows) - missing} of {len(rows)} named teachers are here; {fetch} (`huggingface-cli download "
+                  "HUB_ID` fetches one ahead). Also: timm:NAME (any timm model), a Hub id or a local folder of a "
+                  "DINOv2, DINOv3, CLIP, SigLIP or timm model.")
+
+
 def cmd_demo(a: argparse.Namespace) -> None:
     from .demo import DemoConfig, run_demo
 
@@ -466,6 +499,9 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--plan", action="store_true",
                    help="print the runs the sweep plans (budgets; done, under way, to train; time left) and exit")
     w.set_defaults(func=cmd_sweep)
+
+    te = sub.add_parser("teachers", help="the teachers this machine can load: names, Hub ids, which are in the HF cache")
+    te.set_defaults(func=cmd_teachers)
 
     d = sub.add_parser("demo", help="the embedded default, end to end, offline")
     d.add_argument("--out", type=Path, default=Path("demo-out"))

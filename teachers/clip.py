@@ -7,12 +7,6 @@ import torch
 from .base import Teacher, TeacherInfo, state_dict_sha256
 from .hf import block_layers, block_maps, load_pretrained, preprocessor_mean_std
 
-HUB_IDS = {
-    "clip_vitb32": "openai/clip-vit-base-patch32",
-    "clip_vitb16": "openai/clip-vit-base-patch16",
-    "clip_vitl14": "openai/clip-vit-large-patch14",
-}
-MODEL_TYPES = ("clip", "clip_vision_model")  # a whole CLIP model, or its image tower saved alone
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 

@@ -8,26 +8,9 @@ from __future__ import annotations
 import torch
 
 from .base import Teacher, TeacherInfo, state_dict_sha256
+from .catalog import DINO_MODEL_TYPES
 from .hf import block_layers, block_maps, load_pretrained, preprocessor_mean_std
 
-HUB_IDS = {
-    "dinov2_vits14": "facebook/dinov2-small",
-    "dinov2_vitb14": "facebook/dinov2-base",
-    "dinov2_vitl14": "facebook/dinov2-large",
-    "dinov2_vitg14": "facebook/dinov2-giant",
-    "dinov2_vits14_reg": "facebook/dinov2-with-registers-small",
-    "dinov2_vitb14_reg": "facebook/dinov2-with-registers-base",
-    "dinov2_vitl14_reg": "facebook/dinov2-with-registers-large",
-    "dinov2_vitg14_reg": "facebook/dinov2-with-registers-giant",
-    # gated on the Hub: accept the DINOv3 licence there before downloading
-    "dinov3_vits16": "facebook/dinov3-vits16-pretrain-lvd1689m",
-    "dinov3_vits16plus": "facebook/dinov3-vits16plus-pretrain-lvd1689m",
-    "dinov3_vitb16": "facebook/dinov3-vitb16-pretrain-lvd1689m",
-    "dinov3_vitl16": "facebook/dinov3-vitl16-pretrain-lvd1689m",
-    "dinov3_vith16plus": "facebook/dinov3-vith16plus-pretrain-lvd1689m",
-    "dinov3_vit7b16": "facebook/dinov3-vit7b16-pretrain-lvd1689m",
-}
-MODEL_TYPES = ("dinov2", "dinov2_with_registers", "dinov3_vit")  # config.json model_type of the folders we load
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -36,7 +19,7 @@ class DinoTeacher(Teacher):
     def __init__(self, name: str, source: str, resolution: int | None = None, layers: tuple[int, ...] = ()):
         from transformers import AutoModel
 
-        model = load_pretrained(AutoModel, name, source, MODEL_TYPES)
+        model = load_pretrained(AutoModel, name, source, DINO_MODEL_TYPES)
         cfg, res = model.config, resolution or 224
         mean, std = preprocessor_mean_std(source, IMAGENET_MEAN, IMAGENET_STD)
         super().__init__(TeacherInfo(

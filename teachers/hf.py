@@ -8,8 +8,6 @@ from pathlib import Path
 
 from subsets.errors import InputError
 
-from .base import check_layers, layer_name
-
 
 def hub_cache_dir() -> str:
     from huggingface_hub import constants
@@ -19,6 +17,32 @@ def hub_cache_dir() -> str:
 
 def offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes")
+
+
+def cached_models(cache_dir: str | None = None) -> dict[str, dict]:
+    """The models in the Hugging Face cache that hold weights, by Hub id: {"bytes": size on disk, "model_type": what
+    their config.json says (None without one)}. An empty or missing cache gives {}."""
+    from huggingface_hub import scan_cache_dir
+    from huggingface_hub.errors import CacheNotFound
+
+    try:
+        info = scan_cache_dir(cache_dir)
+    except CacheNotFound:
+        return {}
+    out = {}
+    for repo in info.repos:
+        if repo.repo_type != "model":
+            continue
+        for rev in repo.revisions:
+            names = {f.file_name for f in rev.files}
+            if any(n.endswith((".safetensors", ".bin")) for n in names):
+                try:
+                    kind = folder_model_type(rev.snapshot_path) if "config.json" in names else None
+                except InputError:
+                    kind = None  # a damaged config.json: loading it says so
+                out[repo.repo_id] = {"bytes": repo.size_on_disk, "model_type": kind}
+                break
+    return out
 
 
 def folder_model_type(folder: Path) -> str | None:
@@ -89,6 +113,8 @@ def preprocessor_mean_std(source: str, mean: tuple, std: tuple) -> tuple[tuple, 
 def block_layers(name: str, layers: tuple[int, ...], blocks: int, dim: int, tokens: int) -> dict:
     """`TeacherInfo.layers` of a ViT teacher's intermediate maps: the patch tokens after block L, L in 1..blocks-1
     (the last block's are `patch` already); another L is refused with one line."""
+    from .base import check_layers, layer_name  # here: listing cached models (teacher_catalog) needs no torch
+
     check_layers(name, layers, blocks - 1, ": the blocks before its last")
     return {layer_name(layer): {"dim": dim, "tokens": tokens} for layer in sorted(set(layers))}
 
@@ -96,4 +122,6 @@ def block_layers(name: str, layers: tuple[int, ...], blocks: int, dim: int, toke
 def block_maps(hidden_states: tuple, layers: tuple[int, ...], prefix: int = 1) -> dict:
     """The patch tokens after each block L (transformers' `hidden_states[L]`; [0] is the embeddings), as float;
     `prefix`: the tokens before the patches (a class token, registers; none in SigLIP)."""
+    from .base import layer_name
+
     return {layer_name(layer): hidden_states[layer][:, prefix:].float() for layer in layers}

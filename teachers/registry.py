@@ -4,12 +4,27 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from subsets.errors import InputError
 
-from .base import Teacher
+from .catalog import (
+    CLIP_HUB_IDS,
+    CLIP_MODEL_TYPES,
+    DINO_HUB_IDS,
+    DINO_MODEL_TYPES,
+    HUB_IDS,
+    LOADABLE_TYPES,
+    SIGLIP_HUB_IDS,
+    SIGLIP_MODEL_TYPES,
+    TIMM,
+)
+
+if TYPE_CHECKING:
+    from .base import Teacher
 
 _REGISTRY: dict[str, Callable[..., Teacher]] = {}
+FAMILIES = ((DINO_HUB_IDS, DINO_MODEL_TYPES), (CLIP_HUB_IDS, CLIP_MODEL_TYPES), (SIGLIP_HUB_IDS, SIGLIP_MODEL_TYPES))
 
 
 def register(name: str):
@@ -27,18 +42,26 @@ def _mobilenetv2(resolution: int | None = None, layers: tuple[int, ...] = ()) ->
 
 
 def available_teachers() -> list[str]:
-    from .clip import HUB_IDS as CLIP
-    from .dino import HUB_IDS as DINO
-    from .siglip import HUB_IDS as SIGLIP
-
-    return sorted(_REGISTRY) + sorted(DINO) + sorted(CLIP) + sorted(SIGLIP) + ["timm:NAME", "a Hub id", "a local folder"]
+    return sorted(_REGISTRY) + list(HUB_IDS) + ["timm:NAME", "a Hub id", "a local folder"]
 
 
 def hub_id(name: str) -> str | None:
     """The Hugging Face Hub id a registry name of a transformers teacher stands for (None for other names)."""
-    from . import clip, dino, siglip
+    return HUB_IDS.get(name)
 
-    return next((family.HUB_IDS[name] for family in (dino, clip, siglip) if name in family.HUB_IDS), None)
+
+def teacher_catalog(cache_dir: str | None = None) -> tuple[list[dict], list[dict]]:
+    """What `--teacher` and `--encoder` take on this machine: every registry name with its weights and whether they
+    are here (shipped, or in the Hugging Face cache); and the other cached models a Hub id loads as a teacher."""
+    from .hf import cached_models
+
+    cached = cached_models(cache_dir)
+    rows = [{"name": name, "weights": "shipped in the package", "here": True, "bytes": None} for name in sorted(_REGISTRY)]
+    rows += [{"name": name, "weights": repo, "here": repo in cached, "bytes": cached.get(repo, {}).get("bytes")}
+             for name, repo in HUB_IDS.items()]
+    others = [{"name": repo, "model_type": c["model_type"], "bytes": c["bytes"]} for repo, c in sorted(cached.items())
+              if repo not in HUB_IDS.values() and c["model_type"] in LOADABLE_TYPES]
+    return rows, others
 
 
 def load_teacher(name: str, resolution: int | None = None, layers: tuple[int, ...] | list[int] = ()) -> Teacher:
@@ -51,24 +74,33 @@ def load_teacher(name: str, resolution: int | None = None, layers: tuple[int, ..
     layers = tuple(layers)
     if name in _REGISTRY:
         return _REGISTRY[name](resolution=resolution, layers=layers)
-    from . import clip, dino, siglip
     from .hf import folder_model_type
     from .timm_teacher import TimmTeacher
 
-    families = ((dino, dino.DinoTeacher), (clip, clip.ClipTeacher), (siglip, siglip.SiglipTeacher))
-    for family, teacher in families:
-        if name in family.HUB_IDS:
-            return teacher(name, hub_id(name), resolution, layers)
     if name.startswith("timm:"):
         _no_layers(name, layers)
         return TimmTeacher(name.removeprefix("timm:"), resolution=resolution)
-    kind = folder_model_type(Path(name)) if Path(name).is_dir() else _hub_model_type(name)
-    for family, teacher in families:
-        if kind in family.MODEL_TYPES:
-            return teacher(name, name, resolution, layers)
-    if kind == "timm":
+    if name in HUB_IDS:
+        kind = next(t for ids, types in FAMILIES if name in ids for t in types)
+        source = HUB_IDS[name]
+    else:
+        kind = folder_model_type(Path(name)) if Path(name).is_dir() else _hub_model_type(name)
+        source = name
+    if kind in DINO_MODEL_TYPES:
+        from .dino import DinoTeacher
+
+        return DinoTeacher(name, source, resolution, layers)
+    if kind in CLIP_MODEL_TYPES:
+        from .clip import ClipTeacher
+
+        return ClipTeacher(name, source, resolution, layers)
+    if kind in SIGLIP_MODEL_TYPES:
+        from .siglip import SiglipTeacher
+
+        return SiglipTeacher(name, source, resolution, layers)
+    if kind == TIMM:  # a folder saved by timm, or a Hub id of one (timm reads those as hf-hub:ID)
         _no_layers(name, layers)
-        return TimmTeacher(name, resolution=resolution)
+        return TimmTeacher(name if Path(name).is_dir() else f"hf-hub:{name}", resolution=resolution)
     if kind == "siglip2":
         raise InputError(f"{name}: a SigLIP 2 NaFlex model (variable input sides); give a fixed-resolution SigLIP 2 "
                          "model instead (siglip2_vitb16: google/siglip2-base-patch16-224)")

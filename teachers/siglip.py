@@ -9,15 +9,6 @@ import torch
 from .base import Teacher, TeacherInfo, state_dict_sha256
 from .hf import block_layers, block_maps, load_pretrained, preprocessor_mean_std
 
-HUB_IDS = {
-    "siglip_vitb16": "google/siglip-base-patch16-224",
-    "siglip_vitl16": "google/siglip-large-patch16-256",
-    "siglip_so400m14": "google/siglip-so400m-patch14-384",
-    "siglip2_vitb16": "google/siglip2-base-patch16-224",
-    "siglip2_vitl16": "google/siglip2-large-patch16-256",
-    "siglip2_so400m14": "google/siglip2-so400m-patch14-384",
-}
-MODEL_TYPES = ("siglip", "siglip_vision_model")
 SIGLIP_MEAN = SIGLIP_STD = (0.5, 0.5, 0.5)
 
 

@@ -5,9 +5,11 @@ import json
 import shutil
 
 import pytest
+import timm
 import torch
 from PIL import Image
 from safetensors.torch import load_file, save_file
+from timm.models import save_for_hf
 from transformers import (
     CLIPVisionConfig,
     CLIPVisionModelWithProjection,
@@ -30,6 +32,7 @@ from subsets.manifest import read_manifest
 from subsets.sources import open_source
 from teachers import load_teacher
 from teachers.cache import CacheConfig, TargetCache, cache_targets
+from teachers.catalog import HUB_IDS
 from teachers.registry import hub_id
 from teachers.views import ViewPolicy, apply_view
 
@@ -219,9 +222,15 @@ def test_registry_names_load_from_the_hf_cache_offline(tmp_path, tiny_dinov2, ti
              "siglip2_vitb16": (tiny_siglip, 32)}
     for name, (tiny, _) in named.items():
         _as_hub_cache(tiny[1], cache, hub_id(name))
+    # a timm model under a Hub id of its own, as `timm.models.push_to_hf_hub` leaves one: loaded by that id
+    vit = timm.create_model("vit_tiny_patch16_224", img_size=32, patch_size=16, depth=1, num_classes=0)
+    save_for_hf(vit, str(tmp_path / "tiny-timm"), model_args={"img_size": 32, "patch_size": 16, "depth": 1})
+    _as_hub_cache(tmp_path / "tiny-timm", cache, "someone/tiny-timm-vit")
     embed = ["subset", "embed", "--source", image_folder, "--out"]
-    *found, missing = run_cli_in_new_process(  # the Hub cache is where HF_HUB_CACHE said when huggingface_hub loaded
+    listed, *found, missing = run_cli_in_new_process(  # the Hub cache is where HF_HUB_CACHE said at its import
+        ["teachers"],
         *[embed + [tmp_path / name, "--encoder", name, "--resolution", r] for name, (_, r) in named.items()],
+        embed + [tmp_path / "timm", "--encoder", "someone/tiny-timm-vit"],
         embed + [tmp_path / "large", "--encoder", "dinov2_vitl14"],
         env_extra={"HF_HUB_CACHE": str(cache)}, record=tmp_path / "record.json")
     for res in found:
@@ -229,6 +238,12 @@ def test_registry_names_load_from_the_hf_cache_offline(tmp_path, tiny_dinov2, ti
     line = error_line(missing)
     assert "dinov2_vitl14: no weights for facebook/dinov2-large" in line and str(cache) in line
     assert "HF_HUB_OFFLINE=1" in line and not (tmp_path / "large").exists()
+    # `distill teachers` says which names have their weights here, and what else in the cache loads as a teacher
+    rows = {cells[0]: cells[1:] for cells in ([c.strip() for c in line.split("│")[1:-1]]
+                                              for line in listed.stdout.splitlines() if "│" in line) if cells[0]}
+    assert listed.returncode == 0 and rows["mobilenetv2_imagenet"][-1] == "yes"
+    assert all(rows[name][-1].startswith("yes") for name in named) and rows["dinov2_vitl14"][-1] == "no"
+    assert rows["someone/tiny-timm-vit"][0] == "timm" and f"5 of {1 + len(HUB_IDS)} named teachers are here" in listed.stdout
 
 
 def test_a_folder_that_is_no_teacher_is_refused(tmp_path):

@@ -257,8 +257,7 @@ def cmd_export(a: argparse.Namespace) -> None:
 
 
 def cmd_sweep(a: argparse.Namespace) -> None:
-    from .sweep import SweepConfig, example_sweep_file, run_sweep
-    from .train import make_accelerator
+    from .sweep_config import SweepConfig, example_sweep_file  # the pipeline is imported only to run the sweep
 
     if a.example:
         print(example_sweep_file(), end="")
@@ -273,6 +272,9 @@ def cmd_sweep(a: argparse.Namespace) -> None:
 
         print_plan(config, plan_runs(config))
         return
+    from .sweep import run_sweep
+    from .train import make_accelerator
+
     acc = make_accelerator(config.train_config(Path(config.out), 1, config.seeds[0]))
     try:
         run_sweep(config, acc)

@@ -206,8 +206,7 @@ PER_RUN = {"seed", "k", "steps", "targets", "subset", "source"}
 def _refuse_mixed_settings(records: list[tuple[Path, dict]]) -> None:
     """The runs of one recipe are compared with each other as seeds and methods of one set of settings; runs of
     other settings (another lr, student, loss) among them would be averaged in silently, so they are refused."""
-    from .config import TrainConfig
-    from .train import OPERATIONAL
+    from .config import OPERATIONAL, TrainConfig
 
     first: dict[tuple, tuple[Path, dict]] = {}
     for run, rec in records:

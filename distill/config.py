@@ -22,6 +22,9 @@ DISTANCES = ("mse", "cosine", "smooth_l1")
 OBJECTIVES = ("distill", "mim-jepa", "local-global")
 SELF_SUPERVISED = ("mim-jepa", "local-global")
 RUN_FORMAT = "subset-distill/run"  # run.json
+# Settings that do not change what a run computes: a checkpoint made under other values still resumes.
+OPERATIONAL = {"out", "workers", "checkpoint_every", "keep_checkpoints", "log_every", "log_with", "attention",
+               "verify_targets"}
 
 
 @dataclass

@@ -10,8 +10,6 @@ import shutil
 from dataclasses import replace
 from pathlib import Path
 
-from safetensors.torch import save_file
-
 from subsets.errors import DiskFull, InputError
 from subsets.fileio import file_sha256, is_disk_full, read_json, write_json_atomic
 
@@ -182,6 +180,8 @@ def save_checkpoint(acc, run: Path, step: int, ident: dict, keep: int, ema=None)
         acc.wait_for_everyone()
         if acc.is_main_process:
             if ema is not None:  # kept apart from accelerate's state, so one Accelerator can serve run after run
+                from safetensors.torch import save_file
+
                 save_file({k: v.contiguous() for k, v in ema.state_dict().items()}, str(tmp / "ema.safetensors"))
             # each file's sha256, checked on resume: a damaged optimizer state would otherwise resume silently
             files = {str(f.relative_to(tmp)): file_sha256(f) for f in sorted(tmp.rglob("*")) if f.is_file()}

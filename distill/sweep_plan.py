@@ -16,7 +16,7 @@ from subsets.console import output_console
 from subsets.fileio import read_json
 
 from .run_dir import holds_run, last_logs, run_record, steps_checkpointed
-from .sweep import FULL, SweepConfig, evaluated_as, full_corpus_size, run_plan, settings_differing
+from .sweep_config import FULL, SweepConfig, evaluated_as, full_corpus_size, run_plan, settings_differing
 
 # "other settings": a finished run of other settings holds the run's folder; the sweep refuses to train over it
 STATUSES = ("done", "to evaluate", "under way", "to train", "other settings")

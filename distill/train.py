@@ -27,7 +27,7 @@ from teachers.cache import TargetCache, teacher_targets
 from teachers.stats import target_stats
 from teachers.views import ViewPolicy
 
-from .config import RUN_FORMAT, TrainConfig
+from .config import OPERATIONAL, RUN_FORMAT, TrainConfig
 from .data import (
     STUDENT_MEAN,
     STUDENT_STD,
@@ -54,10 +54,6 @@ from .run_dir import (
     write_start_record,
 )
 from .stop_signal import Stopped, outlast_stop_signals, stop_asked, stop_at_step_end
-
-# Settings that do not change what a run computes: a checkpoint made under other values still resumes.
-OPERATIONAL = {"out", "workers", "checkpoint_every", "keep_checkpoints", "log_every", "log_with", "attention",
-               "verify_targets"}
 
 
 class Diverged(InputError):

@@ -14,7 +14,6 @@ from .comm import Comm
 from .coverage import default_report_ks
 from .errors import InputError
 from .fileio import file_sha256
-from .make_subset import embeddings_record, shard_coverage
 from .manifest import Manifest, read_manifest, write_manifest
 from .select import METHODS
 from .shards import EmbeddingShards
@@ -71,6 +70,8 @@ def import_ordering(embeddings: Path, keys_file: Path, out: Path, name: str, see
     out = Path(out)
     if out.exists() and not overwrite:
         raise InputError(f"{out}: already exists (pass --overwrite to replace it)")
+    from .make_subset import embeddings_record, shard_coverage  # here: a sweep's check reads orderings without torch
+
     shards = EmbeddingShards(embeddings)  # bad or missing shards: one line, before the keys are read
     start = time.perf_counter()
     keys = read_ordering(keys_file)

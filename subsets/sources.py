@@ -22,7 +22,6 @@ from pathlib import Path
 
 import braceexpand
 import numpy as np
-import webdataset as wds
 from PIL import Image, UnidentifiedImageError
 
 from .errors import DiskFull, InputError
@@ -211,6 +210,8 @@ class WebDatasetSource(ImageSource):
         return spill_records(self._shard_records(url), wanted, url)
 
     def _shard_records(self, url: str) -> Iterator[RawRecord]:
+        import webdataset as wds  # here: it imports torch, which naming a corpus's size does not need
+
         # Every process reads whole shards itself and picks its images by key, so webdataset must not
         # split shards between processes or loader workers.
         samples = iter(wds.WebDataset(url, shardshuffle=False, empty_check=False, nodesplitter=None, workersplitter=None))

@@ -533,7 +533,7 @@ def test_comparing_an_eval_without_per_image_results_asks_for_re_evaluation(swee
 
 
 def test_the_example_sweep_file_and_the_shipped_study_load_and_plan_their_runs(tmp_path):
-    from distill.sweep import example_sweep_file, planned_runs
+    from distill.sweep_config import example_sweep_file, planned_runs
 
     (tmp_path / "example.yaml").write_text(example_sweep_file())
     example = SweepConfig.load(tmp_path / "example.yaml")

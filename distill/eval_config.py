@@ -1,0 +1,31 @@
+"""How runs are evaluated: one typed dataclass, apart from the evaluation itself so a sweep's settings are checked
+without loading torch."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    train_source: str = "builtin:cifar10-demo"  # labelled images: the k-NN memory and the probe's training set
+    test_source: str = "builtin:cifar10-demo-test"  # labelled held-out images: accuracy and agreement
+    train_samples: int | None = 2000  # a seeded sample of the train source (None: all of it)
+    test_samples: int | None = None  # likewise for the test source
+    seed: int = 0
+    knn_k: int = 20
+    temperature: float = 0.07  # of the k-NN vote weights exp(cos / T), as in DINO
+    probe_weight_decay: float = 1e-3
+    probe_iters: int = 100  # L-BFGS iterations of the logistic-regression probe
+    batch_size: int = 256
+    teachers: bool = True  # also evaluate each teacher: the reference row
+
+    def eval_set(self) -> dict:
+        """What must be equal for two evaluations to be comparable."""
+        keep = ("train_source", "test_source", "train_samples", "test_samples", "seed", "knn_k", "temperature",
+                "probe_weight_decay", "probe_iters")
+        from .evaluate import _labelled  # here: reading the sets' images needs torch, naming the settings does not
+
+        return {k: v for k, v in asdict(self).items() if k in keep} | {
+            "train_corpus": _labelled(self.train_source, self.train_samples, self.seed).corpus_hash,
+            "test_corpus": _labelled(self.test_source, self.test_samples, self.seed).corpus_hash}

@@ -991,3 +991,18 @@ def test_the_compared_runs_say_when_they_were_trained_on_machines_that_round_oth
     line = trained_by([*same, run("c", cpu="AMD EPYC", cpu_kernels="AVX512")])
     assert line.startswith("Trained by code: aaaaaaaaaa (4 runs). On more than one kind of machine (AMD EPYC, AVX2 "
                            "kernels: 2 runs; AMD EPYC: 1 run; AMD EPYC, AVX512 kernels: 1 run)")
+
+
+def test_commands_that_only_read_settings_or_names_do_not_load_torch():
+    """`distill sweep --example`, `distill train --example` and `distill teachers` answer in well under a second
+    (7.7 s for the first before 2026-12-03): none of them may import torch, which alone takes 2-3 s a process."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from distill.cli import main\n"
+            "for argv in (['sweep', '--example'], ['train', '--example'], ['teachers']):\n"
+            "    assert main(argv) == 0, argv\n"
+            "    assert 'torch' not in sys.modules, f'{argv} imported torch'\n")
+    ran = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert ran.returncode == 0, ran.stderr
+    assert "methods:" in ran.stdout and "teachers by name" in ran.stdout

@@ -174,6 +174,11 @@ DEMO_TEST = {"builtin:cifar10-demo": "builtin:cifar10-demo-test"}  # corpora who
 
 
 def cmd_eval(a: argparse.Namespace) -> None:
+    if a.teacher:
+        return cmd_eval_teachers(a)
+    if a.resolution is not None or a.out is not None:
+        raise InputError("distill eval: --resolution and --out are for --teacher; a run is evaluated as it was "
+                         "trained, into RUN/eval.json")
     from .evaluate import EvalConfig, check_complete, evaluate_run, run_corpus
 
     check_complete(a.run)
@@ -199,6 +204,32 @@ def cmd_eval(a: argparse.Namespace) -> None:
     if easy := headroom_note(result["untrained"], list(result["teachers"].values())):
         console.print(f"[bold yellow]{easy}[/]")
     console.print(f"wrote {a.run / 'eval.json'}")
+
+
+def cmd_eval_teachers(a: argparse.Namespace) -> None:
+    from subsets.console import output_console
+
+    from .eval_config import EvalConfig
+    from .teacher_eval import evaluate_teachers, teachers_table
+
+    test_source = a.test_source or a.source
+    train_source = a.train_source or {v: k for k, v in DEMO_TEST.items()}.get(test_source)
+    if test_source is None or train_source is None:
+        raise InputError("distill eval --teacher: give --test-source (labelled held-out images) and --train-source "
+                         "(labelled images for the k-NN memory and the probe)")
+    if a.no_teacher:
+        raise InputError("distill eval: --no-teacher skips a run's teacher row; with --teacher there is nothing else")
+    config = EvalConfig(train_source=train_source, test_source=test_source, train_samples=a.train_samples or None,
+                        test_samples=a.test_samples or None, knn_k=a.knn_k)
+    names = list(dict.fromkeys(a.teacher))  # a name given twice is evaluated once
+    result = evaluate_teachers(names, config, a.resolution, out=a.out)
+    table, notes = teachers_table(result)
+    console = output_console()
+    console.print(table)
+    for note in notes:
+        console.print(f"[dim]{note}[/]")
+    if a.out:
+        console.print(f"wrote {a.out}")
 
 
 def evaluation_table(run: Path, result: dict):
@@ -453,8 +484,15 @@ def build_parser() -> argparse.ArgumentParser:
     add_config_flags(t)
     t.set_defaults(func=cmd_train)
 
-    v = sub.add_parser("eval", help="k-NN and linear probe on frozen features, agreement with the teacher")
-    v.add_argument("--run", required=True, type=Path, help="a complete training run")
+    v = sub.add_parser("eval", help="k-NN and linear probe on frozen features, agreement with the teacher; or "
+                                    "teachers alone (--teacher), to choose one before distilling")
+    what = v.add_mutually_exclusive_group(required=True)
+    what.add_argument("--run", type=Path, help="a complete training run")
+    what.add_argument("--teacher", action="append", metavar="NAME",
+                      help="a teacher alone (repeat for several: side by side, each against the best); needs "
+                           "--train-source and --test-source")
+    v.add_argument("--resolution", type=int, default=None, help="--teacher: input side (default: each teacher's own)")
+    v.add_argument("--out", type=Path, default=None, help="--teacher: also write the results to this JSON file")
     v.add_argument("--test-source", default=None, help="labelled held-out images: the test set (default only for runs "
                                                          "on the demo corpus: its test split)")
     v.add_argument("--source", default=None, help=argparse.SUPPRESS)  # deprecated spelling of --test-source

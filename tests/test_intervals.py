@@ -285,3 +285,30 @@ def test_an_evaluation_set_where_the_untrained_student_reaches_the_ceiling_is_ca
     # without a teacher's row the ceiling is a perfect score; the best of several teachers counts
     assert "1.000" in headroom_note({"knn_top1": 0.96, "probe_top1": 0.5}, [])
     assert headroom_note({"knn_top1": 0.60, "probe_top1": 0.5}, [{"knn_top1": 0.62}, {"knn_top1": 0.80}]) is None
+
+
+def test_teachers_side_by_side_name_the_best_and_claim_a_lead_only_where_it_holds_with_the_others():
+    from distill.teacher_eval import against_the_best, teachers_table
+
+    rng = np.random.default_rng(0)
+    n = 2000
+
+    def correct(p):  # per-image results at accuracy about p, as eval.json keeps them
+        return "".join("1" if c else "0" for c in rng.random(n) < p)
+
+    strong = rng.random(n) < 0.70
+    close = strong.copy()  # 100 images lost and 90 won against the strong one: 0.005 behind, far too close to call
+    right, wrong = np.flatnonzero(strong), np.flatnonzero(~strong)
+    close[right[:100]], close[wrong[:90]] = False, True
+    teachers = {"strong": "".join("1" if c else "0" for c in strong), "close": "".join("1" if c else "0" for c in close),
+                "weak": correct(0.40)}
+    result = {"eval_set": {"test_source": "t", "train_source": "m"},
+              "teachers": {name: {"knn_top1": c.count("1") / n, "probe_top1": c.count("1") / n,
+                                  "correct": {"knn_top1": c, "probe_top1": c},
+                                  "cost": {"params": 1, "macs": 1, "img_size": 32}} for name, c in teachers.items()}}
+    best, diffs, level = against_the_best(result)
+    assert best == "strong" and set(diffs) == {"close", "weak"} and 0.95 < level < 0.99
+    assert diffs["weak"].high < 0 and diffs["close"].low < 0 < diffs["close"].high
+    assert diffs["close"].value == pytest.approx(-10 / n)
+    _, notes = teachers_table(result)
+    assert notes and "hold together at 95%" in notes[0]

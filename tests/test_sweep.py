@@ -1006,3 +1006,33 @@ def test_commands_that_only_read_settings_or_names_do_not_load_torch():
     ran = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert ran.returncode == 0, ran.stderr
     assert "methods:" in ran.stdout and "teachers by name" in ran.stdout
+
+
+def test_a_teacher_evaluated_alone_scores_as_the_ceiling_row_of_runs_on_the_same_set(sweep, tmp_path, image_folder):
+    from distill.eval_config import EvalConfig as Config
+    from distill.teacher_eval import evaluate_teachers
+
+    run = sweep[1]["runs"][0]
+    ev = json.loads((run / "eval.json").read_text())
+    alone = evaluate_teachers(["mobilenetv2_imagenet"], Config(**EVAL), resolution=64, out=tmp_path / "teachers.json")
+    assert alone["eval_set"] == ev["eval_set"]
+    assert alone["teachers"]["mobilenetv2_imagenet"]["correct"] == ev["teachers"]["mobilenetv2_imagenet"]["correct"]
+    assert alone["teachers"]["mobilenetv2_imagenet"]["cost"] == ev["cost"]["teachers"]["mobilenetv2_imagenet"]
+    assert json.loads((tmp_path / "teachers.json").read_text())["teachers"].keys() == {"mobilenetv2_imagenet"}
+    # from the command line, beside a random network: the real teacher leads, its lead's interval excludes zero
+    vit = timm.create_model("vit_tiny_patch16_224", img_size=32, patch_size=8, depth=1, num_classes=0)
+    timm.models.save_for_hf(vit, str(tmp_path / "random-vit"), model_args={"img_size": 32, "patch_size": 8, "depth": 1})
+    sources = ["--test-source", EVAL["test_source"], "--train-source", EVAL["train_source"],
+               "--test-samples", str(EVAL["test_samples"]), "--train-samples", str(EVAL["train_samples"])]
+    res = run_cli("eval", "--teacher", "mobilenetv2_imagenet", "--teacher", tmp_path / "random-vit", *sources,
+                  "--out", tmp_path / "two.json")
+    assert res.returncode == 0, res.stderr
+    two = json.loads((tmp_path / "two.json").read_text())
+    rows = {cells[0]: cells for cells in ([c.strip() for c in line.split("│")[1:-1]]
+                                          for line in res.stdout.splitlines() if "│" in line) if cells[0]}
+    knn = two["teachers"]["mobilenetv2_imagenet"]["knn_top1"]
+    assert rows["mobilenetv2_imagenet"][1].startswith(f"{knn:.3f} [") and rows["mobilenetv2_imagenet"][-1] == "the best"
+    assert knn > two["teachers"][str(tmp_path / "random-vit")]["knn_top1"]
+    # bad input: no train source for a test set of unknown origin
+    res = run_cli("eval", "--teacher", "mobilenetv2_imagenet", "--test-source", image_folder)
+    assert res.returncode == 2 and "give --test-source (labelled held-out images) and --train-source" in error_line(res)

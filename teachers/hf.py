@@ -69,6 +69,9 @@ def load_pretrained(model_cls, name: str, source: str, model_types: tuple[str, .
     try:
         model, info = model_cls.from_pretrained(source, output_loading_info=True)
     except (OSError, ValueError) as e:
+        if "gated" in str(e).lower():  # DINOv3's weights: a licence to accept on the Hub, then a token
+            raise InputError(f"{name}: {source} is gated on the Hub: accept its licence on its Hub page, log in "
+                             "(`hf auth login` or HF_TOKEN) and run again") from None
         where = source if Path(source).is_dir() else f"the Hugging Face cache ({hub_cache_dir()})"
         how = ("HF_HUB_OFFLINE=1 is set, so the Hub was not asked; " if offline() else "")
         raise InputError(

@@ -269,3 +269,17 @@ def test_a_dinov3_cache_holds_the_teachers_patch_tokens_and_a_student_trains_on_
     run = train(TrainConfig(out=str(tmp_path / "run"), targets=[str(out)], img_size=32, patch_size=16,
                             student_kwargs={"depth": 1}, batch_size=8, steps=3, workers=0, log_every=1))
     assert json.loads((run / "run.json").read_text())["teachers"][0]["name"] == str(tiny_dinov3[1])
+
+
+def test_a_gated_model_says_to_accept_its_licence_and_log_in():
+    from teachers.hf import load_pretrained
+
+    class Gated:  # what transformers raises for DINOv3 without an accepted licence and a token
+        @staticmethod
+        def from_pretrained(source, **kw):
+            raise OSError(f"{source} is a gated repository. Make sure to request access at https://huggingface.co/"
+                          f"{source} and pass a token having permission to this repo")
+
+    with pytest.raises(InputError, match=r"dinov3_vitb16: facebook/dinov3-vitb16-pretrain-lvd1689m is gated on the "
+                                         r"Hub: accept its licence .* log in \(`hf auth login` or HF_TOKEN\)"):
+        load_pretrained(Gated, "dinov3_vitb16", hub_id("dinov3_vitb16"))

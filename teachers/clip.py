@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from .base import Teacher, TeacherInfo, state_dict_sha256
-from .hf import block_layers, block_maps, load_pretrained, preprocessor_mean_std
+from .base import Teacher
+from .hf import block_maps, load_pretrained, preprocessor_mean_std, vit_info
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
@@ -19,15 +19,9 @@ class ClipTeacher(Teacher):
         from transformers import CLIPVisionModelWithProjection
 
         model = load_pretrained(CLIPVisionModelWithProjection, name, source)
-        cfg = model.config
-        res = resolution or cfg.image_size
-        mean, std = preprocessor_mean_std(source, CLIP_MEAN, CLIP_STD)
-        super().__init__(TeacherInfo(
-            name=name, source=source, sha256=state_dict_sha256(model), resolution=res,
-            patch_size=cfg.patch_size, token_dim=cfg.hidden_size, embed_dim=cfg.projection_dim,
-            mean=mean, std=std,
-            layers=block_layers(name, layers, cfg.num_hidden_layers, cfg.hidden_size, (res // cfg.patch_size) ** 2),
-        ))
+        res = resolution or model.config.image_size
+        super().__init__(vit_info(name, source, model, res, preprocessor_mean_std(source, CLIP_MEAN, CLIP_STD), layers,
+                                  embed_dim=model.config.projection_dim))
         self.model, self.layers = model, tuple(sorted(set(layers)))
         self.freeze()
 

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import torch
 
-from .base import Teacher, TeacherInfo, state_dict_sha256
+from .base import Teacher
 from .catalog import DINO_MODEL_TYPES
-from .hf import block_layers, block_maps, load_pretrained, preprocessor_mean_std
+from .hf import block_maps, load_pretrained, preprocessor_mean_std, vit_info
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -20,16 +20,12 @@ class DinoTeacher(Teacher):
         from transformers import AutoModel
 
         model = load_pretrained(AutoModel, name, source, DINO_MODEL_TYPES)
-        cfg, res = model.config, resolution or 224
-        mean, std = preprocessor_mean_std(source, IMAGENET_MEAN, IMAGENET_STD)
-        super().__init__(TeacherInfo(
-            name=name, source=source, sha256=state_dict_sha256(model), resolution=res,
-            patch_size=cfg.patch_size, token_dim=cfg.hidden_size, embed_dim=None, mean=mean, std=std,
-            layers=block_layers(name, layers, cfg.num_hidden_layers, cfg.hidden_size, (res // cfg.patch_size) ** 2),
-        ))
+        res = resolution or 224
+        super().__init__(vit_info(name, source, model, res, preprocessor_mean_std(source, IMAGENET_MEAN, IMAGENET_STD),
+                                  layers))
         # registers (DINOv2 with registers, DINOv3) sit between the class token and the patches
         self.model, self.layers = model, tuple(sorted(set(layers)))
-        self.prefix = 1 + getattr(cfg, "num_register_tokens", 0)
+        self.prefix = 1 + getattr(model.config, "num_register_tokens", 0)
         self.freeze()
 
     @torch.no_grad()

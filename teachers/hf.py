@@ -113,6 +113,18 @@ def preprocessor_mean_std(source: str, mean: tuple, std: tuple) -> tuple[tuple, 
     return mean, std
 
 
+def vit_info(name: str, source: str, model, resolution: int, mean_std: tuple[tuple, tuple], layers: tuple[int, ...],
+             embed_dim: int | None = None):
+    """The TeacherInfo of a transformers ViT image tower at `resolution`, with the intermediate maps `layers` asks."""
+    from .base import TeacherInfo, state_dict_sha256
+
+    cfg = model.config
+    return TeacherInfo(
+        name=name, source=source, sha256=state_dict_sha256(model), resolution=resolution, patch_size=cfg.patch_size,
+        token_dim=cfg.hidden_size, embed_dim=embed_dim, mean=mean_std[0], std=mean_std[1],
+        layers=block_layers(name, layers, cfg.num_hidden_layers, cfg.hidden_size, (resolution // cfg.patch_size) ** 2))
+
+
 def block_layers(name: str, layers: tuple[int, ...], blocks: int, dim: int, tokens: int) -> dict:
     """`TeacherInfo.layers` of a ViT teacher's intermediate maps: the patch tokens after block L, L in 1..blocks-1
     (the last block's are `patch` already); another L is refused with one line."""

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import torch
 
-from .base import Teacher, TeacherInfo, state_dict_sha256
-from .hf import block_layers, block_maps, load_pretrained, preprocessor_mean_std
+from .base import Teacher
+from .hf import block_maps, load_pretrained, preprocessor_mean_std, vit_info
 
 SIGLIP_MEAN = SIGLIP_STD = (0.5, 0.5, 0.5)
 
@@ -17,16 +17,10 @@ class SiglipTeacher(Teacher):
         from transformers import SiglipVisionModel
 
         model = load_pretrained(SiglipVisionModel, name, source)
-        cfg = model.config
-        res = resolution or cfg.image_size
-        mean, std = preprocessor_mean_std(source, SIGLIP_MEAN, SIGLIP_STD)
-        super().__init__(TeacherInfo(
-            name=name, source=source, sha256=state_dict_sha256(model), resolution=res,
-            patch_size=cfg.patch_size, token_dim=cfg.hidden_size, embed_dim=None, mean=mean, std=std,
-            layers=block_layers(name, layers, cfg.num_hidden_layers, cfg.hidden_size, (res // cfg.patch_size) ** 2),
-        ))
+        res = resolution or model.config.image_size
+        super().__init__(vit_info(name, source, model, res, preprocessor_mean_std(source, SIGLIP_MEAN, SIGLIP_STD), layers))
         self.model, self.layers = model, tuple(sorted(set(layers)))
-        self.interpolate = res != cfg.image_size  # learnt positions, resized for another input side
+        self.interpolate = res != model.config.image_size  # learnt positions, resized for another input side
         self.freeze()
 
     @torch.no_grad()

@@ -223,9 +223,10 @@ def cmd_eval_teachers(a: argparse.Namespace) -> None:
                         test_samples=a.test_samples or None, knn_k=a.knn_k)
     names = list(dict.fromkeys(a.teacher))  # a name given twice is evaluated once
     result = evaluate_teachers(names, config, a.resolution, out=a.out)
-    table, notes = teachers_table(result)
+    tables, notes = teachers_table(result)
     console = output_console()
-    console.print(table)
+    for table in tables:
+        console.print(table)
     for note in notes:
         console.print(f"[dim]{note}[/]")
     if a.out:

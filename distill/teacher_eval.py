@@ -66,32 +66,36 @@ def against_the_best(result: dict, metric: str = "knn_top1") -> tuple[str, dict[
 
 
 def teachers_table(result: dict):
-    """The teachers side by side: accuracies with their 95% intervals, cost, and the k-NN difference from the best."""
+    """The teachers side by side, the best by k-NN first: accuracies with their 95% intervals and cost; then, with
+    several, each one's k-NN difference from the best. Returns the tables and the notes to print under them."""
     from rich.table import Table
 
     teachers = result["teachers"]
     n_test = len(next(iter(teachers.values()))["correct"]["knn_top1"])
     boot = Bootstrap(n_test)
-    best, diffs, level = against_the_best(result)
     es = result["eval_set"]
+    ranked = sorted(teachers, key=lambda n: -teachers[n]["knn_top1"])
     table = Table(title=f"teachers on {es['test_source']} ({n_test:,} test images; k-NN memory and probe: "
                         f"{es['train_source']})")
-    for col in ("teacher", "k-NN top-1 [95%]", "linear probe top-1 [95%]", "parameters", "MACs / image",
-                "k-NN against the best"):
-        table.add_column(col, justify="left" if col == "teacher" else "right")
-    for name, t in sorted(teachers.items(), key=lambda kv: -kv[1]["knn_top1"]):
-        cells = []
+    table.add_column("teacher", overflow="fold")  # a long folder name breaks anywhere rather than losing its end
+    for col in ("k-NN top-1 [95%]", "linear probe top-1 [95%]", "parameters", "MACs / image"):
+        table.add_column(col, justify="right")
+    for name in ranked:
+        t, cells = teachers[name], []
         for metric in ("knn_top1", "probe_top1"):
             e = boot.mean(np.frombuffer(t["correct"][metric].encode(), dtype=np.uint8) - ord("0"))
             cells.append(f"{e.value:.3f} [{e.low:.3f}, {e.high:.3f}]")
         cost = t["cost"]
-        if name == best:
-            versus = "the best"
-        else:
-            d = diffs[name]
-            versus = f"{d.value:+.3f} [{d.low:+.3f}, {d.high:+.3f}] {verdict_of(d)}"
-        table.add_row(name, *cells, amount(cost["params"]), f"{amount(cost['macs'])} at {cost['img_size']} px", versus)
-    notes = []
-    if len(teachers) > 2:
-        notes.append(f"The differences from the best hold together at 95% (each interval at {level:.1%}).")
-    return table, notes
+        table.add_row(name, *cells, amount(cost["params"]), f"{amount(cost['macs'])} at {cost['img_size']} px")
+    if len(teachers) < 2:
+        return [table], []
+    best, diffs, level = against_the_best(result)
+    versus = Table(title=f"k-NN against the best, {best}, paired by test image")
+    versus.add_column("teacher", overflow="fold")
+    versus.add_column("difference [95%]", justify="right")
+    versus.add_column("verdict")
+    for name in ranked[1:]:
+        d = diffs[name]
+        versus.add_row(name, f"{d.value:+.3f} [{d.low:+.3f}, {d.high:+.3f}]", verdict_of(d))
+    notes = [f"The differences hold together at 95% (each interval at {level:.1%})."] if len(diffs) > 1 else []
+    return [table, versus], notes

@@ -310,5 +310,6 @@ def test_teachers_side_by_side_name_the_best_and_claim_a_lead_only_where_it_hold
     assert best == "strong" and set(diffs) == {"close", "weak"} and 0.95 < level < 0.99
     assert diffs["weak"].high < 0 and diffs["close"].low < 0 < diffs["close"].high
     assert diffs["close"].value == pytest.approx(-10 / n)
-    _, notes = teachers_table(result)
+    tables, notes = teachers_table(result)
     assert notes and "hold together at 95%" in notes[0]
+    assert len(tables) == 2 and tables[1].row_count == 2  # the others against the best

@@ -238,14 +238,10 @@ def evaluation_table(run: Path, result: dict):
     figure means little without both; and what each costs per image, which is what distilling buys."""
     from rich.table import Table
 
-    from .model_cost import amount
+    from .model_cost import cost_cells
 
     st, floor = result["student"], result["untrained"]
     costs = result.get("cost") or {}  # evaluations made before costs were recorded have none
-
-    def cost_cells(cost: dict | None) -> list[str]:
-        return [amount(cost["params"]), f"{amount(cost['macs'])} at {cost['img_size']} px"] if cost else ["-", "-"]
-
     table = Table(title=f"{run}: {len(st['correct']['knn_top1']):,} test images")
     for col in ("model", "k-NN top-1", "linear probe top-1", "cosine to teacher", "parameters", "MACs / image"):
         table.add_column(col, justify="left" if col == "model" else "right")

@@ -83,8 +83,8 @@ def load_rows(runs: list[Path], classes: list[int | str] | None = None) -> tuple
                      "agreement": statistics.fmean(agreements) if agreements else None,
                      "untrained_knn_top1": ev.get("untrained", {}).get("knn_top1"),
                      "untrained_probe_top1": ev.get("untrained", {}).get("probe_top1"),
-                     "correct": _per_image(ev["student"]),
-                     "untrained_correct": _per_image(ev["untrained"]) if "correct" in ev.get("untrained", {}) else None})
+                     "correct": per_image(ev["student"]),
+                     "untrained_correct": per_image(ev["untrained"]) if "correct" in ev.get("untrained", {}) else None})
         for name, scores in ev.get("teachers", {}).items():
             if scores:
                 references.setdefault(f"teacher: {name}", scores)
@@ -97,7 +97,8 @@ def load_rows(runs: list[Path], classes: list[int | str] | None = None) -> tuple
     return rows, floor_rows(rows) | references
 
 
-def _per_image(scores: dict) -> dict[str, np.ndarray]:
+def per_image(scores: dict) -> dict[str, np.ndarray]:
+    """Which test images each scored metric got right (eval.json keeps them as a string of 0/1), as booleans."""
     return {m: np.frombuffer(scores["correct"][m].encode(), np.uint8) == ord("1") for m in SCORED}
 
 
@@ -127,7 +128,7 @@ def _restrict_to_classes(rows: list[dict], references: dict, classes: list[int |
         if "correct" not in scores:
             raise InputError(f"{run}: its eval.json has no per-image results of {name} (made by an older version); "
                              "re-evaluate the runs (distill eval) to compare classes")
-        references[name] = {**scores, **{m: float(c[keep].mean()) for m, c in _per_image(scores).items()}}
+        references[name] = {**scores, **{m: float(c[keep].mean()) for m, c in per_image(scores).items()}}
 
 
 def resolve_classes(classes: list[int | str], eval_set: dict) -> list[int]:

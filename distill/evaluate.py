@@ -211,12 +211,9 @@ def _teacher_cost(name: str, resolution: int, sha256: str) -> dict:
     return model_cost(_teacher(name, resolution, sha256), resolution)
 
 
-def teacher_cost(info: dict) -> dict | None:
-    """The teacher's parameters and MACs per image, as it ran for the targets; None where it cannot be loaded here."""
-    try:
-        return _teacher_cost(info["name"], info["resolution"], info["sha256"])
-    except InputError:
-        return None  # evaluate_teacher says why
+def teacher_cost(info: dict) -> dict:
+    """The teacher's parameters and MACs per image, as it ran for the targets."""
+    return _teacher_cost(info["name"], info["resolution"], info["sha256"])
 
 
 _teacher_features_cache: dict = {}
@@ -293,17 +290,20 @@ def evaluate_run(run: Path, config: EvalConfig = EvalConfig(), device=None) -> d
     eval_set = config.eval_set()  # both sets read first: a bad source is refused before any features are made
     model.to(device)
     train_f, test_f = student_features(model.student, record, config, device, "student")
+    teachers = {info["name"]: evaluate_teacher(info, config, device) for info in record["teachers"]} \
+        if config.teachers else {}
     result = {
         "format": EVAL_FORMAT, "run": str(Path(run).resolve()), "eval_set": eval_set,
         "student": scores(train_f, test_f, config, per_image=True)
         | {"agreement": agreement(model, record, test_f, config, device)},
         "untrained": evaluate_untrained(record, config, device),
-        "teachers": {info["name"]: evaluate_teacher(info, config, device) for info in record["teachers"]}
-        if config.teachers else {},
+        "teachers": teachers,
         "method": record["subset"]["method"], "k": record["subset"]["k"], "seed": record["config"]["seed"],
         "objective": record.get("objective", "distill"),
         "cost": {"student": model_cost(model.student.timm_model, record["student"]["img_size"]),
-                 "teachers": {info["name"]: teacher_cost(info) for info in record["teachers"]} if config.teachers else {}},
+                 # a teacher that could not be loaded here has no row (evaluate_teacher said why) and no cost
+                 "teachers": {info["name"]: teacher_cost(info) if teachers[info["name"]] else None
+                              for info in record["teachers"] if info["name"] in teachers}},
     }
     result["seconds"] = round(time.perf_counter() - start, 2)
     result["environment"] = environment()

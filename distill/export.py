@@ -12,7 +12,7 @@ from subsets.errors import InputError
 from subsets.fileio import read_json
 
 from .evaluate import load_run
-from .model_cost import amount
+from .model_cost import cost_cells
 
 
 def export_run(run: Path, out: Path, overwrite: bool = False, license: str = "other") -> Path:
@@ -122,11 +122,11 @@ def model_card(record: dict, evaluation: dict | None, name: str, width: int, lic
         st, costs = evaluation["student"], evaluation.get("cost") or {}
         agree = ", ".join(f"{v:.3f}" for v in st["agreement"].values() if v is not None) or "-"
         lines.append(f"| this student | {st['knn_top1']:.3f} | {st['probe_top1']:.3f} | {agree} | "
-                     f"{_cost_cells(costs.get('student'))} |")
+                     f"{' | '.join(cost_cells(costs.get('student')))} |")
         for tname, t in evaluation.get("teachers", {}).items():
             if t:
                 lines.append(f"| teacher `{tname}` | {t['knn_top1']:.3f} | {t['probe_top1']:.3f} | 1 | "
-                             f"{_cost_cells(costs.get('teachers', {}).get(tname))} |")
+                             f"{' | '.join(cost_cells(costs.get('teachers', {}).get(tname)))} |")
         lines.append("")
     s = record["student"]
     lines += [
@@ -151,10 +151,6 @@ def model_card(record: dict, evaluation: dict | None, name: str, width: int, lic
         "distilled on; check both before use.", "",
     ]
     return "\n".join(lines)
-
-
-def _cost_cells(cost: dict | None) -> str:
-    return f"{amount(cost['params'])} | {amount(cost['macs'])} at {cost['img_size']} px" if cost else "- | -"
 
 
 def push(folder: Path, repo_id: str, private: bool = False) -> str:

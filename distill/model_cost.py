@@ -38,6 +38,11 @@ def times(ratio: float) -> str:
     return f"{ratio:,.0f}x" if ratio >= 10 else f"{ratio:.2g}x"
 
 
+def cost_cells(cost: dict | None) -> tuple[str, str]:
+    """A cost as two table cells (parameters; MACs at the input side), or two dashes where there is none."""
+    return (amount(cost["params"]), f"{amount(cost['macs'])} at {cost['img_size']} px") if cost else ("-", "-")
+
+
 def cost_words(cost: dict) -> str:
     return f"{amount(cost['params'])} parameters, {amount(cost['macs'])} MACs per image at {cost['img_size']} px"
 

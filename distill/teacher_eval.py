@@ -8,14 +8,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-
 from subsets.fileio import write_json_atomic
 from subsets.provenance import environment
 
+from .compare_stats import per_image
 from .eval_config import EvalConfig
 from .intervals import Bootstrap, family_intervals, verdict_of
-from .model_cost import amount, model_cost
+from .model_cost import cost_cells, model_cost
 
 TEACHER_EVAL_FORMAT = "subset-distill/teacher-eval"
 
@@ -52,13 +51,12 @@ def class_token_of(teacher):
     return lambda x: teacher(x)["cls"]
 
 
-def against_the_best(result: dict, metric: str = "knn_top1") -> tuple[str, dict[str, object], float]:
+def against_the_best(result: dict, boot: Bootstrap, metric: str = "knn_top1") -> tuple[str, dict[str, object], float]:
     """(the best teacher by `metric`, each other's difference from it as an Estimate, the level each interval is
     taken at for all of them to hold together at 95%)."""
     teachers = result["teachers"]
     best = max(teachers, key=lambda n: teachers[n][metric])
-    correct = {n: np.frombuffer(t["correct"][metric].encode(), dtype=np.uint8) - ord("0") for n, t in teachers.items()}
-    boot = Bootstrap(len(correct[best]))
+    correct = {n: per_image(t)[metric] for n, t in teachers.items()}
     others = [n for n in teachers if n != best]
     replicates = [boot.difference_replicates(correct[n], correct[best]) for n in others]
     estimates, level = family_intervals([v for v, _ in replicates], [r for _, r in replicates])
@@ -83,13 +81,12 @@ def teachers_table(result: dict):
     for name in ranked:
         t, cells = teachers[name], []
         for metric in ("knn_top1", "probe_top1"):
-            e = boot.mean(np.frombuffer(t["correct"][metric].encode(), dtype=np.uint8) - ord("0"))
+            e = boot.mean(per_image(t)[metric])
             cells.append(f"{e.value:.3f} [{e.low:.3f}, {e.high:.3f}]")
-        cost = t["cost"]
-        table.add_row(name, *cells, amount(cost["params"]), f"{amount(cost['macs'])} at {cost['img_size']} px")
+        table.add_row(name, *cells, *cost_cells(t["cost"]))
     if len(teachers) < 2:
         return [table], []
-    best, diffs, level = against_the_best(result)
+    best, diffs, level = against_the_best(result, boot)
     versus = Table(title=f"k-NN against the best, {best}, paired by test image")
     versus.add_column("teacher", overflow="fold")
     versus.add_column("difference [95%]", justify="right")

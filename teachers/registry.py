@@ -45,11 +45,6 @@ def available_teachers() -> list[str]:
     return sorted(_REGISTRY) + list(HUB_IDS) + ["timm:NAME", "a Hub id", "a local folder"]
 
 
-def hub_id(name: str) -> str | None:
-    """The Hugging Face Hub id a registry name of a transformers teacher stands for (None for other names)."""
-    return HUB_IDS.get(name)
-
-
 def teacher_catalog(cache_dir: str | None = None) -> tuple[list[dict], list[dict]]:
     """What `--teacher` and `--encoder` take on this machine: every registry name with its weights and whether they
     are here (shipped, or in the Hugging Face cache); and the other cached models a Hub id loads as a teacher."""
@@ -81,7 +76,7 @@ def load_teacher(name: str, resolution: int | None = None, layers: tuple[int, ..
         _no_layers(name, layers)
         return TimmTeacher(name.removeprefix("timm:"), resolution=resolution)
     if name in HUB_IDS:
-        kind = next(t for ids, types in FAMILIES if name in ids for t in types)
+        kind = next(types[0] for ids, types in FAMILIES if name in ids)  # the family's model type
         source = HUB_IDS[name]
     else:
         kind = folder_model_type(Path(name)) if Path(name).is_dir() else _hub_model_type(name)

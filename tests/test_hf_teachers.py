@@ -33,7 +33,6 @@ from subsets.sources import open_source
 from teachers import load_teacher
 from teachers.cache import CacheConfig, TargetCache, cache_targets
 from teachers.catalog import HUB_IDS
-from teachers.registry import hub_id
 from teachers.views import ViewPolicy, apply_view
 
 from .helpers import error_line, run_cli_in_new_process
@@ -221,7 +220,7 @@ def test_registry_names_load_from_the_hf_cache_offline(tmp_path, tiny_dinov2, ti
     named = {"dinov2_vits14": (tiny_dinov2, 28), "clip_vitb16": (tiny_clip, 32), "dinov3_vits16": (tiny_dinov3, 32),
              "siglip2_vitb16": (tiny_siglip, 32)}
     for name, (tiny, _) in named.items():
-        _as_hub_cache(tiny[1], cache, hub_id(name))
+        _as_hub_cache(tiny[1], cache, HUB_IDS[name])
     # a timm model under a Hub id of its own, as `timm.models.push_to_hf_hub` leaves one: loaded by that id
     vit = timm.create_model("vit_tiny_patch16_224", img_size=32, patch_size=16, depth=1, num_classes=0)
     save_for_hf(vit, str(tmp_path / "tiny-timm"), model_args={"img_size": 32, "patch_size": 16, "depth": 1})
@@ -282,4 +281,4 @@ def test_a_gated_model_says_to_accept_its_licence_and_log_in():
 
     with pytest.raises(InputError, match=r"dinov3_vitb16: facebook/dinov3-vitb16-pretrain-lvd1689m is gated on the "
                                          r"Hub: accept its licence .* log in \(`hf auth login` or HF_TOKEN\)"):
-        load_pretrained(Gated, "dinov3_vitb16", hub_id("dinov3_vitb16"))
+        load_pretrained(Gated, "dinov3_vitb16", HUB_IDS["dinov3_vitb16"])

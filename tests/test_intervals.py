@@ -306,7 +306,7 @@ def test_teachers_side_by_side_name_the_best_and_claim_a_lead_only_where_it_hold
               "teachers": {name: {"knn_top1": c.count("1") / n, "probe_top1": c.count("1") / n,
                                   "correct": {"knn_top1": c, "probe_top1": c},
                                   "cost": {"params": 1, "macs": 1, "img_size": 32}} for name, c in teachers.items()}}
-    best, diffs, level = against_the_best(result)
+    best, diffs, level = against_the_best(result, Bootstrap(n))
     assert best == "strong" and set(diffs) == {"close", "weak"} and 0.95 < level < 0.99
     assert diffs["weak"].high < 0 and diffs["close"].low < 0 < diffs["close"].high
     assert diffs["close"].value == pytest.approx(-10 / n)

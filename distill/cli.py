@@ -238,6 +238,7 @@ def evaluation_table(run: Path, result: dict):
     figure means little without both; and what each costs per image, which is what distilling buys."""
     from rich.table import Table
 
+    from .compute_account import compute_words
     from .model_cost import cost_cells
 
     st, floor = result["student"], result["untrained"]
@@ -254,6 +255,7 @@ def evaluation_table(run: Path, result: dict):
         if t:
             table.add_row(f"teacher {name} (the ceiling)", f"{t['knn_top1']:.3f}", f"{t['probe_top1']:.3f}", "1",
                           *cost_cells(costs.get("teachers", {}).get(name)))
+    table.caption = compute_words(costs.get("compute"))
     return table
 
 

@@ -44,6 +44,7 @@ from .compare_stats import (
     verdicts,
 )
 from .compare_tables import lead_columns, markdown, paired_sections, rich_tables
+from .compute_account import compute_rows
 from .intervals import Bootstrap
 from .model_cost import cost_note
 
@@ -104,11 +105,12 @@ def compare_runs(runs: list[Path], out: Path, console: Console | None = None, ba
     for name, rs in tables.values():
         if rs:
             write_text_atomic(out / name, _csv(rs, list(rs[0])))
-    write_text_atomic(out / "results.md", markdown(agg, references, sections, ranks, notes))
+    compute = compute_rows(rows)
+    write_text_atomic(out / "results.md", markdown(agg, references, sections, ranks, notes, compute))
     write_text_atomic(out / "results.json", json.dumps({"runs": plain, "aggregate": agg, "verdicts": verdict_rows,
                                                         "gaps_to_full": gap_rows, "recipe_verdicts": recipe_rows,
                                                         "rank_correlations": ranks, "references": references,
-                                                        "notes": notes}, indent=1))
+                                                        "compute": compute, "notes": notes}, indent=1))
     budgets = "students at equal step budgets" if len({r["steps"] for r in rows}) == 1 else "step budgets in results.md"
     only = f" (classes {class_names(first, classes)})" if classes is not None else ""
     title = f"k-NN / probe: {first['train_source']} -> {first['test_source']}{only}; {budgets}"
@@ -118,7 +120,7 @@ def compare_runs(runs: list[Path], out: Path, console: Console | None = None, ba
     if len({(a["recipe"], a["objective"]) for a in agg}) > 1:
         paths["recipes_plot"] = plot_recipes(agg, out / "recipes.png", "recipes against k")
     console = console or output_console()
-    for table in rich_tables(agg, references, sections, ranks):
+    for table in rich_tables(agg, references, sections, ranks, compute):
         console.print(table)
     for _, _, _, summary in sections:
         for line in summary:

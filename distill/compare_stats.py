@@ -18,7 +18,7 @@ from .intervals import Bootstrap, Estimate, family_intervals, percentile_estimat
 METRICS = {"knn_top1": "k-NN top-1", "probe_top1": "linear probe top-1", "agreement": "cosine to teacher"}
 SCORED = ("knn_top1", "probe_top1")  # per-image results exist for these: intervals and verdicts
 COLUMNS = ["run", "recipe", "objective", "method", "k", "seed", "steps", "epochs", "knn_top1", "probe_top1", "agreement",
-           "untrained_knn_top1", "untrained_probe_top1"]
+           "untrained_knn_top1", "untrained_probe_top1", "selection_macs", "teacher_macs", "training_macs", "total_macs"]
 FLOOR = "untrained student"
 FULL = "full"
 # Line styles of the objectives in the plots (colours are the methods'); dashed and dash-dot are the reference lines'.
@@ -83,6 +83,7 @@ def load_rows(runs: list[Path], classes: list[int | str] | None = None) -> tuple
                      "agreement": statistics.fmean(agreements) if agreements else None,
                      "untrained_knn_top1": ev.get("untrained", {}).get("knn_top1"),
                      "untrained_probe_top1": ev.get("untrained", {}).get("probe_top1"),
+                     **{f"{part}_macs": v for part, v in compute_of(ev).items()},
                      "correct": per_image(ev["student"]),
                      "untrained_correct": per_image(ev["untrained"]) if "correct" in ev.get("untrained", {}) else None})
         for name, scores in ev.get("teachers", {}).items():
@@ -95,6 +96,12 @@ def load_rows(runs: list[Path], classes: list[int | str] | None = None) -> tuple
     _refuse_mixed_settings(records)  # first: two runs of other settings and one seed are not duplicates
     _refuse_duplicates(rows)
     return rows, floor_rows(rows) | references
+
+
+def compute_of(ev: dict) -> dict[str, int | None]:
+    """A run's compute account from its eval.json (`distill.compute_account`), every part None where it has none."""
+    account = ev.get("cost", {}).get("compute") or {}
+    return {part: account.get(part) for part in ("selection", "teacher", "training", "total")}
 
 
 def per_image(scores: dict) -> dict[str, np.ndarray]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from rich.table import Table
 
 from .compare_stats import FLOOR, FULL, METRICS, SCORED, arm_name, holds_together
+from .compute_account import PARTS, macs_text
 from .intervals import MOST_SEEDS
 
 
@@ -183,7 +184,22 @@ def _with_seeds_line(summary: list[str], rows: list[dict], name) -> list[str]:
     return summary + [line] if (line := seeds_line(rows, name)) else summary
 
 
-def markdown(agg: list[dict], references: dict, sections: list, ranks: list[dict], notes: list[str]) -> str:
+COMPUTE_HEAD = ["selection", "teacher targets", "student training", "total", "k-NN top-1 (mean)"]
+COMPUTE_NOTE = ("Compute in multiply-accumulates (a FLOP count as papers give it is about twice): selection is the "
+                "encoder's pass over the whole corpus, charged to each method that read the embeddings (random and "
+                "the full corpus read none); teacher targets, the cached teacher's pass over the views of the run's "
+                "k images (an online teacher is in the training steps); student training, a step counted while "
+                "training, times the steps. '-': not known (made before compute was counted, or a teacher not "
+                "loaded where the run was evaluated).")
+
+
+def _compute_cells(row: dict, lead: list[str]) -> list[str]:
+    return ([row[c] or "-" for c in lead] + [row["method"], _k(row["k"]), str(row["seeds"])]
+            + [macs_text(row[p]) for p in (*PARTS, "total")] + [f"{row['knn_top1']:.3f}"])
+
+
+def markdown(agg: list[dict], references: dict, sections: list, ranks: list[dict], notes: list[str],
+             compute: list[dict] = ()) -> str:
     lead = lead_columns(agg)
     budget = _budget(agg)
     head = lead + ["method", "k", "seeds"] + budget + [f"{METRICS[m]} [95% interval]" if m in SCORED else
@@ -212,11 +228,18 @@ def markdown(agg: list[dict], references: dict, sections: list, ranks: list[dict
         for r in ranks:
             lines.append(f"| {r['method']} | {_k(r['k'])} | {r['recipes']} | {r['seeds']} | "
                          f"{r['spearman']:+.2f} [{r['low']:+.2f}, {r['high']:+.2f}] |")
+    if compute:
+        head = lead + ["method", "k", "seeds"] + COMPUTE_HEAD
+        lines += ["", "## What each answer cost (multiply-accumulates, mean over seeds)", "",
+                  "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        lines += ["| " + " | ".join(_compute_cells(r, lead)) + " |" for r in compute]
+        lines += ["", f"_{COMPUTE_NOTE}_"]
     lines += [""] + [f"_{n}_" for n in notes]
     return "\n".join(lines).rstrip() + "\n"
 
 
-def rich_tables(agg: list[dict], references: dict, sections: list, ranks: list[dict]) -> list[Table]:
+def rich_tables(agg: list[dict], references: dict, sections: list, ranks: list[dict],
+                compute: list[dict] = ()) -> list[Table]:
     lead = lead_columns(agg)
     budget = _budget(agg)
     table = Table(title="student quality against subset size k (mean over seeds [95% interval])", title_style="bold")
@@ -252,4 +275,12 @@ def rich_tables(agg: list[dict], references: dict, sections: list, ranks: list[d
             rt.add_row(r["method"], _k(r["k"]), str(r["recipes"]), str(r["seeds"]),
                        f"{r['spearman']:+.2f} [{r['low']:+.2f}, {r['high']:+.2f}]")
         tables.append(rt)
+    if compute:
+        ct = Table(title="what each answer cost (multiply-accumulates, mean over seeds)", title_style="bold",
+                   caption=COMPUTE_NOTE)
+        for col in (*lead, "method", "k", "seeds", *COMPUTE_HEAD):
+            ct.add_column(col, justify="left" if col in ("method", "recipe", "objective") else "right")
+        for r in compute:
+            ct.add_row(*_compute_cells(r, lead))
+        tables.append(ct)
     return tables

@@ -23,6 +23,7 @@ from subsets.provenance import environment
 from subsets.sources import UnreadableImage, collect_records, decode_image, open_source, seeded_rows
 from teachers.base import to_normalized_tensor
 
+from .compute_account import run_compute
 from .config import TrainConfig
 from .data import TeacherTargets
 from .eval_config import EvalConfig
@@ -292,6 +293,9 @@ def evaluate_run(run: Path, config: EvalConfig = EvalConfig(), device=None) -> d
     train_f, test_f = student_features(model.student, record, config, device, "student")
     teachers = {info["name"]: evaluate_teacher(info, config, device) for info in record["teachers"]} \
         if config.teachers else {}
+    # a teacher that could not be loaded here has no row (evaluate_teacher said why) and no cost
+    teacher_costs = {info["name"]: teacher_cost(info) if teachers[info["name"]] else None
+                     for info in record["teachers"] if info["name"] in teachers}
     result = {
         "format": EVAL_FORMAT, "run": str(Path(run).resolve()), "eval_set": eval_set,
         "student": scores(train_f, test_f, config, per_image=True)
@@ -301,9 +305,7 @@ def evaluate_run(run: Path, config: EvalConfig = EvalConfig(), device=None) -> d
         "method": record["subset"]["method"], "k": record["subset"]["k"], "seed": record["config"]["seed"],
         "objective": record.get("objective", "distill"),
         "cost": {"student": model_cost(model.student.timm_model, record["student"]["img_size"]),
-                 # a teacher that could not be loaded here has no row (evaluate_teacher said why) and no cost
-                 "teachers": {info["name"]: teacher_cost(info) if teachers[info["name"]] else None
-                              for info in record["teachers"] if info["name"] in teachers}},
+                 "teachers": teacher_costs, "compute": run_compute(record, teacher_costs)},
     }
     result["seconds"] = round(time.perf_counter() - start, 2)
     result["environment"] = environment()

@@ -26,7 +26,7 @@ def model_cost(model, img_size: int) -> dict[str, int]:
 
 def amount(n: float) -> str:
     """1,234,567 -> '1.2 M': the size of a count, to two significant figures or so."""
-    for unit, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+    for unit, scale in (("E", 1e18), ("P", 1e15), ("T", 1e12), ("G", 1e9), ("M", 1e6), ("k", 1e3)):
         if n >= scale:
             value = n / scale
             return f"{value:.2f} {unit}" if value < 10 else f"{value:.1f} {unit}" if value < 100 else f"{value:.0f} {unit}"

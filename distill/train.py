@@ -228,6 +228,7 @@ class Session:
     step: int  # the next step to take
     first_step: int  # where this invocation started
     last_ckpt: Path | None
+    step_macs: int | None = None  # of one step, all processes together: counted on this invocation's first step
 
 
 def _train(config: TrainConfig, acc, run: Path, resume, stop_after: int | None, show_progress: bool = True) -> Path:
@@ -272,7 +273,10 @@ def _take_steps(s: Session, end: int, show_progress: bool) -> str | None:
         task = bar.add_task("train", total=config.steps, completed=s.step, info="")
         while s.step < end and not stopped:
             s.scheduler.step_update(s.step)
-            terms = train_step(s)
+            if s.step_macs is None:  # every step does the same work: the first one is counted for run.json
+                s.step_macs, terms = counted_step(s)
+            else:
+                terms = train_step(s)
             if s.ema is not None:
                 s.ema.update(acc.unwrap_model(s.model), step=s.step)
             if s.step % config.log_every == 0 or s.step == config.steps - 1:
@@ -380,6 +384,17 @@ def train_step(s: Session) -> dict[str, torch.Tensor]:
     return {k: torch.stack([t[k] for t in micro_terms]).mean() for k in micro_terms[0]}
 
 
+def counted_step(s: Session) -> tuple[int, dict[str, torch.Tensor]]:
+    """train_step under torch's FlopCounterMode: the multiply-accumulates of one step (forward and backward passes,
+    an online teacher's too) over all processes, and the step's loss terms."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    counter = FlopCounterMode(display=False)
+    with counter:
+        terms = train_step(s)
+    return counter.get_total_flops() // 2 * s.acc.num_processes, terms
+
+
 def _mask(s: Session, a: int) -> torch.Tensor | None:
     """Micro-batch a's patch mask: mim-jepa's blocks, or the distillation patch level's random positions."""
     config, student = s.config, s.acc.unwrap_model(s.model).student
@@ -477,7 +492,7 @@ def _finish(s: Session, seconds: float) -> None:
         "steps": config.steps, "batch_size": config.batch_size, "samples_seen": config.steps * config.batch_size,
         "epochs": config.steps * config.batch_size / n, "passes_per_image": config.steps * config.batch_size / k,
         "processes": acc.num_processes, "precision": acc.mixed_precision, "attention": s.backend,
-        "seconds_this_invocation": round(seconds, 2),
+        "macs_per_step": s.step_macs, "seconds_this_invocation": round(seconds, 2),
         "resumed_at": s.first_step or None, "final_metrics": metrics[-1] if metrics else None,
         "invocations": s.invocations,
     }

@@ -95,8 +95,22 @@ def embed_corpus(source: ImageSource, encoder: Encoder, out: Path, config: Embed
         _embed_missing_shards(source, encoder, out, config, acc, len(index))
         acc.wait_for_everyone()
         if acc.is_main_process:
-            _finalize(out, identity, len(shard_ranges(len(index), config.shard_size)))
+            cost = encoder_cost(encoder.to(acc.device), acc.device)
+            _finalize(out, identity, len(shard_ranges(len(index), config.shard_size)), cost)
     return out
+
+
+def encoder_cost(encoder: Encoder, device) -> dict[str, int]:
+    """What embedding one image costs: the multiply-accumulates of the encoder's forward pass on an image as its own
+    preprocessing makes it (torch's FlopCounterMode). A run's compute account charges them once per corpus image
+    to the subsets whose selection read the embeddings."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    pixels = encoder.preprocess(Image.new("RGB", (224, 224)))
+    counter = FlopCounterMode(display=False)
+    with torch.no_grad(), counter:
+        encoder.encode(pixels[None].to(device))
+    return {"macs": counter.get_total_flops() // 2, "img_size": int(pixels.shape[-1])}
 
 
 IDENTITY = ("corpus_hash", "encoder", "dim", "shard_size")  # the source's path may move; its content may not
@@ -193,7 +207,7 @@ def _read_shard(path: Path, dim: int | None = None) -> tuple[dict, dict]:
     return tensors, info
 
 
-def _finalize(out: Path, identity: dict, n_shards: int) -> None:
+def _finalize(out: Path, identity: dict, n_shards: int, cost: dict) -> None:
     keys, labels, skipped, shards = [], [], [], []
     for s in range(n_shards):
         path = out / shard_name(s)
@@ -211,7 +225,7 @@ def _finalize(out: Path, identity: dict, n_shards: int) -> None:
     meta = {
         "format": FORMAT, "version": VERSION, **identity, "dtype": "float16", "normalized": True,
         "count": len(keys), "skipped_count": len(skipped), "skipped": skipped, "shards": shards,
-        "has_labels": bool((label_arr >= 0).any()),
+        "has_labels": bool((label_arr >= 0).any()), "encoder_cost": cost,
         "hash": _content_hash(identity, shards), "environment": environment(),
     }
     write_json_atomic(out / "meta.json", meta)

@@ -33,6 +33,10 @@ def test_embeddings_are_normalised_fp16_rows_of_the_encoder(tmp_path, image_fold
     with torch.inference_mode():
         ref = torch.nn.functional.normalize(encoder.encode(encoder.preprocess(image)[None]).float(), dim=1)
     np.testing.assert_allclose(emb.vectors[77], ref[0].numpy(), atol=2e-3)
+    # what one image's embedding costs, for a run's compute account: the encoder's forward pass at its input side
+    from distill.model_cost import model_cost
+
+    assert meta["encoder_cost"] == {"macs": model_cost(encoder.teacher, 32)["macs"], "img_size": 32}
 
 
 def test_rerun_of_a_complete_job_does_nothing_and_other_corpus_is_refused(tmp_path, image_folder, encoder):

@@ -61,6 +61,19 @@ def test_a_tiny_sweep_yields_an_eval_per_run_a_csv_with_exactly_those_rows_and_a
     assert cost["student"]["img_size"] == 32 and cost["teachers"]["mobilenetv2_imagenet"]["img_size"] == 64
     ratio = cost["teachers"]["mobilenetv2_imagenet"]["macs"] / cost["student"]["macs"]  # 0.83: a teacher at 64 px
     assert f"({ratio:.2g}x the student's compute)" in table and "_Cost: student " in table  # costs less than 64 tokens
+    # what each answer cost: the encoder's pass over the corpus for kcenter alone (random reads no embeddings), the
+    # cached teacher's pass over the run's k images x 2 views, and the counted training steps
+    encoder = json.loads((out / "embeddings" / "meta.json").read_text())
+    for run in paths["runs"]:
+        record, ev = (json.loads((run / name).read_text()) for name in ("run.json", "eval.json"))
+        k, account = record["subset"]["k"], ev["cost"]["compute"]
+        assert account["selection"] == (encoder["encoder_cost"]["macs"] * 120 if "kcenter" in run.name else 0)
+        assert account["teacher"] == ev["cost"]["teachers"]["mobilenetv2_imagenet"]["macs"] * k * 2
+        assert account["training"] == record["macs_per_step"] * 4 and record["macs_per_step"] > 0
+        assert account["total"] == account["selection"] + account["teacher"] + account["training"]
+    assert sum(float(r["total_macs"]) for r in rows if r["method"] == "kcenter") > \
+        sum(float(r["total_macs"]) for r in rows if r["method"] == "random")
+    assert "## What each answer cost" in table and "| kcenter | 40 | 1 |" in table
     # one cache per method and seed, made at the largest k and read by both k
     assert sorted(p.name for p in (out / "targets").iterdir()) == ["kcenter-s0", "random-s0"]
     assert json.loads((out / "targets" / "kcenter-s0" / "index.json").read_text())["k"] == 40
@@ -101,6 +114,9 @@ def test_runs_trained_side_by_side_equal_the_same_runs_trained_alone_on_the_work
         torch.set_num_threads(threads)
     side, solo = load_file(str(run / "student.safetensors")), load_file(str(tmp_path / "alone" / "student.safetensors"))
     assert side.keys() == solo.keys() and all(torch.equal(side[k], solo[k]) for k in side)
+    # and each counted its own steps' compute, not the other run's beside it
+    assert json.loads((run / "run.json").read_text())["macs_per_step"] == \
+        json.loads((tmp_path / "alone" / "run.json").read_text())["macs_per_step"]
 
 
 def test_a_recipes_own_budget_comes_before_the_sweeps_so_budgets_can_be_recipes(image_folder):
@@ -636,6 +652,10 @@ def test_eval_needs_a_test_source_except_for_the_demo_corpus_and_the_old_flag_st
     assert next(v for label, v in knn.items() if label.startswith("untrained")) == f"{result['untrained']['knn_top1']:.3f}"
     assert "parameters" in old.stdout and amount(result["cost"]["student"]["params"]) in old.stdout  # and what it costs
     assert result["cost"]["teachers"] == {}  # --no-teacher: no teacher loaded
+    # so the teacher's part of the run's compute, and its total, are not known: said, not taken for zero
+    account = result["cost"]["compute"]
+    assert account["teacher"] is None and account["total"] is None and account["training"] > 0
+    assert "compute this run" in old.stdout
 
 
 def test_a_run_made_before_a_setting_existed_counts_as_finished_at_that_settings_default(sweep, tmp_path, image_folder):

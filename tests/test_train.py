@@ -61,6 +61,15 @@ def test_cached_and_online_modes_give_the_same_loss_at_step_0(tmp_path, caches, 
     for name in a:
         if name.startswith("mobilenetv2") or name == "loss":
             assert a[name] == pytest.approx(b[name], rel=1e-5), name
+    # a step's compute, counted while training: forward and backward (about 3x a forward pass, the heads' too),
+    # and in online mode the teacher's pass over the step's 16 images on top
+    from distill.model_cost import model_cost
+
+    steps = [json.loads((run / "run.json").read_text())["macs_per_step"] for run in (cached, online)]
+    student = model_cost(build_model(_config(tmp_path, caches), prepare_inputs(_config(tmp_path, caches)).teachers)
+                         .student.timm_model, 32)["macs"]
+    assert 3.0 < steps[0] / (16 * student) < 4.5  # measured: 3.62
+    assert steps[1] - steps[0] == 16 * model_cost(load_teacher("mobilenetv2_imagenet", resolution=64), 64)["macs"]
 
 
 def test_a_run_stopped_at_20_and_resumed_to_40_equals_a_straight_40_step_run(tmp_path, caches):
@@ -89,7 +98,9 @@ def test_two_cpu_processes_train_and_write_one_checkpoint_equal_to_one_process(t
     assert [p.name for p in (tmp_path / "two" / "checkpoints").iterdir()] == ["step-000004"]
     assert {"model.safetensors", "optimizer.bin", "random_states_0.pkl", "random_states_1.pkl", "state.json"} <= \
         {p.name for p in ckpt.iterdir()}
-    assert json.loads((tmp_path / "two" / "run.json").read_text())["processes"] == 2
+    two_record, one_record = (json.loads((tmp_path / name / "run.json").read_text()) for name in ("two", "one"))
+    assert two_record["processes"] == 2
+    assert two_record["macs_per_step"] == one_record["macs_per_step"] > 0  # a step's compute: both processes' halves
     # both processes saw their half of every global batch: the result equals one process seeing all of it
     a, b = load_file(tmp_path / "two" / "student.safetensors"), load_file(tmp_path / "one" / "student.safetensors")
     for name in a:

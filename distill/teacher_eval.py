@@ -25,12 +25,14 @@ def evaluate_teachers(names: list[str], config: EvalConfig = EvalConfig(), resol
     `out` (JSON) when given."""
     import torch
 
-    from teachers import load_teacher
+    from teachers import check_teacher, load_teacher
 
     from .evaluate import _data, extract, scores
 
     device = device or torch.device("cuda" if torch.cuda.is_available() else "cpu")
     eval_set = config.eval_set()  # both sets read first: a bad source is refused before any teacher is loaded
+    for name in names:  # and every name: a missing teacher is refused before the others' work, not after it
+        check_teacher(name)
     teachers = {}
     for name in names:  # one teacher in memory at a time
         teacher = load_teacher(name, resolution=resolution).to(device)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import importlib
 
 # Imported when first used (PEP 562): naming or listing teachers does not load torch (2-3 s a process).
-_WHERE = {"Teacher": ".base", "TeacherInfo": ".base", "available_teachers": ".registry", "load_teacher": ".registry",
-          "teacher_catalog": ".registry"}
+_WHERE = {"Teacher": ".base", "TeacherInfo": ".base", "available_teachers": ".registry", "check_teacher": ".registry",
+          "load_teacher": ".registry", "teacher_catalog": ".registry"}
 __all__ = sorted(_WHERE)
 
 

@@ -72,12 +72,7 @@ def load_pretrained(model_cls, name: str, source: str, model_types: tuple[str, .
         if "gated" in str(e).lower():  # DINOv3's weights: a licence to accept on the Hub, then a token
             raise InputError(f"{name}: {source} is gated on the Hub: accept its licence on its Hub page, log in "
                              "(`hf auth login` or HF_TOKEN) and run again") from None
-        where = source if Path(source).is_dir() else f"the Hugging Face cache ({hub_cache_dir()})"
-        how = ("HF_HUB_OFFLINE=1 is set, so the Hub was not asked; " if offline() else "")
-        raise InputError(
-            f"{name}: no weights for {source} in {where} ({type(e).__name__}); {how}download them with "
-            f"`huggingface-cli download {source}` on a connected machine, or pass a local folder"
-        ) from None
+        raise weights_missing(name, source, type(e).__name__) from None
     except RuntimeError as e:  # transformers' size mismatches and failed conversions
         raise InputError(f"{name}: the weights in {source} do not fit its config.json ({str(e).splitlines()[0]})") from None
     finally:
@@ -89,6 +84,14 @@ def load_pretrained(model_cls, name: str, source: str, model_types: tuple[str, .
         raise InputError(f"{name}: {source} lacks {len(missing)} of the model's weights ({missing[0]}, ...), which would "
                          "be random: not the teacher it names")
     return model.eval()
+
+
+def weights_missing(name: str, source: str, why: str) -> InputError:
+    """The one line for a teacher whose weights are not where it was looked for, and how to get them there."""
+    where = source if Path(source).is_dir() else f"the Hugging Face cache ({hub_cache_dir()})"
+    how = "HF_HUB_OFFLINE=1 is set, so the Hub was not asked; " if offline() else ""
+    return InputError(f"{name}: no weights for {source} in {where} ({why}); {how}download them with "
+                      f"`huggingface-cli download {source}` on a connected machine, or pass a local folder")
 
 
 def preprocessor_mean_std(source: str, mean: tuple, std: tuple) -> tuple[tuple, tuple]:

@@ -17,7 +17,6 @@ from .catalog import (
     LOADABLE_TYPES,
     SIGLIP_HUB_IDS,
     SIGLIP_MODEL_TYPES,
-    TIMM,
 )
 
 if TYPE_CHECKING:
@@ -69,18 +68,12 @@ def load_teacher(name: str, resolution: int | None = None, layers: tuple[int, ..
     layers = tuple(layers)
     if name in _REGISTRY:
         return _REGISTRY[name](resolution=resolution, layers=layers)
-    from .hf import folder_model_type
     from .timm_teacher import TimmTeacher
 
     if name.startswith("timm:"):
         _no_layers(name, layers)
         return TimmTeacher(name.removeprefix("timm:"), resolution=resolution)
-    if name in HUB_IDS:
-        kind = next(types[0] for ids, types in FAMILIES if name in ids)  # the family's model type
-        source = HUB_IDS[name]
-    else:
-        kind = folder_model_type(Path(name)) if Path(name).is_dir() else _hub_model_type(name)
-        source = name
+    kind, source = _kind_and_source(name)
     if kind in DINO_MODEL_TYPES:
         from .dino import DinoTeacher
 
@@ -93,9 +86,39 @@ def load_teacher(name: str, resolution: int | None = None, layers: tuple[int, ..
         from .siglip import SiglipTeacher
 
         return SiglipTeacher(name, source, resolution, layers)
-    if kind == TIMM:  # a folder saved by timm, or a Hub id of one (timm reads those as hf-hub:ID)
-        _no_layers(name, layers)
-        return TimmTeacher(name if Path(name).is_dir() else f"hf-hub:{name}", resolution=resolution)
+    _no_layers(name, layers)  # a folder saved by timm, or a Hub id of one (timm reads those as hf-hub:ID)
+    return TimmTeacher(name if Path(name).is_dir() else f"hf-hub:{name}", resolution=resolution)
+
+
+def check_teacher(name: str) -> None:
+    """Refuse, loading nothing, a name `load_teacher` would refuse for what it names: unknown, not a model this tool
+    loads, a timm name timm does not know, or (offline) a registry name whose weights are not in the Hugging Face
+    cache. A job that loads several teachers in turn checks them all first, not after the first one's work."""
+    if name in _REGISTRY:
+        return
+    if name.startswith("timm:"):
+        import timm
+
+        if not timm.is_model(name.removeprefix("timm:")):
+            raise InputError(f"{name}: unknown timm model name")
+        return
+    _, source = _kind_and_source(name)
+    from .hf import cached_models, offline, weights_missing
+
+    if name in HUB_IDS and offline() and source not in cached_models():
+        raise weights_missing(name, source, "not in the cache")
+
+
+def _kind_and_source(name: str) -> tuple[str, str]:
+    """(model type, where its weights are) of a registry name of the Hub families, a Hub id or a folder; refused in
+    one line where it is none of the model types a teacher is loaded as."""
+    from .hf import folder_model_type
+
+    if name in HUB_IDS:
+        return next(types[0] for ids, types in FAMILIES if name in ids), HUB_IDS[name]  # the family's model type
+    kind = folder_model_type(Path(name)) if Path(name).is_dir() else _hub_model_type(name)
+    if kind in LOADABLE_TYPES:
+        return kind, name
     if kind == "siglip2":
         raise InputError(f"{name}: a SigLIP 2 NaFlex model (variable input sides); give a fixed-resolution SigLIP 2 "
                          "model instead (siglip2_vitb16: google/siglip2-base-patch16-224)")

@@ -226,17 +226,24 @@ def test_registry_names_load_from_the_hf_cache_offline(tmp_path, tiny_dinov2, ti
     save_for_hf(vit, str(tmp_path / "tiny-timm"), model_args={"img_size": 32, "patch_size": 16, "depth": 1})
     _as_hub_cache(tmp_path / "tiny-timm", cache, "someone/tiny-timm-vit")
     embed = ["subset", "embed", "--source", image_folder, "--out"]
-    listed, *found, missing = run_cli_in_new_process(  # the Hub cache is where HF_HUB_CACHE said at its import
+    listed, *found, evaluated = run_cli_in_new_process(  # the Hub cache is where HF_HUB_CACHE said at its import
         ["teachers"],
         *[embed + [tmp_path / name, "--encoder", name, "--resolution", r] for name, (_, r) in named.items()],
         embed + [tmp_path / "timm", "--encoder", "someone/tiny-timm-vit"],
         embed + [tmp_path / "large", "--encoder", "dinov2_vitl14"],
+        # teachers evaluated in turn: the missing second one is refused before the first one's work
+        ["eval", "--teacher", "dinov2_vits14", "--teacher", "dinov2_vitl14", "--test-source",
+         "builtin:cifar10-demo-test", "--out", tmp_path / "teachers.json"],
         env_extra={"HF_HUB_CACHE": str(cache)}, record=tmp_path / "record.json")
+    *found, missing = found
     for res in found:
         assert res.returncode == 0, res.stderr
-    line = error_line(missing)
-    assert "dinov2_vitl14: no weights for facebook/dinov2-large" in line and str(cache) in line
-    assert "HF_HUB_OFFLINE=1" in line and not (tmp_path / "large").exists()
+    for res in (missing, evaluated):
+        line = error_line(res)
+        assert "dinov2_vitl14: no weights for facebook/dinov2-large" in line and str(cache) in line
+        assert "HF_HUB_OFFLINE=1" in line
+    assert not (tmp_path / "large").exists() and not (tmp_path / "teachers.json").exists()
+    assert "dinov2_vits14 on" not in evaluated.stdout + evaluated.stderr  # no features made: refused first
     # `distill teachers` says which names have their weights here, and what else in the cache loads as a teacher
     rows = {cells[0]: cells[1:] for cells in ([c.strip() for c in line.split("│")[1:-1]]
                                               for line in listed.stdout.splitlines() if "│" in line) if cells[0]}

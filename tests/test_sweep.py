@@ -1028,7 +1028,8 @@ def test_commands_that_only_read_settings_or_names_do_not_load_torch():
     assert "methods:" in ran.stdout and "teachers by name" in ran.stdout
 
 
-def test_a_teacher_evaluated_alone_scores_as_the_ceiling_row_of_runs_on_the_same_set(sweep, tmp_path, image_folder):
+def test_a_teacher_evaluated_alone_scores_as_the_ceiling_row_of_runs_on_the_same_set(sweep, tmp_path, image_folder,
+                                                                                      monkeypatch):
     from distill.eval_config import EvalConfig as Config
     from distill.teacher_eval import evaluate_teachers
 
@@ -1054,3 +1055,14 @@ def test_a_teacher_evaluated_alone_scores_as_the_ceiling_row_of_runs_on_the_same
     # bad input: no train source for a test set of unknown origin
     res = run_cli("eval", "--teacher", "mobilenetv2_imagenet", "--test-source", image_folder)
     assert res.returncode == 2 and "give --test-source (labelled held-out images) and --train-source" in error_line(res)
+    # a name that cannot load is refused before any teacher's features are made, not after the first one's work
+    import distill.evaluate
+
+    def no_work(*args, **kwargs):
+        raise AssertionError("features made before every teacher was checked")
+
+    monkeypatch.setattr(distill.evaluate, "extract", no_work)
+    for bad, message in (("dinov9_vits14", "dinov9_vits14: unknown teacher"),
+                         ("timm:not_a_model", "timm:not_a_model: unknown timm model name")):
+        with pytest.raises(InputError, match=message):
+            evaluate_teachers(["mobilenetv2_imagenet", bad], Config(**EVAL))

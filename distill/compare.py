@@ -9,7 +9,8 @@ as `verdicts.csv`, `recipe_verdicts.csv` and `gaps.csv`; the rank correlations),
 k, one line per method, 95% intervals, floor, teacher and full corpus dashed) and, with several recipes,
 `recipes.png`; and prints the tables. Intervals and verdicts come from one bootstrap over seeds and test images
 (`distill.intervals`). The numbers are made in `compare_stats`, written out in `compare_tables` and drawn in
-`compare_plots`; this module puts them together.
+`compare_plots`; this module puts them together. With compute accounts (`distill.compute_account`), also the
+compute table and `compute.png` (k-NN against the compute each answer took).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from subsets.errors import InputError
 from subsets.fileio import read_json, write_text_atomic
 from subsets.provenance import trained_by
 
-from .compare_plots import plot, plot_recipes
+from .compare_plots import plot, plot_compute, plot_recipes
 from .compare_stats import (
     COLUMNS,
     FLOOR,
@@ -119,6 +120,8 @@ def compare_runs(runs: list[Path], out: Path, console: Console | None = None, ba
     paths |= {key: out / name for key, (name, rs) in tables.items() if rs}
     if len({(a["recipe"], a["objective"]) for a in agg}) > 1:
         paths["recipes_plot"] = plot_recipes(agg, out / "recipes.png", "recipes against k")
+    if compute and (drawn := plot_compute(agg, compute, references, out / "compute.png", title)):
+        paths["compute_plot"] = drawn
     console = console or output_console()
     for table in rich_tables(agg, references, sections, ranks, compute):
         console.print(table)

@@ -1,5 +1,6 @@
-"""A comparison as plots: each metric against k per method (`results.png`) and, with several recipes, k-NN against k
-per recipe with each recipe's full corpus (`recipes.png`)."""
+"""A comparison as plots: each metric against k per method (`results.png`); with several recipes, k-NN against k
+per recipe with each recipe's full corpus (`recipes.png`); and k-NN against the compute each answer took
+(`compute.png`)."""
 
 from __future__ import annotations
 
@@ -11,14 +12,15 @@ from subsets.report import save_figure
 from .compare_stats import FLOOR, FULL, METRICS, OBJECTIVE_STYLES, SCORED, arm_name, holds_together
 
 
-def _errorbar(ax, pts: list[dict], metric: str, **style) -> None:
-    x = [a["k"] for a in pts]
+def _errorbar(ax, pts: list[dict], metric: str, x: str = "k", **style) -> None:
+    """Each point's mean of `metric` with its 95% interval (its std where it has none), against its `x`."""
+    xs = [a[x] for a in pts]
     y = [a[metric] for a in pts]
     if metric in SCORED:
         err = [[a[metric] - a[metric + "_low"] for a in pts], [a[metric + "_high"] - a[metric] for a in pts]]
     else:
         err = [a[metric + "_std"] for a in pts]
-    ax.errorbar(x, y, yerr=err, marker="o", ms=4, capsize=3, **style)
+    ax.errorbar(xs, y, yerr=err, ms=4, capsize=3, **({"marker": "o"} | style))
 
 
 def _full_line(ax, full: dict | None, metric: str, color: str, label: str) -> None:
@@ -118,5 +120,62 @@ def plot_recipes(agg: list[dict], png: Path, title: str, metric: str = "knn_top1
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return save_figure(fig, png)
+
+
+def plot_compute(agg: list[dict], compute: list[dict], references: dict, png: Path, title: str,
+                 metric: str = "knn_top1") -> Path | None:
+    """k-NN against the compute each answer took (`compute_account`), for the first recipe: one line per method
+    through its k (each point its mean with its 95% interval), the full corpus as a point of its own, the floor and
+    the teachers as horizontal lines; what a subset saves and what choosing it costs, on one axis. None where no
+    row's total is known."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    recipe = agg[0]["recipe"]
+    totals = {(c["objective"], c["method"], c["k"]): c["total"] for c in compute
+              if c["recipe"] == recipe and c["total"] is not None}
+    if not totals:
+        return None
+    pts = [a | {"total": totals[(a["objective"], a["method"], a["k"])]} for a in agg
+           if a["recipe"] == recipe and (a["objective"], a["method"], a["k"]) in totals]
+    methods = sorted({a["method"] for a in pts if a["method"] != FULL})
+    objectives = list(dict.fromkeys(a["objective"] for a in pts))
+    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    for (i, method), objective in itertools.product(enumerate(methods), objectives):
+        line = sorted((a for a in pts if a["method"] == method and a["objective"] == objective), key=lambda a: a["total"])
+        if line:
+            _errorbar(ax, line, metric, x="total", label=method if len(objectives) == 1 else f"{method}, {objective}",
+                      color=f"C{i}", ls=OBJECTIVE_STYLES.get(objective, "-"))
+            for a in line:  # which k each point is: the lines run through k, each at its own compute
+                ax.annotate(f"{a['k']:,}", (a["total"], a[metric]), xytext=(4, -9), textcoords="offset points",
+                            fontsize=6, color=f"C{i}")
+    for objective in objectives:
+        full = [a for a in pts if a["method"] == FULL and a["objective"] == objective]
+        if full:
+            _errorbar(ax, full, metric, x="total", color="k", marker="s",
+                      label="full corpus" if len(objectives) == 1 else f"full corpus, {objective}")
+    for i, (name, t) in enumerate(references.items()):
+        if name.startswith(FLOOR) and name not in (FLOOR, f"{FLOOR} ({recipe})"):
+            continue  # another recipe's floor
+        ax.axhline(t[metric], ls="--", color="0.5" if name.startswith(FLOOR) else f"C{len(methods) + i}", lw=1,
+                   label=name)
+    from matplotlib.ticker import FuncFormatter
+
+    from .model_cost import amount
+
+    ax.set_xscale("log")
+    ax.margins(x=0.1)  # room for the last point's k
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: amount(v)))
+    ax.xaxis.set_minor_formatter(FuncFormatter(lambda v, _: amount(v)))
+    ax.tick_params(axis="x", which="minor", labelsize=7)
+    ax.set_xlabel("multiply-accumulates the answer took (selection + teacher targets + training; points: k)")
+    ax.set_ylabel(METRICS[metric])
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    ax.set_title(title + (f" (recipe {recipe})" if recipe else ""), fontsize=9)
     fig.tight_layout()
     return save_figure(fig, png)

@@ -89,11 +89,11 @@ def macs_text(value: float | None) -> str:
     return "-" if value is None else amount(value) if value else "0"
 
 
-def compute_words(account: dict | None) -> str | None:
+def compute_words(account: dict | None, lead: str = "compute this run took") -> str | None:
     """'compute this run took: 733 M MACs to select its subset, 978 M for its teacher targets, 3.97 G to train:
     5.68 G in all'; None where the evaluation has no account."""
     if not account:
         return None
     parts = zip(PARTS, (" MACs to select its subset", " for its teacher targets", " to train"))
     total = f": {amount(account['total'])} in all" if account["total"] is not None else " (the total not known)"
-    return "compute this run took: " + ", ".join(macs_text(account[p]) + what for p, what in parts) + total
+    return f"{lead}: " + ", ".join(macs_text(account[p]) + what for p, what in parts) + total

@@ -11,6 +11,7 @@ import yaml
 from subsets.errors import InputError
 from subsets.fileio import read_json
 
+from .compute_account import compute_words
 from .evaluate import load_run
 from .model_cost import cost_cells
 
@@ -128,6 +129,8 @@ def model_card(record: dict, evaluation: dict | None, name: str, width: int, lic
                 lines.append(f"| teacher `{tname}` | {t['knn_top1']:.3f} | {t['probe_top1']:.3f} | 1 | "
                              f"{' | '.join(cost_cells(costs.get('teachers', {}).get(tname)))} |")
         lines.append("")
+        if words := compute_words(costs.get("compute"), "Compute this student took"):
+            lines += [f"{words} (multiply-accumulates; a FLOP count is about twice).", ""]
     s = record["student"]
     lines += [
         "## How to load", "",

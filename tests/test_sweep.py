@@ -74,6 +74,7 @@ def test_a_tiny_sweep_yields_an_eval_per_run_a_csv_with_exactly_those_rows_and_a
     assert sum(float(r["total_macs"]) for r in rows if r["method"] == "kcenter") > \
         sum(float(r["total_macs"]) for r in rows if r["method"] == "random")
     assert "## What each answer cost" in table and "| kcenter | 40 | 1 |" in table
+    assert paths["comparison_compute_plot"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"  # k-NN against compute
     # one cache per method and seed, made at the largest k and read by both k
     assert sorted(p.name for p in (out / "targets").iterdir()) == ["kcenter-s0", "random-s0"]
     assert json.loads((out / "targets" / "kcenter-s0" / "index.json").read_text())["k"] == 40
@@ -258,6 +259,7 @@ def test_the_exported_folder_loads_with_timm_and_reproduces_the_students_feature
     assert cfg["input_size"] == (3, 32, 32) and tuple(cfg["mean"]) == tuple(record["student"]["mean"])
     card = (folder / "README.md").read_text()
     assert "library_name: timm" in card and f"{record['subset']['method']} subset" in card and "k-NN top-1" in card
+    assert "Compute this student took: " in card and " MACs to select its subset" in card  # and what it took
     # the card says the real shape, no path of the training machine, and a license
     assert "(ViT, 1 blocks, width 192, patch 4, 32 px, patch stem)" in card and "license: other" in card
     assert str(tmp_path.parent) not in card and str(run.parent) not in card

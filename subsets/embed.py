@@ -207,7 +207,7 @@ def _read_shard(path: Path, dim: int | None = None) -> tuple[dict, dict]:
     return tensors, info
 
 
-def _finalize(out: Path, identity: dict, n_shards: int, cost: dict) -> None:
+def _finalize(out: Path, identity: dict, n_shards: int, cost: dict | None = None) -> None:
     keys, labels, skipped, shards = [], [], [], []
     for s in range(n_shards):
         path = out / shard_name(s)

@@ -1,8 +1,8 @@
 """What a model costs to run: its parameters and the multiply-accumulates (MACs) of one image's forward pass.
 
 A distilled student is worth its accuracy only beside what it saves: the same figures for the teacher say by how
-much. MACs are counted by torch's FlopCounterMode (matrix products, convolutions, attention), one image at the
-model's own input side; a FLOP count as papers give it is about twice the MACs.
+much. MACs are counted by torch's FlopCounterMode (matrix products, convolutions, attention: `subsets.macs`), one
+image at the model's own input side; a FLOP count as papers give it is about twice the MACs.
 """
 
 from __future__ import annotations
@@ -11,17 +11,18 @@ from __future__ import annotations
 def model_cost(model, img_size: int) -> dict[str, int]:
     """{"params": parameters, "macs": multiply-accumulates of a forward pass of one img_size x img_size image}."""
     import torch  # here, not above: `distill compare` reads costs without loading torch
-    from torch.utils.flop_counter import FlopCounterMode
+
+    from subsets.macs import mac_counter, macs
 
     params = sum(p.numel() for p in model.parameters())
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
-    counter = FlopCounterMode(display=False)
+    counter = mac_counter()
     with torch.no_grad(), counter:
         model(torch.zeros(1, 3, img_size, img_size, device=device))
     model.train(was_training)
-    return {"params": params, "macs": counter.get_total_flops() // 2, "img_size": img_size}
+    return {"params": params, "macs": macs(counter), "img_size": img_size}
 
 
 def amount(n: float) -> str:

@@ -387,12 +387,12 @@ def train_step(s: Session) -> dict[str, torch.Tensor]:
 def counted_step(s: Session) -> tuple[int, dict[str, torch.Tensor]]:
     """train_step under torch's FlopCounterMode: the multiply-accumulates of one step (forward and backward passes,
     an online teacher's too) over all processes, and the step's loss terms."""
-    from torch.utils.flop_counter import FlopCounterMode
+    from subsets.macs import mac_counter, macs
 
-    counter = FlopCounterMode(display=False)
+    counter = mac_counter()
     with counter:
         terms = train_step(s)
-    return counter.get_total_flops() // 2 * s.acc.num_processes, terms
+    return macs(counter) * s.acc.num_processes, terms
 
 
 def _mask(s: Session, a: int) -> torch.Tensor | None:

@@ -102,15 +102,15 @@ def embed_corpus(source: ImageSource, encoder: Encoder, out: Path, config: Embed
 
 def encoder_cost(encoder: Encoder, device) -> dict[str, int]:
     """What embedding one image costs: the multiply-accumulates of the encoder's forward pass on an image as its own
-    preprocessing makes it (torch's FlopCounterMode). A run's compute account charges them once per corpus image
+    preprocessing makes it (torch's FlopCounterMode, `subsets.macs`). A run's compute account charges them once per corpus image
     to the subsets whose selection read the embeddings."""
-    from torch.utils.flop_counter import FlopCounterMode
+    from .macs import mac_counter, macs
 
     pixels = encoder.preprocess(Image.new("RGB", (224, 224)))
-    counter = FlopCounterMode(display=False)
+    counter = mac_counter()
     with torch.no_grad(), counter:
         encoder.encode(pixels[None].to(device))
-    return {"macs": counter.get_total_flops() // 2, "img_size": int(pixels.shape[-1])}
+    return {"macs": macs(counter), "img_size": int(pixels.shape[-1])}
 
 
 IDENTITY = ("corpus_hash", "encoder", "dim", "shard_size")  # the source's path may move; its content may not

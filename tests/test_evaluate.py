@@ -47,3 +47,45 @@ def test_model_cost_counts_parameters_and_macs_as_published_and_by_hand():
     assert conv.training  # left as it was found
     assert (amount(999), amount(1234), amount(56_789_000), amount(2.5e9)) == ("999", "1.23 k", "56.8 M", "2.50 G")
     assert (times(0.8332), times(3.14), times(24.4), times(1234.5)) == ("0.83x", "3.1x", "24x", "1,234x")
+
+
+def test_the_scale_projection_counts_on_meta_models_what_real_ones_count():
+    """benchmarks/compute.py counts architectures built on the meta device (no weights, any size): the same MACs as
+    the real model, and a training image about three forward passes."""
+    import importlib.util
+
+    import timm
+
+    from distill.model_cost import model_cost
+
+    from .helpers import ROOT
+
+    spec = importlib.util.spec_from_file_location("compute_bench", ROOT / "benchmarks" / "compute.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    real = timm.create_model("vit_tiny_patch16_224", img_size=64, num_classes=0)
+    forward = bench.forward_macs("vit_tiny_patch16_224", 64)
+    assert forward == model_cost(real, 64)["macs"]
+    assert 2.9 < bench.training_macs("vit_tiny_patch16_224", 64) / forward < 3.1  # backward: twice the forward
+    assert bench.target_bytes("vit_tiny_patch16_224", 64) == (1 + 16) * 192 * 2  # class + 4x4 patch tokens, fp16
+
+
+def test_attention_on_the_cpu_counts_as_its_products_do_forward_and_backward():
+    """torch's FlopCounterMode knows CUDA's fused attention kernels, not the CPU's: a ViT's attention products counted
+    as nothing on a CPU. Counted with `subsets.macs`, the fused kernel counts what the unfused matrix products do."""
+    import timm
+
+    from distill.model_cost import model_cost
+    from subsets.macs import mac_counter, macs
+
+    vit = timm.create_model("vit_tiny_patch16_224", img_size=32, patch_size=8, depth=1, num_classes=0)
+    fused = model_cost(vit, 32)["macs"]
+    vit.blocks[0].attn.fused_attn = False  # timm's own q @ k^T, softmax, @ v
+    assert model_cost(vit, 32)["macs"] == fused
+    vit.blocks[0].attn.fused_attn = True
+    counter = mac_counter()
+    with counter:
+        vit(torch.zeros(1, 3, 32, 32)).sum().backward()
+    backward = {str(op): n for op, n in counter.get_flop_counts()["Global"].items() if "backward" in str(op)}
+    assert backward["aten._scaled_dot_product_flash_attention_for_cpu_backward"] > 0  # the backward's products too
+    assert macs(counter) > 2.9 * fused

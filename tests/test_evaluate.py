@@ -1,4 +1,7 @@
-"""Evaluation metrics on constructed features: k-NN and the linear probe find separable classes, not shuffled ones."""
+"""Evaluation metrics on constructed features (k-NN and the linear probe find separable classes, not shuffled ones),
+and what models and answers cost (MACs counted, attention on the CPU included; the compute account of a run)."""
+
+import json
 
 import numpy as np
 import torch
@@ -89,3 +92,33 @@ def test_attention_on_the_cpu_counts_as_its_products_do_forward_and_backward():
     backward = {str(op): n for op, n in counter.get_flop_counts()["Global"].items() if "backward" in str(op)}
     assert backward["aten._scaled_dot_product_flash_attention_for_cpu_backward"] > 0  # the backward's products too
     assert macs(counter) > 2.9 * fused
+
+
+def test_selection_is_charged_to_the_orderings_that_read_the_embeddings_and_unknown_is_never_zero(tmp_path):
+    from distill.compute_account import run_compute, selection_macs
+
+    emb = tmp_path / "emb"
+    emb.mkdir()
+    (emb / "meta.json").write_text(json.dumps({"count": 1000, "encoder_cost": {"macs": 7, "img_size": 32}}))
+
+    def record(method, params=None, dedup=None, full=False, name="s"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "manifest.json").write_text(json.dumps(
+            {"method": method, "params": params or {"method": method}, "dedup": dedup, "embeddings": {"path": str(emb)}}))
+        return {"subset": {"path": str(tmp_path / name), "full": full, "k": 10}}
+
+    assert selection_macs(record("kcenter", name="kc")) == 7000  # the encoder over the 1,000 corpus images
+    assert selection_macs(record("random", name="r")) == 0  # random reads no embeddings
+    assert selection_macs(record("class-balanced", name="cb")) == 0  # nor does the labels' ordering
+    assert selection_macs(record("random", dedup={"removed": 3}, name="rd")) == 7000  # unless dedup read them
+    assert selection_macs(record("kcenter", full=True, name="f")) == 0  # the full corpus needs no selection
+    assert selection_macs(record("mine", params={"imported": "/x/keys.txt"}, name="i")) is None  # made elsewhere
+    assert selection_macs({"subset": {"path": str(tmp_path / "gone"), "full": False, "k": 10}}) is None
+    (emb / "meta.json").write_text(json.dumps({"count": 1000}))  # embeddings made before costs were counted
+    assert selection_macs(record("kmeans", name="km")) is None
+    # a part not known leaves the total unknown, never a smaller figure
+    run = record("random", name="run") | {"mode": "cached", "teachers": [{"name": "t"}], "samples_seen": 40,
+                                          "epochs": 2.0, "macs_per_step": 5, "steps": 4}
+    assert run_compute(run, {"t": {"macs": 3}}) == {"selection": 0, "teacher": 60, "training": 20, "total": 80}
+    assert run_compute(run, {"t": None})["total"] is None
+    assert run_compute(run | {"macs_per_step": None}, {"t": {"macs": 3}})["total"] is None

@@ -102,8 +102,8 @@ def embed_corpus(source: ImageSource, encoder: Encoder, out: Path, config: Embed
 
 def encoder_cost(encoder: Encoder, device) -> dict[str, int]:
     """What embedding one image costs: the multiply-accumulates of the encoder's forward pass on an image as its own
-    preprocessing makes it (torch's FlopCounterMode, `subsets.macs`). A run's compute account charges them once per corpus image
-    to the subsets whose selection read the embeddings."""
+    preprocessing makes it (`subsets.macs`). A run's compute account charges them once per corpus image to the
+    subsets whose selection read the embeddings."""
     from .macs import mac_counter, macs
 
     pixels = encoder.preprocess(Image.new("RGB", (224, 224)))

@@ -99,7 +99,8 @@ def check_teacher(name: str) -> None:
     if name.startswith("timm:"):
         import timm
 
-        if not timm.is_model(name.removeprefix("timm:")):
+        arch = name.removeprefix("timm:")
+        if ":" not in arch and not timm.is_model(arch):  # hf-hub:ID and local-dir:PATH are timm's to resolve
             raise InputError(f"{name}: unknown timm model name")
         return
     _, source = _kind_and_source(name)

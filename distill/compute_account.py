@@ -46,20 +46,21 @@ def selection_macs(record: dict) -> int | None:
     return cost["macs"] * meta["count"] if cost else None
 
 
-def teacher_macs(record: dict, teacher_costs: dict[str, dict | None]) -> int | None:
+def teacher_macs(record: dict, view_costs: list[dict | None]) -> int | None:
     """MACs of the cached teachers' passes over the views a run learnt from (0 for online or self-supervised runs:
-    an online teacher is in the training steps)."""
+    an online teacher is in the training steps); `view_costs`: each of run.json's teachers' cost per view, in its
+    order (two caches of one teacher at two resolutions cost each their own)."""
     if record.get("mode") != "cached" or not record["teachers"]:
         return 0
     views = round(record["samples_seen"] / record["epochs"])  # the cached views it drew from: k images x views each
-    costs = [teacher_costs.get(t["name"]) for t in record["teachers"]]
-    return None if None in costs else sum(c["macs"] for c in costs) * views
+    return None if None in view_costs else sum(c["macs"] for c in view_costs) * views
 
 
-def run_compute(record: dict, teacher_costs: dict[str, dict | None]) -> dict[str, int | None]:
-    """{"selection", "teacher", "training", "total"}: a run's MACs, as the module's docstring counts them."""
+def run_compute(record: dict, view_costs: list[dict | None]) -> dict[str, int | None]:
+    """{"selection", "teacher", "training", "total"}: a run's MACs, as the module's docstring counts them;
+    `view_costs` as `teacher_macs` takes them."""
     per_step = record.get("macs_per_step")
-    out = {"selection": selection_macs(record), "teacher": teacher_macs(record, teacher_costs),
+    out = {"selection": selection_macs(record), "teacher": teacher_macs(record, view_costs),
            "training": per_step * record["steps"] if per_step else None}
     out["total"] = None if None in out.values() else sum(out.values())
     return out

@@ -305,7 +305,9 @@ def evaluate_run(run: Path, config: EvalConfig = EvalConfig(), device=None) -> d
         "method": record["subset"]["method"], "k": record["subset"]["k"], "seed": record["config"]["seed"],
         "objective": record.get("objective", "distill"),
         "cost": {"student": model_cost(model.student.timm_model, record["student"]["img_size"]),
-                 "teachers": teacher_costs, "compute": run_compute(record, teacher_costs)},
+                 "teachers": teacher_costs,
+                 "compute": run_compute(record, [teacher_cost(info) if teachers.get(info["name"]) else None
+                                                 for info in record["teachers"]])},
     }
     result["seconds"] = round(time.perf_counter() - start, 2)
     result["environment"] = environment()

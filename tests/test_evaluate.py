@@ -119,6 +119,9 @@ def test_selection_is_charged_to_the_orderings_that_read_the_embeddings_and_unkn
     # a part not known leaves the total unknown, never a smaller figure
     run = record("random", name="run") | {"mode": "cached", "teachers": [{"name": "t"}], "samples_seen": 40,
                                           "epochs": 2.0, "macs_per_step": 5, "steps": 4}
-    assert run_compute(run, {"t": {"macs": 3}}) == {"selection": 0, "teacher": 60, "training": 20, "total": 80}
-    assert run_compute(run, {"t": None})["total"] is None
-    assert run_compute(run | {"macs_per_step": None}, {"t": {"macs": 3}})["total"] is None
+    assert run_compute(run, [{"macs": 3}]) == {"selection": 0, "teacher": 60, "training": 20, "total": 80}
+    assert run_compute(run, [None])["total"] is None
+    assert run_compute(run | {"macs_per_step": None}, [{"macs": 3}])["total"] is None
+    # two caches of one teacher at two resolutions: each view charged at its own cost
+    two = run | {"teachers": [{"name": "t"}, {"name": "t"}]}
+    assert run_compute(two, [{"macs": 3}, {"macs": 5}])["teacher"] == (3 + 5) * 20

@@ -4,7 +4,8 @@
     python benchmarks/gpu.py --device cpu --quick # the same code on small sizes (checks the script, not the GPU)
 
 1. attention: xformers (where installed) against SDPA against the naive matmul-softmax, forward + backward under
-   bf16 at 197, 257 and 1,025 tokens (ViT-S heads: 6 x 64); the goal is the fused kernels >= 1.5x naive at 197.
+   bf16 at 197, 257 and 1,025 tokens (ViT-S heads: 6 x 64); the goal is the fused kernels >= 1.5x naive at 197. And
+   what the compute account counts of each kernel (xformers' is expected uncounted: docs/evaluation.md).
 2. a bf16 training step of a ViT-S/16 student at 224 px: with the heads and losses of cached targets (a 16x16
    map, as DINOv2-B/14's), against the student alone (its forward, a trivial loss, backward and AdamW).
 3. bf16 teacher caching: the offline MobileNetV2 teacher's targets at 224 px, bf16 autocast against fp32.
@@ -69,6 +70,29 @@ def attention(device: torch.device, quick: bool) -> None:
                       *(f"{ms['naive'] / ms[b]:.2f}x" for b in backends if b != "naive"))
     if "xformers" not in backends:
         table.caption = "xformers: not installed or no CUDA (pip install '.\\[gpu]' on a CUDA machine)"
+    console.print(table)
+    attention_counted(backends, device, quick)
+
+
+def attention_counted(backends: list[str], device: torch.device, quick: bool) -> None:
+    """What the compute account (`subsets.macs`) counts for one attention forward + backward per backend: the
+    naive products are counted one by one; a fused kernel torch's counter does not know counts as nothing."""
+    from distill.model_cost import amount
+    from students.attention import attend
+    from subsets.macs import mac_counter, macs
+
+    q, k, v = (torch.randn(8 if quick else 64, 6, 197, 64, device=device, dtype=torch.bfloat16, requires_grad=True)
+               for _ in range(3))
+    table = Table(title="MACs counted of it at 197 tokens")
+    for b in backends:
+        table.add_column(b, justify="right")
+    counted = []
+    for b in backends:
+        counter = mac_counter()
+        with counter:
+            attend(q, k, v, b).float().sum().backward()
+        counted.append(amount(macs(counter)) if macs(counter) else "0 (not counted)")
+    table.add_row(*counted)
     console.print(table)
 
 

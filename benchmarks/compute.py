@@ -27,32 +27,34 @@ from distill.model_cost import amount
 from subsets.macs import mac_counter, macs
 
 
-def forward_macs(name: str, img_size: int) -> int:
-    """MACs of one image's forward pass of timm's `name` at img_size (built on the meta device)."""
+def on_meta(name: str, img_size: int):
+    """timm's `name` at img_size built on the meta device (shapes, no weights), and one image for it."""
     with torch.device("meta"):
-        model = timm.create_model(name, pretrained=False, num_classes=0, img_size=img_size).eval()
-        x = torch.zeros(1, 3, img_size, img_size)
+        return (timm.create_model(name, pretrained=False, num_classes=0, img_size=img_size),
+                torch.zeros(1, 3, img_size, img_size))
+
+
+def forward_macs(name: str, img_size: int) -> int:
+    """MACs of one image's forward pass of timm's `name` at img_size."""
+    model, x = on_meta(name, img_size)
     counter = mac_counter()
     with torch.no_grad(), counter:
-        model(x)
+        model.eval()(x)
     return macs(counter)
 
 
 def training_macs(name: str, img_size: int) -> int:
     """MACs of one image's training step (forward and backward) of timm's `name` at img_size."""
-    with torch.device("meta"):
-        model = timm.create_model(name, pretrained=False, num_classes=0, img_size=img_size).train()
-        x = torch.zeros(1, 3, img_size, img_size)
+    model, x = on_meta(name, img_size)
     counter = mac_counter()
     with counter:
-        model(x).sum().backward()
+        model.train()(x).sum().backward()
     return macs(counter)
 
 
 def target_bytes(name: str, img_size: int) -> int:
     """Bytes of one view's default targets in a cache: the class token and the patch tokens, fp16."""
-    with torch.device("meta"):
-        model = timm.create_model(name, pretrained=False, num_classes=0, img_size=img_size)
+    model, _ = on_meta(name, img_size)
     patches = (img_size // model.patch_embed.patch_size[0]) ** 2
     return (1 + patches) * model.num_features * 2
 

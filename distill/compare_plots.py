@@ -31,6 +31,15 @@ def _full_line(ax, full: dict | None, metric: str, color: str, label: str) -> No
         ax.axhspan(full[metric + "_low"], full[metric + "_high"], color=color, alpha=0.12, lw=0)
 
 
+def _reference_lines(ax, references: dict, recipe: str, metric: str, first_colour: int) -> None:
+    """The recipe's untrained floor (grey) and each teacher (its own colour after the methods'), dashed."""
+    for i, (name, t) in enumerate(references.items()):
+        if name.startswith(FLOOR) and name not in (FLOOR, f"{FLOOR} ({recipe})"):
+            continue  # another recipe's floor
+        color = "0.5" if name.startswith(FLOOR) else f"C{first_colour + i}"
+        ax.axhline(t[metric], ls="--", color=color, lw=1, label=name)
+
+
 def _k_axis(ax, agg: list[dict]) -> None:
     """A log axis of k with the subset sizes as its ticks, written out (a short range otherwise labels its minor
     ticks on top of each other)."""
@@ -80,11 +89,7 @@ def plot(agg: list[dict], references: dict, png: Path, title: str, verdict_rows:
             full = next((a for a in agg if a["method"] == FULL and a["objective"] == objective), None)
             _full_line(ax, full, metric, "k", "full corpus" if len(objectives) == 1 else f"full corpus, {objective}")
         if metric != "agreement":
-            for i, (name, t) in enumerate(references.items()):
-                if name.startswith(FLOOR) and name not in (FLOOR, f"{FLOOR} ({recipe})"):
-                    continue  # another recipe's floor
-                color = "0.5" if name.startswith(FLOOR) else f"C{len(methods) + i}"
-                ax.axhline(t[metric], ls="--", color=color, lw=1, label=name)
+            _reference_lines(ax, references, recipe, metric, len(methods))
         _k_axis(ax, agg)
         ax.set_title(label, fontsize=10)
         ax.grid(alpha=0.3)
@@ -158,11 +163,7 @@ def plot_compute(agg: list[dict], compute: list[dict], references: dict, png: Pa
         if full:
             _errorbar(ax, full, metric, x="total", color="k", marker="s",
                       label="full corpus" if len(objectives) == 1 else f"full corpus, {objective}")
-    for i, (name, t) in enumerate(references.items()):
-        if name.startswith(FLOOR) and name not in (FLOOR, f"{FLOOR} ({recipe})"):
-            continue  # another recipe's floor
-        ax.axhline(t[metric], ls="--", color="0.5" if name.startswith(FLOOR) else f"C{len(methods) + i}", lw=1,
-                   label=name)
+    _reference_lines(ax, references, recipe, metric, len(methods))
     from matplotlib.ticker import FuncFormatter
 
     from .model_cost import amount

@@ -13,6 +13,7 @@ import numpy as np
 from subsets.errors import InputError
 from subsets.fileio import read_json
 
+from .compute_account import ACCOUNT
 from .intervals import Bootstrap, Estimate, family_intervals, percentile_estimate, seeds_to_hold, verdict
 
 METRICS = {"knn_top1": "k-NN top-1", "probe_top1": "linear probe top-1", "agreement": "cosine to teacher"}
@@ -101,7 +102,7 @@ def load_rows(runs: list[Path], classes: list[int | str] | None = None) -> tuple
 def compute_of(ev: dict) -> dict[str, int | None]:
     """A run's compute account from its eval.json (`distill.compute_account`), every part None where it has none."""
     account = ev.get("cost", {}).get("compute") or {}
-    return {part: account.get(part) for part in ("selection", "teacher", "training", "total")}
+    return {part: account.get(part) for part in ACCOUNT}
 
 
 def per_image(scores: dict) -> dict[str, np.ndarray]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from rich.table import Table
 
 from .compare_stats import FLOOR, FULL, METRICS, SCORED, arm_name, holds_together
-from .compute_account import PARTS, macs_text
+from .compute_account import ACCOUNT, macs_text
 from .intervals import MOST_SEEDS
 
 
@@ -195,7 +195,7 @@ COMPUTE_NOTE = ("Compute in multiply-accumulates (a FLOP count as papers give it
 
 def _compute_cells(row: dict, lead: list[str]) -> list[str]:
     return ([row[c] or "-" for c in lead] + [row["method"], _k(row["k"]), str(row["seeds"])]
-            + [macs_text(row[p]) for p in (*PARTS, "total")] + [f"{row['knn_top1']:.3f}"])
+            + [macs_text(row[p]) for p in ACCOUNT] + [f"{row['knn_top1']:.3f}"])
 
 
 def markdown(agg: list[dict], references: dict, sections: list, ranks: list[dict], notes: list[str],

@@ -27,6 +27,7 @@ from .model_cost import amount
 # orderings made without reading the embeddings (select.METHODS; imported here, it would load numpy and faiss)
 EMBEDDING_FREE = ("random", "class-balanced")
 PARTS = ("selection", "teacher", "training")
+ACCOUNT = (*PARTS, "total")  # what eval.json's cost.compute holds
 
 
 def selection_macs(record: dict) -> int | None:
@@ -35,10 +36,11 @@ def selection_macs(record: dict) -> int | None:
     subset = record["subset"]
     try:
         manifest = read_json(Path(subset["path"]) / "manifest.json", "subset manifest")
-        read_embeddings = bool(manifest.get("dedup")) or not (
-            subset.get("full") or manifest["method"] in EMBEDDING_FREE or "imported" in manifest["params"])
-        if not read_embeddings:
-            return None if "imported" in manifest["params"] and not subset.get("full") else 0
+        if not manifest.get("dedup"):  # near-duplicate removal reads the embeddings whatever the ordering
+            if subset.get("full") or manifest["method"] in EMBEDDING_FREE:
+                return 0
+            if "imported" in manifest["params"]:
+                return None  # made elsewhere, at a cost we do not know
         meta = read_json(Path(manifest["embeddings"]["path"]) / "meta.json", "embeddings metadata")
     except (InputError, KeyError, TypeError):
         return None
@@ -52,8 +54,8 @@ def teacher_macs(record: dict, view_costs: list[dict | None]) -> int | None:
     order (two caches of one teacher at two resolutions cost each their own)."""
     if record.get("mode") != "cached" or not record["teachers"]:
         return 0
-    views = round(record["samples_seen"] / record["epochs"])  # the cached views it drew from: k images x views each
-    return None if None in view_costs else sum(c["macs"] for c in view_costs) * views
+    cached = round(record["samples_seen"] / record["epochs"])  # the cached views it drew from: k images x views each
+    return None if None in view_costs else sum(c["macs"] for c in view_costs) * cached
 
 
 def run_compute(record: dict, view_costs: list[dict | None]) -> dict[str, int | None]:
@@ -69,7 +71,7 @@ def run_compute(record: dict, view_costs: list[dict | None]) -> dict[str, int | 
 def compute_rows(rows: list[dict]) -> list[dict]:
     """One row per recipe, objective, method and k (in the rows' order) with each part's MACs (`{part}_macs` of a
     comparison's rows) averaged over its seeds, None where a seed's is not known; [] where no run has an account."""
-    if all(r["total_macs"] is None and r["training_macs"] is None for r in rows):
+    if all(r["training_macs"] is None for r in rows):  # a known total has a known training part
         return []
     groups: dict[tuple, list[dict]] = {}
     for r in rows:
@@ -78,7 +80,7 @@ def compute_rows(rows: list[dict]) -> list[dict]:
     for (recipe, objective, method, k), runs in groups.items():
         row = {"recipe": recipe, "objective": objective, "method": method, "k": k, "seeds": len(runs),
                "knn_top1": sum(r["knn_top1"] for r in runs) / len(runs)}
-        for part in (*PARTS, "total"):
+        for part in ACCOUNT:
             values = [r[f"{part}_macs"] for r in runs]
             row[part] = None if None in values else sum(values) / len(values)
         out.append(row)

@@ -294,8 +294,7 @@ def evaluate_run(run: Path, config: EvalConfig = EvalConfig(), device=None) -> d
     teachers = {info["name"]: evaluate_teacher(info, config, device) for info in record["teachers"]} \
         if config.teachers else {}
     # a teacher that could not be loaded here has no row (evaluate_teacher said why) and no cost
-    teacher_costs = {info["name"]: teacher_cost(info) if teachers[info["name"]] else None
-                     for info in record["teachers"] if info["name"] in teachers}
+    view_costs = [teacher_cost(info) if teachers.get(info["name"]) else None for info in record["teachers"]]
     result = {
         "format": EVAL_FORMAT, "run": str(Path(run).resolve()), "eval_set": eval_set,
         "student": scores(train_f, test_f, config, per_image=True)
@@ -305,9 +304,9 @@ def evaluate_run(run: Path, config: EvalConfig = EvalConfig(), device=None) -> d
         "method": record["subset"]["method"], "k": record["subset"]["k"], "seed": record["config"]["seed"],
         "objective": record.get("objective", "distill"),
         "cost": {"student": model_cost(model.student.timm_model, record["student"]["img_size"]),
-                 "teachers": teacher_costs,
-                 "compute": run_compute(record, [teacher_cost(info) if teachers.get(info["name"]) else None
-                                                 for info in record["teachers"]])},
+                 "teachers": {info["name"]: c for info, c in zip(record["teachers"], view_costs)
+                              if info["name"] in teachers},
+                 "compute": run_compute(record, view_costs)},
     }
     result["seconds"] = round(time.perf_counter() - start, 2)
     result["environment"] = environment()

@@ -15,6 +15,7 @@ from subsets.fileio import read_json
 
 from .compute_account import ACCOUNT
 from .intervals import Bootstrap, Estimate, family_intervals, percentile_estimate, seeds_to_hold, verdict
+from .teacher_labels import comparison_labels
 
 METRICS = {"knn_top1": "k-NN top-1", "probe_top1": "linear probe top-1", "agreement": "cosine to teacher"}
 SCORED = ("knn_top1", "probe_top1")  # per-image results exist for these: intervals and verdicts
@@ -57,7 +58,7 @@ def load_rows(runs: list[Path], classes: list[int | str] | None = None) -> tuple
     of the test images of those classes only."""
     if not runs:
         raise InputError("compare: no runs given")
-    rows, records, first, references = [], [], None, {}
+    rows, records, evaluations, first, references = [], [], [], None, {}
     for run in map(Path, runs):
         if not (run / "eval.json").exists():
             raise InputError(f"{run}: no eval.json; evaluate it first (distill eval --run {run}), or compare the "
@@ -87,12 +88,15 @@ def load_rows(runs: list[Path], classes: list[int | str] | None = None) -> tuple
                      **{f"{part}_macs": v for part, v in compute_of(ev).items()},
                      "correct": per_image(ev["student"]),
                      "untrained_correct": per_image(ev["untrained"]) if "correct" in ev.get("untrained", {}) else None})
-        for name, scores in ev.get("teachers", {}).items():
+        evaluations.append(ev)
+    for ev, labels in zip(evaluations, comparison_labels(evaluations)):
+        for key, scores in ev.get("teachers", {}).items():
             if scores:
-                references.setdefault(f"teacher: {name}", scores)
+                references.setdefault(f"teacher: {labels[key]}", scores)
     if classes is not None:
         _restrict_to_classes(rows, references, classes, first)
-    references = {name: {k: v for k, v in scores.items() if k != "correct"} for name, scores in references.items()}
+    references = {name: {k: v for k, v in scores.items() if k not in ("correct", "name", "resolution")}
+                  for name, scores in references.items()}
     rows.sort(key=lambda r: (r["recipe"], r["objective"], r["method"], k_order(r["k"]), r["seed"]))
     _refuse_mixed_settings(records)  # first: two runs of other settings and one seed are not duplicates
     _refuse_duplicates(rows)

@@ -28,6 +28,7 @@ from .config import TrainConfig
 from .data import TeacherTargets
 from .eval_config import EvalConfig
 from .model_cost import model_cost
+from .teacher_labels import teacher_labels
 
 EVAL_FORMAT = "subset-distill/eval"
 
@@ -265,10 +266,10 @@ def agreement(model, record: dict, student_cls: torch.Tensor, config: EvalConfig
     """Mean cosine between the student's projected class token and each teacher's `cls` on the held-out images
     (both normalised by the teacher's target statistics when the run normalised its targets)."""
     out = {}
-    for info in record["teachers"]:
+    for info, label in zip(record["teachers"], run_teacher_labels(record)):
         heads = model.heads[info["key"]]
         level = next((lv for lv in ("token", "feature") if lv in heads.heads), None)
-        out[info["name"]] = None
+        out[label] = None
         if level is None:  # no head maps the class token to this teacher: nothing to compare
             continue
         try:
@@ -279,7 +280,7 @@ def agreement(model, record: dict, student_cls: torch.Tensor, config: EvalConfig
         # Compared where the loss compared them: a run with normalised targets predicts normalised ones
         # (and under cosine distance their scale is free, so mapping back to the raw space would mislead).
         pred = heads(level, student_cls.to(device))
-        out[info["name"]] = F.cosine_similarity(pred, heads.target("cls", target.to(device)), dim=1).mean().item()
+        out[label] = F.cosine_similarity(pred, heads.target("cls", target.to(device)), dim=1).mean().item()
     return out
 
 
@@ -291,10 +292,11 @@ def evaluate_run(run: Path, config: EvalConfig = EvalConfig(), device=None) -> d
     eval_set = config.eval_set()  # both sets read first: a bad source is refused before any features are made
     model.to(device)
     train_f, test_f = student_features(model.student, record, config, device, "student")
-    teachers = {info["name"]: evaluate_teacher(info, config, device) for info in record["teachers"]} \
+    labels = run_teacher_labels(record)
+    teachers = {label: evaluate_teacher(info, config, device) for info, label in zip(record["teachers"], labels)} \
         if config.teachers else {}
     # a teacher that could not be loaded here has no row (evaluate_teacher said why) and no cost
-    view_costs = [teacher_cost(info) if teachers.get(info["name"]) else None for info in record["teachers"]]
+    view_costs = [teacher_cost(info) if teachers.get(label) else None for info, label in zip(record["teachers"], labels)]
     result = {
         "format": EVAL_FORMAT, "run": str(Path(run).resolve()), "eval_set": eval_set,
         "student": scores(train_f, test_f, config, per_image=True)
@@ -304,8 +306,7 @@ def evaluate_run(run: Path, config: EvalConfig = EvalConfig(), device=None) -> d
         "method": record["subset"]["method"], "k": record["subset"]["k"], "seed": record["config"]["seed"],
         "objective": record.get("objective", "distill"),
         "cost": {"student": model_cost(model.student.timm_model, record["student"]["img_size"]),
-                 "teachers": {info["name"]: c for info, c in zip(record["teachers"], view_costs)
-                              if info["name"] in teachers},
+                 "teachers": {label: c for label, c in zip(labels, view_costs) if label in teachers},
                  "compute": run_compute(record, view_costs)},
     }
     result["seconds"] = round(time.perf_counter() - start, 2)
@@ -344,4 +345,10 @@ def evaluate_teacher(info: dict, config: EvalConfig, device) -> dict | None:
     except InputError as e:
         print(f"reference row for {info['name']} skipped: {e}")
         return None
-    return scores(train_f, test_f, config, per_image=True)
+    return {"name": info["name"], "resolution": info["resolution"]} | scores(train_f, test_f, config, per_image=True)
+
+
+def run_teacher_labels(record: dict) -> list[str]:
+    """Each of a run's teachers as eval.json names it: by name, and by name and resolution where the run holds one
+    teacher at two resolutions (two caches of it)."""
+    return teacher_labels([(info["name"], info["resolution"]) for info in record["teachers"]])

@@ -7,6 +7,8 @@ image at the model's own input side; a FLOP count as papers give it is about twi
 
 from __future__ import annotations
 
+from .teacher_labels import comparison_labels
+
 
 def model_cost(model, img_size: int) -> dict[str, int]:
     """{"params": parameters, "macs": multiply-accumulates of a forward pass of one img_size x img_size image}."""
@@ -52,7 +54,9 @@ def cost_note(evaluations: list[dict]) -> str | None:
     """One line for a comparison: what its students and teachers cost per image (from their eval.json), with the
     teacher's compute as a multiple of the student's; None where the evaluations predate costs."""
     students = {tuple(sorted(e["cost"]["student"].items())) for e in evaluations if e.get("cost")}
-    teachers = {name: c for e in evaluations if e.get("cost") for name, c in e["cost"]["teachers"].items() if c}
+    costed = [e for e in evaluations if e.get("cost")]
+    teachers = {labels[key]: c for e, labels in zip(costed, comparison_labels(costed))
+                for key, c in e["cost"]["teachers"].items() if c}
     if not students:
         return None
     parts = [("student " if len(students) == 1 else "students ") + "; ".join(cost_words(dict(s)) for s in sorted(students))]

@@ -125,3 +125,20 @@ def test_selection_is_charged_to_the_orderings_that_read_the_embeddings_and_unkn
     # two caches of one teacher at two resolutions: each view charged at its own cost
     two = run | {"teachers": [{"name": "t"}, {"name": "t"}]}
     assert run_compute(two, [{"macs": 3}, {"macs": 5}])["teacher"] == (3 + 5) * 20
+
+
+def test_a_teacher_is_named_with_its_resolution_only_where_one_table_holds_it_at_two():
+    from distill.teacher_labels import comparison_labels, teacher_labels
+
+    assert teacher_labels([("a", 224), ("b", 224)]) == ["a", "b"]
+    assert teacher_labels([("a", 224), ("a", 448), ("b", 224)]) == ["a at 224 px", "a at 448 px", "b"]
+    assert teacher_labels([("a", 224), ("a", 224)]) == ["a", "a #2"]  # no label names two entries
+    # across a comparison's runs: each run's key mapped to one label per (name, resolution); an eval.json made
+    # before resolutions were recorded keeps its key
+    old = {"teachers": {"a": {"knn_top1": 0.5}}}
+    one = {"teachers": {"a": {"name": "a", "resolution": 224}, "b": None}}
+    two = {"teachers": {"a at 224 px": {"name": "a", "resolution": 224}, "a at 448 px": {"name": "a", "resolution": 448}}}
+    assert comparison_labels([one, two]) == [{"a": "a at 224 px", "b": "b"},
+                                             {"a at 224 px": "a at 224 px", "a at 448 px": "a at 448 px"}]
+    assert comparison_labels([one]) == [{"a": "a", "b": "b"}]
+    assert comparison_labels([old, one]) == [{"a": "a"}, {"a": "a at 224 px", "b": "b"}]

@@ -399,6 +399,41 @@ def test_agreement_is_measured_where_the_loss_compared_student_and_teacher(sweep
                                    abs=1e-5)
 
 
+def test_one_teacher_at_two_resolutions_has_a_ceiling_and_a_cost_for_each(sweep, image_folder, tmp_path):
+    """Two caches of one teacher at two resolutions, or runs distilled from it at two: each resolution has its own
+    ceiling row, cost and agreement, in eval.json and in a comparison; one never stands in for the other."""
+    from distill.train import train
+    from subsets.manifest import read_manifest
+    from subsets.sources import open_source
+    from teachers import load_teacher
+    from teachers.cache import CacheConfig, cache_targets
+    from teachers.views import ViewPolicy
+
+    out, paths = sweep
+    at96 = tmp_path / "t96"
+    cache_targets(open_source(str(image_folder)), read_manifest(out / "subsets" / "random-s0"),
+                  load_teacher("mobilenetv2_imagenet", resolution=96), at96,
+                  config=CacheConfig(views=ViewPolicy(views=2), shard_size=16))  # the sweep's views
+    run = train(TrainConfig(targets=[str(out / "targets" / "random-s0"), str(at96)], k=20, steps=2, batch_size=8,
+                            workers=0, recipe="two-resolutions", out=str(tmp_path / "random-k20-s0")))
+    ev = evaluate_run(run, EvalConfig(**EVAL))
+    both = ("mobilenetv2_imagenet at 64 px", "mobilenetv2_imagenet at 96 px")
+    assert set(ev["teachers"]) == set(ev["cost"]["teachers"]) == set(ev["student"]["agreement"]) == set(both)
+    assert [ev["cost"]["teachers"][t]["img_size"] for t in both] == [64, 96]
+    alone = json.loads((next(r for r in paths["runs"] if r.name == "random-k20-s0") / "eval.json").read_text())
+    assert ev["teachers"][both[0]]["correct"] == alone["teachers"]["mobilenetv2_imagenet"]["correct"]
+    assert ev["teachers"][both[1]]["correct"] != ev["teachers"][both[0]]["correct"]  # another teacher's answers
+    # beside runs distilled at 64 px alone, the comparison keeps both ceilings and both costs apart
+    kcenter = next(r for r in paths["runs"] if r.name == "kcenter-k20-s0")
+    result = compare_runs([kcenter, run], tmp_path / "cmp")
+    references = json.loads(result["json"].read_text())["references"]
+    assert {f"teacher: {t}" for t in both} <= set(references)
+    assert references[f"teacher: {both[1]}"]["knn_top1"] == ev["teachers"][both[1]]["knn_top1"]
+    table = result["markdown"].read_text()
+    assert "teacher mobilenetv2_imagenet at 64 px: " in table and "teacher mobilenetv2_imagenet at 96 px: " in table
+    assert "teacher: mobilenetv2_imagenet |" not in table  # no row under the bare name, standing for either
+
+
 @pytest.mark.parametrize("student", [{"stem": "scott", "patch_size": 8}, {"student": "resnet10t", "w_patch": 0.0}])
 def test_scott_and_cnn_students_export_to_folders_timm_loads(sweep, tmp_path, student):
     import students  # noqa: F401  (registers vit_scott, as the model card says)
@@ -599,6 +634,22 @@ def test_the_example_sweep_file_and_the_shipped_study_load_and_plan_their_runs(t
         [(setting, value)] = recipe["train"].items()
         assert demo.train.get(setting, getattr(TrainConfig(), setting)) != value, recipe["name"]
     assert len(planned_runs(recipes)) == 3 * 3 * (3 + 1)
+    # the current study's questions over a corpus five times as large, and its budget rule put to a test there; their
+    # corpus (CIFAR-10's 50,000 training images) is not shipped, so every other setting is checked against the
+    # shipped corpus
+    from distill.config import read_yaml_mapping
+
+    def without_its_corpus(name: str) -> tuple[str, SweepConfig]:
+        values = read_yaml_mapping(ROOT / "studies" / name, "sweep")
+        return values["source"], SweepConfig(**(values | {"source": "builtin:cifar10-demo"})).check(name)
+
+    source, large = without_its_corpus("cifar10-50k.yaml")
+    assert (large.train, large.teacher_layers, large.seeds) == (demo.train, current.teacher_layers, current.seeds)
+    assert all(large.steps_by_k[k] == current.steps_by_k[k] for k in large.ks)
+    assert (large.methods, large.ks) == (["kcenter", "kmeans", "random"], [100, 300, 1000, "full"])
+    budget_source, large_budget = without_its_corpus("cifar10-50k-budget.yaml")
+    assert (large_budget.train, budget_source, large_budget.recipes) == (large.train, source, budget.recipes)
+    assert (large_budget.methods, large_budget.ks) == (["random"], [10000, "full"])
 
 
 @pytest.mark.parametrize("where", ["run", "inside", "parent"])

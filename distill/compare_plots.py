@@ -164,15 +164,18 @@ def plot_compute(agg: list[dict], compute: list[dict], references: dict, png: Pa
             _errorbar(ax, full, metric, x="total", color="k", marker="s",
                       label="full corpus" if len(objectives) == 1 else f"full corpus, {objective}")
     _reference_lines(ax, references, recipe, metric, len(methods))
-    from matplotlib.ticker import FuncFormatter
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
     from .model_cost import amount
 
     ax.set_xscale("log")
     ax.margins(x=0.1)  # room for the last point's k
+    # 1, 2 and 5 of each decade, labelled alike: matplotlib labels every minor tick of an axis under one decade, and
+    # they overlap
+    ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
     ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: amount(v)))
-    ax.xaxis.set_minor_formatter(FuncFormatter(lambda v, _: amount(v)))
-    ax.tick_params(axis="x", which="minor", labelsize=7)
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.tick_params(axis="x", labelsize=7)
     ax.set_xlabel("multiply-accumulates the answer took (selection + teacher targets + training; points: k)")
     ax.set_ylabel(METRICS[metric])
     ax.grid(alpha=0.3)

@@ -54,8 +54,8 @@ def cost_note(evaluations: list[dict]) -> str | None:
     """One line for a comparison: what its students and teachers cost per image (from their eval.json), with the
     teacher's compute as a multiple of the student's; None where the evaluations predate costs."""
     students = {tuple(sorted(e["cost"]["student"].items())) for e in evaluations if e.get("cost")}
-    costed = [e for e in evaluations if e.get("cost")]
-    teachers = {labels[key]: c for e, labels in zip(costed, comparison_labels(costed))
+    # labelled over every evaluation, as the ceiling rows are: one without costs still tells two resolutions apart
+    teachers = {labels[key]: c for e, labels in zip(evaluations, comparison_labels(evaluations)) if e.get("cost")
                 for key, c in e["cost"]["teachers"].items() if c}
     if not students:
         return None

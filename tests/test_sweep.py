@@ -650,6 +650,11 @@ def test_the_example_sweep_file_and_the_shipped_study_load_and_plan_their_runs(t
     budget_source, large_budget = without_its_corpus("cifar10-50k-budget.yaml")
     assert (large_budget.train, budget_source, large_budget.recipes) == (large.train, source, budget.recipes)
     assert (large_budget.methods, large_budget.ks) == (["random"], [10000, "full"])
+    # more seeds for the one lead that held alone there, on fresh subsets: read beside its seeds, nothing else differs
+    seeds_source, large_seeds = without_its_corpus("cifar10-50k-seeds.yaml")
+    assert (large_seeds.train, seeds_source, large_seeds.teacher_layers) == (large.train, source, large.teacher_layers)
+    assert (large_seeds.methods, large_seeds.ks) == (["kmeans", "random"], [1000])
+    assert large_seeds.steps_by_k[1000] == large.steps_by_k[1000] and not set(large_seeds.seeds) & set(large.seeds)
 
 
 @pytest.mark.parametrize("where", ["run", "inside", "parent"])

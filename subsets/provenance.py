@@ -118,6 +118,9 @@ def trained_by(runs: list[Path]) -> str | None:
     parts = [f"{label} ({n} run{'s' * (n != 1)})" for label, n in counts.items()]
     parts += [f"not recorded ({unrecorded} run{'s' * (unrecorded != 1)}, made before run.json named its code)"] * bool(unrecorded)
     line = "Trained by code: " + "; ".join(parts) + "."
+    if (resumed := sum(counts.values()) + unrecorded - len(runs)) > 0:  # else the counts seem to add up to too many runs
+        line += (f" Of {len(runs)} runs, {resumed} {'was' if resumed == 1 else 'were'} resumed by other code and "
+                 f"count{'s' * (resumed == 1)} under each.")
     models, kernels = {m for m, _ in machines}, {k for _, k in machines if k}
     if len(models) > 1 or len(kernels) > 1:  # a run made before the kernels were recorded differs by model only
         line += (" On more than one kind of machine (" + "; ".join(

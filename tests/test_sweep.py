@@ -1066,6 +1066,13 @@ def test_the_compared_runs_say_when_they_were_trained_on_machines_that_round_oth
     same = [run("a", cpu="AMD EPYC", cpu_kernels="AVX2"), run("b", cpu="AMD EPYC", cpu_kernels="AVX2"),
             run("old", cpu="AMD EPYC")]  # made before the kernels were recorded: alike by what it names
     assert trained_by(same) == "Trained by code: aaaaaaaaaa (3 runs)."
+    resumed = run("resumed", cpu="AMD EPYC", cpu_kernels="AVX2")
+    record = json.loads((resumed / "run.json").read_text())
+    record["invocations"].append({"from_step": 50, "environment": record["invocations"][0]["environment"]
+                                  | {"code": {"version": "0.1.0", "commit": "b" * 40, "dirty": False}}})
+    (resumed / "run.json").write_text(json.dumps(record))
+    assert trained_by([*same, resumed]) == ("Trained by code: aaaaaaaaaa (4 runs); bbbbbbbbbb (1 run). Of 4 runs, 1 "
+                                            "was resumed by other code and counts under each.")
     line = trained_by([*same, run("c", cpu="AMD EPYC", cpu_kernels="AVX512")])
     assert line.startswith("Trained by code: aaaaaaaaaa (4 runs). On more than one kind of machine (AMD EPYC, AVX2 "
                            "kernels: 2 runs; AMD EPYC: 1 run; AMD EPYC, AVX512 kernels: 1 run)")

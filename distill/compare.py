@@ -93,7 +93,8 @@ def compare_runs(runs: list[Path], out: Path, console: Console | None = None, ba
     compared = {r["method"] for r in rows} - {baseline, FULL}  # with the baseline alone, no verdict was wanted
     notes += [why_not] if why_not and compared else []
     notes += [line] if (line := trained_by(runs)) else []
-    notes += [line] if (line := cost_note([read_json(Path(r) / "eval.json", "evaluation") for r in runs])) else []
+    notes += [line] if (line := cost_note([read_json(Path(r) / "eval.json", "evaluation") for r in runs],
+                                          [read_json(Path(r) / "run.json", "run record") for r in runs])) else []
     easy = headroom_note(references.get(FLOOR, {}), [v for k, v in references.items() if k.startswith("teacher: ")])
     notes += [easy] if easy else []
     out = Path(out)

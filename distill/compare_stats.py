@@ -89,7 +89,7 @@ def load_rows(runs: list[Path], classes: list[int | str] | None = None) -> tuple
                      "correct": per_image(ev["student"]),
                      "untrained_correct": per_image(ev["untrained"]) if "correct" in ev.get("untrained", {}) else None})
         evaluations.append(ev)
-    for ev, labels in zip(evaluations, comparison_labels(evaluations)):
+    for ev, labels in zip(evaluations, comparison_labels(evaluations, [rec for _, rec in records])):
         for key, scores in ev.get("teachers", {}).items():
             if scores:
                 references.setdefault(f"teacher: {labels[key]}", scores)

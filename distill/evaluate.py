@@ -28,7 +28,7 @@ from .config import TrainConfig
 from .data import TeacherTargets
 from .eval_config import EvalConfig
 from .model_cost import model_cost
-from .teacher_labels import teacher_labels
+from .teacher_labels import run_teacher_labels
 
 EVAL_FORMAT = "subset-distill/eval"
 
@@ -346,9 +346,3 @@ def evaluate_teacher(info: dict, config: EvalConfig, device) -> dict | None:
         print(f"reference row for {info['name']} skipped: {e}")
         return None
     return {"name": info["name"], "resolution": info["resolution"]} | scores(train_f, test_f, config, per_image=True)
-
-
-def run_teacher_labels(record: dict) -> list[str]:
-    """Each of a run's teachers as eval.json names it: by name, and by name and resolution where the run holds one
-    teacher at two resolutions (two caches of it)."""
-    return teacher_labels([(info["name"], info["resolution"]) for info in record["teachers"]])

@@ -50,12 +50,13 @@ def cost_words(cost: dict) -> str:
     return f"{amount(cost['params'])} parameters, {amount(cost['macs'])} MACs per image at {cost['img_size']} px"
 
 
-def cost_note(evaluations: list[dict]) -> str | None:
-    """One line for a comparison: what its students and teachers cost per image (from their eval.json), with the
-    teacher's compute as a multiple of the student's; None where the evaluations predate costs."""
+def cost_note(evaluations: list[dict], records: list[dict] | None = None) -> str | None:
+    """One line for a comparison: what its students and teachers cost per image (from their eval.json, the runs'
+    run.json in `records` naming the teachers as `comparison_labels` does), with the teacher's compute as a multiple
+    of the student's; None where the evaluations predate costs."""
     students = {tuple(sorted(e["cost"]["student"].items())) for e in evaluations if e.get("cost")}
     # labelled over every evaluation, as the ceiling rows are: one without costs still tells two resolutions apart
-    teachers = {labels[key]: c for e, labels in zip(evaluations, comparison_labels(evaluations)) if e.get("cost")
+    teachers = {labels[key]: c for e, labels in zip(evaluations, comparison_labels(evaluations, records)) if e.get("cost")
                 for key, c in e["cost"]["teachers"].items() if c}
     if not students:
         return None

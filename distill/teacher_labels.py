@@ -19,16 +19,31 @@ def teacher_labels(pairs: list[tuple[str, int | None]]) -> list[str]:
     return labels
 
 
-def evaluated_teachers(evaluation: dict) -> list[tuple[str, str, int | None]]:
-    """(key in eval.json, name, resolution) of each teacher an eval.json has a row for; an evaluation made before
-    resolutions were recorded gives its keys as names and no resolution."""
-    return [(key, (t or {}).get("name", key), (t or {}).get("resolution"))
-            for key, t in evaluation.get("teachers", {}).items()]
+def run_teacher_labels(record: dict) -> list[str]:
+    """Each of a run's teachers (run.json's `teachers`) as its eval.json names it: by name, and by name and resolution
+    where the run holds one teacher at two resolutions (two caches of it)."""
+    return teacher_labels([(info["name"], info.get("resolution")) for info in record["teachers"]])
 
 
-def comparison_labels(evaluations: list[dict]) -> list[dict[str, str]]:
+def evaluated_teachers(evaluation: dict, record: dict | None = None) -> list[tuple[str, str, int | None]]:
+    """(key in eval.json, name, resolution) of each teacher an eval.json has a row for. An evaluation made before
+    resolutions were recorded keys its teachers by name, and one that could not load a teacher has no entry to say:
+    the run's record (run.json), where given, tells both, else the key stands for the name, resolution unknown."""
+    recorded = dict(zip(run_teacher_labels(record), ((t["name"], t.get("resolution")) for t in record["teachers"]))) \
+        if record else {}
+    out = []
+    for key, entry in evaluation.get("teachers", {}).items():
+        name, resolution = recorded.get(key, (key, None))
+        out.append((key, (entry or {}).get("name", name), (entry or {}).get("resolution", resolution)))
+    return out
+
+
+def comparison_labels(evaluations: list[dict], records: list[dict] | None = None) -> list[dict[str, str]]:
     """Per evaluation, its teachers' keys mapped to labels that tell apart every (name, resolution) across all of
-    them: one teacher at one resolution keeps its name; at two, each is named with its resolution."""
-    pairs = list(dict.fromkeys((name, res) for ev in evaluations for _, name, res in evaluated_teachers(ev)))
+    them: one teacher at one resolution keeps its name; at two, each is named with its resolution. `records`, the
+    runs' run.json beside their evaluations, give the resolutions an older eval.json lacks: without them a run
+    evaluated before resolutions were recorded, beside one evaluated after, would stand for a second resolution."""
+    teachers = [evaluated_teachers(ev, rec) for ev, rec in zip(evaluations, records or [None] * len(evaluations))]
+    pairs = list(dict.fromkeys((name, res) for listed in teachers for _, name, res in listed))
     label = dict(zip(pairs, teacher_labels(pairs)))
-    return [{key: label[name, res] for key, name, res in evaluated_teachers(ev)} for ev in evaluations]
+    return [{key: label[name, res] for key, name, res in listed} for listed in teachers]

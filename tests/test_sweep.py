@@ -434,6 +434,25 @@ def test_one_teacher_at_two_resolutions_has_a_ceiling_and_a_cost_for_each(sweep,
     assert "teacher: mobilenetv2_imagenet |" not in table  # no row under the bare name, standing for either
 
 
+def test_runs_evaluated_before_resolutions_were_recorded_share_their_teachers_ceiling_row(sweep, tmp_path):
+    """A study's older runs (eval.json without teacher resolutions) compared beside its newer ones: the runs' records
+    tell the resolution, so one teacher at one resolution is one ceiling row, not a second standing for another."""
+    import shutil
+
+    old, new = (tmp_path / name for name in ("old", "new"))
+    for copy, name in ((old, "kcenter-k20-s0"), (new, "random-k20-s0")):
+        shutil.copytree(next(r for r in sweep[1]["runs"] if r.name == name), copy)
+    evaluation = json.loads((old / "eval.json").read_text())
+    evaluation["teachers"] = {key: {k: v for k, v in t.items() if k not in ("name", "resolution")}
+                              for key, t in evaluation["teachers"].items()}  # as an older version wrote it
+    (old / "eval.json").write_text(json.dumps(evaluation))
+    result = compare_runs([old, new], tmp_path / "cmp")
+    assert [r for r in json.loads(result["json"].read_text())["references"] if r.startswith("teacher")] == \
+        ["teacher: mobilenetv2_imagenet"]
+    table = result["markdown"].read_text()
+    assert "teacher mobilenetv2_imagenet: " in table and "mobilenetv2_imagenet at " not in table  # its cost too
+
+
 @pytest.mark.parametrize("student", [{"stem": "scott", "patch_size": 8}, {"student": "resnet10t", "w_patch": 0.0}])
 def test_scott_and_cnn_students_export_to_folders_timm_loads(sweep, tmp_path, student):
     import students  # noqa: F401  (registers vit_scott, as the model card says)

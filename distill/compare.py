@@ -24,7 +24,7 @@ from rich.console import Console
 
 from subsets.console import output_console
 from subsets.errors import InputError
-from subsets.fileio import read_json, write_text_atomic
+from subsets.fileio import write_text_atomic
 from subsets.provenance import trained_by
 
 from .compare_plots import plot, plot_compute, plot_recipes
@@ -40,6 +40,7 @@ from .compare_stats import (
     headroom_note,
     load_rows,
     rank_correlations,
+    read_evaluated,
     recipe_verdicts,
     run_arm,
     verdicts,
@@ -58,11 +59,12 @@ def _csv(rows: list[dict], columns: list[str]) -> str:
     return buf.getvalue()
 
 
-def baseline_arm(rows: list[dict], first_run: Path, recipe: str | None) -> tuple[str, str]:
-    """The (recipe, objective) the other recipes are compared with: the named recipe, else the first run's."""
+def baseline_arm(rows: list[dict], first_record: dict, recipe: str | None) -> tuple[str, str]:
+    """The (recipe, objective) the other recipes are compared with: the named recipe, else the first run's (its
+    run.json record)."""
     arms = list(dict.fromkeys((r["recipe"], r["objective"]) for r in rows))
     if recipe is None:
-        return run_arm(read_json(Path(first_run) / "run.json", "run record"))
+        return run_arm(first_record)
     named = [arm for arm in arms if arm[0] == recipe]
     if not named:
         raise InputError(f"compare: no runs of recipe {recipe!r} to compare the others with (the runs have "
@@ -76,7 +78,8 @@ def compare_runs(runs: list[Path], out: Path, console: Console | None = None, ba
     """Everything the module's docstring lists, from evaluated runs. Methods are compared with `baseline` (a
     method); recipes with `baseline_recipe` (default: the first run's). With `classes` (numbers or the test source's
     class names), on the test images of those classes only (a long-tailed corpus's tail, say)."""
-    rows, references = load_rows(runs, classes)
+    evaluated = read_evaluated(runs)
+    rows, references = load_rows(evaluated, classes)
     n_images = len(rows[0]["correct"]["knn_top1"])
     boot = Bootstrap(n_images)
     agg = aggregate(rows, boot)
@@ -85,16 +88,15 @@ def compare_runs(runs: list[Path], out: Path, console: Console | None = None, ba
         raise InputError(f"compare: {why_not}")
     ranks = rank_correlations(rows, boot)
     gap_rows = gaps_to_full(rows, boot)
-    recipe_rows = recipe_verdicts(rows, boot, baseline_arm(rows, runs[0], baseline_recipe))
+    recipe_rows = recipe_verdicts(rows, boot, baseline_arm(rows, evaluated[0][2], baseline_recipe))
     sections = paired_sections(lead_columns(agg), verdict_rows, gap_rows, recipe_rows)
-    first = read_json(Path(runs[0]) / "eval.json", "evaluation")["eval_set"]
+    first = evaluated[0][1]["eval_set"]
     notes = [f"95% intervals: {boot.replicates:,} bootstrap replicates over seeds and the {n_images:,} test images."]
     notes += [class_note(first, classes)] if classes is not None else []
     compared = {r["method"] for r in rows} - {baseline, FULL}  # with the baseline alone, no verdict was wanted
     notes += [why_not] if why_not and compared else []
     notes += [line] if (line := trained_by(runs)) else []
-    notes += [line] if (line := cost_note([read_json(Path(r) / "eval.json", "evaluation") for r in runs],
-                                          [read_json(Path(r) / "run.json", "run record") for r in runs])) else []
+    notes += [line] if (line := cost_note([ev for _, ev, _ in evaluated], [rec for _, _, rec in evaluated])) else []
     easy = headroom_note(references.get(FLOOR, {}), [v for k, v in references.items() if k.startswith("teacher: ")])
     notes += [easy] if easy else []
     out = Path(out)

@@ -51,29 +51,34 @@ def k_order(k) -> tuple:
     return (1, 0) if k == FULL else (0, k)
 
 
-def load_rows(runs: list[Path], classes: list[int | str] | None = None) -> tuple[list[dict], dict]:
-    """One row per run (from run.json and eval.json; `correct` holds its per-image results) and the reference rows
-    (the untrained floor, averaged over the runs, and each teacher's scores); refuses runs evaluated on different
-    sets or without per-image results. With `classes`, every accuracy (the floor's and the teachers' too) is that
-    of the test images of those classes only."""
+def read_evaluated(runs: list[Path]) -> list[tuple[Path, dict, dict]]:
+    """Each run with its eval.json and run.json, read once for everything a comparison says; refuses runs evaluated
+    on different sets or without per-image results."""
     if not runs:
         raise InputError("compare: no runs given")
-    rows, records, evaluations, first, references = [], [], [], None, {}
+    evaluated = []
     for run in map(Path, runs):
         if not (run / "eval.json").exists():
             raise InputError(f"{run}: no eval.json; evaluate it first (distill eval --run {run}), or compare the "
                              "others with --evaluated-only")
         ev, rec = read_json(run / "eval.json", "evaluation"), read_json(run / "run.json", "run record")
-        if first is None:
-            first = (run, ev["eval_set"])
-        elif ev["eval_set"] != first[1]:
-            diff = sorted(k for k in ev["eval_set"] if ev["eval_set"][k] != first[1].get(k))
+        if evaluated and ev["eval_set"] != (first := evaluated[0])[1]["eval_set"]:
+            diff = sorted(k for k in ev["eval_set"] if ev["eval_set"][k] != first[1]["eval_set"].get(k))
             raise InputError(f"{run}: evaluated on another set than {first[0]} (differs in {', '.join(diff)}); "
                              "re-evaluate them alike to compare")
         if "correct" not in ev["student"]:
             raise InputError(f"{run / 'eval.json'}: has no per-image results (made by an older version); "
                              f"re-evaluate it (distill eval --run {run})")
-        records.append((run, rec))
+        evaluated.append((run, ev, rec))
+    return evaluated
+
+
+def load_rows(evaluated: list[tuple[Path, dict, dict]], classes: list[int | str] | None = None) -> tuple[list[dict], dict]:
+    """One row per run of `read_evaluated` (`correct` holds its per-image results) and the reference rows (the
+    untrained floor, averaged over the runs, and each teacher's scores). With `classes`, every accuracy (the floor's
+    and the teachers' too) is that of the test images of those classes only."""
+    rows, references = [], {}
+    for run, ev, rec in evaluated:
         agreements = [v for v in ev["student"]["agreement"].values() if v is not None]
         subset = rec["subset"]
         recipe, objective = run_arm(rec)
@@ -88,17 +93,18 @@ def load_rows(runs: list[Path], classes: list[int | str] | None = None) -> tuple
                      **{f"{part}_macs": v for part, v in compute_of(ev).items()},
                      "correct": per_image(ev["student"]),
                      "untrained_correct": per_image(ev["untrained"]) if "correct" in ev.get("untrained", {}) else None})
-        evaluations.append(ev)
-    for ev, labels in zip(evaluations, comparison_labels(evaluations, [rec for _, rec in records])):
+    evaluations = [ev for _, ev, _ in evaluated]
+    for ev, labels in zip(evaluations, comparison_labels(evaluations, [rec for _, _, rec in evaluated])):
         for key, scores in ev.get("teachers", {}).items():
             if scores:
                 references.setdefault(f"teacher: {labels[key]}", scores)
     if classes is not None:
-        _restrict_to_classes(rows, references, classes, first)
+        _restrict_to_classes(rows, references, classes, (evaluated[0][0], evaluated[0][1]["eval_set"]))
     references = {name: {k: v for k, v in scores.items() if k not in ("correct", "name", "resolution")}
                   for name, scores in references.items()}
     rows.sort(key=lambda r: (r["recipe"], r["objective"], r["method"], k_order(r["k"]), r["seed"]))
-    _refuse_mixed_settings(records)  # first: two runs of other settings and one seed are not duplicates
+    # first: two runs of other settings and one seed are not duplicates
+    _refuse_mixed_settings([(run, rec) for run, _, rec in evaluated])
     _refuse_duplicates(rows)
     return rows, floor_rows(rows) | references
 

@@ -115,7 +115,7 @@ def test_the_k_from_which_a_subset_stops_falling_short_of_the_full_corpus_is_nam
                for line in lines)
 
 
-def test_recipes_are_compared_with_the_baseline_recipe_paired_by_seed(tmp_path):
+def test_recipes_are_compared_with_the_baseline_recipe_paired_by_seed():
     from distill.compare import baseline_arm
     from distill.compare_stats import recipe_verdicts
     from distill.compare_tables import recipe_summary
@@ -138,9 +138,10 @@ def test_recipes_are_compared_with_the_baseline_recipe_paired_by_seed(tmp_path):
     assert recipe_summary([got[("long", 100)], got[("long", "full")]]) == [
         "long against (no recipe) on random (k-NN top-1): better at k = 100",
         "long against (no recipe) on the full corpus (k-NN top-1): not resolved"]
-    assert baseline_arm(runs, tmp_path, "long") == ("long", "distill")
+    assert baseline_arm(runs, {"config": {"recipe": ""}}, "long") == ("long", "distill")
+    assert baseline_arm(runs, {"config": {"recipe": "short"}}, None) == ("short", "distill")  # the first run's
     with pytest.raises(InputError, match="no runs of recipe 'longer'.*the runs have \\(no recipe\\), long, short"):
-        baseline_arm(runs, tmp_path, "longer")
+        baseline_arm(runs, {"config": {"recipe": ""}}, "longer")
 
 
 def test_a_family_of_one_or_of_comparisons_that_move_as_one_keeps_its_own_95_percent_intervals():

@@ -7,8 +7,8 @@ Writes `results.csv` (one row per run), `results.md` and `results.json` (the acc
 untrained student of the same shape as the floor row and the teacher as the ceiling row; the paired tables, also
 as `verdicts.csv`, `recipe_verdicts.csv` and `gaps.csv`; the rank correlations), `results.png` (each metric against
 k, one line per method, 95% intervals, floor, teacher and full corpus dashed) and, with several recipes,
-`recipes.png`; and prints the tables. Intervals and verdicts come from one bootstrap over seeds and test images
-(`distill.intervals`). The numbers are made in `compare_stats`, written out in `compare_tables` and drawn in
+`recipes.png`; and prints the tables. Intervals and verdicts come from one set of replicates over test images and
+seeds (`distill.intervals`). The numbers are made in `compare_stats`, written out in `compare_tables` and drawn in
 `compare_plots`; this module puts them together. With compute accounts (`distill.compute_account`), also the
 compute table and `compute.png` (k-NN against the compute each answer took).
 """
@@ -91,7 +91,8 @@ def compare_runs(runs: list[Path], out: Path, console: Console | None = None, ba
     recipe_rows = recipe_verdicts(rows, boot, baseline_arm(rows, evaluated[0][2], baseline_recipe))
     sections = paired_sections(lead_columns(agg), verdict_rows, gap_rows, recipe_rows)
     first = evaluated[0][1]["eval_set"]
-    notes = [f"95% intervals: {boot.replicates:,} bootstrap replicates over seeds and the {n_images:,} test images."]
+    notes = [f"95% intervals: {boot.replicates:,} replicates of the {n_images:,} test images (bootstrap), each with a "
+             "seed error from Student's t at the seeds' spread (S - 1 degrees of freedom)."]
     notes += [class_note(first, classes)] if classes is not None else []
     compared = {r["method"] for r in rows} - {baseline, FULL}  # with the baseline alone, no verdict was wanted
     notes += [why_not] if why_not and compared else []

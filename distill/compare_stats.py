@@ -1,7 +1,8 @@
 """The statistics of a comparison of evaluated runs: one row per run, the mean over seeds of each (recipe, objective,
 method, k) with its 95% interval, and the paired differences with verdicts (methods against a baseline method,
 subsets against the full corpus, recipes against a baseline recipe) and rank correlations between small k and the
-full corpus. One bootstrap over seeds and test images gives every interval (`distill.intervals`)."""
+full corpus. One set of replicates, the test images redrawn and a t-distributed seed error added, gives every interval
+(`distill.intervals`)."""
 
 from __future__ import annotations
 
@@ -260,8 +261,8 @@ def _stack(runs: list[dict], metric: str) -> np.ndarray:
 
 
 def aggregate(rows: list[dict], boot: Bootstrap) -> list[dict]:
-    """Per (recipe, objective, method, k): mean over seeds, std, and the 95% interval (seeds and test images
-    resampled)."""
+    """Per (recipe, objective, method, k): mean over seeds, std, and the 95% interval (the test images redrawn,
+    a seed error drawn from the t distribution at the seeds' spread)."""
     out = []
     for (arm, method, k), by_seed in sorted(_groups(rows).items(), key=lambda g: (g[0][0], g[0][1], k_order(g[0][2]))):
         rs = [by_seed[s] for s in sorted(by_seed)]
@@ -285,10 +286,10 @@ def _paired(boot: Bootstrap, pairs: list[tuple]) -> list[dict]:
     seeds at which its verdict, alone and together, is reached now or projected to be (`seeds_to_hold`)."""
     per_seed = [{m: boot.seed_differences(_stack([runs[s] for s in seeds], m), _stack([base[s] for s in seeds], m))
                  for m in SCORED} for *_, runs, base, seeds in pairs]
-    # drawn pair by pair, metric within pair: the bootstrap's seed draws come in the order they always have
-    drawn = [{m: (value, boot.over_drawn_seeds(d)) for m, (value, d) in p.items()} for p in per_seed]
+    # drawn pair by pair, metric within pair: the seed errors are drawn in a fixed order
+    drawn = [{m: (d.value, boot.with_seed_error(d)) for m, d in p.items()} for p in per_seed]
     families = {m: family_intervals([d[m][0] for d in drawn], [d[m][1] for d in drawn]) for m in SCORED}
-    more = {m: seeds_to_hold([p[m][0] for p in per_seed], [p[m][1] for p in per_seed], boot) for m in SCORED}
+    more = {m: seeds_to_hold([p[m].value for p in per_seed], [p[m] for p in per_seed], boot) for m in SCORED}
     rows = []
     for i, d in enumerate(drawn):
         row = {}

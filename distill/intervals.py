@@ -1,24 +1,32 @@
-"""How sure a comparison is: bootstrap intervals over seeds and test images, paired differences with a verdict,
-and rank correlations.
+"""How sure a comparison is: intervals over seeds and test images, paired differences with a verdict, and rank
+correlations.
 
 Two sources of error meet in every accuracy of a sweep: the seed (which subset was drawn and how the student
-was trained) and the test set (a finite sample of images). Each bootstrap replicate redraws both: the test
-images with replacement (one draw shared by every run, since all runs are scored on the same images) and the
-seeds with replacement (one draw shared by every series in a statistic, so runs stay paired by seed). With three
-seeds the seed part of the interval is coarse; it still widens the interval by the variance a user's own draw
-would meet, which the test set's binomial error alone hides.
+was trained) and the test set (a finite sample of images). Each replicate draws both. The test images are redrawn
+with replacement (one draw shared by every run, since all runs are scored on the same images). The seeds are not
+resampled: with the three seeds a sweep usually has, resampling them gives the seed part of an interval two thirds
+of its variance and a normal quantile, where three values call for Student's t with two degrees of freedom (4.30,
+not 1.96). Instead each replicate adds a seed error drawn from the t distribution with S - 1 degrees of freedom,
+scaled by the measured seeds' standard deviation over sqrt(S): for the seeds alone exactly the t interval. The
+seeds' spread already holds each run's own errors on particular test images, so the test images' part is shrunk to
+what the seeds share (`images_error`). Simulated comparisons of two equal methods on 2,000 test images
+(`benchmarks/intervals.py`) got a verdict at 95% in 0-1% of cases where the seeds differ by their runs' image errors
+alone and in 8-9% where they spread as the widest of the shipped studies' cells, with seeds resampled; 2-6% across
+those spreads so. Series compared seed by seed (the recipes of a rank correlation) share the seed draw, through
+Gaussian multipliers on each seed's deviation and one chi-square per replicate (a multivariate t with the seeds'
+covariance).
 
 A table of paired differences is a family: were nine independent comparisons all without a real difference, over a
 third of such tables would still show a "better" or "worse" at 95% each (1 - 0.95^9 = 0.37). `family_intervals`
 widens every interval of a table alike (each at the same higher level) until all of them hold together at 95% over
 the bootstrap replicates: the percentile method of Mandel & Betensky (2008), which for one comparison is the
-comparison's own interval. Each comparison draws its own seeds, as its own interval always has; the test images are
-drawn once for all. Drawing the seeds once for the whole table instead moved the level by 0.001 on the long-tail
-study (99.4% against 99.5% for its 9 comparisons).
+comparison's own interval. Each comparison draws its own seed error, as its own interval always has; the test
+images are drawn once for all.
 
-A lead that holds alone only is a question for more seeds: `seeds_to_hold` projects how many would settle it, drawing
-n seeds at a time from the measured ones (their spread and the difference staying as measured) on a random stream of
-its own, so the intervals above are drawn exactly as without it.
+A lead that holds alone only is a question for more seeds: `seeds_to_hold` projects how many would settle it, the
+seed error of n seeds drawn as above with the measured spread and n - 1 degrees of freedom (the difference and the
+test images' part staying as measured) on a random stream of its own, so the intervals above are drawn exactly as
+without it.
 """
 
 from __future__ import annotations
@@ -53,8 +61,66 @@ class Estimate:
         return (self.high - self.low) / 2
 
 
+@dataclass(frozen=True)
+class Seeds:
+    """One series seed by seed (accuracies, or paired differences): as measured on the test set [S], and in each
+    replicate of the test images [S, B]."""
+
+    measured: np.ndarray
+    replicates: np.ndarray
+
+    @property
+    def value(self) -> float:
+        return float(self.measured.mean())
+
+    @property
+    def deviations(self) -> np.ndarray:
+        return self.measured - self.measured.mean()
+
+    def __len__(self) -> int:
+        return len(self.measured)
+
+
+@dataclass(frozen=True)
+class SeedDraws:
+    """A seed error per replicate for series of S seeds: Gaussian multipliers [B, S] on the seeds' deviations and the
+    t distribution's scale [B] (sqrt of a chi-square with S - 1 degrees of freedom over S - 1)."""
+
+    multipliers: np.ndarray
+    scale: np.ndarray
+
+    def error(self, series: Seeds) -> np.ndarray:
+        """[B]: the seed error of `series` in each replicate, t-distributed with S - 1 degrees of freedom around zero,
+        with the scale of its measured seeds' standard deviation over sqrt(S); zero for one seed."""
+        s = len(series)
+        if s < 2:
+            return np.zeros(len(self.scale))
+        # sum_s dev_s g_s is normal with variance (S - 1) var: over sqrt(S (S - 1)) it has the mean's variance
+        return self.multipliers @ series.deviations / np.sqrt(s * (s - 1)) / self.scale
+
+
+def images_error(series: Seeds) -> np.ndarray:
+    """[B]: what redrawing the test images moves the mean over seeds by, less what the seed error counts already.
+
+    The mean over seeds of the redrawn accuracies moves by two things: the test set's sampling of the images (shared
+    by every seed) and each run's own errors on particular images, which differ from seed to seed and so are in the
+    measured seeds' spread, the seed error's scale. Counted twice, they made intervals about 1.4 times too wide where
+    the seeds differ by little more than those errors (no false verdict among 300 simulated equal pairs). Their
+    share of the variance is the within-seed variance of the redrawn accuracies over S - 1 (each seed's replicates
+    about the mean replicate); the deviations are shrunk to the rest (to none where it is not positive). With one
+    seed nothing tells them apart and the whole test-set error stays: the test set's binomial error."""
+    mean = series.replicates.mean(0)
+    deviation = mean - series.value
+    s, total = len(series), deviation.var()
+    if s < 2 or total == 0:
+        return deviation
+    own_errors = (series.replicates - mean).var(axis=1).mean() / (s - 1)
+    return deviation * np.sqrt(max(0.0, 1 - own_errors / total))
+
+
 class Bootstrap:
-    """Replicates of test-image weights, drawn once for a comparison and shared by every statistic in it."""
+    """Replicates of test-image weights, drawn once for a comparison and shared by every statistic in it, and the
+    seed errors each statistic adds to them."""
 
     def __init__(self, n_images: int, replicates: int = REPLICATES, seed: int = 0):
         self.rng = np.random.default_rng(seed)
@@ -71,58 +137,75 @@ class Bootstrap:
         correct = np.asarray(correct, dtype=np.float32).reshape(-1, self.n_images)
         return correct @ self.weights.T / self.n_images
 
-    def seed_draws(self, seeds: int) -> np.ndarray:
-        """[B, S] seed positions drawn with replacement; a single seed is always itself."""
-        return self.rng.integers(seeds, size=(self.replicates, seeds))
+    def series(self, correct: np.ndarray) -> Seeds:
+        """correct [S, N] -> each seed's accuracy, measured and in each replicate."""
+        correct = np.atleast_2d(correct)
+        return Seeds(correct.mean(1, dtype=np.float64), self.accuracies(correct))
 
-    def _over_seeds(self, acc: np.ndarray, draws: np.ndarray) -> np.ndarray:
-        """acc [S, B] -> [B]: each replicate's mean over its drawn seeds."""
-        return acc[draws, np.arange(self.replicates)[:, None]].mean(1)
+    def seed_draws(self, seeds: int) -> SeedDraws:
+        """The seed errors of one statistic's replicates, for series of `seeds` seeds; one seed has none."""
+        multipliers = self.rng.standard_normal((self.replicates, seeds))
+        scale = (np.sqrt(self.rng.chisquare(seeds - 1, size=self.replicates) / (seeds - 1)) if seeds > 1
+                 else np.ones(self.replicates))
+        return SeedDraws(multipliers, scale)
+
+    def with_seed_error(self, series: Seeds, draws: SeedDraws | None = None) -> np.ndarray:
+        """[B]: each replicate's test images' error (`images_error`) plus a seed error (`draws`, else drawn here for
+        this statistic alone), around the measured mean."""
+        draws = draws if draws is not None else self.seed_draws(len(series))
+        return series.value + images_error(series) + draws.error(series)
 
     def mean(self, correct: np.ndarray) -> Estimate:
         """Mean accuracy over seeds with its interval."""
         correct = np.atleast_2d(correct)
-        reps = self._over_seeds(self.accuracies(correct), self.seed_draws(len(correct)))
-        return percentile_estimate(float(correct.mean()), reps)
+        return percentile_estimate(float(correct.mean()), self.with_seed_error(self.series(correct)))
 
     def difference(self, correct_a: np.ndarray, correct_b: np.ndarray) -> Estimate:
         """Mean over seeds of a - b, paired by seed (row i of both is one seed) and by test image."""
         return percentile_estimate(*self.difference_replicates(correct_a, correct_b))
 
     def difference_replicates(self, correct_a: np.ndarray, correct_b: np.ndarray) -> tuple[float, np.ndarray]:
-        """(the mean over seeds of a - b, its [B] bootstrap replicates): `difference` before its interval is read,
-        for a family of differences (`family_intervals`)."""
-        value, per_seed = self.seed_differences(correct_a, correct_b)
-        return value, self.over_drawn_seeds(per_seed)
+        """(the mean over seeds of a - b, its [B] replicates): `difference` before its interval is read, for a family
+        of differences (`family_intervals`)."""
+        d = self.seed_differences(correct_a, correct_b)
+        return float(np.mean(correct_a) - np.mean(correct_b)), self.with_seed_error(d)
 
-    def over_drawn_seeds(self, per_seed: np.ndarray) -> np.ndarray:
-        """[S, B] (each seed in each replicate of the test images) -> [B]: each replicate's mean over S seeds drawn
-        with replacement."""
-        return self._over_seeds(per_seed, self.seed_draws(len(per_seed)))
-
-    def seed_differences(self, correct_a: np.ndarray, correct_b: np.ndarray) -> tuple[float, np.ndarray]:
-        """(the mean over seeds of a - b, each seed's a - b in each replicate of the test images [S, B]); no seed
-        is drawn."""
+    def seed_differences(self, correct_a: np.ndarray, correct_b: np.ndarray) -> Seeds:
+        """Each seed's a - b, measured and in each replicate of the test images; no seed error is drawn."""
         correct_a, correct_b = np.atleast_2d(correct_a), np.atleast_2d(correct_b)
         if correct_a.shape != correct_b.shape:
             raise ValueError(f"paired difference of {correct_a.shape} and {correct_b.shape}")
-        return float(correct_a.mean() - correct_b.mean()), self.accuracies(correct_a) - self.accuracies(correct_b)
+        a, b = self.series(correct_a), self.series(correct_b)
+        return Seeds(a.measured - b.measured, a.replicates - b.replicates)
 
-    def projected(self, per_seed: list[np.ndarray], most: int) -> Callable[[int], np.ndarray]:
-        """For a family of paired differences (each [S_j, B] from `seed_differences`), a function of a seed count n
-        giving the [J, B] replicates each difference would have with max(n, S_j) seeds, its seeds drawn from its
-        measured ones: the spread over seeds and the difference staying as measured. Draws are shared across n (the
-        first n of one draw), so a larger n only adds seeds and the projection moves smoothly with n."""
-        draws = [self.projection_rng.integers(len(d), size=(self.replicates, max(most, len(d)))) for d in per_seed]
-        columns = np.arange(self.replicates)[:, None]
-        return lambda n: np.stack([d[dr[:, :max(n, len(d))], columns].mean(1) for d, dr in zip(per_seed, draws)])
+    def projected(self, per_seed: list[Seeds], most: int) -> Callable[[int], np.ndarray]:
+        """For a family of paired differences (from `seed_differences`), a function of a seed count n giving the
+        [J, B] replicates each difference would have with max(n, S_j) seeds: its test images' part as measured, its
+        seed error t-distributed with n - 1 degrees of freedom at the measured spread over sqrt(n). One normal and
+        `most` chi-square terms per replicate serve every n (the first n - 1 of them), so a larger n only adds seeds
+        and the projection moves smoothly with n."""
+        terms = max(most, *(len(d) for d in per_seed))
+        normal = self.projection_rng.standard_normal((len(per_seed), self.replicates))
+        squares = np.cumsum(self.projection_rng.standard_normal((len(per_seed), self.replicates, terms)) ** 2, axis=2)
+        spread = [d.deviations.std(ddof=1) if len(d) > 1 else 0.0 for d in per_seed]
+        image_part = [images_error(d) for d in per_seed]  # shared by every seed: more seeds do not shrink it
+
+        def at(n: int) -> np.ndarray:
+            out = []
+            for j, d in enumerate(per_seed):
+                seeds = max(n, len(d))
+                scale = np.sqrt(squares[j, :, seeds - 2] / (seeds - 1)) if seeds > 1 else 1.0
+                out.append(d.value + image_part[j] + spread[j] / np.sqrt(seeds) * normal[j] / scale)
+            return np.stack(out)
+
+        return at
 
     def rank_correlation(self, small: list[np.ndarray], full: list[np.ndarray]) -> Estimate:
         """Spearman correlation between the ranking of recipes by mean accuracy at a small k and on the full corpus.
-        small[r] and full[r] are recipe r's [S, N] correctness, rows paired by seed across all of them."""
-        seeds = len(np.atleast_2d(small[0]))
-        draws = self.seed_draws(seeds)
-        at = lambda series: np.stack([self._over_seeds(self.accuracies(c), draws) for c in series])  # noqa: E731
+        small[r] and full[r] are recipe r's [S, N] correctness, rows paired by seed across all of them: one seed
+        draw serves every series, so their seed errors keep the seeds' covariance."""
+        draws = self.seed_draws(len(np.atleast_2d(small[0])))
+        at = lambda series: np.stack([self.with_seed_error(self.series(c), draws) for c in series])  # noqa: E731
         reps_small, reps_full = at(small), at(full)  # [R, B]
         reps = np.array([spearman(reps_small[:, b], reps_full[:, b]) for b in range(self.replicates)])
         point = spearman(np.array([np.mean(c) for c in small]), np.array([np.mean(c) for c in full]))
@@ -168,9 +251,9 @@ def family_intervals(values: list[float], replicates: list[np.ndarray],
     return [percentile_estimate(v, r, each) for v, r in zip(values, replicates)], each
 
 
-def seeds_to_hold(values: list[float], per_seed: list[np.ndarray], boot: Bootstrap, most: int = MOST_SEEDS,
+def seeds_to_hold(values: list[float], per_seed: list[Seeds], boot: Bootstrap, most: int = MOST_SEEDS,
                   level: float = LEVEL) -> list[tuple[int | None, int | None]]:
-    """For each of a family of paired differences (`values[j]`, its seeds' differences `per_seed[j]` [S_j, B] from
+    """For each of a family of paired differences (`values[j]`, its S_j seeds' differences `per_seed[j]` from
     `Bootstrap.seed_differences`): the fewest seeds, from S_j + 1 up to `most`, at which its own interval and the
     family's (every difference at its projected seeds, widened alike to hold together, `family_level`) would exclude
     zero, were the difference and its seeds' spread to stay as measured (`Bootstrap.projected`); None for a verdict

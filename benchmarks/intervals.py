@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import functools
 import statistics
 import sys
 from collections import defaultdict
@@ -78,6 +79,7 @@ def _runs_by_cell(results: Path) -> dict[tuple, dict[int, dict]]:
     return cells
 
 
+@functools.cache  # a table's every comparison asks the same (seeds, family size): simulated once
 def t_quantile(df: int, level: float) -> float:
     """Student's t two-sided quantile at `level` (by simulation: numpy has no t quantile, this project no scipy)."""
     if level == 0.95 and df in T975:
@@ -86,12 +88,13 @@ def t_quantile(df: int, level: float) -> float:
     return float(np.quantile(np.abs(draws), level))
 
 
-def _paired_t(a: dict[int, dict], b: dict[int, dict], metric: str,
-              level: float = 0.95) -> tuple[float, float, float] | None:
-    seeds = sorted(set(a) & set(b))
-    d = [float(a[s][metric]) - float(b[s][metric]) for s in seeds if a[s][metric] and b[s][metric]]
-    if len(d) < 2:
-        return None
+def _paired(a: dict[int, dict], b: dict[int, dict], metric: str) -> list[float]:
+    """Each seed's difference a - b (runs by seed, results.csv rows), over the seeds both have."""
+    return [float(a[s][metric]) - float(b[s][metric]) for s in sorted(set(a) & set(b)) if a[s][metric] and b[s][metric]]
+
+
+def _t_interval(d: list[float], level: float = 0.95) -> tuple[float, float, float]:
+    """(mean, low, high): the t interval over seeds of the differences `d` at `level`."""
     mean, half = statistics.fmean(d), t_quantile(len(d) - 1, level) * statistics.stdev(d) / len(d) ** 0.5
     return mean, mean - half, mean + half
 
@@ -113,13 +116,13 @@ def reread_studies(root: Path) -> list[dict]:
                            "recipe_verdicts.csv": (row.get("against") or "(no recipe)", objective, row["method"],
                                                    row["k"])}[table]
                 for metric in METRICS:
-                    t = _paired_t(cells.get(mine, {}), cells.get(partner, {}), metric) if partner else None
-                    if t is None:
+                    d = _paired(cells.get(mine, {}), cells.get(partner, {}), metric)
+                    if len(d) < 2:
                         continue
+                    t = _t_interval(d)
                     # Sidak's level for the table's comparisons taken as independent (they share the baseline's
                     # runs, which makes the level needed a little lower): what `family_intervals` takes
-                    together = _paired_t(cells.get(mine, {}), cells.get(partner, {}), metric,
-                                         0.95 ** (1 / int(row["family"]))) if row.get("family") else None
+                    together = _t_interval(d, 0.95 ** (1 / int(row["family"]))) if row.get("family") else None
                     family = verdict(together[1], together[2]) if together else None
                     out.append({"table": str(path.relative_to(root)), "comparison": f"{' '.join(mine)} vs "
                                   + (f"recipe {partner[0]}" if table == "recipe_verdicts.csv" else partner[2]),

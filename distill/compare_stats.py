@@ -289,7 +289,7 @@ def _paired(boot: Bootstrap, pairs: list[tuple]) -> list[dict]:
     # drawn pair by pair, metric within pair: the seed errors are drawn in a fixed order
     drawn = [{m: (d.value, boot.with_seed_error(d)) for m, d in p.items()} for p in per_seed]
     families = {m: family_intervals([d[m][0] for d in drawn], [d[m][1] for d in drawn]) for m in SCORED}
-    more = {m: seeds_to_hold([p[m].value for p in per_seed], [p[m] for p in per_seed], boot) for m in SCORED}
+    more = {m: seeds_to_hold([p[m] for p in per_seed], boot) for m in SCORED}
     rows = []
     for i, d in enumerate(drawn):
         row = {}

@@ -157,8 +157,8 @@ class Bootstrap:
 
     def mean(self, correct: np.ndarray) -> Estimate:
         """Mean accuracy over seeds with its interval."""
-        correct = np.atleast_2d(correct)
-        return percentile_estimate(float(correct.mean()), self.with_seed_error(self.series(correct)))
+        series = self.series(correct)
+        return percentile_estimate(series.value, self.with_seed_error(series))
 
     def difference(self, correct_a: np.ndarray, correct_b: np.ndarray) -> Estimate:
         """Mean over seeds of a - b, paired by seed (row i of both is one seed) and by test image."""
@@ -168,7 +168,7 @@ class Bootstrap:
         """(the mean over seeds of a - b, its [B] replicates): `difference` before its interval is read, for a family
         of differences (`family_intervals`)."""
         d = self.seed_differences(correct_a, correct_b)
-        return float(np.mean(correct_a) - np.mean(correct_b)), self.with_seed_error(d)
+        return d.value, self.with_seed_error(d)
 
     def seed_differences(self, correct_a: np.ndarray, correct_b: np.ndarray) -> Seeds:
         """Each seed's a - b, measured and in each replicate of the test images; no seed error is drawn."""
@@ -251,29 +251,29 @@ def family_intervals(values: list[float], replicates: list[np.ndarray],
     return [percentile_estimate(v, r, each) for v, r in zip(values, replicates)], each
 
 
-def seeds_to_hold(values: list[float], per_seed: list[Seeds], boot: Bootstrap, most: int = MOST_SEEDS,
+def seeds_to_hold(per_seed: list[Seeds], boot: Bootstrap, most: int = MOST_SEEDS,
                   level: float = LEVEL) -> list[tuple[int | None, int | None]]:
-    """For each of a family of paired differences (`values[j]`, its S_j seeds' differences `per_seed[j]` from
+    """For each of a family of paired differences (`per_seed[j]`, its S_j seeds' differences from
     `Bootstrap.seed_differences`): the fewest seeds, from S_j + 1 up to `most`, at which its own interval and the
     family's (every difference at its projected seeds, widened alike to hold together, `family_level`) would exclude
     zero, were the difference and its seeds' spread to stay as measured (`Bootstrap.projected`); None for a verdict
     not reached within `most`. A projection, not a promise: three seeds measure their spread coarsely, and a lead
     picked out for its size tends to shrink with more seeds (regression to the mean), so read the count as a
     lower bound."""
-    if not values:
+    if not per_seed:
         return []
     at = boot.projected(per_seed, most)
-    alone: list[int | None] = [None] * len(values)
-    together: list[int | None] = [None] * len(values)
+    alone: list[int | None] = [None] * len(per_seed)
+    together: list[int | None] = [None] * len(per_seed)
     for n in range(min(len(d) for d in per_seed) + 1, most + 1):
         reps = at(n)
         each = family_level(reps, level)
-        for j, (value, r) in enumerate(zip(values, reps)):
-            if n <= len(per_seed[j]):
+        for j, (d, r) in enumerate(zip(per_seed, reps)):
+            if n <= len(d):
                 continue
-            if alone[j] is None and verdict_of(percentile_estimate(value, r, level)) != "not resolved":
+            if alone[j] is None and verdict_of(percentile_estimate(d.value, r, level)) != "not resolved":
                 alone[j] = n
-            if together[j] is None and verdict_of(percentile_estimate(value, r, each)) != "not resolved":
+            if together[j] is None and verdict_of(percentile_estimate(d.value, r, each)) != "not resolved":
                 together[j] = n
         if all(t is not None or len(d) >= most for t, d in zip(together, per_seed)):
             break

@@ -263,7 +263,7 @@ def test_the_seeds_projected_to_resolve_a_difference_are_where_that_many_seeds_o
     boot = Bootstrap(N, seed=22)
     assert verdict(*(lambda e: (e.low, e.high))(boot.difference(other, base))) == "not resolved"
     d = boot.seed_differences(other, base)
-    [(alone, together)] = seeds_to_hold([d.value], [d], boot)
+    [(alone, together)] = seeds_to_hold([d], boot)
     assert alone == together and 6 < alone < 21  # a family of one is its own interval
     for n in range(4, 25):  # n seeds of the same mean difference and spread
         e = Bootstrap(N, seed=23).difference(*_spread_like(n, 0.015, 0.02, seed=100 + n))
@@ -276,14 +276,14 @@ def test_more_seeds_are_not_projected_to_resolve_no_difference_and_a_family_need
 
     base = _runs(0.4, 3, seed=24)
     boot = Bootstrap(N, seed=25)
-    assert seeds_to_hold([], [], boot) == []  # a table with nothing to compare
+    assert seeds_to_hold([], boot) == []  # a table with nothing to compare
     same = boot.seed_differences(base, base.copy())
-    assert seeds_to_hold([same.value], [same], boot) == [(None, None)]
+    assert seeds_to_hold([same], boot) == [(None, None)]
     lead = np.stack([_shifted(row, share) for row, share in zip(base, [0.04, 0.0, 0.02])])
     nulls = [np.stack([np.random.default_rng(200 + 10 * i + s).permutation(row) for s, row in enumerate(base)])
              for i in range(8)]  # as good as the base on every seed, right on other images
     drawn = [boot.seed_differences(c, base) for c in [lead, *nulls]]
-    [(alone, together), *_] = seeds_to_hold([d.value for d in drawn], drawn, boot)
+    [(alone, together), *_] = seeds_to_hold(drawn, boot)
     assert alone is not None and together is not None and together > alone
 
 

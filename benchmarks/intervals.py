@@ -2,6 +2,7 @@
 verdicts become with intervals over seeds from Student's t.
 
     python benchmarks/intervals.py simulate [--comparisons 300] [--images 2000]
+    python benchmarks/intervals.py pooled [--tables 2000]
     python benchmarks/intervals.py studies [studies/]
 
 `simulate` draws comparisons of two methods with known truth, on a test set like the studies' (2,000 images): each
@@ -11,6 +12,13 @@ the share of equal pairs given a verdict (a 95% interval should give one about 5
 pairs 0.1 apart on the logit scale (about 0.014 of accuracy) called better, for the interval of `distill.intervals`
 and for the one it replaced on 2026-12-03 (seeds resampled with replacement beside the test images), kept here as
 `resampled_seeds` to measure it.
+
+`pooled` asks whether a table's comparisons may share their seed variance, which with three seeds each would give
+a table's verdicts together back their power (Sidak's quantile for 9 comparisons: 13.2 with each comparison's own 2
+degrees of freedom): tables of comparisons whose seed spreads differ by a ratio, read with each comparison's own t
+(`distill compare`'s seed part) and with Smyth's (2004) empirical Bayes variance moderated across the table (limma's
+moderated t). It prints how often each calls equal methods different, alone, for the widest-spread comparison and
+with the table together, and how often each finds a real difference together.
 
 `studies` re-reads every shipped paired table (verdicts.csv, gaps.csv, recipe_verdicts.csv) from the per-run
 accuracies in its results.csv: each comparison's paired t interval over seeds, the seed part of today's interval
@@ -69,6 +77,77 @@ def simulate(comparisons: int, images: int, seed: int = 0) -> list[tuple]:
                     called[(name, shift)] += verdict_of(percentile_estimate(d.value, reps)) != "not resolved"
         rows.append((seeds, spread, statistics.median(sds), *(called[(n, s)] / comparisons
                                                               for s in (0.0, 0.1) for n in ("resampled", "current"))))
+    return rows
+
+
+def _digamma(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float64)
+    shift = sum(1 / (x + i) for i in range(6))  # psi(x) = psi(x + 6) - sum 1/(x + i): the series is exact past 6
+    y = x + 6
+    f = 1 / (y * y)
+    return np.log(y) - 0.5 / y - f * (1 / 12 - f * (1 / 120 - f * (1 / 252 - f * (1 / 240 - f / 132)))) - shift
+
+
+def _trigamma(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float64)
+    shift = sum(1 / (x + i) ** 2 for i in range(6))
+    y = x + 6
+    f = 1 / (y * y)
+    return 1 / y + f / 2 + f / y * (1 / 6 - f * (1 / 30 - f * (1 / 42 - f / 30))) + shift
+
+
+def _trigamma_inverse(v: np.ndarray) -> np.ndarray:
+    """x with trigamma(x) = v (v > 0), by Newton's method from limma's start (Smyth 2004)."""
+    x = 0.5 + 1 / v
+    for _ in range(60):
+        h = 1e-5 * x
+        slope = (_trigamma(x + h) - _trigamma(x - h)) / (2 * h)
+        x = np.maximum(x - (_trigamma(x) - v) / slope, x / 10)
+    return x
+
+
+def moderated_variances(variances: np.ndarray, df: int) -> tuple[np.ndarray, np.ndarray]:
+    """Smyth's (2004) empirical Bayes seed variances for a table: `variances` [..., J] each with `df` degrees of
+    freedom -> (each comparison's variance drawn towards the table's, its degrees of freedom). The prior's degrees of
+    freedom come from how much the J variances spread beyond what `df` explains, capped at the other comparisons'
+    pooled degrees of freedom (at J = 4 uncapped, it called equal pairs different 9.6% of the time where the spreads
+    were equal)."""
+    e = np.log(variances) - _digamma(df / 2) + np.log(df / 2)
+    j = variances.shape[-1]
+    excess = e.var(axis=-1, ddof=1) - _trigamma(df / 2)
+    cap = df * (j - 1)
+    prior_df = np.where(excess > 0, 2 * _trigamma_inverse(np.maximum(excess, 1e-12)), np.inf)
+    prior_df = np.minimum(prior_df, cap)
+    prior = np.exp(e.mean(-1) + _digamma(prior_df / 2) - np.log(prior_df / 2))
+    moderated = (prior_df[..., None] * prior[..., None] + df * variances) / (prior_df[..., None] + df)
+    return moderated, np.broadcast_to(prior_df[..., None] + df, variances.shape)
+
+
+def pooled(tables: int = 2000, seeds: int = 3, seed: int = 0) -> list[tuple]:
+    """Tables of J comparisons of equal methods (and of methods 2.5 seed standard deviations apart), each comparison's
+    seed differences normal with its own spread, the spreads across the table a ratio apart (log-evenly): how often
+    the seed part of today's interval (a t over each comparison's own seeds) and a variance moderated across the table
+    give a verdict alone, for the widest-spread comparison, and with the table together (Sidak's level)."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for j in (4, 9, 16):
+        sidak = 0.95 ** (1 / j)
+        for ratio in (1, 2, 3):
+            sd = np.exp(np.linspace(-np.log(ratio) / 2, np.log(ratio) / 2, j))
+            shares = []
+            for shift in (0.0, 2.5):
+                x = rng.standard_normal((tables, j, seeds)) * sd[:, None] + shift * sd[:, None]
+                mean, var = x.mean(-1), x.var(-1, ddof=1)
+                moderated, df = moderated_variances(var, seeds - 1)
+                for v, d in ((var, np.full_like(var, seeds - 1)), (moderated, df)):
+                    t = np.abs(mean) / np.sqrt(v / seeds)
+                    # floor of the degrees of freedom: a little wider than the exact quantile, never narrower
+                    dfs = np.floor(np.minimum(d, 200)).astype(int)
+                    q = np.vectorize(lambda f: t_quantile(int(f), 0.95))(dfs)
+                    q_family = np.vectorize(lambda f: t_quantile(int(f), sidak))(dfs)
+                    shares.append(((t > q).mean(), (t > q)[:, -1].mean(), (t > q_family).any(-1).mean()
+                                   if shift == 0 else (t > q_family).mean()))
+            rows.append((j, ratio, *shares))
     return rows
 
 
@@ -142,6 +221,8 @@ def main() -> None:
     sim = sub.add_parser("simulate")
     sim.add_argument("--comparisons", type=int, default=300)
     sim.add_argument("--images", type=int, default=2000)
+    pool = sub.add_parser("pooled")
+    pool.add_argument("--tables", type=int, default=2000)
     studies = sub.add_parser("studies")
     studies.add_argument("root", nargs="?", type=Path, default=Path(__file__).resolve().parents[1] / "studies")
     args = parser.parse_args()
@@ -154,6 +235,18 @@ def main() -> None:
             table.add_column(col, justify="right")
         for seeds, spread, sd, *shares in simulate(args.comparisons, args.images):
             table.add_row(str(seeds), f"{spread:.2f}", f"{sd:.4f}", *(f"{s:.1%}" for s in shares))
+        console.print(table)
+        return
+    if args.command == "pooled":
+        table = Table(title=f"The seed part of a table's intervals with 3 seeds ({args.tables:,} tables a row): each "
+                            "comparison's own t, or its variance moderated across the table")
+        for col in ("comparisons", "spread ratio", "equal pairs called different: own t", "moderated",
+                    "widest one: own t", "moderated", "any of the table at Sidak's level: own t", "moderated",
+                    "2.5 sd apart found together: own t", "moderated"):
+            table.add_column(col, justify="right")
+        for j, ratio, own, moderated, own_found, moderated_found in pooled(args.tables):
+            table.add_row(str(j), f"{ratio}", *(f"{x:.1%}" for pair in zip(own, moderated) for x in pair),
+                          f"{own_found[2]:.1%}", f"{moderated_found[2]:.1%}")
         console.print(table)
         return
     rows = reread_studies(args.root)

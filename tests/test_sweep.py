@@ -674,6 +674,13 @@ def test_the_example_sweep_file_and_the_shipped_study_load_and_plan_their_runs(t
     assert (large_seeds.train, seeds_source, large_seeds.teacher_layers) == (large.train, source, large.teacher_layers)
     assert (large_seeds.methods, large_seeds.ks) == (["kmeans", "random"], [1000])
     assert large_seeds.steps_by_k[1000] == large.steps_by_k[1000] and not set(large_seeds.seeds) & set(large.seeds)
+    # nine seeds for kcenter against random there: its first three seeds are the study's runs again, the rest fresh
+    kcenter_source, kcenter_seeds = without_its_corpus("cifar10-50k-kcenter-seeds.yaml")
+    assert (kcenter_seeds.train, kcenter_source, kcenter_seeds.teacher_layers) == (large.train, source,
+                                                                                   large.teacher_layers)
+    assert (kcenter_seeds.methods, kcenter_seeds.ks, kcenter_seeds.steps_by_k) == (["kcenter", "random"], [1000],
+                                                                                   {1000: large.steps_by_k[1000]})
+    assert kcenter_seeds.seeds[:3] == large.seeds and len(kcenter_seeds.seeds) == 9
 
 
 @pytest.mark.parametrize("where", ["run", "inside", "parent"])

@@ -1,0 +1,44 @@
+"""The shipped studies' tables are what their shipped runs give: where a study ships its runs' records and
+evaluations (`runs/NAME/run.json` and `eval.json`, which hold each run's per-image results), `distill compare` over
+them writes its tables again to the character. A change to how comparisons are drawn then fails here until the
+shipped tables are drawn again from the same runs."""
+
+import csv
+from pathlib import Path
+
+import pytest
+
+from distill.compare import compare_runs
+
+from .helpers import ROOT
+
+TABLES = ("results.csv", "summary.csv", "verdicts.csv", "gaps.csv", "recipe_verdicts.csv")
+
+
+def _shipped_comparisons() -> list[tuple[Path, Path]]:
+    """(a comparison's folder, the runs folder of its study) for every shipped results.csv whose study ships its runs."""
+    found = []
+    for results in sorted((ROOT / "studies").rglob("results.csv")):
+        runs = next((p / "runs" for p in results.parents if (p / "runs").is_dir()), None)
+        if runs is not None and (ROOT / "studies") in runs.parents:
+            found.append((results.parent, runs))
+    return found
+
+
+def test_a_study_that_ships_its_runs_ships_every_run_its_tables_name():
+    comparisons = _shipped_comparisons()
+    assert comparisons, "no shipped study ships its runs"
+    for folder, runs in comparisons:
+        for row in csv.DictReader((folder / "results.csv").open()):
+            assert {"run.json", "eval.json"} <= {p.name for p in (runs / row["run"]).iterdir()}, (folder, row["run"])
+
+
+@pytest.mark.parametrize("folder, runs", _shipped_comparisons(), ids=lambda p: p.relative_to(ROOT).as_posix())
+def test_the_shipped_tables_are_drawn_again_from_the_shipped_runs(folder, runs, tmp_path):
+    names = [row["run"] for row in csv.DictReader((folder / "results.csv").open())]
+    compare_runs([runs / name for name in names], tmp_path, console=None)
+    for table in TABLES:
+        if (folder / table).exists():
+            assert (tmp_path / table).read_text() == (folder / table).read_text(), table
+        else:
+            assert not (tmp_path / table).exists(), table

@@ -193,7 +193,7 @@ def cmd_eval(a: argparse.Namespace) -> None:
     if train_source is None:
         raise InputError(f"{a.run}: give --train-source, labelled images for the k-NN memory and the probe")
     config = EvalConfig(train_source=train_source, test_source=test_source, train_samples=a.train_samples or None,
-                        test_samples=a.test_samples or None, knn_k=a.knn_k, teachers=not a.no_teacher)
+                        test_samples=a.test_samples or None, knn_k=a.knn_k, teachers=not a.no_teacher).check("distill eval")
     from subsets.console import output_console
 
     from .compare_stats import headroom_note
@@ -220,7 +220,7 @@ def cmd_eval_teachers(a: argparse.Namespace) -> None:
     if a.no_teacher:
         raise InputError("distill eval: --no-teacher skips a run's teacher row; with --teacher there is nothing else")
     config = EvalConfig(train_source=train_source, test_source=test_source, train_samples=a.train_samples or None,
-                        test_samples=a.test_samples or None, knn_k=a.knn_k)
+                        test_samples=a.test_samples or None, knn_k=a.knn_k).check("distill eval --teacher")
     names = list(dict.fromkeys(a.teacher))  # a name given twice is evaluated once
     result = evaluate_teachers(names, config, a.resolution, out=a.out)
     tables, notes = teachers_table(result)
@@ -266,7 +266,7 @@ def cmd_compare(a: argparse.Namespace) -> None:
     if a.evaluated_only:  # a study under way: what is there so far, saying what is not
         runs = [r for r in a.runs if (r / "eval.json").exists()]
         if len(runs) < len(a.runs):
-            left = [str(r) for r in a.runs if r not in runs]
+            left = [str(r) + ("" if r.is_dir() else " (no folder yet)") for r in a.runs if r not in runs]
             print(f"left out {len(left)} run(s) not evaluated yet: {', '.join(left)}")
         if not runs:
             raise InputError(f"compare --evaluated-only: none of the {len(a.runs)} run(s) given is evaluated yet")
@@ -396,7 +396,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--method", default="kcenter",
                    help="kcenter | kmeans | kmeans-random | kmeans-resampled | prototypes | random | class-balanced "
                         "(reads the labels: a labelled corpus only)")
-    s.add_argument("--k-max", type=int, default=1000, help="length of the ordering; every k <= k_max is served")
+    s.add_argument("--k-max", type=int, default=1000,
+                   help="length of the ordering; every k <= k_max is served (0: the whole corpus)")
     s.add_argument("--out", required=True, type=Path)
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--dedup", type=float, default=None, metavar="T", help="drop near-duplicates above cosine T first")

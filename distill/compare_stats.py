@@ -59,6 +59,8 @@ def read_evaluated(runs: list[Path]) -> list[tuple[Path, dict, dict]]:
         raise InputError("compare: no runs given")
     evaluated = []
     for run in map(Path, runs):
+        if not run.is_dir():
+            raise InputError(f"{run}: no such run folder")
         if not (run / "eval.json").exists():
             raise InputError(f"{run}: no eval.json; evaluate it first (distill eval --run {run}), or compare the "
                              "others with --evaluated-only")

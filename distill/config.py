@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import re
-import types
 import typing
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -13,6 +12,8 @@ from pathlib import Path
 import yaml
 
 from subsets.errors import InputError
+
+from .typed_settings import base_type, checked_settings
 
 PRECISIONS = ("no", "bf16", "fp16")
 # Here rather than in losses.py: the command line checks a config without importing torch and timm (3-5 s a process).
@@ -165,18 +166,7 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, values: dict, origin: str = "config") -> TrainConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise InputError(f"{origin}: unknown setting(s) {', '.join(unknown)}")
-        hints = typing.get_type_hints(cls)
-        for name, value in values.items():
-            if not _fits(value, hints[name]):
-                raise InputError(f"{origin}: {name} = {value!r} is not a {_type_name(hints[name])}")
-        for name in ("targets", "log_with"):
-            if isinstance(values.get(name), str):
-                values = {**values, name: [values[name]]}
-        return cls(**values)
+        return cls(**checked_settings(cls, values, origin))
 
     @classmethod
     def load(cls, path: Path) -> TrainConfig:
@@ -215,30 +205,6 @@ def read_yaml_mapping(path: Path, what: str) -> dict:
     return values
 
 
-def _base(hint):
-    """X for X | None, else the hint itself."""
-    if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
-        return next(t for t in typing.get_args(hint) if t is not type(None))
-    return hint
-
-
-def _fits(value, hint) -> bool:
-    if value is None:
-        return type(None) in typing.get_args(hint)
-    origin = typing.get_origin(_base(hint)) or _base(hint)
-    if origin is float:
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    if origin is list:
-        return isinstance(value, (list, str))
-    if origin is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    return isinstance(value, origin)
-
-
-def _type_name(hint) -> str:
-    return hint.__name__ if isinstance(hint, type) else str(hint).replace("typing.", "")
-
-
 # ---- flags: one per field, generated, so the command line and the dataclass cannot drift apart ----
 
 def _parse_kwargs(text: str) -> dict:
@@ -257,6 +223,14 @@ FLAG_NAMES = {"batch_size": "--global-batch-size", "warmup": "--warmup-ratio", "
               "ema_warmup": "--model-ema-warmup"}
 RENAMED = {"batch_size", "warmup", "ema"}
 TIMM_EMA_DECAY = 0.9998  # timm train.py's --model-ema-decay default  # their own flags were spelt so before
+
+
+class _Extend(argparse.Action):
+    """A list flag given again adds to the list (`--targets a --targets b` is `--targets a,b`), as a repeated
+    --teacher does for `distill eval`: argparse would otherwise keep the last one and drop the others unsaid."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        setattr(namespace, self.dest, getattr(namespace, self.dest, []) + values)
 
 
 class _Deprecated(argparse.Action):
@@ -286,13 +260,13 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
         elif typing.get_origin(hint) is list:
             item = typing.get_args(hint)[0]
             parser.add_argument(flag, type=lambda s, item=item: [item(p) for p in s.split(",") if p], metavar="A[,B...]",
-                                **kw)
+                                action=_Extend, **kw)
         elif f.name == "student_kwargs":
             parser.add_argument(flag, type=_parse_kwargs, metavar="KEY=VALUE[,...]", **kw)
         else:
-            parser.add_argument(flag, type=_base(hint), **kw)
+            parser.add_argument(flag, type=base_type(hint), **kw)
         if f.name in RENAMED:
-            parser.add_argument(own, type=_base(hint), dest=f.name, default=argparse.SUPPRESS, help=argparse.SUPPRESS,
+            parser.add_argument(own, type=base_type(hint), dest=f.name, default=argparse.SUPPRESS, help=argparse.SUPPRESS,
                                 action=_Deprecated, new=flag)
     parser.add_argument("--model-ema", action="store_true", default=argparse.SUPPRESS, dest="model_ema",
                         help=f"keep an EMA of the student at timm's default decay ({TIMM_EMA_DECAY}) unless "

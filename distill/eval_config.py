@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+from subsets.errors import InputError
+
 
 @dataclass(frozen=True)
 class EvalConfig:
@@ -19,6 +21,23 @@ class EvalConfig:
     probe_iters: int = 100  # L-BFGS iterations of the logistic-regression probe
     batch_size: int = 256
     teachers: bool = True  # also evaluate each teacher: the reference row
+
+    def check(self, origin: str = "evaluation") -> EvalConfig:
+        """Settings a run's evaluation would fail on, and sources that do not open, refused before any work: a sweep
+        would otherwise select, cache and train its first run before its evaluation found a mistyped path."""
+        from subsets.sources import open_source
+
+        for name in ("train_samples", "test_samples", "knn_k", "probe_iters", "batch_size"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                allowed = "a positive integer, or null for all of the source" if name.endswith("samples") else \
+                    "a positive integer"
+                raise InputError(f"{origin}: {name} = {value} must be {allowed}")
+        if self.temperature <= 0:
+            raise InputError(f"{origin}: temperature = {self.temperature} must be above 0")
+        for spec in (self.train_source, self.test_source):
+            open_source(spec)
+        return self
 
     def eval_set(self) -> dict:
         """What must be equal for two evaluations to be comparable."""

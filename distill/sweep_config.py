@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import functools
 import re
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
@@ -23,6 +23,7 @@ from .config_docs import commented_yaml
 from .encoders import DEFAULT_ENCODER
 from .eval_config import EvalConfig
 from .run_dir import contents_of, run_record, settings_that_differ
+from .typed_settings import checked_settings
 
 SET_BY_SWEEP = {"out", "targets", "teacher", "subset", "source", "k", "seed", "recipe"}
 FULL = "full"
@@ -71,10 +72,7 @@ class SweepConfig:
     @classmethod
     def load(cls, path: Path) -> SweepConfig:
         values = read_yaml_mapping(Path(path), "sweep")
-        unknown = sorted(set(values) - {f.name for f in fields(cls)})
-        if unknown:
-            raise InputError(f"{path}: unknown setting(s) {', '.join(unknown)}")
-        return cls(**values).check(str(path))
+        return cls(**checked_settings(cls, values, str(path))).check(str(path))
 
     def check(self, origin: str = "sweep") -> SweepConfig:
         """Everything that can be refused is refused here, before any work starts."""
@@ -85,6 +83,10 @@ class SweepConfig:
             raise InputError(f"{origin}: ks must be a list of positive integers or \"full\", not {self.ks}")
         if not self.seeds or any(not isinstance(s, int) for s in self.seeds) or len(set(self.seeds)) < len(self.seeds):
             raise InputError(f"{origin}: seeds must be a list of distinct integers, not {self.seeds}")
+        for name in ("ks", "methods"):  # a repeat would train the same runs twice, into one folder
+            repeated = _first_repeat(getattr(self, name))
+            if repeated is not None:
+                raise InputError(f"{origin}: {name} lists {repeated!r} twice")
         self._check_imported(origin)
         bad = [m for m in self.methods + (self.recipe_methods or []) if m not in METHODS and m not in self.imported]
         if bad or not self.methods:
@@ -103,8 +105,8 @@ class SweepConfig:
         self._check_recipes(origin)
         self._check_steps_by_k(self.steps_by_k, origin, "steps_by_k")
         for recipe, settings in self.recipe_list():  # validates each recipe's train settings
-            self.train_config(Path(self.out), 1, self.seeds[0], recipe=recipe, settings=settings)
-        self.eval_config()
+            self.train_config(Path(self.out), 1, self.seeds[0], recipe=recipe, settings=settings, origin=origin)
+        self.eval_config(origin).check(f"{origin}: eval settings")
         label_methods = [m for m in self.methods if m in LABEL_METHODS]
         if label_methods and any(label is None for _, label in self._corpus_index):
             raise InputError(f"{origin}: method {label_methods[0]} reads the corpus's labels, and {self.source} has "
@@ -200,7 +202,7 @@ class SweepConfig:
         return {**shared, **recipe.get("steps_by_k", {})}
 
     def train_config(self, cache: Path, k: int, seed: int, out: Path | None = None, recipe: str | None = None,
-                     settings: dict | None = None, subset: Path | None = None) -> TrainConfig:
+                     settings: dict | None = None, subset: Path | None = None, origin: str = "sweep") -> TrainConfig:
         """A run's settings: distillation reads the selection's target cache; a self-supervised objective
         (`objective` in a recipe) reads the selection's images (`subset`, default the cache's folder name under
         subsets/) without a teacher."""
@@ -210,13 +212,19 @@ class SweepConfig:
             values["subset"] = str(subset or Path(self.out) / "subsets" / Path(cache).name)
         else:
             values["targets"] = [str(cache)]
-        return TrainConfig.from_dict(values, f"sweep train settings{f' (recipe {recipe})' if recipe else ''}").validate()
+        return TrainConfig.from_dict(values, f"{origin}: train settings{f' (recipe {recipe})' if recipe else ''}").validate()
 
-    def eval_config(self) -> EvalConfig:
-        unknown = sorted(set(self.eval) - {f.name for f in fields(EvalConfig)})
-        if unknown:
-            raise InputError(f"sweep eval settings: unknown setting(s) {', '.join(unknown)}")
-        return EvalConfig(**self.eval)
+    def eval_config(self, origin: str = "sweep") -> EvalConfig:
+        return EvalConfig(**checked_settings(EvalConfig, self.eval, f"{origin}: eval settings"))
+
+
+def _first_repeat(items: list):
+    seen = set()
+    for item in items:
+        if item in seen:
+            return item
+        seen.add(item)
+    return None
 
 
 def run_name(method: str, k: int | str, seed: int) -> str:

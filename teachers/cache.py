@@ -260,7 +260,8 @@ def teacher_targets(teacher: Teacher, batch: torch.Tensor, patch_grid: int | Non
 def _write_stats(out: Path, source: ImageSource, teacher: Teacher, config: CacheConfig, device) -> dict:
     """The teacher's target statistics on a seeded sample of the corpus, beside the shards; their index entry."""
     again = " (computed earlier in this process)" if stats_computed(teacher, source, config.patch_grid, config.stats) else ""
-    print(f"target statistics: {teacher.info.name} on {config.stats.samples:,} images of {source.description}{again}")
+    n = min(config.stats.samples, len(source.index()))  # --stats-samples is an upper bound: a small corpus has fewer
+    print(f"target statistics: {teacher.info.name} on {n:,} images of {source.description}{again}")
     stats = target_stats(teacher, source, config.patch_grid, config.stats, device)
     write_bytes_atomic(out / STATS_FILE, save({k: v.contiguous() for k, v in stats.items()}))
     return {"file": STATS_FILE, "samples": config.stats.samples, "seed": config.stats.seed,

@@ -322,6 +322,9 @@ def test_a_study_under_way_compares_its_evaluated_runs_naming_those_left_out(swe
     assert res.returncode == 2 and error_line(res) == (f"error: {under_way}: no eval.json; evaluate it first (distill "
                                                        f"eval --run {under_way}), or compare the others with "
                                                        "--evaluated-only")
+    typo = tmp_path / "randon-k40-s1"
+    res = run_cli("compare", *runs, typo, "--out", tmp_path / "cmp")
+    assert res.returncode == 2 and error_line(res) == f"error: {typo}: no such run folder"
     res = run_cli("compare", *runs, under_way, "--out", tmp_path / "cmp", "--evaluated-only")
     assert res.returncode == 0 and f"left out 1 run(s) not evaluated yet: {under_way}" in res.stdout
     assert len((tmp_path / "cmp" / "results.csv").read_text().splitlines()) == 1 + len(runs)
@@ -358,7 +361,15 @@ def test_push_without_a_token_says_what_is_missing_and_keeps_the_folder(sweep, t
     ({"recipes": [{"name": "a/b", "train": {}}]}, "needs a name (letters, digits"),
     ({"recipes": [{"name": "x", "train": {"seed": 3}}]}, "recipe x: train.seed is set by the sweep itself"),
     ({"seeds": [1, 1]}, "seeds must be a list of distinct integers"),
-    ({"recipes": [{"name": "x", "train": {"lr": "fast"}}]}, "(recipe x): lr = 'fast' is not a float"),
+    ({"recipes": [{"name": "x", "train": {"lr": "fast"}}]}, "train settings (recipe x): lr = 'fast' is not a number"),
+    ({"ks": 20}, "sweep.yaml: ks = 20 is not a list"),
+    ({"train": 5}, "sweep.yaml: train = 5 is not a mapping"),
+    ({"views": "two"}, "sweep.yaml: views = 'two' is not an integer"),
+    ({"ks": [20, 20]}, "sweep.yaml: ks lists 20 twice"),
+    ({"methods": ["kcenter", "random", "kcenter"]}, "sweep.yaml: methods lists 'kcenter' twice"),
+    ({"eval": {"knn_k": "x"}}, "sweep.yaml: eval settings: knn_k = 'x' is not an integer"),
+    ({"eval": {"train_samples": 0}}, "train_samples = 0 must be a positive integer, or null for all of the source"),
+    ({"eval": {"test_source": "no/such/folder"}}, "no/such/folder: not a folder of images"),
     ({"ks": [20, "all"]}, 'ks must be a list of positive integers or "full"'),
     ({"parallel_runs": 0}, "parallel_runs must be a positive integer, not 0"),
     ({"resample_steps": -2}, "resample_steps must be 0 or a positive integer, not -2"),

@@ -140,8 +140,10 @@ def test_config_round_trips_through_yaml_and_flags_override_the_file(tmp_path):
     merged = config_from_args(args)
     assert merged == TrainConfig(**(config.to_dict() | {"lr": 0.01, "normalize_targets": False,
                                                          "student_kwargs": {"depth": 4, "num_heads": 2}}))
+    twice = build_parser().parse_args(["train", "--config", str(tmp_path / "c.yaml"), "--targets", "x,y", "--targets", "z"])
+    assert config_from_args(twice).targets == ["x", "y", "z"]  # a repeated list flag adds; the file's list is replaced
     (tmp_path / "bad.yaml").write_text("lr: fast\n")
-    with pytest.raises(Exception, match="lr = 'fast' is not a float"):
+    with pytest.raises(Exception, match="lr = 'fast' is not a number"):
         TrainConfig.load(tmp_path / "bad.yaml")
     (tmp_path / "bad.yaml").write_text("learning_rate: 0.1\n")
     with pytest.raises(Exception, match="unknown setting.*learning_rate"):

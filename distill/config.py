@@ -89,6 +89,8 @@ class TrainConfig:
     log_with: list[str] = field(default_factory=list)  # also log to these accelerate trackers (tensorboard, wandb, ...)
 
     def validate(self) -> TrainConfig:
+        for name, value in checked_settings(TrainConfig, self.to_dict(), "train settings").items():  # from a notebook too
+            setattr(self, name, value)
         if self.objective not in OBJECTIVES:
             raise InputError(f"objective {self.objective!r}: choose one of {', '.join(OBJECTIVES)}")
         self._validate_inputs()

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import functools
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import NamedTuple
 
@@ -76,6 +76,9 @@ class SweepConfig:
 
     def check(self, origin: str = "sweep") -> SweepConfig:
         """Everything that can be refused is refused here, before any work starts."""
+        for name, value in checked_settings(SweepConfig, {f.name: getattr(self, f.name) for f in fields(self)},
+                                             origin).items():  # a sweep made in a notebook too
+            setattr(self, name, value)
         outside = sorted(set(self.recipe_methods or []) - set(self.methods))
         if outside:
             raise InputError(f"{origin}: recipe_methods {', '.join(outside)} not among the sweep's methods")

@@ -3,6 +3,7 @@ another type, is one line naming where it came from and what the setting takes, 
 
 from __future__ import annotations
 
+import os
 import types
 import typing
 from dataclasses import fields
@@ -12,7 +13,8 @@ from subsets.errors import InputError
 
 def checked_settings(cls, values: dict, origin: str) -> dict:
     """`values` as `cls(**values)` takes them; a lone string where a list of strings is wanted becomes that list's one
-    item (`methods: kcenter`, `targets: cache/`), as a user writing one of them means."""
+    item (`methods: kcenter`, `targets: cache/`), as a user writing one of them means; and what a notebook passes for
+    a path or a list (a `Path`, a tuple) becomes the string or list the settings file would hold."""
     unknown = sorted(set(values) - {f.name for f in fields(cls)}, key=str)
     if unknown:
         raise InputError(f"{origin}: unknown setting(s) {', '.join(map(str, unknown))}")
@@ -20,12 +22,24 @@ def checked_settings(cls, values: dict, origin: str) -> dict:
     checked = {}
     for name, value in values.items():
         hint = hints[name]
-        if isinstance(value, str) and _item_type(hint) is str:
-            value = [value]
+        value = _as_read(value, hint)
         if not fits(value, hint):
             raise InputError(f"{origin}: {name} = {value!r} is not {type_words(hint)}")
         checked[name] = value
     return checked
+
+
+def _as_read(value, hint):
+    base, item = base_type(hint), _item_type(hint)
+    if isinstance(value, os.PathLike) and str in (base, item):
+        value = os.fspath(value)
+    if isinstance(value, str) and item is str:
+        return [value]
+    if isinstance(value, tuple) and (typing.get_origin(base) or base) is list:
+        value = list(value)
+    if isinstance(value, list) and item is str:
+        return [os.fspath(v) if isinstance(v, os.PathLike) else v for v in value]
+    return value
 
 
 def fits(value, hint) -> bool:

@@ -140,6 +140,10 @@ def test_config_round_trips_through_yaml_and_flags_override_the_file(tmp_path):
     merged = config_from_args(args)
     assert merged == TrainConfig(**(config.to_dict() | {"lr": 0.01, "normalize_targets": False,
                                                          "student_kwargs": {"depth": 4, "num_heads": 2}}))
+    with pytest.raises(InputError, match="train settings: steps = '10' is not an integer"):  # made in a notebook
+        TrainConfig(targets=["x"], steps="10").validate()
+    from_notebook = TrainConfig(out=tmp_path / "run", targets=(tmp_path / "cache",)).validate()
+    assert (from_notebook.out, from_notebook.targets) == (str(tmp_path / "run"), [str(tmp_path / "cache")])
     twice = build_parser().parse_args(["train", "--config", str(tmp_path / "c.yaml"), "--targets", "x,y", "--targets", "z"])
     assert config_from_args(twice).targets == ["x", "y", "z"]  # a repeated list flag adds; the file's list is replaced
     (tmp_path / "bad.yaml").write_text("lr: fast\n")

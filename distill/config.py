@@ -106,6 +106,18 @@ class TrainConfig:
                                          "--resume continues from)"),
             (self.views >= 1, f"views {self.views}: at least 1"),
             (self.checkpoint_every >= 1 and self.log_every >= 1, "checkpoint_every and log_every: at least 1"),
+            (self.lr > 0, f"lr {self.lr}: must be above 0"),
+            (0 <= self.min_lr <= self.lr, f"min_lr {self.min_lr}: must lie in [0, lr = {self.lr}] (the cosine decays "
+                                          "to it; above lr it would climb)"),
+            (self.weight_decay >= 0, f"weight_decay {self.weight_decay}: must not be negative"),
+            # clip_grad_norm_ scales by max_norm / norm: a negative max_norm turns every step uphill, unsaid
+            (self.grad_clip is None or self.grad_clip > 0, f"grad_clip {self.grad_clip}: above 0, or none for no "
+                                                           "clipping"),
+            (self.workers >= 0, f"workers {self.workers}: 0 (load in the training process) or more"),
+            (self.img_size >= 1 and self.patch_size >= 1, "img_size and patch_size: at least 1"),
+            (self.teacher_resolution is None or self.teacher_resolution >= 1,
+             f"teacher_resolution {self.teacher_resolution}: a positive side, or none for the teacher's own"),
+            (self.patch_grid is None or self.patch_grid >= 1, f"patch_grid {self.patch_grid}: at least 1"),
         ] + (self._self_supervised_checks() if self.self_supervised else self._distill_checks())
         for ok, message in checks:
             if not ok:

@@ -105,6 +105,11 @@ class SweepConfig:
             raise InputError(f"{origin}: resample_steps must be 0 or a positive integer, not {self.resample_steps!r}")
         if not isinstance(self.parallel_runs, int) or isinstance(self.parallel_runs, bool) or self.parallel_runs < 1:
             raise InputError(f"{origin}: parallel_runs must be a positive integer, not {self.parallel_runs!r}")
+        for name in ("views", "encoder_resolution", "teacher_resolution", "patch_grid"):  # refused by the stage, later
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                raise InputError(f"{origin}: {name} must be a positive integer, not {getattr(self, name)!r}")
+        if self.dedup is not None and not 0 < self.dedup < 1:
+            raise InputError(f"{origin}: dedup must be a cosine threshold between 0 and 1, not {self.dedup!r}")
         self._check_recipes(origin)
         self._check_steps_by_k(self.steps_by_k, origin, "steps_by_k")
         for recipe, settings in self.recipe_list():  # validates each recipe's train settings

@@ -74,6 +74,9 @@ def embed_corpus(source: ImageSource, encoder: Encoder, out: Path, config: Embed
     """Embed `source` into `out`, resuming whatever complete shards are already there."""
     from accelerate import Accelerator
 
+    for name in ("batch_size", "shard_size"):  # 0 would hold the whole corpus in one batch, or divide by it
+        if getattr(config, name) < 1:
+            raise InputError(f"--{name.replace('_', '-')} {getattr(config, name)}: must be at least 1")
     acc = accelerator or Accelerator(cpu=not torch.cuda.is_available())
     out = Path(out)
     index = source.index()

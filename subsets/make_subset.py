@@ -46,6 +46,8 @@ def check_config(config: SelectConfig, corpus_size: int, where: str) -> None:
         raise InputError(f"--k-max {config.k_max}: must be at least 1")
     if config.k_max > corpus_size:
         raise InputError(f"--k-max {config.k_max}: larger than the corpus ({corpus_size} images in {where})")
+    if config.niter < 1:
+        raise InputError(f"--niter {config.niter}: k-means needs at least 1 iteration per level")
     if config.dedup is not None and not 0.0 < config.dedup < 1.0:
         raise InputError(f"--dedup {config.dedup}: a cosine threshold must lie between 0 and 1")
     bad = [k for k in config.report_k or [] if not 1 <= k <= config.k_max]

@@ -141,6 +141,10 @@ def _check_inputs(source, subset, teacher, config, k) -> None:
                          f"the patch grid of {teacher.info.name} at {teacher.info.resolution} px")
     if config.views.views < 1:
         raise InputError(f"--views {config.views.views}: at least one view is needed")
+    for flag, value in (("--batch-size", config.batch_size), ("--shard-size", config.shard_size),
+                        ("--stats-samples", config.stats.samples)):
+        if value < 1:
+            raise InputError(f"{flag} {value}: must be at least 1")
 
 
 def _previous_run(out: Path, identity: dict) -> dict:

@@ -66,6 +66,8 @@ def load_teacher(name: str, resolution: int | None = None, layers: tuple[int, ..
     returns (`layerL_patch`): MobileNetV2's feature modules, the transformers ViTs' blocks (not timm models).
     """
     layers = tuple(layers)
+    if resolution is not None and resolution < 1:  # else 0 would be read as "the teacher's own", unsaid
+        raise InputError(f"{name}: resolution {resolution} px: give a positive side, or none for the teacher's own")
     if name in _REGISTRY:
         return _REGISTRY[name](resolution=resolution, layers=layers)
     from .timm_teacher import TimmTeacher

@@ -226,7 +226,8 @@ def test_two_process_cache_equals_one_process(tmp_path, subsets_dir, image_folde
         torch.testing.assert_close(a.first(40, name).float(), b.first(40, name).float(), atol=2e-2, rtol=2e-3)
 
 
-@pytest.mark.parametrize("case", ["k_too_large", "other_corpus", "patch_grid", "bad_teacher_weights"])
+@pytest.mark.parametrize("case", ["k_too_large", "other_corpus", "patch_grid", "bad_teacher_weights", "shard_size",
+                                  "resolution"])
 def test_bad_cache_input_is_one_line_and_exit_2(tmp_path, subsets_dir, image_folder, case):
     args = _cache_args(image_folder, subsets_dir, tmp_path / "o")
     if case == "k_too_large":
@@ -238,6 +239,12 @@ def test_bad_cache_input_is_one_line_and_exit_2(tmp_path, subsets_dir, image_fol
     elif case == "patch_grid":
         args += ["--patch-grid", "3"]
         expect = "--patch-grid 3: must lie in 1..2"
+    elif case == "shard_size":  # 0 would divide by zero part-way
+        args += ["--shard-size", "0"]
+        expect = "--shard-size 0: must be at least 1"
+    elif case == "resolution":  # 0 would be read as the teacher's own side
+        args[args.index("--resolution") + 1] = "0"
+        expect = "resolution 0 px: give a positive side"
     else:
         (tmp_path / "w").mkdir()
         (tmp_path / "w" / "config.json").write_text(json.dumps({"model_type": "dinov2"}))

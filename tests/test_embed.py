@@ -110,8 +110,9 @@ def test_unreadable_images_are_skipped_and_counted_or_fail_with_strict(tmp_path,
     assert not (tmp_path / "strict").exists()
 
 
-@pytest.mark.parametrize("case", ["empty", "k_too_large", "wrong_dim", "not_finished", "edited", "mixed_corpora"])
-def test_bad_input_is_one_clear_line_and_exit_2(tmp_path, case):
+@pytest.mark.parametrize("case", ["empty", "k_too_large", "wrong_dim", "not_finished", "edited", "mixed_corpora",
+                                  "shard_size", "niter"])
+def test_bad_input_is_one_clear_line_and_exit_2(tmp_path, case, image_folder):
     x = np.random.default_rng(0).standard_normal((60, 8)).astype(np.float32)
     emb = write_embeddings(tmp_path / "emb", x, shard_size=20)
     if case == "empty":
@@ -120,6 +121,12 @@ def test_bad_input_is_one_clear_line_and_exit_2(tmp_path, case):
     elif case == "k_too_large":
         args, expect = ["subset", "select", "--embeddings", emb, "--k-max", "61", "--out", tmp_path / "o"], \
             "larger than the corpus (60 images"
+    elif case == "shard_size":  # 0 divided by zero once the first batch was embedded
+        args, expect = ["subset", "embed", "--source", image_folder, "--shard-size", "0", "--out", tmp_path / "o"], \
+            "--shard-size 0: must be at least 1"
+    elif case == "niter":  # 0 iterations: the initial centroids, unsaid
+        args, expect = ["subset", "select", "--embeddings", emb, "--method", "kmeans", "--k-max", "5", "--niter", "0",
+                        "--out", tmp_path / "o"], "--niter 0: k-means needs at least 1 iteration"
     elif case == "wrong_dim":
         meta = json.loads((emb / "meta.json").read_text())
         meta["dim"] = 16

@@ -366,6 +366,8 @@ def test_push_without_a_token_says_what_is_missing_and_keeps_the_folder(sweep, t
     ({"train": 5}, "sweep.yaml: train = 5 is not a mapping"),
     ({"views": "two"}, "sweep.yaml: views = 'two' is not an integer"),
     ({"ks": [20, 20]}, "sweep.yaml: ks lists 20 twice"),
+    ({"views": 0}, "sweep.yaml: views must be a positive integer, not 0"),
+    ({"dedup": 1.5}, "sweep.yaml: dedup must be a cosine threshold between 0 and 1, not 1.5"),
     ({"methods": ["kcenter", "random", "kcenter"]}, "sweep.yaml: methods lists 'kcenter' twice"),
     ({"eval": {"knn_k": "x"}}, "sweep.yaml: eval settings: knn_k = 'x' is not an integer"),
     ({"eval": {"train_samples": 0}}, "train_samples = 0 must be a positive integer, or null for all of the source"),

@@ -815,3 +815,15 @@ def test_run_json_says_which_code_libraries_and_machine_trained_each_stretch_of_
     git = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True)
     if git.returncode == 0:  # a checkout (CI's fresh clone is one): the commit the figures came from
         assert env["code"]["commit"] == git.stdout.strip() and isinstance(env["code"]["dirty"], bool)
+
+
+@pytest.mark.parametrize("setting, message", [
+    ({"lr": -1.0}, "lr -1.0: must be above 0"),
+    ({"min_lr": 0.1}, "min_lr 0.1: must lie in [0, lr = 0.001]"),
+    ({"weight_decay": -0.05}, "weight_decay -0.05: must not be negative"),
+    ({"grad_clip": -1.0}, "grad_clip -1.0: above 0"),  # clip_grad_norm_ would flip every gradient's sign
+    ({"workers": -1}, "workers -1: 0"),
+])
+def test_optimiser_settings_that_would_train_wrong_are_refused(setting, message):
+    with pytest.raises(InputError, match=re.escape(message)):
+        TrainConfig(targets=["x"], **setting).validate()

@@ -72,7 +72,10 @@ def baseline_arm(rows: list[dict], first_record: dict, recipe: str | None) -> tu
     return named[0]
 
 
-def compare_runs(runs: list[Path], out: Path, console: Console | None = None, baseline: str = "random",
+DEFAULT_BASELINE = "random"  # where the runs have no random ones, a note says there are no verdicts
+
+
+def compare_runs(runs: list[Path], out: Path, console: Console | None = None, baseline: str = DEFAULT_BASELINE,
                  require_verdicts: bool = False, baseline_recipe: str | None = None,
                  classes: list[int | str] | None = None) -> dict[str, Path]:
     """Everything the module's docstring lists, from evaluated runs. Methods are compared with `baseline` (a
@@ -80,6 +83,10 @@ def compare_runs(runs: list[Path], out: Path, console: Console | None = None, ba
     class names), on the test images of those classes only (a long-tailed corpus's tail, say)."""
     evaluated = read_evaluated(runs)
     rows, references = load_rows(evaluated, classes)
+    methods = sorted({r["method"] for r in rows} - {FULL})
+    if baseline != DEFAULT_BASELINE and baseline not in methods:  # a baseline named on purpose, and mistyped
+        named = ", ".join(methods) or "none: the full corpus only"
+        raise InputError(f"compare: baseline {baseline} is none of the runs' methods ({named})")
     n_images = len(rows[0]["correct"]["knn_top1"])
     boot = Bootstrap(n_images)
     agg = aggregate(rows, boot)

@@ -91,6 +91,8 @@ class SweepConfig:
             if repeated is not None:
                 raise InputError(f"{origin}: {name} lists {repeated!r} twice")
         self._check_imported(origin)
+        if self.baseline != "random" and self.baseline not in self.methods:  # compare_runs refuses it, after the runs
+            raise InputError(f"{origin}: baseline {self.baseline} is not among the sweep's methods")
         bad = [m for m in self.methods + (self.recipe_methods or []) if m not in METHODS and m not in self.imported]
         if bad or not self.methods:
             raise InputError(f"{origin}: unknown method(s) {', '.join(map(str, bad)) or '(none given)'} "

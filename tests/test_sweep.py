@@ -322,6 +322,8 @@ def test_a_study_under_way_compares_its_evaluated_runs_naming_those_left_out(swe
     assert res.returncode == 2 and error_line(res) == (f"error: {under_way}: no eval.json; evaluate it first (distill "
                                                        f"eval --run {under_way}), or compare the others with "
                                                        "--evaluated-only")
+    res = run_cli("compare", *runs, "--out", tmp_path / "cmp", "--baseline", "randon")
+    assert res.returncode == 2 and "baseline randon is none of the runs' methods (" in error_line(res)
     typo = tmp_path / "randon-k40-s1"
     res = run_cli("compare", *runs, typo, "--out", tmp_path / "cmp")
     assert res.returncode == 2 and error_line(res) == f"error: {typo}: no such run folder"
@@ -367,6 +369,7 @@ def test_push_without_a_token_says_what_is_missing_and_keeps_the_folder(sweep, t
     ({"views": "two"}, "sweep.yaml: views = 'two' is not an integer"),
     ({"ks": [20, 20]}, "sweep.yaml: ks lists 20 twice"),
     ({"views": 0}, "sweep.yaml: views must be a positive integer, not 0"),
+    ({"baseline": "randon"}, "sweep.yaml: baseline randon is not among the sweep's methods"),
     ({"dedup": 1.5}, "sweep.yaml: dedup must be a cosine threshold between 0 and 1, not 1.5"),
     ({"methods": ["kcenter", "random", "kcenter"]}, "sweep.yaml: methods lists 'kcenter' twice"),
     ({"eval": {"knn_k": "x"}}, "sweep.yaml: eval settings: knn_k = 'x' is not an integer"),
@@ -737,6 +740,9 @@ def test_eval_needs_a_test_source_except_for_the_demo_corpus_and_the_old_flag_st
     res = run_cli("eval", "--run", run, "--test-source", tmp_path / "missing")  # refused before any features are made
     assert res.returncode == 2 and str(tmp_path / "missing") in error_line(res)
     assert "student on" not in res.stdout + res.stderr
+    res = run_cli("eval", "--run", run, "--test-source", "builtin:cifar10-demo-test", "--train-source",
+                  "builtin:cifar10-demo-test", "--train-samples", "100")  # every test image in the k-NN memory
+    assert res.returncode == 2 and "the test images are those of --train-source" in error_line(res)
     old = run_cli("eval", "--run", run, "--source", "builtin:cifar10-demo-test", "--train-source",
                   "builtin:cifar10-demo", "--train-samples", "100", "--test-samples", "50", "--no-teacher")
     assert old.returncode == 0 and "`distill eval --source` is deprecated" in old.stderr

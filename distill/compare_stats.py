@@ -225,6 +225,18 @@ def _refuse_duplicates(rows: list[dict]) -> None:
 PER_RUN = {"seed", "k", "steps", "targets", "subset", "source"}
 
 
+def learned_from(record: dict) -> dict:
+    """What a run's targets were, beside its settings (`targets` names only the caches, which differ by method):
+    each teacher (its weights, resolution, the patch tokens kept and, where the layer level learns from them, its
+    intermediate maps) and the views (their crop seed aside, as a seed); runs made before run.json kept the views
+    have none."""
+    kept = ("sha256", "resolution", "tokens") + (("layers",) if record["config"].get("w_layer") else ())
+    out = {"teachers": [{k: t.get(k) for k in kept} for t in record.get("teachers", [])]}
+    if record.get("view_policy"):
+        out["view_policy"] = {k: v for k, v in record["view_policy"].items() if k != "seed"}
+    return out
+
+
 def _refuse_mixed_settings(records: list[tuple[Path, dict]]) -> None:
     """The runs of one recipe are compared with each other as seeds and methods of one set of settings; runs of
     other settings (another lr, student, loss) among them would be averaged in silently, so they are refused."""
@@ -236,13 +248,14 @@ def _refuse_mixed_settings(records: list[tuple[Path, dict]]) -> None:
             config = TrainConfig.from_dict(rec["config"], str(run)).to_dict()
         except InputError:  # a setting of another version: compared as written
             config = rec["config"]
-        settings = {k: v for k, v in config.items() if k not in PER_RUN | OPERATIONAL}
+        settings = {k: v for k, v in config.items() if k not in PER_RUN | OPERATIONAL} | learned_from(rec)
         arm = run_arm(rec)
         if arm not in first:
             first[arm] = (run, settings)
             continue
         other, theirs = first[arm]
-        differ = sorted(k for k in theirs.keys() | settings.keys() if theirs.get(k) != settings.get(k))
+        differ = sorted(k for k in theirs.keys() | settings.keys() if theirs.get(k) != settings.get(k)
+                        and not (k == "view_policy" and (k not in theirs or k not in settings)))  # made before runs kept it
         if differ:
             name = f"of recipe {arm[0]!r}" if arm[0] else "without a recipe"
             raise InputError(f"compare: {other} and {run} are both {name} but differ in {', '.join(differ)}; "

@@ -67,6 +67,7 @@ class Inputs:
     subset: dict  # path, hash, method, k
     teacher: torch.nn.Module | None  # the online teacher; None in cached mode
     source: object  # the corpus (an ImageSource)
+    view_policy: dict  # the views the student learned on: its caches', or those made online alike
 
     def target_stats(self, patch_grid: int | None, device) -> dict[str, dict[str, torch.Tensor]]:
         """Each teacher's target statistics on the corpus: stored with its cache, or computed alike online."""
@@ -81,14 +82,15 @@ def prepare_inputs(config: TrainConfig) -> Inputs:
         subset = resolve_subset(config.subset, [])
         source = resolve_source(config.source, subset)
         k = config.k or len(subset.order)
-        dataset = OnlineViews(source, subset, k, ViewPolicy(views=config.views, seed=config.view_seed), config.img_size)
-        teachers, teacher = [], None
+        policy = ViewPolicy(views=config.views, seed=config.view_seed)
+        dataset = OnlineViews(source, subset, k, policy, config.img_size)
+        teachers, teacher, view_policy = [], None, policy.to_dict()
     elif config.targets:
         caches = [TargetCache(Path(p)) for p in config.targets]
         subset = resolve_subset(config.subset, caches)
         source = resolve_source(config.source, subset)
         dataset = CachedTargets(caches, source, subset, config.img_size, config.k)
-        teachers, teacher = dataset.teachers, None
+        teachers, teacher, view_policy = dataset.teachers, None, caches[0].index["view_policy"]
         k = config.k or min(len(c) for c in caches)
         if config.verify_targets:  # an edited shard of the right size would otherwise train silently
             for c in caches:
@@ -103,14 +105,13 @@ def prepare_inputs(config: TrainConfig) -> Inputs:
         info = teacher.info
         if config.patch_grid is not None and not 1 <= config.patch_grid <= info.grid:
             raise InputError(f"patch_grid {config.patch_grid}: must lie in 1..{info.grid} for {info.name}")
-        dataset = OnlineViews(source, subset, k,
-                              ViewPolicy(views=config.views, seed=config.view_seed), config.img_size,
-                              info.resolution, info.mean, info.std)
+        policy = ViewPolicy(views=config.views, seed=config.view_seed)
+        dataset = OnlineViews(source, subset, k, policy, config.img_size, info.resolution, info.mean, info.std)
+        view_policy = policy.to_dict()
         teachers = [TeacherTargets(head_key(info.name, set()), info.to_dict(), (config.patch_grid or info.grid) ** 2)]
     if len(dataset) == 0:
         raise InputError(f"{subset.path}: no readable image among the first {k}")
-    return Inputs(dataset, teachers, subset_record(subset, k),
-                  teacher, source)
+    return Inputs(dataset, teachers, subset_record(subset, k), teacher, source, view_policy)
 
 
 def build_model(config: TrainConfig, teachers: list[TeacherTargets]) -> torch.nn.Module:
@@ -487,6 +488,7 @@ def _finish(s: Session, seconds: float) -> None:
                     "kwargs": config.student_kwargs, "stem": config.stem, "mean": list(STUDENT_MEAN), "std": list(STUDENT_STD),
                     "ema": bool(config.ema)},
         "teachers": [t.info | {"key": t.key, "tokens": t.tokens} for t in inputs.teachers], "subset": inputs.subset,
+        "view_policy": inputs.view_policy,
         "objective": config.objective,
         "mode": "online" if inputs.teacher is not None or config.self_supervised else "cached", "targets": config.targets,
         "steps": config.steps, "batch_size": config.batch_size, "samples_seen": config.steps * config.batch_size,

@@ -312,6 +312,32 @@ def test_runs_of_other_settings_under_one_recipe_are_refused_not_averaged_in_as_
     assert "lr-3e-3" in (tmp_path / "cmp" / "results.md").read_text()
 
 
+def test_runs_whose_targets_differ_are_refused_as_one_recipe(sweep, tmp_path):
+    """`targets` names a cache per method, so the caches' contents are compared: a method distilled from the teacher
+    at another resolution, or on other views, is not a method of the same comparison (it was, unsaid)."""
+    import shutil
+
+    runs = sweep[1]["runs"]
+    base = next(r for r in runs if r.name == "random-k20-s0")
+    assert json.loads((base / "run.json").read_text())["view_policy"]["views"] == 2  # the run keeps its views
+    other = tmp_path / "random-k20-s7"
+    for change, differ in (({"teachers": lambda ts: [t | {"resolution": 96, "tokens": 9} for t in ts]}, "teachers"),
+                           ({"view_policy": lambda v: v | {"views": 3}}, "view_policy"),
+                           ({"view_policy": lambda v: v | {"seed": 5}}, None),  # the crop seed is a seed
+                           ({"view_policy": lambda v: None}, None)):  # a run made before runs kept their views
+        shutil.rmtree(other, ignore_errors=True)
+        shutil.copytree(base, other)
+        record = json.loads((other / "run.json").read_text())
+        record |= {key: edit(record[key]) for key, edit in change.items()}
+        record["config"]["seed"] = 7  # a seed of its own: not a repeat of its original
+        (other / "run.json").write_text(json.dumps(record))
+        if differ:
+            with pytest.raises(InputError, match=f"both without a recipe but differ in {differ};"):
+                compare_runs([*runs, other], tmp_path / "cmp")
+        else:
+            compare_runs([*runs, other], tmp_path / "cmp")
+
+
 def test_a_study_under_way_compares_its_evaluated_runs_naming_those_left_out(sweep, tmp_path):
     import shutil
 

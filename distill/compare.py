@@ -43,6 +43,7 @@ from .compare_stats import (
     read_evaluated,
     recipe_verdicts,
     run_arm,
+    shared_subset_note,
     verdicts,
 )
 from .compare_tables import lead_columns, markdown, paired_sections, rich_tables
@@ -103,6 +104,7 @@ def compare_runs(runs: list[Path], out: Path, console: Console | None = None, ba
     notes += [class_note(first, classes)] if classes is not None else []
     compared = {r["method"] for r in rows} - {baseline, FULL}  # with the baseline alone, no verdict was wanted
     notes += [why_not] if why_not and compared else []
+    notes += [line] if (line := shared_subset_note(evaluated)) else []
     notes += [line] if (line := trained_by(runs)) else []
     notes += [line] if (line := cost_note([ev for _, ev, _ in evaluated], [rec for _, _, rec in evaluated])) else []
     easy = headroom_note(references.get(FLOOR, {}), [v for k, v in references.items() if k.startswith("teacher: ")])

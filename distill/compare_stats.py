@@ -263,6 +263,23 @@ def _refuse_mixed_settings(records: list[tuple[Path, dict]]) -> None:
                              "as recipes")
 
 
+def shared_subset_note(evaluated: list[tuple[Path, dict, dict]]) -> str | None:
+    """A line naming the cells whose seeds all trained on one subset: their intervals then hold the training's
+    randomness only, not which subset a method draws, the part the product's question is about."""
+    by_cell: dict[tuple, set] = {}
+    for _, _, rec in evaluated:
+        subset = rec["subset"]
+        if not subset.get("full") and subset.get("hash"):
+            cell = (*run_arm(rec), subset["method"], subset["k"])
+            by_cell.setdefault(cell, set()).add((rec["config"]["seed"], subset["hash"]))
+    shared = [cell for cell, seen in by_cell.items() if len(seen) > 1 and len({h for _, h in seen}) == 1]
+    if not shared:
+        return None
+    cells = ", ".join(f"{f'{r}/' if r else ''}{m} k = {k:,}" for r, _, m, k in sorted(shared, key=str))
+    return (f"One subset for every seed: {cells}. Their intervals hold the student's randomness only, not which subset "
+            "the method draws; select one per seed (distill subset select --seed, as distill sweep does) for that.")
+
+
 def _groups(rows: list[dict]) -> dict[tuple, dict[int, dict]]:
     """((recipe, objective), method, k) -> {seed: row}. A recipe with an objective is an arm of the comparison."""
     groups: dict[tuple, dict[int, dict]] = {}

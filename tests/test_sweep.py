@@ -2,6 +2,7 @@
 
 import csv
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -1202,3 +1203,19 @@ def test_a_teacher_evaluated_alone_scores_as_the_ceiling_row_of_runs_on_the_same
                          ("timm:not_a_model", "timm:not_a_model: unknown timm model name")):
         with pytest.raises(InputError, match=message):
             evaluate_teachers(["mobilenetv2_imagenet", bad], Config(**EVAL))
+
+
+def test_a_comparison_says_where_every_seed_trained_on_one_subset():
+    """Seeds that share one subset vary the student only: the interval then leaves out which subset a method draws,
+    which is what a selection method is compared on; the comparison says so, per cell."""
+    from distill.compare_stats import shared_subset_note
+
+    def rec(method, seed, subset_hash, k=100):
+        return Path("r"), {}, {"config": {"seed": seed, "recipe": None}, "objective": "distill",
+                               "subset": {"method": method, "k": k, "hash": subset_hash, "full": False}}
+
+    own = [rec("random", s, f"random-s{s}") for s in range(3)]
+    assert shared_subset_note(own) is None  # as a sweep draws them
+    one = [rec("kcenter", s, "kcenter-s0") for s in range(3)]
+    note = shared_subset_note(own + one + [rec("kcenter", 0, "kcenter-s0", k=300)])  # one seed at 300: no interval
+    assert note.startswith("One subset for every seed: kcenter k = 100.")

@@ -53,8 +53,11 @@ def test_the_link_check_sees_a_broken_link(tmp_path):
 def test_the_notebook_example_runs_end_to_end_on_a_small_corpus(tmp_path, image_folder, capsys):
     """docs/python.md's code as written, on the tests' 120-image folder with fewer images and steps."""
     blocks = re.findall(r"^```python\n(.*?)^```", (ROOT / "docs" / "python.md").read_text(), re.S | re.M)
+    from .helpers import write_image_folder
+
+    held_out = write_image_folder(tmp_path / "held-out", 60, split="builtin:cifar10-demo")  # not the corpus's images
     small = {r'SOURCE, TEST = "builtin:cifar10-demo", "builtin:cifar10-demo-test"':
-             f'SOURCE, TEST = "{image_folder}", "{image_folder}"', "K, STEPS = 300, 2400": "K, STEPS = 40, 20",
+             f'SOURCE, TEST = "{image_folder}", "{held_out}"', "K, STEPS = 300, 2400": "K, STEPS = 40, 20",
              "notebook-out": f"{tmp_path}/notebook-out"}
     code = "\n".join(blocks)
     for old, new in small.items():

@@ -43,10 +43,9 @@ class EvalConfig:
         """What must be equal for two evaluations to be comparable."""
         keep = ("train_source", "test_source", "train_samples", "test_samples", "seed", "knn_k", "temperature",
                 "probe_weight_decay", "probe_iters")
-        from .evaluate import _labelled  # here: reading the sets' images needs torch, naming the settings does not
+        from .evaluate import _data  # here: reading the sets' images needs torch, naming the settings does not
 
-        corpora = {"train_corpus": _labelled(self.train_source, self.train_samples, self.seed).corpus_hash,
-                   "test_corpus": _labelled(self.test_source, self.test_samples, self.seed).corpus_hash}
+        corpora = {"train_corpus": _data(self, "train").corpus_hash, "test_corpus": _data(self, "test").corpus_hash}
         if corpora["train_corpus"] == corpora["test_corpus"]:  # each test image would find itself in the memory
             raise InputError(f"{self.test_source}: the test images are those of --train-source {self.train_source}, "
                              "the k-NN memory and the probe's training set; evaluate on held-out images")

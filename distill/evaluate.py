@@ -236,7 +236,24 @@ def teacher_features(info: dict, which: str, config: EvalConfig, device) -> torc
 def _data(config: EvalConfig, which: str) -> LabelledImages:
     if which == "train":
         return _labelled(config.train_source, config.train_samples, config.seed)
-    return _labelled(config.test_source, config.test_samples, config.seed)
+    return _test_set(config.test_source, config.test_samples, config.seed, config.train_source)
+
+
+@functools.lru_cache(maxsize=4)
+def _test_set(spec: str, samples: int | None, seed: int, train_spec: str) -> LabelledImages:
+    """The test images with their labels in the train source's numbering. Sources that name their classes (class
+    subfolders, a data set's features) number them each its own way: a test folder without one of the train's
+    classes would otherwise shift every label after it, unsaid."""
+    test = _labelled(spec, samples, seed)
+    names, train_names = open_source(spec).classes, open_source(train_spec).classes
+    if names is None or train_names is None or names == train_names:
+        return test
+    missing = [name for name in names if name not in train_names]
+    if missing:
+        raise InputError(f"{spec}: class {missing[0]!r} is not among the classes of {train_spec} (the k-NN memory "
+                         "and the probe's training set), so no prediction could name it")
+    to_train = torch.tensor([train_names.index(name) for name in names])
+    return LabelledImages(test.images, to_train[test.labels], test.classes, test.corpus_hash)
 
 
 def student_features(student, record: dict, config: EvalConfig, device, what: str) -> tuple[torch.Tensor, torch.Tensor]:

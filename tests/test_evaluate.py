@@ -154,3 +154,33 @@ def test_a_teacher_is_named_with_its_resolution_only_where_one_table_holds_it_at
     assert comparison_labels([unloaded, one], [{"teachers": [{"name": "a", "resolution": 224},
                                                              {"name": "a", "resolution": 448}]}, record]) == \
         [{"a at 224 px": "a at 224 px", "a at 448 px": "a at 448 px"}, {"a": "a at 224 px", "b": "b"}]
+
+
+def test_test_labels_follow_the_train_sources_class_names_where_the_folders_differ(tmp_path, image_folder):
+    """A test folder without one of the train folder's classes numbers its classes otherwise; its labels are read by
+    name, so every image keeps its class. A class the train source lacks is refused: nothing could predict it."""
+    import shutil
+
+    import pytest
+
+    from distill.eval_config import EvalConfig
+    from distill.evaluate import _data
+    from subsets.errors import InputError
+    from subsets.sources import open_source
+
+    from .helpers import write_image_folder
+
+    test = write_image_folder(tmp_path / "test", 40, split="builtin:cifar10-demo")
+    names = sorted(p.name for p in test.iterdir())
+    shutil.rmtree(test / names[0])  # the first class gone: every other class's number moves down by one
+    config = EvalConfig(train_source=str(image_folder), test_source=str(test))
+    labels = _data(config, "test").labels.tolist()
+    by_index = open_source(str(test)).index()
+    train_names = open_source(str(image_folder)).classes
+    assert [train_names[label] for label in labels] == [key.split("/")[0] for key, _ in by_index]
+    assert labels != [label for _, label in by_index]  # the folder's own numbering would have been wrong
+    zebra = shutil.copytree(test, tmp_path / "with-zebra")  # another path: sets are read once per process and path
+    (zebra / "zebra").mkdir()
+    shutil.copy(next((zebra / names[1]).iterdir()), zebra / "zebra" / "z.png")
+    with pytest.raises(InputError, match="class 'zebra' is not among the classes of"):
+        EvalConfig(train_source=str(image_folder), test_source=str(zebra)).eval_set()

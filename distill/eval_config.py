@@ -3,7 +3,7 @@ without loading torch."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 from subsets.errors import InputError
 
@@ -27,6 +27,9 @@ class EvalConfig:
         would otherwise select, cache and train its first run before its evaluation found a mistyped path."""
         from subsets.sources import open_source
 
+        from .typed_settings import checked_settings
+
+        self = replace(self, **checked_settings(EvalConfig, asdict(self), origin))  # a notebook's Path becomes its str
         for name in ("train_samples", "test_samples", "knn_k", "probe_iters", "batch_size"):
             value = getattr(self, name)
             if value is not None and value < 1:

@@ -305,6 +305,7 @@ def evaluate_run(run: Path, config: EvalConfig = EvalConfig(), device=None) -> d
     """Evaluate a complete run; writes and returns RUN/eval.json."""
     device = device or torch.device("cuda" if torch.cuda.is_available() else "cpu")
     start = time.perf_counter()
+    config = config.check()
     model, record = load_run(run)
     eval_set = config.eval_set()  # both sets read first: a bad source is refused before any features are made
     model.to(device)

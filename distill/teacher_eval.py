@@ -30,6 +30,7 @@ def evaluate_teachers(names: list[str], config: EvalConfig = EvalConfig(), resol
     from .evaluate import _data, extract, scores
 
     device = device or torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    config = config.check()
     eval_set = config.eval_set()  # both sets read first: a bad source is refused before any teacher is loaded
     for name in names:  # and every name: a missing teacher is refused before the others' work, not after it
         check_teacher(name)

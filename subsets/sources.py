@@ -220,10 +220,13 @@ class WebDatasetSource(ImageSource):
             try:
                 sample = next(samples)
             except StopIteration:
+                if _seekable_tar(url) and not _ends_as_tar(url):
+                    raise InputError(f"{url}: the file ends early (truncated?) after {read} complete samples (it lacks "
+                                     "tar's end-of-archive blocks)") from None
                 return
             except Exception as e:  # webdataset raises tarfile/gzip/OS errors for a broken shard
                 why = e.args[0] if isinstance(e.args[0:1] and e.args[0], str) else str(e)
-                if any(w in str(e) for w in ("empty header", "truncated", "unexpected end", "EOF", "end of data")):
+                if _cut_off(e):
                     raise InputError(f"{url}: the file ends early (truncated?) after {read} complete samples "
                                      f"({type(e).__name__}: {why})") from None
                 raise InputError(f"{url}: not a readable tar shard after {read} samples ({type(e).__name__}: {why})") \
@@ -320,6 +323,19 @@ def _seekable_tar(url: str) -> bool:
     return "://" not in url and url.endswith(".tar") and Path(url).is_file()
 
 
+def _cut_off(error: Exception) -> bool:
+    """Whether a tar or gzip reader's error says its file ended early."""
+    return any(w in str(error) for w in ("empty header", "truncated", "unexpected end", "EOF", "end of data"))
+
+
+def _ends_as_tar(path: str) -> bool:
+    """Whether a local tar ends with the two zero blocks every tar writer closes it with. Python's tarfile, and so
+    webdataset, takes a file cut off inside a member's header for the archive's end: the samples after the cut would
+    be lost unsaid."""
+    size = Path(path).stat().st_size
+    return size % 512 == 0 and size >= 1024 and not any(_read_at(path, size - 1024, 1024))
+
+
 def _read_at(path: str, offset: int, size: int) -> bytes:
     with open(path, "rb") as f:
         f.seek(offset)
@@ -338,7 +354,11 @@ def _indexed_tar_records(url: str, wanted: set[str], description: str) -> dict[s
                     fields.setdefault(match.group(1), {}).setdefault(match.group(2).lower(),
                                                                      (member.offset_data, member.size))
     except (tarfile.TarError, OSError, EOFError) as e:
-        raise InputError(f"{url}: not a readable tar shard ({type(e).__name__}: {e}) (from {description})") from None
+        what = "the file ends early (truncated?)" if _cut_off(e) else "not a readable tar shard"
+        raise InputError(f"{url}: {what} ({type(e).__name__}: {e}) (from {description})") from None
+    if not _ends_as_tar(url):
+        raise InputError(f"{url}: the file ends early (truncated?): it lacks tar's end-of-archive blocks (from "
+                         f"{description})")
     out = {}
     for key, found in fields.items():
         label = None

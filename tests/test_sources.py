@@ -122,11 +122,19 @@ def test_16_bit_grayscale_is_scaled_from_its_real_range_not_clipped_white(tmp_pa
 def test_a_truncated_tar_shard_says_it_ends_early_and_how_many_samples_were_read(tmp_path):
     good = next(open_source("builtin:cifar10-demo").iter_images())[1]
     _write_tar(tmp_path / "full.tar", [{"__key__": f"k{i}", "png": _png_bytes(good), "cls": b"1"} for i in range(10)])
+    import tarfile
+
+    from subsets.sources import collect_records
+
     data = (tmp_path / "full.tar").read_bytes()
-    for cut in (len(data) // 2, len(data) // 2 + 100):  # inside a member's header, inside its data
+    with tarfile.open(tmp_path / "full.tar") as tar:
+        between = tar.getmembers()[6].offset  # where a header starts: tarfile took a cut there for the end, unsaid
+    for cut in (len(data) // 2, len(data) // 2 + 100, between, between + 5):  # in a header, in data, between members
         (tmp_path / "cut.tar").write_bytes(data[:cut])
         with pytest.raises(InputError, match=r"cut.tar: the file ends early \(truncated\?\) after \d complete samples"):
             open_source(str(tmp_path / "cut.tar")).index()
+        with pytest.raises(InputError, match=r"cut.tar: the file ends early \(truncated\?\)"):  # read by offsets
+            collect_records(open_source(str(tmp_path / "cut.tar")), {"k0"})
 
 
 def test_a_local_tar_shard_is_read_through_an_offset_index_equal_to_webdataset_and_flat_in_memory(tmp_path):

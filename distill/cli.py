@@ -12,7 +12,7 @@ from pathlib import Path
 
 from subsets.errors import InputError
 
-from .config import add_config_flags
+from .config import ExtendList, add_config_flags
 from .stop_signal import Stopped, Terminated, sigterm_unwinds
 
 
@@ -401,13 +401,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True, type=Path)
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--dedup", type=float, default=None, metavar="T", help="drop near-duplicates above cosine T first")
-    s.add_argument("--clusters", type=_ints, default=None,
+    s.add_argument("--clusters", type=_ints, action=ExtendList, default=None,
                    help="kmeans: clusters per level, finest first, e.g. 500,22; prototypes: one count")
     s.add_argument("--niter", type=int, default=20, help="kmeans iterations per level")
     s.add_argument("--resample-steps", type=int, default=10,
                    help="kmeans-resampled: resampling steps after each level's k-means (k-means again on the images "
                         "nearest each centroid, an equal number from every cluster; ssl-data-curation's 10)")
-    s.add_argument("--report-k", type=_ints, default=None,
+    s.add_argument("--report-k", type=_ints, action=ExtendList, default=None,
                    help="k values for coverage (default 10,20,50,...,k_max)")
     s.add_argument("--device", default="cpu",
                    help="where the ordering's distance products run: cpu (numpy and faiss) or cuda (torch, each "
@@ -427,7 +427,7 @@ def build_parser() -> argparse.ArgumentParser:
     im.add_argument("--keys", required=True, type=Path, help="the ordering: one image key a line, first pick first")
     im.add_argument("--name", required=True, help="the method's name in tables and plots (not one of ours)")
     im.add_argument("--seed", type=int, default=0, help="the seed that drew this ordering (pairs it with ours)")
-    im.add_argument("--report-k", type=_ints, default=None, help="k values to report coverage at")
+    im.add_argument("--report-k", type=_ints, action=ExtendList, default=None, help="k values to report coverage at")
     im.add_argument("--out", required=True, type=Path)
     im.add_argument("--overwrite", action="store_true")
     im.set_defaults(func=cmd_subset_import)
@@ -462,7 +462,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--seed", type=int, default=0, help="seed of the crops and flips")
     c.add_argument("--patch-grid", type=int, default=None, help="pool patch tokens to g x g before storing")
     c.add_argument("--resolution", type=int, default=None, help="teacher input side (default: the teacher's)")
-    c.add_argument("--teacher-layers", type=_ints, default=[], metavar="L[,L...]",
+    c.add_argument("--teacher-layers", type=_ints, action=ExtendList, default=[], metavar="L[,L...]",
                    help="also store these intermediate maps (layerL_patch) for the layer level: mobilenetv2_imagenet's "
                         "feature modules 1..18 (17: 160 channels at stride 32), DINOv2's and CLIP's blocks")
     c.add_argument("--batch-size", type=int, default=32)
@@ -514,7 +514,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the recipe every other one is compared with, paired by seed (default: the first run's)")
     m.add_argument("--verdicts", action="store_true",
                    help="fail unless verdicts can be given (at least two seeds of each method at a k)")
-    m.add_argument("--classes", type=_names, default=None, metavar="C,C,...",
+    m.add_argument("--classes", type=_names, action=ExtendList, default=None, metavar="C,C,...",
                    help="count only the test images of these classes, by number or name (e.g. a long-tailed "
                         "corpus's tail: 5,6,7,8,9 or dog,frog,horse,ship,truck): every accuracy, interval and "
                         "verdict, the floor and the teacher included")

@@ -239,12 +239,12 @@ RENAMED = {"batch_size", "warmup", "ema"}
 TIMM_EMA_DECAY = 0.9998  # timm train.py's --model-ema-decay default  # their own flags were spelt so before
 
 
-class _Extend(argparse.Action):
+class ExtendList(argparse.Action):
     """A list flag given again adds to the list (`--targets a --targets b` is `--targets a,b`), as a repeated
     --teacher does for `distill eval`: argparse would otherwise keep the last one and drop the others unsaid."""
 
     def __call__(self, parser, namespace, values, option_string=None):
-        setattr(namespace, self.dest, getattr(namespace, self.dest, []) + values)
+        setattr(namespace, self.dest, (getattr(namespace, self.dest, None) or []) + values)
 
 
 class _Deprecated(argparse.Action):
@@ -274,7 +274,7 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
         elif typing.get_origin(hint) is list:
             item = typing.get_args(hint)[0]
             parser.add_argument(flag, type=lambda s, item=item: [item(p) for p in s.split(",") if p], metavar="A[,B...]",
-                                action=_Extend, **kw)
+                                action=ExtendList, **kw)
         elif f.name == "student_kwargs":
             parser.add_argument(flag, type=_parse_kwargs, metavar="KEY=VALUE[,...]", **kw)
         else:

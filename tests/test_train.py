@@ -146,6 +146,9 @@ def test_config_round_trips_through_yaml_and_flags_override_the_file(tmp_path):
     assert (from_notebook.out, from_notebook.targets) == (str(tmp_path / "run"), [str(tmp_path / "cache")])
     twice = build_parser().parse_args(["train", "--config", str(tmp_path / "c.yaml"), "--targets", "x,y", "--targets", "z"])
     assert config_from_args(twice).targets == ["x", "y", "z"]  # a repeated list flag adds; the file's list is replaced
+    cache = build_parser().parse_args(["cache", "--source", "s", "--subset", "x", "--out", "o", "--teacher-layers", "14",
+                                       "--teacher-layers", "17"])
+    assert cache.teacher_layers == [14, 17]  # the other commands' comma lists alike
     (tmp_path / "bad.yaml").write_text("lr: fast\n")
     with pytest.raises(Exception, match="lr = 'fast' is not a number"):
         TrainConfig.load(tmp_path / "bad.yaml")

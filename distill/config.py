@@ -88,11 +88,13 @@ class TrainConfig:
     log_every: int = 10
     log_with: list[str] = field(default_factory=list)  # also log to these accelerate trackers (tensorboard, wandb, ...)
 
-    def validate(self) -> TrainConfig:
-        for name, value in checked_settings(TrainConfig, self.to_dict(), "train settings").items():  # from a notebook too
-            setattr(self, name, value)
+    def validate(self, origin: str = "") -> TrainConfig:
+        """Refuses settings that cannot train, or would train wrong unsaid; `origin` (a sweep file's) starts the line."""
+        where = f"{origin}: " if origin else ""
+        for name, value in checked_settings(TrainConfig, self.to_dict(), origin or "train settings").items():
+            setattr(self, name, value)  # a notebook's Path or tuple, as a settings file would hold it
         if self.objective not in OBJECTIVES:
-            raise InputError(f"objective {self.objective!r}: choose one of {', '.join(OBJECTIVES)}")
+            raise InputError(f"{where}objective {self.objective!r}: choose one of {', '.join(OBJECTIVES)}")
         self._validate_inputs()
         checks = [
             (self.steps >= 1, f"steps {self.steps}: at least 1"),
@@ -121,7 +123,7 @@ class TrainConfig:
         ] + (self._self_supervised_checks() if self.self_supervised else self._distill_checks())
         for ok, message in checks:
             if not ok:
-                raise InputError(message)
+                raise InputError(where + message)
         return self
 
     def _validate_inputs(self) -> None:

@@ -222,7 +222,8 @@ class SweepConfig:
             values["subset"] = str(subset or Path(self.out) / "subsets" / Path(cache).name)
         else:
             values["targets"] = [str(cache)]
-        return TrainConfig.from_dict(values, f"{origin}: train settings{f' (recipe {recipe})' if recipe else ''}").validate()
+        where = f"{origin}: train settings{f' (recipe {recipe})' if recipe else ''}"
+        return TrainConfig.from_dict(values, where).validate(where)
 
     def eval_config(self, origin: str = "sweep") -> EvalConfig:
         return EvalConfig(**checked_settings(EvalConfig, self.eval, f"{origin}: eval settings"))

@@ -396,6 +396,7 @@ def test_push_without_a_token_says_what_is_missing_and_keeps_the_folder(sweep, t
     ({"views": "two"}, "sweep.yaml: views = 'two' is not an integer"),
     ({"ks": [20, 20]}, "sweep.yaml: ks lists 20 twice"),
     ({"views": 0}, "sweep.yaml: views must be a positive integer, not 0"),
+    ({"train": {"min_lr": 0.1}}, "sweep.yaml: train settings: min_lr 0.1: must lie in [0, lr = 0.001]"),
     ({"baseline": "randon"}, "sweep.yaml: baseline randon is not among the sweep's methods"),
     ({"dedup": 1.5}, "sweep.yaml: dedup must be a cosine threshold between 0 and 1, not 1.5"),
     ({"methods": ["kcenter", "random", "kcenter"]}, "sweep.yaml: methods lists 'kcenter' twice"),

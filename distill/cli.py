@@ -13,6 +13,7 @@ from pathlib import Path
 from subsets.errors import InputError
 
 from .config import ExtendList, add_config_flags
+from .eval_config import DEMO_TEST
 from .stop_signal import Stopped, Terminated, sigterm_unwinds
 
 
@@ -170,7 +171,6 @@ def cmd_train(a: argparse.Namespace) -> None:
         acc.end_training()
 
 
-DEMO_TEST = {"builtin:cifar10-demo": "builtin:cifar10-demo-test"}  # corpora whose test split is known
 
 
 def cmd_eval(a: argparse.Namespace) -> None:

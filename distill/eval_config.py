@@ -7,6 +7,8 @@ from dataclasses import asdict, dataclass, replace
 
 from subsets.errors import InputError
 
+DEMO_TEST = {"builtin:cifar10-demo": "builtin:cifar10-demo-test"}  # corpora whose test split is known
+
 
 @dataclass(frozen=True)
 class EvalConfig:
@@ -38,8 +40,13 @@ class EvalConfig:
                 raise InputError(f"{origin}: {name} = {value} must be {allowed}")
         if self.temperature <= 0:
             raise InputError(f"{origin}: temperature = {self.temperature} must be above 0")
-        for spec in (self.train_source, self.test_source):
-            open_source(spec)
+        train, test = (open_source(spec) for spec in (self.train_source, self.test_source))
+        if train.classes is not None and test.classes is not None:  # read by name (see evaluate._test_set)
+            missing = [name for name in test.classes if name not in train.classes]
+            if missing:
+                raise InputError(f"{self.test_source}: class {missing[0]!r} is not among the classes of "
+                                 f"{self.train_source} (the k-NN memory and the probe's training set), so no "
+                                 "prediction could name it")
         return self
 
     def eval_set(self) -> dict:

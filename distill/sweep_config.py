@@ -21,7 +21,7 @@ from subsets.sources import open_source
 from .config import OPERATIONAL, SELF_SUPERVISED, TrainConfig, read_yaml_mapping
 from .config_docs import commented_yaml
 from .encoders import DEFAULT_ENCODER
-from .eval_config import EvalConfig
+from .eval_config import DEMO_TEST, EvalConfig
 from .run_dir import contents_of, run_record, settings_that_differ
 from .typed_settings import checked_settings
 
@@ -57,7 +57,8 @@ class SweepConfig:
     recipes: list[dict] = field(default_factory=list)
     recipe_methods: list[str] | None = None  # the methods every recipe after the first runs on (default: all)
     baseline: str = "random"  # the method each other one is compared with, paired by seed
-    # evaluation settings (EvalConfig): train_source, test_source, train_samples, test_samples, knn_k, ...
+    # evaluation settings (EvalConfig): train_source (default: the sweep's source), test_source (needed but for the
+    # demo's corpus), train_samples, test_samples, knn_k, ...
     eval: dict = field(default_factory=dict)
     # Runs trained side by side in this many worker processes, each with its share of the threads (one CPU process
     # only: under accelerate launch or on a GPU the processes share each run instead). Small students use threads
@@ -116,7 +117,6 @@ class SweepConfig:
         self._check_steps_by_k(self.steps_by_k, origin, "steps_by_k")
         for recipe, settings in self.recipe_list():  # validates each recipe's train settings
             self.train_config(Path(self.out), 1, self.seeds[0], recipe=recipe, settings=settings, origin=origin)
-        self.eval_config(origin).check(f"{origin}: eval settings")
         label_methods = [m for m in self.methods if m in LABEL_METHODS]
         if label_methods and any(label is None for _, label in self._corpus_index):
             raise InputError(f"{origin}: method {label_methods[0]} reads the corpus's labels, and {self.source} has "
@@ -125,6 +125,10 @@ class SweepConfig:
         if self.small_ks and max(self.small_ks) > size:
             raise InputError(f"{origin}: k = {max(self.small_ks):,} is above the corpus size ({size:,} images in "
                              f"{self.source}); \"full\" trains on all of it")
+        if "train_source" not in self.eval and any(label is None for _, label in self._corpus_index):
+            raise InputError(f"{origin}: eval.train_source: {self.source} has images without labels; give labelled "
+                             "images for the k-NN memory and the probe")
+        self.eval_config(origin).check(f"{origin}: eval settings")
         return self
 
     def _check_imported(self, origin: str) -> None:
@@ -226,7 +230,17 @@ class SweepConfig:
         return TrainConfig.from_dict(values, where).validate(where)
 
     def eval_config(self, origin: str = "sweep") -> EvalConfig:
-        return EvalConfig(**checked_settings(EvalConfig, self.eval, f"{origin}: eval settings"))
+        """The runs' evaluation, as `distill eval` takes it: the k-NN memory and probe from the sweep's own corpus
+        unless `eval.train_source` says otherwise, and a test set that must be named unless the corpus's is known
+        (the demo's). Before 2026-12-04 both defaulted to the demo's CIFAR-10 splits, whatever the corpus."""
+        values = checked_settings(EvalConfig, self.eval, f"{origin}: eval settings")
+        values.setdefault("train_source", self.source)
+        if "test_source" not in values:
+            if self.source not in DEMO_TEST:
+                raise InputError(f"{origin}: eval.test_source: give the labelled held-out images to evaluate on (the "
+                                 f"test split of {self.source} is not known)")
+            values["test_source"] = DEMO_TEST[self.source]
+        return EvalConfig(**values)
 
 
 def _first_repeat(items: list):

@@ -125,7 +125,7 @@ def test_a_recipes_own_budget_comes_before_the_sweeps_so_budgets_can_be_recipes(
     from distill.sweep import planned_runs
 
     config = SweepConfig(source=str(image_folder), methods=["random"], ks=[20, 40, "full"], train={"steps": 4},
-                         steps_by_k={20: 2, "full": 8},
+                         steps_by_k={20: 2, "full": 8}, eval=EVAL,
                          recipes=[{"name": "demo"},  # the sweep's budgets
                                   {"name": "x3", "train": {"steps": 12}},  # its own steps at every k
                                   {"name": "mixed", "train": {"steps": 12}, "steps_by_k": {40: 30}},
@@ -401,8 +401,10 @@ def test_push_without_a_token_says_what_is_missing_and_keeps_the_folder(sweep, t
     ({"dedup": 1.5}, "sweep.yaml: dedup must be a cosine threshold between 0 and 1, not 1.5"),
     ({"methods": ["kcenter", "random", "kcenter"]}, "sweep.yaml: methods lists 'kcenter' twice"),
     ({"eval": {"knn_k": "x"}}, "sweep.yaml: eval settings: knn_k = 'x' is not an integer"),
-    ({"eval": {"train_samples": 0}}, "train_samples = 0 must be a positive integer, or null for all of the source"),
+    ({"eval": {"train_samples": 0, "test_source": "builtin:cifar10-demo-test"}},
+     "train_samples = 0 must be a positive integer, or null for all of the source"),
     ({"eval": {"test_source": "no/such/folder"}}, "no/such/folder: not a folder of images"),
+    ({"eval": {}}, "sweep.yaml: eval.test_source: give the labelled held-out images to evaluate on"),
     ({"ks": [20, "all"]}, 'ks must be a list of positive integers or "full"'),
     ({"parallel_runs": 0}, "parallel_runs must be a positive integer, not 0"),
     ({"resample_steps": -2}, "resample_steps must be 0 or a positive integer, not -2"),
@@ -885,7 +887,7 @@ def test_a_sweeps_resample_steps_reach_kmeans_resampled_alone_so_the_other_subse
     from subsets.make_subset import SelectConfig
 
     config = SweepConfig(source=str(image_folder), methods=["kmeans", "kmeans-resampled", "random"], ks=[20],
-                         seeds=[0, 1], resample_steps=3).check()
+                         seeds=[0, 1], resample_steps=3, eval=EVAL).check()
     wanted = selection_configs(config)
     assert sorted(wanted) == sorted(f"{m}-s{s}" for m in config.methods for s in (0, 1))
     assert {w.resample_steps for name, w in wanted.items() if name.startswith("kmeans-resampled")} == {3}
@@ -912,7 +914,7 @@ def test_a_sweep_imports_an_ordering_made_elsewhere_per_seed_and_refuses_a_bad_o
         (tmp_path / "orders{a,b}" / f"mine-s{seed}.txt").write_text("".join(k + "\n" for k in picks))
     pattern = str(tmp_path / "orders{a,b}" / "mine-s{seed}.txt")
     settings = dict(out=str(tmp_path / "sw"), source=str(image_folder), encoder_resolution=32, ks=[20],
-                    seeds=[0, 1], imported={"mine": pattern})
+                    seeds=[0, 1], imported={"mine": pattern}, eval=EVAL)
     config = SweepConfig(methods=["random", "mine"], **settings).check()
     assert {(m, s) for _, _, m, k, s in planned_runs(config)} == {(m, s) for m in ("random", "mine") for s in (0, 1)}
     console, acc = Console(record=True, width=160), Accelerator(cpu=True)

@@ -171,8 +171,6 @@ def cmd_train(a: argparse.Namespace) -> None:
         acc.end_training()
 
 
-
-
 def cmd_eval(a: argparse.Namespace) -> None:
     if a.teacher:
         return cmd_eval_teachers(a)
@@ -193,7 +191,7 @@ def cmd_eval(a: argparse.Namespace) -> None:
     if train_source is None:
         raise InputError(f"{a.run}: give --train-source, labelled images for the k-NN memory and the probe")
     config = EvalConfig(train_source=train_source, test_source=test_source, train_samples=a.train_samples or None,
-                        test_samples=a.test_samples or None, knn_k=a.knn_k, teachers=not a.no_teacher).check("distill eval")
+                        test_samples=a.test_samples or None, knn_k=a.knn_k, teachers=not a.no_teacher)
     from subsets.console import output_console
 
     from .compare_stats import headroom_note
@@ -220,7 +218,7 @@ def cmd_eval_teachers(a: argparse.Namespace) -> None:
     if a.no_teacher:
         raise InputError("distill eval: --no-teacher skips a run's teacher row; with --teacher there is nothing else")
     config = EvalConfig(train_source=train_source, test_source=test_source, train_samples=a.train_samples or None,
-                        test_samples=a.test_samples or None, knn_k=a.knn_k).check("distill eval --teacher")
+                        test_samples=a.test_samples or None, knn_k=a.knn_k)
     names = list(dict.fromkeys(a.teacher))  # a name given twice is evaluated once
     result = evaluate_teachers(names, config, a.resolution, out=a.out)
     tables, notes = teachers_table(result)

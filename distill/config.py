@@ -13,7 +13,7 @@ import yaml
 
 from subsets.errors import InputError
 
-from .typed_settings import base_type, checked_settings
+from .typed_settings import base_type, checked_settings, settle_fields
 
 PRECISIONS = ("no", "bf16", "fp16")
 # Here rather than in losses.py: the command line checks a config without importing torch and timm (3-5 s a process).
@@ -91,8 +91,7 @@ class TrainConfig:
     def validate(self, origin: str = "") -> TrainConfig:
         """Refuses settings that cannot train, or would train wrong unsaid; `origin` (a sweep file's) starts the line."""
         where = f"{origin}: " if origin else ""
-        for name, value in checked_settings(TrainConfig, self.to_dict(), origin or "train settings").items():
-            setattr(self, name, value)  # a notebook's Path or tuple, as a settings file would hold it
+        settle_fields(self, origin or "train settings")  # a notebook's Path or tuple, as a settings file would hold it
         if self.objective not in OBJECTIVES:
             raise InputError(f"{where}objective {self.objective!r}: choose one of {', '.join(OBJECTIVES)}")
         self._validate_inputs()

@@ -3,11 +3,30 @@ without loading torch."""
 
 from __future__ import annotations
 
+import functools
 from dataclasses import asdict, dataclass, replace
 
 from subsets.errors import InputError
 
 DEMO_TEST = {"builtin:cifar10-demo": "builtin:cifar10-demo-test"}  # corpora whose test split is known
+
+
+@functools.lru_cache(maxsize=8)
+def class_map(test_spec: str, train_spec: str) -> list[int] | None:
+    """The train source's number of each test class, where both sources name their classes and differently (None
+    where the numbers already agree, or a source has no names). Sources number their classes each its own way (class
+    subfolders sorted): a test folder without one of the train's classes would otherwise shift every label after it.
+    A test class the train source lacks is refused: no prediction could name it."""
+    from subsets.sources import open_source
+
+    names, train_names = open_source(test_spec).classes, open_source(train_spec).classes
+    if names is None or train_names is None or names == train_names:
+        return None
+    missing = [name for name in names if name not in train_names]
+    if missing:
+        raise InputError(f"{test_spec}: class {missing[0]!r} is not among the classes of {train_spec} (the k-NN memory "
+                         "and the probe's training set), so no prediction could name it")
+    return [train_names.index(name) for name in names]
 
 
 @dataclass(frozen=True)
@@ -27,8 +46,6 @@ class EvalConfig:
     def check(self, origin: str = "evaluation") -> EvalConfig:
         """Settings a run's evaluation would fail on, and sources that do not open, refused before any work: a sweep
         would otherwise select, cache and train its first run before its evaluation found a mistyped path."""
-        from subsets.sources import open_source
-
         from .typed_settings import checked_settings
 
         self = replace(self, **checked_settings(EvalConfig, asdict(self), origin))  # a notebook's Path becomes its str
@@ -40,13 +57,7 @@ class EvalConfig:
                 raise InputError(f"{origin}: {name} = {value} must be {allowed}")
         if self.temperature <= 0:
             raise InputError(f"{origin}: temperature = {self.temperature} must be above 0")
-        train, test = (open_source(spec) for spec in (self.train_source, self.test_source))
-        if train.classes is not None and test.classes is not None:  # read by name (see evaluate._test_set)
-            missing = [name for name in test.classes if name not in train.classes]
-            if missing:
-                raise InputError(f"{self.test_source}: class {missing[0]!r} is not among the classes of "
-                                 f"{self.train_source} (the k-NN memory and the probe's training set), so no "
-                                 "prediction could name it")
+        class_map(self.test_source, self.train_source)  # opens both sources, and matches their classes by name
         return self
 
     def eval_set(self) -> dict:

@@ -26,7 +26,7 @@ from teachers.base import to_normalized_tensor
 from .compute_account import run_compute
 from .config import TrainConfig
 from .data import TeacherTargets
-from .eval_config import EvalConfig
+from .eval_config import EvalConfig, class_map
 from .model_cost import model_cost
 from .teacher_labels import run_teacher_labels
 
@@ -241,19 +241,12 @@ def _data(config: EvalConfig, which: str) -> LabelledImages:
 
 @functools.lru_cache(maxsize=4)
 def _test_set(spec: str, samples: int | None, seed: int, train_spec: str) -> LabelledImages:
-    """The test images with their labels in the train source's numbering. Sources that name their classes (class
-    subfolders, a data set's features) number them each its own way: a test folder without one of the train's
-    classes would otherwise shift every label after it, unsaid."""
+    """The test images with their labels in the train source's numbering (`class_map`)."""
     test = _labelled(spec, samples, seed)
-    names, train_names = open_source(spec).classes, open_source(train_spec).classes
-    if names is None or train_names is None or names == train_names:
+    to_train = class_map(spec, train_spec)
+    if to_train is None:
         return test
-    missing = [name for name in names if name not in train_names]
-    if missing:
-        raise InputError(f"{spec}: class {missing[0]!r} is not among the classes of {train_spec} (the k-NN memory "
-                         "and the probe's training set), so no prediction could name it")
-    to_train = torch.tensor([train_names.index(name) for name in names])
-    return LabelledImages(test.images, to_train[test.labels], test.classes, test.corpus_hash)
+    return LabelledImages(test.images, torch.tensor(to_train)[test.labels], test.classes, test.corpus_hash)
 
 
 def student_features(student, record: dict, config: EvalConfig, device, what: str) -> tuple[torch.Tensor, torch.Tensor]:

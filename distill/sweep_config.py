@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import functools
 import re
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
@@ -23,7 +23,7 @@ from .config_docs import commented_yaml
 from .encoders import DEFAULT_ENCODER
 from .eval_config import DEMO_TEST, EvalConfig
 from .run_dir import contents_of, run_record, settings_that_differ
-from .typed_settings import checked_settings
+from .typed_settings import checked_settings, settle_fields
 
 SET_BY_SWEEP = {"out", "targets", "teacher", "subset", "source", "k", "seed", "recipe"}
 FULL = "full"
@@ -77,9 +77,7 @@ class SweepConfig:
 
     def check(self, origin: str = "sweep") -> SweepConfig:
         """Everything that can be refused is refused here, before any work starts."""
-        for name, value in checked_settings(SweepConfig, {f.name: getattr(self, f.name) for f in fields(self)},
-                                             origin).items():  # a sweep made in a notebook too
-            setattr(self, name, value)
+        settle_fields(self, origin)  # a sweep made in a notebook too
         outside = sorted(set(self.recipe_methods or []) - set(self.methods))
         if outside:
             raise InputError(f"{origin}: recipe_methods {', '.join(outside)} not among the sweep's methods")
@@ -118,14 +116,15 @@ class SweepConfig:
         for recipe, settings in self.recipe_list():  # validates each recipe's train settings
             self.train_config(Path(self.out), 1, self.seeds[0], recipe=recipe, settings=settings, origin=origin)
         label_methods = [m for m in self.methods if m in LABEL_METHODS]
-        if label_methods and any(label is None for _, label in self._corpus_index):
+        unlabelled = any(label is None for _, label in self._corpus_index)
+        if label_methods and unlabelled:
             raise InputError(f"{origin}: method {label_methods[0]} reads the corpus's labels, and {self.source} has "
                              "images without one")
         size = self.corpus_size
         if self.small_ks and max(self.small_ks) > size:
             raise InputError(f"{origin}: k = {max(self.small_ks):,} is above the corpus size ({size:,} images in "
                              f"{self.source}); \"full\" trains on all of it")
-        if "train_source" not in self.eval and any(label is None for _, label in self._corpus_index):
+        if "train_source" not in self.eval and unlabelled:
             raise InputError(f"{origin}: eval.train_source: {self.source} has images without labels; give labelled "
                              "images for the k-NN memory and the probe")
         self.eval_config(origin).check(f"{origin}: eval settings")

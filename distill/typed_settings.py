@@ -29,6 +29,13 @@ def checked_settings(cls, values: dict, origin: str) -> dict:
     return checked
 
 
+def settle_fields(obj, origin: str) -> None:
+    """A mutable dataclass's own fields checked as `checked_settings` checks a file's, each set to what it reads as."""
+    values = {f.name: getattr(obj, f.name) for f in fields(obj)}
+    for name, value in checked_settings(type(obj), values, origin).items():
+        setattr(obj, name, value)
+
+
 def _as_read(value, hint):
     base, item = base_type(hint), _item_type(hint)
     if isinstance(value, os.PathLike) and str in (base, item):

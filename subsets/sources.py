@@ -220,7 +220,7 @@ class WebDatasetSource(ImageSource):
             try:
                 sample = next(samples)
             except StopIteration:
-                if _seekable_tar(url) and not _ends_as_tar(url):
+                if _local_tar(url) and not _ends_as_tar(url):
                     raise InputError(f"{url}: the file ends early (truncated?) after {read} complete samples (it lacks "
                                      "tar's end-of-archive blocks)") from None
                 return
@@ -323,17 +323,40 @@ def _seekable_tar(url: str) -> bool:
     return "://" not in url and url.endswith(".tar") and Path(url).is_file()
 
 
+def _local_tar(url: str) -> bool:
+    return "://" not in url and url.endswith(GZ_TARS + (".tar",)) and Path(url).is_file()
+
+
+GZ_TARS = (".tar.gz", ".tgz")
+
+
 def _cut_off(error: Exception) -> bool:
     """Whether a tar or gzip reader's error says its file ended early."""
     return any(w in str(error) for w in ("empty header", "truncated", "unexpected end", "EOF", "end of data"))
 
 
 def _ends_as_tar(path: str) -> bool:
-    """Whether a local tar ends with the two zero blocks every tar writer closes it with. Python's tarfile, and so
-    webdataset, takes a file cut off inside a member's header for the archive's end: the samples after the cut would
-    be lost unsaid."""
+    """Whether a local tar (or gzipped tar) ends with the two zero blocks every tar writer closes it with. Python's
+    tarfile, and so webdataset, takes a file cut off inside a member's header for the archive's end: the samples
+    after the cut would be lost unsaid. A tar cut off and then gzipped whole is such a file too."""
+    if path.endswith(GZ_TARS):
+        stat = Path(path).stat()
+        return _gz_ends_as_tar(path, stat.st_size, stat.st_mtime_ns)
     size = Path(path).stat().st_size
     return size % 512 == 0 and size >= 1024 and not any(_read_at(path, size - 1024, 1024))
+
+
+@functools.lru_cache(maxsize=4096)
+def _gz_ends_as_tar(path: str, size: int, mtime_ns: int) -> bool:
+    """The tar check of a gzipped tar, read through once (gzip cannot seek to its end); remembered per file version,
+    as a job reads a shard more than once. A gzip stream cut off itself raises EOFError, said where it is read."""
+    import gzip
+
+    total, tail = 0, b""
+    with gzip.open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            total, tail = total + len(chunk), (tail + chunk)[-1024:]
+    return total % 512 == 0 and total >= 1024 and not any(tail)
 
 
 def _read_at(path: str, offset: int, size: int) -> bytes:

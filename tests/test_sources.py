@@ -120,6 +120,8 @@ def test_16_bit_grayscale_is_scaled_from_its_real_range_not_clipped_white(tmp_pa
 
 
 def test_a_truncated_tar_shard_says_it_ends_early_and_how_many_samples_were_read(tmp_path):
+    import gzip
+
     good = next(open_source("builtin:cifar10-demo").iter_images())[1]
     _write_tar(tmp_path / "full.tar", [{"__key__": f"k{i}", "png": _png_bytes(good), "cls": b"1"} for i in range(10)])
     import tarfile
@@ -135,6 +137,11 @@ def test_a_truncated_tar_shard_says_it_ends_early_and_how_many_samples_were_read
             open_source(str(tmp_path / "cut.tar")).index()
         with pytest.raises(InputError, match=r"cut.tar: the file ends early \(truncated\?\)"):  # read by offsets
             collect_records(open_source(str(tmp_path / "cut.tar")), {"k0"})
+        (tmp_path / "cut.tar.gz").write_bytes(gzip.compress(data[:cut]))  # cut, then gzipped whole
+        with pytest.raises(InputError, match=r"cut.tar.gz: the file ends early \(truncated\?\) after \d complete"):
+            open_source(str(tmp_path / "cut.tar.gz")).index()
+    (tmp_path / "whole.tar.gz").write_bytes(gzip.compress(data))
+    assert len(open_source(str(tmp_path / "whole.tar.gz")).index()) == 10
 
 
 def test_a_local_tar_shard_is_read_through_an_offset_index_equal_to_webdataset_and_flat_in_memory(tmp_path):

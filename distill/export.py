@@ -15,6 +15,8 @@ from .compute_account import compute_words
 from .evaluate import load_run
 from .model_cost import cost_cells
 
+EXPORT_FILES = ("config.json", "model.safetensors", "README.md")  # what write_timm_folder writes (tested)
+
 
 def export_run(run: Path, out: Path, overwrite: bool = False, license: str = "other") -> Path:
     """Write the student of a complete run as a folder `timm.create_model("local-dir:OUT", pretrained=True)` loads."""
@@ -23,8 +25,16 @@ def export_run(run: Path, out: Path, overwrite: bool = False, license: str = "ot
     r, o = run.resolve(), out.resolve()
     if o == r or r in o.parents or o in r.parents:  # --overwrite would delete the run itself
         raise InputError(f"{out}: is, holds or lies inside the run {run}; export to a folder outside it")
-    if out.exists() and any(out.iterdir()) and not overwrite:
-        raise InputError(f"{out}: exists and is not empty; choose another --out or pass --overwrite")
+    if out.exists() and not out.is_dir():
+        raise InputError(f"{out}: is a file, not a folder; choose another --out")
+    if out.exists() and any(out.iterdir()):
+        if not overwrite:
+            raise InputError(f"{out}: exists and is not empty; choose another --out or pass --overwrite")
+        # --overwrite replaces the folder whole, so only an earlier export may be replaced, never a folder of
+        # other things (`--out ~/models --overwrite` would have deleted every model there)
+        if foreign := sorted(p.name for p in out.iterdir() if p.name not in EXPORT_FILES):
+            raise InputError(f"{out}: --overwrite replaces an earlier export only, and this folder holds other files "
+                             f"too ({', '.join(foreign[:5])}{', ...' if len(foreign) > 5 else ''}); choose another --out")
     evaluation = read_json(run / "eval.json", "evaluation") if (run / "eval.json").exists() else None
     return write_timm_folder(model, record, out, evaluation, license)
 

@@ -79,12 +79,27 @@ def read_json(path: Path, what: str) -> dict:
         raise InputError(f"{path}: not valid JSON ({e})") from None
 
 
-@contextlib.contextmanager
-def output_dir_atomic(out: Path, overwrite: bool = False) -> Iterator[Path]:
-    """Yield a temporary directory that becomes `out` only if the block finishes without error."""
+def refuse_to_replace(out: Path, overwrite: bool, own_file: str, what: str) -> None:
+    """Refuse an existing `out` unless --overwrite, and even then unless it is empty or an earlier `what` (it holds
+    `own_file`): --overwrite replaces the folder whole, so `--out ~/data --overwrite` must not delete ~/data."""
     out = Path(out)
-    if out.exists() and not overwrite:
+    if not out.exists():
+        return
+    if not overwrite:
         raise InputError(f"{out}: already exists (pass --overwrite to replace it)")
+    if not out.is_dir():
+        raise InputError(f"{out}: is a file, not a folder; choose another --out")
+    if any(out.iterdir()) and not (out / own_file).is_file():
+        raise InputError(f"{out}: --overwrite replaces an earlier {what} only, and this folder is none (it has no "
+                         f"{own_file}); choose another --out")
+
+
+@contextlib.contextmanager
+def output_dir_atomic(out: Path, overwrite: bool, own_file: str, what: str) -> Iterator[Path]:
+    """Yield a temporary directory that becomes `out` (an earlier `what` replaced only under `refuse_to_replace`'s
+    rule) only if the block finishes without error."""
+    out = Path(out)
+    refuse_to_replace(out, overwrite, own_file, what)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp"))
     try:

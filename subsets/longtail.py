@@ -20,7 +20,7 @@ import webdataset as wds
 from PIL import Image, UnidentifiedImageError
 
 from .errors import InputError
-from .fileio import output_dir_atomic
+from .fileio import output_dir_atomic, refuse_to_replace
 from .progress import progress_bar
 from .provenance import environment
 from .sources import ImageSource, RawRecord, UnreadableImage, collect_records, decode_image
@@ -92,8 +92,7 @@ def make_longtail(source: ImageSource, out: Path, config: LongtailConfig = Longt
     class gets its count."""
     if config.shard_size < 1:
         raise InputError(f"shard size must be a positive number of images, not {config.shard_size}")
-    if Path(out).exists() and not overwrite:  # said before the images are read, not after
-        raise InputError(f"{out}: already exists (pass --overwrite to replace it)")
+    refuse_to_replace(out, overwrite, RECORD, "long-tailed corpus")  # said before the images are read, not after
     index = source.index()
     by_class, want = choose_keys(index, config, source.description)
     for keys in by_class.values():
@@ -126,7 +125,7 @@ def make_longtail(source: ImageSource, out: Path, config: LongtailConfig = Longt
                 raise InputError(f"{source.description}: class {c} has only {taken:,} readable images of the "
                                  f"{want[c]:,} asked ({len(skipped):,} unreadable so far); lower --head")
     kept.sort()  # the source's own order, whatever the class
-    with output_dir_atomic(out, overwrite) as tmp:
+    with output_dir_atomic(out, overwrite, RECORD, "long-tailed corpus") as tmp:
         shards = []
         for s, start in enumerate(range(0, len(kept), config.shard_size)):
             name = SHARD.format(s)

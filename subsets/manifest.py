@@ -14,6 +14,7 @@ from .provenance import environment
 
 FORMAT = "subset-distill/subset"
 VERSION = 1
+MANIFEST = "manifest.json"
 
 
 @dataclass
@@ -59,10 +60,10 @@ def write_manifest(out: Path, meta: dict, order: np.ndarray, keys: list[str], ov
     meta = {"format": FORMAT, "version": VERSION, **meta, "k_max": int(len(order)),
             "hash": order_hash(order, meta["embeddings"]["hash"]), "keys_sha256": keys_hash(keys),
             "environment": environment()}
-    with output_dir_atomic(out, overwrite) as tmp:
+    with output_dir_atomic(out, overwrite, MANIFEST, "subset") as tmp:
         write_npy_atomic(tmp / "order.npy", order)
         (tmp / "keys.txt").write_text("".join(k + "\n" for k in keys))
-        write_json_atomic(tmp / "manifest.json", meta)
+        write_json_atomic(tmp / MANIFEST, meta)
     return Path(out)
 
 

@@ -60,7 +60,7 @@ def test_an_unreadable_image_is_skipped_listed_and_replaced(image_folder, tmp_pa
     assert [s["key"] for s in skipped] == [broken]
 
 
-@pytest.mark.parametrize("case", ["unlabelled", "imbalance", "head", "exists"])
+@pytest.mark.parametrize("case", ["unlabelled", "imbalance", "head", "exists", "not-ours"])
 def test_bad_input_to_longtail_is_one_line_and_leaves_nothing(image_folder, tmp_path, case):
     source, args = image_folder, ["--imbalance", 10]
     if case == "unlabelled":
@@ -74,12 +74,18 @@ def test_bad_input_to_longtail_is_one_line_and_leaves_nothing(image_folder, tmp_
         args += ["--head", 1000]
     else:
         (tmp_path / "lt").mkdir()
+        (tmp_path / "lt" / "notes.txt").write_text("mine")
+        args += ["--overwrite"] if case == "not-ours" else []  # replaces an earlier long-tailed corpus only
     res = run_cli("subset", "longtail", "--source", source, "--out", tmp_path / "lt", *args)
     line = error_line(res)
     assert res.returncode == 2
     assert {"unlabelled": "images without labels", "imbalance": "imbalance must be a number >= 1",
-            "head": "fewer than the 1,000 the profile asks of it", "exists": "already exists"}[case] in line
-    assert case == "exists" or not (tmp_path / "lt").exists()
+            "head": "fewer than the 1,000 the profile asks of it", "exists": "already exists",
+            "not-ours": "--overwrite replaces an earlier long-tailed corpus only"}[case] in line
+    if case in ("exists", "not-ours"):
+        assert (tmp_path / "lt" / "notes.txt").read_text() == "mine"
+    else:
+        assert not (tmp_path / "lt").exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".lt.")]
 
 

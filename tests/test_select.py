@@ -295,3 +295,29 @@ def test_a_bad_imported_ordering_is_one_line_and_writes_nothing(tmp_path):
     res = run_cli("subset", "import", "--embeddings", emb, "--keys", tmp_path / "ok.txt", "--name", "mine",
                   "--out", tmp_path / "out")
     assert res.returncode == 0 and f"subset: {tmp_path / 'out'} (mine, k_max 1, imported from" in res.stdout
+
+
+def test_overwrite_replaces_an_earlier_subset_but_never_a_folder_of_other_things(tmp_path):
+    """--overwrite replaces its folder whole: onto a folder that is not an earlier subset it is refused, and nothing
+    there is touched (`--out ~/data --overwrite` once deleted ~/data)."""
+    from subsets.errors import InputError
+    from subsets.imported import import_ordering
+
+    emb = write_embeddings(tmp_path / "emb", clustered(200, 8, centers=4, seed=0)[0])
+    cfg = SelectConfig(method="kmeans", k_max=20, seed=0, clusters=[4])  # in memory; mapped: the job's path
+    data = tmp_path / "data"
+    (data / "photos").mkdir(parents=True)
+    (data / "notes.txt").write_text("mine")
+    (tmp_path / "keys.txt").write_text((emb / "keys.txt").read_text().splitlines()[0] + "\n")
+    for select_or_import in (lambda: make_subset(emb, data, cfg, overwrite=True),
+                             lambda: make_subset(emb, data, replace(cfg, mapped=True), overwrite=True),
+                             lambda: import_ordering(emb, tmp_path / "keys.txt", data, "mine", overwrite=True)):
+        with pytest.raises(InputError, match=r"data: --overwrite replaces an earlier subset only, and this folder is "
+                                             r"none \(it has no manifest.json\)"):
+            select_or_import()
+        assert (data / "notes.txt").read_text() == "mine" and (data / "photos").is_dir()
+    earlier = make_subset(emb, tmp_path / "sub", cfg)
+    again = make_subset(emb, tmp_path / "sub", replace(cfg, seed=1), overwrite=True)
+    assert again.meta["seed"] == 1 and not np.array_equal(again.order, earlier.order)
+    with pytest.raises(InputError, match="already exists"):
+        make_subset(emb, tmp_path / "sub", cfg)

@@ -8,11 +8,12 @@ import numpy as np
 import pytest
 import timm
 import torch
+from safetensors.torch import load_file
 
 from distill.compare import compare_runs
 from distill.config import TrainConfig
 from distill.evaluate import EvalConfig, evaluate_run, load_run
-from distill.export import export_run
+from distill.export import EXPORT_FILES, export_run
 from distill.model_cost import amount
 from distill.sweep import SweepConfig, run_sweep
 from subsets.errors import InputError
@@ -248,7 +249,7 @@ def test_a_resumed_sweep_does_not_redo_finished_runs(tmp_path, image_folder):
 def test_the_exported_folder_loads_with_timm_and_reproduces_the_students_features(sweep, tmp_path):
     run = sweep[1]["runs"][0]
     folder = export_run(run, tmp_path / "hub")
-    assert {p.name for p in folder.iterdir()} == {"config.json", "model.safetensors", "README.md"}
+    assert {p.name for p in folder.iterdir()} == set(EXPORT_FILES)  # what --overwrite may replace
     model = timm.create_model(f"local-dir:{folder}", pretrained=True).eval()
     student, record = load_run(run)
     x = torch.randn(3, 3, 32, 32)
@@ -739,6 +740,23 @@ def test_export_onto_inside_or_around_its_run_is_refused_and_the_run_kept(sweep,
     res = run_cli("export", "--run", run, "--out", out, "--overwrite")
     assert res.returncode == 2 and "export to a folder outside it" in error_line(res)
     assert (run / "run.json").exists() and (run / "student.safetensors").exists()
+
+
+def test_export_overwrite_replaces_an_earlier_export_but_never_a_folder_of_other_files(sweep, tmp_path):
+    run = sweep[1]["runs"][0]
+    mine = tmp_path / "models"
+    (mine / "other-model").mkdir(parents=True)
+    (mine / "notes.txt").write_text("mine")
+    res = run_cli("export", "--run", run, "--out", mine, "--overwrite")
+    assert res.returncode == 2 and "--overwrite replaces an earlier export only" in error_line(res)
+    assert "notes.txt, other-model" in error_line(res) and (mine / "notes.txt").read_text() == "mine"
+    earlier = export_run(run, tmp_path / "hub")
+    (earlier / "model.safetensors").write_bytes(b"stale")
+    assert run_cli("export", "--run", run, "--out", earlier, "--overwrite").returncode == 0
+    assert load_file(earlier / "model.safetensors")  # the stale export replaced whole
+    (tmp_path / "a-file").write_text("x")
+    res = run_cli("export", "--run", run, "--out", tmp_path / "a-file", "--overwrite")
+    assert res.returncode == 2 and "is a file, not a folder" in error_line(res)
 
 
 def test_failures_from_the_users_files_end_in_one_line_naming_the_file(sweep, tmp_path):

@@ -105,7 +105,7 @@ def compare_runs(runs: list[Path], out: Path, console: Console | None = None, ba
     compared = {r["method"] for r in rows} - {baseline, FULL}  # with the baseline alone, no verdict was wanted
     notes += [why_not] if why_not and compared else []
     notes += [line] if (line := shared_subset_note(evaluated)) else []
-    notes += [line] if (line := trained_by(runs)) else []
+    notes += [line] if (line := trained_by([rec for _, _, rec in evaluated])) else []
     notes += [line] if (line := cost_note([ev for _, ev, _ in evaluated], [rec for _, _, rec in evaluated])) else []
     easy = headroom_note(references.get(FLOOR, {}), [v for k, v in references.items() if k.startswith("teacher: ")])
     notes += [easy] if easy else []

@@ -11,8 +11,6 @@ from functools import cache
 from importlib import metadata
 from pathlib import Path
 
-from .fileio import read_json
-
 ROOT = Path(__file__).resolve().parent.parent  # the checkout, where the package is installed editable or run in place
 LIBRARIES = ("torch", "torchvision", "timm", "accelerate", "safetensors", "numpy", "faiss-cpu",
              "datasets")  # where installed: it reads hf: sources
@@ -98,14 +96,14 @@ def _code_label(code: dict) -> str:
     return code["commit"][:10] + (" with uncommitted changes" if code.get("dirty") else "")
 
 
-def trained_by(runs: list[Path]) -> str | None:
-    """One line naming the code that trained the runs (each commit with its count of runs; a run resumed by other
-    code counts under each); None where no run recorded it (runs made before run.json held invocations)."""
+def trained_by(records: list[dict]) -> str | None:
+    """One line naming the code that trained the runs of these run.json records (each commit with its count of runs;
+    a run resumed by other code counts under each); None where no run recorded it (runs made before run.json held
+    invocations)."""
     counts: dict[str, int] = {}
     machines: dict[tuple[str, str | None], int] = {}
     unrecorded = 0
-    for run in runs:
-        record = read_json(Path(run) / "run.json", "run record")
+    for record in records:
         invocations = record.get("invocations", [])
         labels = dict.fromkeys(_code_label(i["environment"]["code"]) for i in invocations)
         unrecorded += not labels
@@ -118,8 +116,8 @@ def trained_by(runs: list[Path]) -> str | None:
     parts = [f"{label} ({n} run{'s' * (n != 1)})" for label, n in counts.items()]
     parts += [f"not recorded ({unrecorded} run{'s' * (unrecorded != 1)}, made before run.json named its code)"] * bool(unrecorded)
     line = "Trained by code: " + "; ".join(parts) + "."
-    if (resumed := sum(counts.values()) + unrecorded - len(runs)) > 0:  # else the counts seem to add up to too many runs
-        line += (f" Of {len(runs)} runs, {resumed} {'was' if resumed == 1 else 'were'} resumed by other code and "
+    if (resumed := sum(counts.values()) + unrecorded - len(records)) > 0:  # else the counts seem to add up to too many runs
+        line += (f" Of {len(records)} runs, {resumed} {'was' if resumed == 1 else 'were'} resumed by other code and "
                  f"count{'s' * (resumed == 1)} under each.")
     models, kernels = {m for m, _ in machines}, {k for _, k in machines if k}
     if len(models) > 1 or len(kernels) > 1:  # a run made before the kernels were recorded differs by model only

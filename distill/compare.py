@@ -1,12 +1,13 @@
 """Comparison of evaluated runs: student quality against subset size k, per recipe and selection method, with
-95% intervals; paired verdicts against a baseline method and against a baseline recipe; and, with full-corpus runs,
+95% intervals; paired verdicts against a baseline method, against a baseline recipe and of every cell against its
+untrained twin (whether the students learned at all); and, with full-corpus runs,
 each subset against the full corpus (from which k on it is not told apart from all the data) and whether small k
 ranks recipes as the full corpus does.
 
 Writes `results.csv` (one row per run), `results.md` and `results.json` (the accuracy table with intervals, the
 untrained student of the same shape as the floor row and the teacher as the ceiling row; the paired tables, also
-as `verdicts.csv`, `recipe_verdicts.csv` and `gaps.csv`; the rank correlations), `results.png` (each metric against
-k, one line per method, 95% intervals, floor, teacher and full corpus dashed) and, with several recipes,
+as `verdicts.csv`, `recipe_verdicts.csv`, `gaps.csv` and `floor_gains.csv`; the rank correlations), `results.png`
+(each metric against k, one line per method, 95% intervals, floor, teacher and full corpus dashed) and, with several recipes,
 `recipes.png`; and prints the tables. Intervals and verdicts come from one set of replicates over test images and
 seeds (`distill.intervals`). The numbers are made in `compare_stats`, written out in `compare_tables` and drawn in
 `compare_plots`; this module puts them together. With compute accounts (`distill.compute_account`), also the
@@ -36,9 +37,11 @@ from .compare_stats import (
     arm_name,
     class_names,
     class_note,
+    floor_gains,
     gaps_to_full,
     headroom_note,
     load_rows,
+    one_seed_note,
     rank_correlations,
     read_evaluated,
     recipe_verdicts,
@@ -97,13 +100,15 @@ def compare_runs(runs: list[Path], out: Path, console: Console | None = None, ba
     ranks = rank_correlations(rows, boot)
     gap_rows = gaps_to_full(rows, boot)
     recipe_rows = recipe_verdicts(rows, boot, baseline_arm(rows, evaluated[0][2], baseline_recipe))
-    sections = paired_sections(lead_columns(agg), verdict_rows, gap_rows, recipe_rows)
+    floor_rows = floor_gains(rows, boot)
+    sections = paired_sections(lead_columns(agg), verdict_rows, gap_rows, recipe_rows, floor_rows)
     first = evaluated[0][1]["eval_set"]
     notes = [f"95% intervals: {boot.replicates:,} replicates of the {n_images:,} test images (bootstrap), each with a "
              "seed error from Student's t at the seeds' spread (S - 1 degrees of freedom)."]
     notes += [class_note(first, classes)] if classes is not None else []
     compared = {r["method"] for r in rows} - {baseline, FULL}  # with the baseline alone, no verdict was wanted
     notes += [why_not] if why_not and compared else []
+    notes += [line] if (line := one_seed_note(rows)) else []
     notes += [line] if (line := shared_subset_note(evaluated)) else []
     notes += [line] if (line := trained_by([rec for _, _, rec in evaluated])) else []
     notes += [line] if (line := cost_note([ev for _, ev, _ in evaluated], [rec for _, _, rec in evaluated])) else []
@@ -115,7 +120,7 @@ def compare_runs(runs: list[Path], out: Path, console: Console | None = None, ba
     write_text_atomic(out / "results.csv", _csv(plain, COLUMNS))
     write_text_atomic(out / "summary.csv", _csv(agg, list(agg[0])))
     tables = {"verdicts_csv": ("verdicts.csv", verdict_rows), "gaps_csv": ("gaps.csv", gap_rows),
-              "recipe_verdicts_csv": ("recipe_verdicts.csv", recipe_rows)}
+              "recipe_verdicts_csv": ("recipe_verdicts.csv", recipe_rows), "floor_gains_csv": ("floor_gains.csv", floor_rows)}
     for name, rs in tables.values():
         if rs:
             write_text_atomic(out / name, _csv(rs, list(rs[0])))
@@ -123,6 +128,7 @@ def compare_runs(runs: list[Path], out: Path, console: Console | None = None, ba
     write_text_atomic(out / "results.md", markdown(agg, references, sections, ranks, notes, compute))
     write_text_atomic(out / "results.json", json.dumps({"runs": plain, "aggregate": agg, "verdicts": verdict_rows,
                                                         "gaps_to_full": gap_rows, "recipe_verdicts": recipe_rows,
+                                                        "floor_gains": floor_rows,
                                                         "rank_correlations": ranks, "references": references,
                                                         "compute": compute, "notes": notes}, indent=1))
     budgets = "students at equal step budgets" if len({r["steps"] for r in rows}) == 1 else "step budgets in results.md"

@@ -144,7 +144,8 @@ def _restrict_to_classes(rows: list[dict], references: dict, classes: list[int |
                              "an older version); re-evaluate it (distill eval) to compare classes")
         r["correct"] = {m: c[keep] for m, c in r["correct"].items()}
         r |= {m: float(r["correct"][m].mean()) for m in SCORED}
-        r |= {f"untrained_{m}": float(c[keep].mean()) for m, c in r["untrained_correct"].items()}
+        r["untrained_correct"] = {m: c[keep] for m, c in r["untrained_correct"].items()}
+        r |= {f"untrained_{m}": float(c.mean()) for m, c in r["untrained_correct"].items()}
     for name, scores in list(references.items()):
         if "correct" not in scores:
             raise InputError(f"{run}: its eval.json has no per-image results of {name} (made by an older version); "
@@ -406,6 +407,33 @@ def gaps_to_full(rows: list[dict], boot: Bootstrap) -> list[dict]:
     return [{"recipe": arm[0], "objective": arm[1], "method": method, "k": k, "seeds": len(seeds),
              "steps": by_seed[seeds[0]]["steps"], "full_steps": base[seeds[0]]["steps"]}
             | diff for (arm, method, k, by_seed, base, seeds), diff in zip(pairs, _paired(boot, pairs))]
+
+
+def floor_gains(rows: list[dict], boot: Bootstrap) -> list[dict]:
+    """Each method at each k of each recipe against its untrained twin (the same student, seed and shape before its
+    first step): the mean over seeds of the paired difference (same seed, same test images), its 95% interval and a
+    verdict. Whether the students learned at all, which the floor row beside the table only suggests."""
+    pairs = []
+    for (arm, method, k), by_seed in sorted(_groups(rows).items(), key=lambda g: (g[0][0], g[0][1], k_order(g[0][2]))):
+        twin = {s: {"correct": r["untrained_correct"]} for s, r in by_seed.items() if r["untrained_correct"] is not None}
+        if len(twin) >= 2:
+            pairs.append((arm, method, k, by_seed, twin, sorted(twin)))
+    return [{"recipe": arm[0], "objective": arm[1], "method": method, "k": k, "seeds": len(seeds)} | diff
+            for (arm, method, k, _, _, seeds), diff in zip(pairs, _paired(boot, pairs))]
+
+
+def one_seed_note(rows: list[dict]) -> str | None:
+    """Where cells have one seed: they get no paired comparison, which needs an interval over seeds, and would
+    otherwise be missing from the paired tables unsaid."""
+    groups = _groups(rows)
+    single = sorted(" ".join(filter(None, (arm[0], method, f"at k = {k:,}" if isinstance(k, int) else "")))
+                    for (arm, method, k), by_seed in groups.items() if len(by_seed) == 1)
+    if not single:
+        return None
+    named = "; ".join(single[:4]) + (f"; and {len(single) - 4} more" if len(single) > 4 else "")
+    return (f"{len(single)} of {len(groups)} cells have one seed ({named}): they get no paired comparison (against "
+            "their untrained twin, another method, another recipe or the full corpus), which needs two seeds or more "
+            "of each side, paired by seed; their intervals above are over the test images alone.")
 
 
 def rank_correlations(rows: list[dict], boot: Bootstrap, metric: str = "knn_top1") -> list[dict]:

@@ -120,6 +120,16 @@ def recipe_summary(recipe_rows: list[dict], metric: str = "knn_top1") -> list[st
     return lines
 
 
+def floor_summary(floor_rows: list[dict], metric: str = "knn_top1") -> list[str]:
+    """One plain line per recipe and method: at which k its students are better, worse or not resolved against their
+    untrained twins."""
+    several = len({r["objective"] for r in floor_rows}) > 1
+    return [f"{_method_within(method, recipe, objective, several)} against its untrained twin ({METRICS[metric]}): "
+            + _by_verdict(rs, metric)
+            for (recipe, objective, method), rs in _lines_by(floor_rows, lambda r: (r["recipe"], r["objective"],
+                                                                                     r["method"])).items()]
+
+
 def _cell(a: dict, m: str) -> str:
     if a[m] is None:
         return "-"
@@ -153,11 +163,11 @@ def _steps_pair(rows: list[dict], key: str, header: str) -> list[tuple[str, call
     return [(header, lambda r: f"{r['steps']:,} / {r[key]:,}")]
 
 
-def paired_sections(lead: list[str], verdict_rows: list[dict], gap_rows: list[dict],
-                    recipe_rows: list[dict]) -> list[tuple[str, list, list[dict], list[str]]]:
+def paired_sections(lead: list[str], verdict_rows: list[dict], gap_rows: list[dict], recipe_rows: list[dict],
+                    floor_rows: list[dict] = ()) -> list[tuple[str, list, list[dict], list[str]]]:
     """(title, columns before the differences as (header, cell of a row), rows, summary lines) of each paired
     comparison there is: methods against the baseline method, subsets against the full corpus, recipes against the
-    baseline recipe."""
+    baseline recipe, every cell against its untrained twin."""
     by_lead = [(c, lambda r, c=c: r[c]) for c in lead]
     k, method, seeds = ("k", lambda r: _k(r["k"])), ("method", lambda r: r["method"]), ("seeds", lambda r: str(r["seeds"]))
     within = (lambda r: f" ({', '.join(r[c] for c in lead if r[c])})" if any(r[c] for c in lead) else "")
@@ -177,6 +187,9 @@ def paired_sections(lead: list[str], verdict_rows: list[dict], gap_rows: list[di
                          [("recipe", arm_of), method, k, seeds,
                           *_steps_pair(recipe_rows, "against_steps", "steps (recipe / against)")],
                          recipe_rows, _with_seeds_line(recipe_summary(recipe_rows), recipe_rows, on)))
+    if floor_rows:
+        sections.append(("against the untrained twin", [*by_lead, method, k, seeds],
+                         floor_rows, _with_seeds_line(floor_summary(floor_rows), floor_rows, name)))
     return sections
 
 

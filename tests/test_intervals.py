@@ -347,3 +347,27 @@ def test_teachers_side_by_side_name_the_best_and_claim_a_lead_only_where_it_hold
     tables, notes = teachers_table(result)
     assert notes and "hold together at 95%" in notes[0]
     assert len(tables) == 2 and tables[1].row_count == 2  # the others against the best
+
+
+def test_each_cell_is_judged_against_its_untrained_twin_and_a_cell_of_one_seed_is_named_not_dropped_unsaid():
+    from distill.compare_stats import floor_gains, one_seed_note
+
+    twins = _runs(0.3, 3, seed=5)
+    learned = _better_by(twins, 0.1)
+
+    def rows(method, k, students, untrained):
+        return [{"recipe": "", "objective": "distill", "method": method, "k": k, "seed": s,
+                 "correct": {m: students[s] for m in ("knn_top1", "probe_top1")},
+                 "untrained_correct": {m: untrained[s] for m in ("knn_top1", "probe_top1")}}
+                for s in range(len(students))]
+
+    cells = rows("random", 100, learned, twins) + rows("kcenter", 100, twins, twins) + \
+        rows("kmeans", 300, learned[:1], twins[:1])
+    gains = {r["method"]: r for r in floor_gains(cells, Bootstrap(N, seed=2))}
+    assert set(gains) == {"random", "kcenter"}  # one seed: no interval over seeds, so no verdict
+    assert gains["random"]["knn_top1_verdict"] == "better" and gains["random"]["knn_top1_diff"] == pytest.approx(0.1)
+    assert gains["kcenter"]["knn_top1_verdict"] == "not resolved" and gains["kcenter"]["knn_top1_diff"] == 0
+    assert gains["random"]["seeds"] == 3 and gains["random"]["knn_top1_low"] > 0
+    note = one_seed_note(cells)
+    assert note.startswith("1 of 3 cells have one seed (kmeans at k = 300)") and "untrained twin" in note
+    assert one_seed_note(cells[:6]) is None

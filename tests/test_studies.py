@@ -12,7 +12,7 @@ from distill.compare import compare_runs
 
 from .helpers import ROOT
 
-TABLES = ("results.csv", "summary.csv", "verdicts.csv", "gaps.csv", "recipe_verdicts.csv")
+TABLES = ("results.csv", "summary.csv", "verdicts.csv", "gaps.csv", "recipe_verdicts.csv", "floor_gains.csv")
 
 
 def _shipped_comparisons() -> list[tuple[Path, Path]]:

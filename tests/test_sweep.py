@@ -83,6 +83,7 @@ def test_a_tiny_sweep_yields_an_eval_per_run_a_csv_with_exactly_those_rows_and_a
     # one seed: intervals from the test set alone, and no verdict (it needs two seeds), said so
     result = json.loads(paths["comparison_json"].read_text())
     assert result["verdicts"] == [] and "at least two seeds" in table
+    assert result["floor_gains"] == [] and "4 of 4 cells have one seed" in table  # not against their twins either
     assert all(a["knn_top1_low"] <= a["knn_top1"] <= a["knn_top1_high"] for a in result["aggregate"])
     # the comparison names the code that trained its runs
     commit = json.loads((paths["runs"][0] / "run.json").read_text())["invocations"][0]["environment"]["code"]["commit"]

@@ -323,11 +323,11 @@ def _seekable_tar(url: str) -> bool:
     return "://" not in url and url.endswith(".tar") and Path(url).is_file()
 
 
+GZ_TARS = (".tar.gz", ".tgz")
+
+
 def _local_tar(url: str) -> bool:
     return "://" not in url and url.endswith(GZ_TARS + (".tar",)) and Path(url).is_file()
-
-
-GZ_TARS = (".tar.gz", ".tgz")
 
 
 def _cut_off(error: Exception) -> bool:

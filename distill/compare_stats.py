@@ -289,6 +289,12 @@ def _groups(rows: list[dict]) -> dict[tuple, dict[int, dict]]:
     return groups
 
 
+def _cell_order(group: tuple) -> tuple:
+    """A `_groups` item's place in the tables: by recipe, then method, then k."""
+    (arm, method, k), _ = group
+    return arm, method, k_order(k)
+
+
 def _stack(runs: list[dict], metric: str) -> np.ndarray:
     return np.stack([r["correct"][metric] for r in runs])
 
@@ -297,7 +303,7 @@ def aggregate(rows: list[dict], boot: Bootstrap) -> list[dict]:
     """Per (recipe, objective, method, k): mean over seeds, std, and the 95% interval (the test images redrawn,
     a seed error drawn from the t distribution at the seeds' spread)."""
     out = []
-    for (arm, method, k), by_seed in sorted(_groups(rows).items(), key=lambda g: (g[0][0], g[0][1], k_order(g[0][2]))):
+    for (arm, method, k), by_seed in sorted(_groups(rows).items(), key=_cell_order):
         rs = [by_seed[s] for s in sorted(by_seed)]
         agg = {"recipe": arm[0], "objective": arm[1], "method": method, "k": k, "seeds": len(rs),
                "steps": ", ".join(f"{s:,}" for s in sorted({r["steps"] for r in rs}))}
@@ -353,8 +359,7 @@ def _against(rows: list[dict], partner, by_k_first: bool = False) -> tuple[list[
     none) and the seeds both have: ([(arm, method, k, its runs by seed, the partner's, seeds)], whether a pair was
     dropped for sharing fewer than two seeds: one seed gives no interval over seeds)."""
     groups = _groups(rows)
-    order = (lambda g: (g[0][0], k_order(g[0][2]), g[0][1])) if by_k_first else \
-        (lambda g: (g[0][0], g[0][1], k_order(g[0][2])))
+    order = (lambda g: (g[0][0], k_order(g[0][2]), g[0][1])) if by_k_first else _cell_order
     pairs, single = [], False
     for key, by_seed in sorted(groups.items(), key=order):
         other = partner(*key)
@@ -414,7 +419,7 @@ def floor_gains(rows: list[dict], boot: Bootstrap) -> list[dict]:
     first step): the mean over seeds of the paired difference (same seed, same test images), its 95% interval and a
     verdict. Whether the students learned at all, which the floor row beside the table only suggests."""
     pairs = []
-    for (arm, method, k), by_seed in sorted(_groups(rows).items(), key=lambda g: (g[0][0], g[0][1], k_order(g[0][2]))):
+    for (arm, method, k), by_seed in sorted(_groups(rows).items(), key=_cell_order):
         twin = {s: {"correct": r["untrained_correct"]} for s, r in by_seed.items() if r["untrained_correct"] is not None}
         if len(twin) >= 2:
             pairs.append((arm, method, k, by_seed, twin, sorted(twin)))

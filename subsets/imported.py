@@ -13,8 +13,8 @@ import numpy as np
 from .comm import Comm
 from .coverage import default_report_ks
 from .errors import InputError
-from .fileio import file_sha256, refuse_to_replace
-from .manifest import MANIFEST, Manifest, read_manifest, write_manifest
+from .fileio import file_sha256
+from .manifest import Manifest, read_manifest, refuse_to_replace_subset, write_manifest
 from .select import METHODS
 from .shards import EmbeddingShards
 
@@ -68,7 +68,7 @@ def import_ordering(embeddings: Path, keys_file: Path, out: Path, name: str, see
         raise InputError(f"--name {name!r}: give the ordering a name of its own (letters, digits, _ . -), not one of "
                          f"{', '.join(sorted(RESERVED))}")
     out = Path(out)
-    refuse_to_replace(out, overwrite, MANIFEST, "subset")
+    refuse_to_replace_subset(out, overwrite)
     from .make_subset import embeddings_record, shard_coverage  # here: a sweep's check reads orderings without torch
 
     shards = EmbeddingShards(embeddings)  # bad or missing shards: one line, before the keys are read

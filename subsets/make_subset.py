@@ -17,8 +17,7 @@ from .device import check_device, resolve_device
 from .distributed_kcenter import kcenter_shards
 from .embed import Embeddings, load_embeddings
 from .errors import InputError
-from .fileio import refuse_to_replace
-from .manifest import MANIFEST, Manifest, read_manifest, write_manifest
+from .manifest import Manifest, read_manifest, refuse_to_replace_subset, write_manifest
 from .memory import available_memory
 from .progress import progress_bar
 from .shards import EmbeddingShards
@@ -278,7 +277,7 @@ def make_subset(embeddings: Path | Embeddings, out: Path, config: SelectConfig =
     asked = config  # what the manifest records as its parameters
     check_config(replace(config, k_max=config.k_max or n), n, str(emb.path / "meta.json"))
     out = Path(out)
-    refuse_to_replace(out, overwrite, MANIFEST, "subset")
+    refuse_to_replace_subset(out, overwrite)
     saved = checkpoint_folder(out)  # a stopped k-center job resumes from it: the order of an uninterrupted one
     start = time.perf_counter()
     pool = np.arange(n)
@@ -316,7 +315,7 @@ def make_subset_across_processes(embeddings: Path | EmbeddingShards, out: Path, 
     asked = replace(config, mapped=True) if has_in_memory_version(config) else config
     check_config(replace(config, k_max=config.k_max or n), n, str(shards.path / "meta.json"))
     out = Path(out)
-    refuse_to_replace(out, overwrite, MANIFEST, "subset")
+    refuse_to_replace_subset(out, overwrite)
     shards.verify_owned(comm)  # also refuses more processes than shards, before any work
     start = time.perf_counter()
     device = resolve_device(config.device)

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import InputError
-from .fileio import output_dir_atomic, read_json, write_json_atomic, write_npy_atomic
+from .fileio import output_dir_atomic, read_json, refuse_to_replace, write_json_atomic, write_npy_atomic
 from .provenance import environment
 
 FORMAT = "subset-distill/subset"
@@ -54,6 +54,11 @@ def keys_hash(keys: list[str]) -> str:
     return hashlib.sha256("".join(k + "\n" for k in keys).encode()).hexdigest()
 
 
+def refuse_to_replace_subset(out: Path, overwrite: bool) -> None:
+    """`refuse_to_replace` for a subset folder: --overwrite replaces an earlier subset only."""
+    refuse_to_replace(out, overwrite, MANIFEST, "subset")
+
+
 def write_manifest(out: Path, meta: dict, order: np.ndarray, keys: list[str], overwrite: bool = False) -> Path:
     """Write the subset directory atomically: it appears whole or not at all."""
     order = np.asarray(order, dtype=np.int64)
@@ -70,9 +75,9 @@ def write_manifest(out: Path, meta: dict, order: np.ndarray, keys: list[str], ov
 def read_manifest(path: Path) -> Manifest:
     """Read and check a subset directory."""
     path = Path(path)
-    meta = read_json(path / "manifest.json", "subset manifest")
+    meta = read_json(path / MANIFEST, "subset manifest")
     if meta.get("format") != FORMAT:
-        raise InputError(f"{path / 'manifest.json'}: not a subset manifest (format {meta.get('format')!r})")
+        raise InputError(f"{path / MANIFEST}: not a subset manifest (format {meta.get('format')!r})")
     try:
         order = np.load(path / "order.npy")
     except (OSError, ValueError) as e:

@@ -78,6 +78,36 @@ def baseline_arm(rows: list[dict], first_record: dict, recipe: str | None) -> tu
 
 DEFAULT_BASELINE = "random"  # where the runs have no random ones, a note says there are no verdicts
 
+# Every file a comparison may write. One an earlier comparison of other runs left in the same folder is removed, so
+# the folder never shows verdicts (say) that its results.md does not; no other file there is touched.
+COMPARISON_FILES = ("results.json", "results.csv", "summary.csv", "verdicts.csv", "gaps.csv", "recipe_verdicts.csv",
+                    "floor_gains.csv", "results.md", "results.png", "recipes.png", "compute.png")
+
+
+def _is_comparison(path: Path) -> bool:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and {"runs", "aggregate"} <= data.keys()
+
+
+def refuse_to_overwrite_other_results(out: Path) -> None:
+    """Refuse an `out` whose files of a comparison's names no comparison wrote (it holds no comparison's
+    results.json, which is written first): the comparison would overwrite them."""
+    if out.exists() and not out.is_dir():
+        raise InputError(f"{out}: is a file, not a folder; choose another --out")
+    held = [name for name in COMPARISON_FILES if (out / name).exists()]
+    if held and not _is_comparison(out / "results.json"):
+        raise InputError(f"{out}: holds {', '.join(held)}, not written by a comparison (it has no comparison's "
+                         "results.json), which this one would overwrite; choose another --out")
+
+
+def remove_stale_files(out: Path, written: set[Path]) -> None:
+    for name in COMPARISON_FILES:
+        if out / name not in written:
+            (out / name).unlink(missing_ok=True)
+
 
 def compare_runs(runs: list[Path], out: Path, console: Console | None = None, baseline: str = DEFAULT_BASELINE,
                  require_verdicts: bool = False, baseline_recipe: str | None = None,
@@ -85,6 +115,8 @@ def compare_runs(runs: list[Path], out: Path, console: Console | None = None, ba
     """Everything the module's docstring lists, from evaluated runs. Methods are compared with `baseline` (a
     method); recipes with `baseline_recipe` (default: the first run's). With `classes` (numbers or the test source's
     class names), on the test images of those classes only (a long-tailed corpus's tail, say)."""
+    out = Path(out)
+    refuse_to_overwrite_other_results(out)
     evaluated = read_evaluated(runs)
     rows, references = load_rows(evaluated, classes)
     methods = sorted({r["method"] for r in rows} - {FULL})
@@ -114,9 +146,15 @@ def compare_runs(runs: list[Path], out: Path, console: Console | None = None, ba
     notes += [line] if (line := cost_note([ev for _, ev, _ in evaluated], [rec for _, _, rec in evaluated])) else []
     easy = headroom_note(references.get(FLOOR, {}), [v for k, v in references.items() if k.startswith("teacher: ")])
     notes += [easy] if easy else []
-    out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     plain = [{k: v for k, v in r.items() if k not in ("correct", "untrained_correct")} for r in rows]
+    compute = compute_rows(rows)
+    # first, so that a comparison stopped part-way leaves a folder a rerun recognises as its own
+    write_text_atomic(out / "results.json", json.dumps({"runs": plain, "aggregate": agg, "verdicts": verdict_rows,
+                                                        "gaps_to_full": gap_rows, "recipe_verdicts": recipe_rows,
+                                                        "floor_gains": floor_rows,
+                                                        "rank_correlations": ranks, "references": references,
+                                                        "compute": compute, "notes": notes}, indent=1))
     write_text_atomic(out / "results.csv", _csv(plain, COLUMNS))
     write_text_atomic(out / "summary.csv", _csv(agg, list(agg[0])))
     tables = {"verdicts_csv": ("verdicts.csv", verdict_rows), "gaps_csv": ("gaps.csv", gap_rows),
@@ -124,13 +162,7 @@ def compare_runs(runs: list[Path], out: Path, console: Console | None = None, ba
     for name, rs in tables.values():
         if rs:
             write_text_atomic(out / name, _csv(rs, list(rs[0])))
-    compute = compute_rows(rows)
     write_text_atomic(out / "results.md", markdown(agg, references, sections, ranks, notes, compute))
-    write_text_atomic(out / "results.json", json.dumps({"runs": plain, "aggregate": agg, "verdicts": verdict_rows,
-                                                        "gaps_to_full": gap_rows, "recipe_verdicts": recipe_rows,
-                                                        "floor_gains": floor_rows,
-                                                        "rank_correlations": ranks, "references": references,
-                                                        "compute": compute, "notes": notes}, indent=1))
     budgets = "students at equal step budgets" if len({r["steps"] for r in rows}) == 1 else "step budgets in results.md"
     only = f" (classes {class_names(first, classes)})" if classes is not None else ""
     title = f"k-NN / probe: {first['train_source']} -> {first['test_source']}{only}; {budgets}"
@@ -141,6 +173,7 @@ def compare_runs(runs: list[Path], out: Path, console: Console | None = None, ba
         paths["recipes_plot"] = plot_recipes(agg, out / "recipes.png", "recipes against k")
     if compute and (drawn := plot_compute(agg, compute, references, out / "compute.png", title)):
         paths["compute_plot"] = drawn
+    remove_stale_files(out, set(paths.values()))
     console = console or output_console()
     for table in rich_tables(agg, references, sections, ranks, compute):
         console.print(table)

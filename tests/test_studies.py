@@ -42,3 +42,26 @@ def test_the_shipped_tables_are_drawn_again_from_the_shipped_runs(folder, runs, 
             assert (tmp_path / table).read_text() == (folder / table).read_text(), table
         else:
             assert not (tmp_path / table).exists(), table
+
+
+def test_a_comparison_leaves_no_table_of_an_earlier_one_and_never_overwrites_other_results(tmp_path):
+    from .helpers import error_line, run_cli
+
+    runs = sorted((ROOT / "studies" / "objectives-long-methods" / "runs" / "mim-jepa").iterdir())
+    out = tmp_path / "cmp"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    assert run_cli("compare", *runs, "--out", out).returncode == 0
+    assert (out / "verdicts.csv").exists() and (out / "floor_gains.csv").exists()
+    # one seed of random alone: nothing to give verdicts on, so the earlier comparison's verdicts must not stay
+    assert run_cli("compare", runs[-1], "--out", out).returncode == 0
+    assert not (out / "verdicts.csv").exists() and not (out / "floor_gains.csv").exists()
+    assert [r["run"] for r in csv.DictReader((out / "results.csv").open())] == ["mim-jepa/random-k1000-s2"]
+    assert (out / "notes.txt").read_text() == "mine"
+
+    other = tmp_path / "paper"
+    other.mkdir()
+    (other / "results.md").write_text("my results")
+    res = run_cli("compare", *runs, "--out", other)
+    assert res.returncode == 2 and "holds results.md, not written by a comparison" in error_line(res)
+    assert [p.name for p in other.iterdir()] == ["results.md"] and (other / "results.md").read_text() == "my results"

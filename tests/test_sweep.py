@@ -731,6 +731,22 @@ def test_the_example_sweep_file_and_the_shipped_study_load_and_plan_their_runs(t
     assert kcenter_seeds.seeds[:3] == large.seeds and len(kcenter_seeds.seeds) == 9
 
 
+def test_the_self_supervision_studies_differ_from_the_ones_they_extend_in_what_they_ask_only():
+    from dataclasses import replace
+
+    long = SweepConfig.load(ROOT / "studies" / "objectives-long.yaml")
+    methods = SweepConfig.load(ROOT / "studies" / "objectives-long-methods.yaml")
+    more = SweepConfig.load(ROOT / "studies" / "objectives-long-methods-seeds.yaml")
+    # more seeds for the same two cells, read beside the first three: fresh seeds, nothing else differs
+    assert replace(more, out=methods.out, seeds=methods.seeds) == methods and not set(more.seeds) & set(methods.seeds)
+    variance = SweepConfig.load(ROOT / "studies" / "objectives-long-variance.yaml")
+    [local_global] = [r for r in long.recipes if r["name"] == "local-global"]
+    [stronger] = variance.recipes
+    # the same run but for the two weights, so the two pair by test image (same random subset, seed and student)
+    assert stronger["train"] == local_global["train"] | {"w_variance": 25.0, "w_covariance": 1.0}
+    assert replace(variance, out=long.out, recipes=long.recipes, parallel_runs=long.parallel_runs) == long
+
+
 @pytest.mark.parametrize("where", ["run", "inside", "parent"])
 def test_export_onto_inside_or_around_its_run_is_refused_and_the_run_kept(sweep, tmp_path, where):
     import shutil

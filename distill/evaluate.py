@@ -18,6 +18,7 @@ from torchvision.transforms import v2
 
 from subsets.errors import InputError
 from subsets.fileio import write_json_atomic
+from subsets.lock import held_by
 from subsets.progress import progress_bar
 from subsets.provenance import environment
 from subsets.sources import UnreadableImage, collect_records, decode_image, open_source, seeded_rows
@@ -158,7 +159,9 @@ def check_complete(run: Path) -> dict:
 
     record = run_record(run)
     if not (record and record.get("complete")):
-        hint = "it has checkpoints: finish it with --resume" if (Path(run) / "checkpoints").exists() else \
+        holder = held_by(run)
+        hint = f"it is training now, {holder}: wait for it to end" if holder else \
+            "it has checkpoints: finish it with --resume" if (Path(run) / "checkpoints").exists() else \
             "it stopped before its first checkpoint: rerun it" if (Path(run) / "run.json").exists() else "no run.json"
         raise InputError(f"{run}: not a complete training run ({hint})")
     return record

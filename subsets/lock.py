@@ -70,6 +70,17 @@ def _acquire(folder: Path) -> Path:
     raise InputError(f"{path}: could not take the lock (another job keeps taking it)")
 
 
+def held_by(folder: Path) -> str | None:
+    """Who holds `folder` now ("pid P on HOST since T"), or None where no job does (no lock, or a stale one)."""
+    path = lock_path(folder)
+    if not path.exists():
+        return None
+    owner = _owner(path)
+    if _stale(owner, path):
+        return None
+    return f"pid {owner.get('pid')} on {owner.get('host')} since {owner.get('since')}"
+
+
 def _owner(path: Path) -> dict:
     try:
         return json.loads(path.read_text())

@@ -35,3 +35,22 @@ def test_a_dead_local_owner_is_stale_and_a_foreign_host_is_not_guessed(tmp_path,
     with pytest.raises(InputError, match="another-node.*delete .*.out.lock if that job is gone"):
         with folder_lock(out):
             pass
+
+
+def test_a_run_still_training_is_named_so_when_evaluated_not_sent_to_resume(tmp_path):
+    import socket
+
+    from distill.evaluate import check_complete
+
+    run = tmp_path / "run"
+    (run / "checkpoints" / "step-2000").mkdir(parents=True)
+    (run / "run.json").write_text(json.dumps({"complete": False}))
+    with folder_lock(run):  # a trainer holds its run folder while it trains
+        with pytest.raises(InputError, match=r"run: not a complete training run \(it is training now, pid \d+ on "
+                                             r".* since .*: wait for it to end\)"):
+            check_complete(run)
+    with pytest.raises(InputError, match=r"it has checkpoints: finish it with --resume"):
+        check_complete(run)
+    lock_path(run).write_text(json.dumps({"pid": 2**22 + 12345, "host": socket.gethostname(), "since": "then"}))
+    with pytest.raises(InputError, match=r"it has checkpoints: finish it with --resume"):  # its trainer is gone
+        check_complete(run)

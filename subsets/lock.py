@@ -61,9 +61,8 @@ def _acquire(folder: Path) -> Path:
                 path.unlink(missing_ok=True)
                 print(f"{folder}: took over a stale lock (pid {owner.get('pid')} on {owner.get('host')} is gone)")
                 continue
-            raise InputError(f"{folder}: in use by another job (pid {owner.get('pid')} on {owner.get('host')} since "
-                             f"{owner.get('since')}: {owner.get('command')}); wait for it to end, or delete {path} if "
-                             "that job is gone") from None
+            raise InputError(f"{folder}: in use by another job ({_holder(owner)}: {owner.get('command')}); wait for it "
+                             f"to end, or delete {path} if that job is gone") from None
         with os.fdopen(fd, "w") as f:
             json.dump(me, f)
         return path
@@ -78,6 +77,10 @@ def held_by(folder: Path) -> str | None:
     owner = _owner(path)
     if _stale(owner, path):
         return None
+    return _holder(owner)
+
+
+def _holder(owner: dict) -> str:
     return f"pid {owner.get('pid')} on {owner.get('host')} since {owner.get('since')}"
 
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
+import numpy as np
 from rich.table import Table
 
 from .errors import InputError
@@ -30,8 +32,12 @@ def check_same_corpus(manifests: list[Manifest]) -> None:
             )
 
 
+def _method_names(manifests: list[Manifest]) -> list[str]:
+    return [m.method + (f"+dedup{m.meta['dedup']['threshold']}" if m.meta.get("dedup") else "") for m in manifests]
+
+
 def series_names(manifests: list[Manifest]) -> list[str]:
-    names = [m.method + (f"+dedup{m.meta['dedup']['threshold']}" if m.meta.get("dedup") else "") for m in manifests]
+    names = _method_names(manifests)
     return [f"{n} ({m.path.name})" if names.count(n) > 1 else n for n, m in zip(names, manifests)]
 
 
@@ -60,6 +66,39 @@ def coverage_tables(manifests: list[Manifest]) -> list[Table]:
     return tables
 
 
+def shared_images(manifests: list[Manifest]) -> dict[str, dict[int, float]]:
+    """For each method given with two subsets or more (its seeds, say): at each k of their coverage rows, the share
+    of its k images two of them have in common, the mean over their pairs. Seeds of a method whose subsets share
+    most of their images measure the student's randomness more than the subset's: a comparison's interval over such
+    seeds says less about the method's next draw."""
+    by_name: dict[str, list[Manifest]] = {}
+    for name, m in zip(_method_names(manifests), manifests):
+        by_name.setdefault(name, []).append(m)
+    shared = {}
+    for name, group in by_name.items():
+        if len(group) < 2:
+            continue
+        ks = sorted(set.intersection(*({row["k"] for row in m.meta["coverage"]} for m in group)))
+        shared[name] = {k: float(np.mean([len(np.intersect1d(a.order[:k], b.order[:k])) / k
+                                          for a, b in itertools.combinations(group, 2)])) for k in ks}
+    return shared
+
+
+def shared_images_table(manifests: list[Manifest]) -> Table | None:
+    """`shared_images` as a table: rows k, a column per method with several subsets (random's expected share: k / N)."""
+    shared = shared_images(manifests)
+    if not shared:
+        return None
+    heading = "share of images two of a method's subsets hold alike (mean of pairs)"
+    table = Table(title=heading, title_style="bold", min_width=len(heading))
+    table.add_column("k", justify="right")
+    for name in shared:
+        table.add_column(f"{name} ({_method_names(manifests).count(name)} subsets)", justify="right")
+    for k in sorted(set().union(*shared.values())):
+        table.add_row(f"{k:,}", *(f"{v[k]:.3f}" if k in v else "" for v in shared.values()))
+    return table
+
+
 def print_coverage(manifests: list[Manifest], console=None) -> None:
     from rich.columns import Columns
 
@@ -68,7 +107,9 @@ def print_coverage(manifests: list[Manifest], console=None) -> None:
     console = console or output_console()
     console.print(f"Coverage of {manifests[0].meta['corpus_size']:,} images against subset size k "
                   f"({manifests[0].meta['embeddings']['source']}, {manifests[0].meta['embeddings']['encoder']['name']})")
-    console.print(Columns(coverage_tables(manifests)))
+    tables = coverage_tables(manifests)
+    tables += [table] if (table := shared_images_table(manifests)) else []
+    console.print(Columns(tables))
 
 
 def plot_coverage(manifests: list[Manifest], png: Path) -> Path:

@@ -321,3 +321,28 @@ def test_overwrite_replaces_an_earlier_subset_but_never_a_folder_of_other_things
     assert again.meta["seed"] == 1 and not np.array_equal(again.order, earlier.order)
     with pytest.raises(InputError, match="already exists"):
         make_subset(emb, tmp_path / "sub", cfg)
+
+
+def test_subset_show_says_how_many_images_a_methods_seeds_subsets_share(subsets_dir, tmp_path):
+    from subsets.manifest import read_manifest
+    from subsets.report import shared_images
+
+    from .helpers import run_cli
+
+    for seed in (2, 3):  # two more draws of random over the fixture's embeddings; kcenter stays alone
+        make_subset(subsets_dir / "emb", tmp_path / f"random-s{seed}", SelectConfig(method="random", k_max=40, seed=seed))
+    paths = [subsets_dir / "random", tmp_path / "random-s2", tmp_path / "random-s3", subsets_dir / "kcenter"]
+    manifests = [read_manifest(p) for p in paths]
+    shared = shared_images(manifests)
+    assert list(shared) == ["random"]  # a method given once has no pairs to share images
+    orders = [m.order for m in manifests[:3]]
+    for k, value in shared["random"].items():
+        pairs = [len(set(a[:k]) & set(b[:k])) / k for a, b in ((orders[0], orders[1]), (orders[0], orders[2]),
+                                                               (orders[1], orders[2]))]
+        assert value == pytest.approx(np.mean(pairs))
+    assert 0 < shared["random"][40] < 1  # 40 of 120: draws share a third of their images on average
+    twice = shared_images([manifests[3], manifests[3]])  # one ordering given twice shares all of its images
+    assert set(twice["kcenter"].values()) == {1.0}
+    res = run_cli("subset", "show", *paths, "--out", tmp_path / "cov.png")
+    assert res.returncode == 0, res.stderr
+    assert "random (3 subsets)" in res.stdout and f"{shared['random'][40]:.3f}" in res.stdout

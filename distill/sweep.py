@@ -26,7 +26,7 @@ from subsets.imported import import_ordering
 from subsets.lock import folder_lock
 from subsets.make_subset import SelectConfig, make_subset, make_subset_across_processes, runs_mapped
 from subsets.manifest import Manifest, read_manifest
-from subsets.report import plot_coverage, print_coverage
+from subsets.report import plot_coverage, print_coverage, shared_images_table
 from subsets.shards import EmbeddingShards
 from subsets.sources import open_source
 from teachers import load_teacher
@@ -194,6 +194,9 @@ def _sweep(config: SweepConfig, out: Path, teacher, acc, console: Console, start
     if acc.is_main_process and shown:  # a sweep of the full corpus alone has no subset to report
         print_coverage(shown, console)
         plot_coverage(shown, out / "coverage.png")
+        seeded = [m for name, m in manifests.items() if name != FULL]
+        if len(seeded) > len(shown) and (table := shared_images_table(seeded)):  # how alike the seeds' subsets are
+            console.print(table)
 
     source = open_source(config.source)
     caches = {}

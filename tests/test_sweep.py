@@ -1,6 +1,7 @@
 """Sweeps end to end, comparison, export to timm, and their bad input."""
 
 import csv
+import io
 import json
 from pathlib import Path
 
@@ -547,7 +548,11 @@ def seeded_sweep(tmp_path_factory, image_folder):
     config.recipes = [{"name": "base", "train": {}}, {"name": "slow", "train": {"lr": 1e-5}},
                       {"name": "deeper", "train": {"student_kwargs": {"depth": 2}}}]
     config.recipe_methods = ["random"]
-    return out, run_sweep(config.check())
+    from rich.console import Console
+
+    console = Console(record=True, width=200, file=io.StringIO())
+    paths = run_sweep(config.check(), console=console)
+    return out, paths | {"printed": console.export_text()}
 
 
 def test_seeds_draw_other_subsets_and_each_method_gets_a_verdict_against_random(seeded_sweep):
@@ -558,6 +563,12 @@ def test_seeds_draw_other_subsets_and_each_method_gets_a_verdict_against_random(
     assert set(orders[0][:20]) != set(orders[1][:20])
     starts = {s: np.load(out / "subsets" / f"kcenter-s{s}" / "order.npy")[0] for s in (0, 1)}
     assert starts[0] != starts[1]
+    # and the sweep says how alike each method's seeds' subsets are
+    shared = len(set(orders[0][:20]) & set(orders[1][:20])) / 20
+    table = paths["printed"][paths["printed"].index("share of images two of a method's subsets"):].splitlines()
+    header = [cell.strip() for cell in next(line for line in table if "random (2 subsets)" in line).split("┃")]
+    row = [cell.strip() for cell in next(line for line in table if "│" in line and " 20 " in line).split("│")]
+    assert row[header.index("random (2 subsets)")] == f"{shared:.3f}"
     run = json.loads((out / "runs" / "base" / "kcenter-k20-s1" / "run.json").read_text())
     assert run["subset"]["path"].endswith("kcenter-s1") and run["config"]["seed"] == 1
     result = json.loads(paths["comparison_json"].read_text())

@@ -56,7 +56,7 @@ def test_a_comparison_leaves_no_table_of_an_earlier_one_and_never_overwrites_oth
     # one seed of random alone: nothing to give verdicts on, so the earlier comparison's verdicts must not stay
     assert run_cli("compare", runs[-1], "--out", out).returncode == 0
     assert not (out / "verdicts.csv").exists() and not (out / "floor_gains.csv").exists()
-    assert [r["run"] for r in csv.DictReader((out / "results.csv").open())] == ["mim-jepa/random-k1000-s2"]
+    assert [r["run"] for r in csv.DictReader((out / "results.csv").open())] == [f"mim-jepa/{runs[-1].name}"]
     assert (out / "notes.txt").read_text() == "mine"
 
     other = tmp_path / "paper"

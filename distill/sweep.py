@@ -194,8 +194,7 @@ def _sweep(config: SweepConfig, out: Path, teacher, acc, console: Console, start
     if acc.is_main_process and shown:  # a sweep of the full corpus alone has no subset to report
         print_coverage(shown, console)
         plot_coverage(shown, out / "coverage.png")
-        seeded = [m for name, m in manifests.items() if name != FULL]
-        if len(seeded) > len(shown) and (table := shared_images_table(seeded)):  # how alike the seeds' subsets are
+        if table := shared_images_table([m for name, m in manifests.items() if name != FULL]):  # seeds' subsets alike
             console.print(table)
 
     source = open_source(config.source)

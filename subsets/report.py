@@ -92,8 +92,9 @@ def shared_images_table(manifests: list[Manifest]) -> Table | None:
     heading = "share of images two of a method's subsets hold alike (mean of pairs)"
     table = Table(title=heading, title_style="bold", min_width=len(heading))
     table.add_column("k", justify="right")
+    names = _method_names(manifests)
     for name in shared:
-        table.add_column(f"{name} ({_method_names(manifests).count(name)} subsets)", justify="right")
+        table.add_column(f"{name} ({names.count(name)} subsets)", justify="right")
     for k in sorted(set().union(*shared.values())):
         table.add_row(f"{k:,}", *(f"{v[k]:.3f}" if k in v else "" for v in shared.values()))
     return table

@@ -55,8 +55,9 @@ def attention(device: torch.device, quick: bool) -> None:
     from students.attention import attend, xformers_available
 
     backends = (["xformers"] if device.type == "cuda" and xformers_available() else []) + ["sdpa", "naive"]
+    fused = [b for b in backends if b != "naive"]
     table = Table(title=f"attention forward + backward, bf16, batch {8 if quick else 64} x 6 heads x 64 (ms)")
-    for col in ["tokens"] + backends + [f"{b} vs naive" for b in backends if b != "naive"]:
+    for col in ["tokens"] + backends + [f"{b} vs naive" for b in fused] + [f"{b} max |out - naive|" for b in fused]:
         table.add_column(col, justify="right")
     for n in (197, 257, 1025):
         q, k, v = (torch.randn(8 if quick else 64, 6, n, 64, device=device, dtype=torch.bfloat16, requires_grad=True)
@@ -66,8 +67,11 @@ def attention(device: torch.device, quick: bool) -> None:
             def step():
                 attend(q, k, v, b).float().sum().backward()
             ms[b] = 1000 * timed(step, device, 3 if quick else 20)
-        table.add_row(str(n), *(f"{ms[b]:.2f}" for b in backends),
-                      *(f"{ms['naive'] / ms[b]:.2f}x" for b in backends if b != "naive"))
+        with torch.no_grad():  # a fast kernel is only worth having if it computes the same attention
+            naive = attend(q, k, v, "naive").float()
+            diffs = [(attend(q, k, v, b).float() - naive).abs().max().item() for b in fused]
+        table.add_row(str(n), *(f"{ms[b]:.2f}" for b in backends), *(f"{ms['naive'] / ms[b]:.2f}x" for b in fused),
+                      *(f"{d:.1e}" for d in diffs))
     if "xformers" not in backends:
         table.caption = "xformers: not installed or no CUDA (pip install '.\\[gpu]' on a CUDA machine)"
     console.print(table)
@@ -124,12 +128,14 @@ def training_step(device: torch.device, quick: bool) -> None:
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
 
-    table = Table(title=f"bf16 training step, ViT-S/16 at 224 px, batch {batch}, attention {backend}")
-    for col in ("regime", "ms / step", "images / s"):
+    table = Table(title=f"bf16 training step, ViT-S/16 at 224 px, batch {batch}")
+    for col in ("attention", "regime", "ms / step", "images / s"):
         table.add_column(col, justify="right")
-    for name, fn in (("student alone", student_only), ("with cached targets (token + feature)", with_targets)):
-        s = timed(fn, device, 2 if quick else 20)
-        table.add_row(name, f"{1000 * s:.1f}", f"{batch / s:,.0f}")
+    for attention_backend in dict.fromkeys([backend, "sdpa"]):  # the fused default, and SDPA beside xformers
+        set_attention(model.student, attention_backend, device)
+        for name, fn in (("student alone", student_only), ("with cached targets (token + feature)", with_targets)):
+            s = timed(fn, device, 2 if quick else 20)
+            table.add_row(attention_backend, name, f"{1000 * s:.1f}", f"{batch / s:,.0f}")
     console.print(table)
 
 
@@ -248,11 +254,30 @@ def main() -> None:
     device = torch.device(a.device)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
     console.rule(f"GPU check on {name}, torch {torch.__version__}{' (quick sizes)' if a.quick else ''}")
+    console.print(versions())
+    started = time.perf_counter()
     for section in a.only:
+        section_start = time.perf_counter()
         try:
             SECTIONS[section](device, a.quick)
         except Exception as e:  # one section's failure (a missing kernel, out of memory) must not hide the others
             console.print(f"[red]{section}: {type(e).__name__}: {e}[/]")
+        console.print(f"{section}: {time.perf_counter() - section_start:.0f} s")
+    console.print(f"the whole check: {time.perf_counter() - started:.0f} s")
+
+
+def versions() -> str:
+    """The versions the figures depend on, the optional GPU packages included (or why they are absent)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = []
+    for package in ("timm", "xformers", "faiss-cpu", "faiss-gpu-cu12", "numpy"):
+        try:
+            found.append(f"{package} {version(package)}")
+        except PackageNotFoundError:
+            found.append(f"{package} not installed")
+    cuda = f"CUDA {torch.version.cuda}" if torch.version.cuda else "no CUDA build"
+    return f"{cuda}; " + ", ".join(found)
 
 
 if __name__ == "__main__":

@@ -54,7 +54,7 @@ def timed(fn, device: torch.device, repeat: int) -> float:
 def attention(device: torch.device, quick: bool) -> None:
     from students.attention import attend, xformers_available
 
-    backends = (["xformers"] if device.type == "cuda" and xformers_available() else []) + ["sdpa", "naive"]
+    backends = (["xformers"] if device.type == "cuda" and xformers_available(str(device)) else []) + ["sdpa", "naive"]
     fused = [b for b in backends if b != "naive"]
     table = Table(title=f"attention forward + backward, bf16, batch {8 if quick else 64} x 6 heads x 64 (ms)")
     for col in ["tokens"] + backends + [f"{b} vs naive" for b in fused] + [f"{b} max |out - naive|" for b in fused]:
@@ -73,7 +73,8 @@ def attention(device: torch.device, quick: bool) -> None:
         table.add_row(str(n), *(f"{ms[b]:.2f}" for b in backends), *(f"{ms['naive'] / ms[b]:.2f}x" for b in fused),
                       *(f"{d:.1e}" for d in diffs))
     if "xformers" not in backends:
-        table.caption = "xformers: not installed or no CUDA (pip install '.\\[gpu]' on a CUDA machine)"
+        table.caption = ("xformers: not installed, no CUDA, or no kernels for this torch and GPU "
+                         "(pip install '.\\[gpu]' on a CUDA machine, a wheel built for its torch)")
     console.print(table)
     attention_counted(backends, device, quick)
 
@@ -227,16 +228,21 @@ def selection_job(device: torch.device, quick: bool) -> None:
     n = 20_000 if quick else 1_000_000
     ks = {"kcenter": 500, "kmeans": 500} if quick else {"kcenter": 10_000, "kmeans": 1000}  # kmeans: k/2 clusters
     table = Table(title=f"`distill subset select` in one process, N = {n:,}, d = 384 (fp16 on disk)")
-    for col in ("method", "k", "--device", "job s", "selection s", "peak RSS MiB", "orders agree for the first"):
+    for col in ("method", "k", "--device", "ordering", "job s", "selection s", "peak RSS MiB",
+                "orders agree for the first"):
         table.add_column(col, justify="right")
     with tempfile.TemporaryDirectory() as work:
         emb = bench.write_embeddings_dir(Path(work) / f"emb-{n}", n, 384)
         for method, k in ks.items():
             runs = {d: bench.job_select(emb, k, 1, method, None, d) for d in ("cpu", device.type)}
             for d, r in runs.items():
+                # one process's k-means on the CPU is faiss's in memory; on a GPU, Lloyd's over every row (--mapped's)
+                ordering = ("exact greedy" if method == "kcenter" else
+                            "faiss.Kmeans in memory" if d == "cpu" else "Lloyd's over every row")
                 agree = shared_prefix(r["order"], runs["cpu"]["order"])
-                table.add_row(method, f"{k:,}", d, f"{r['wall']:.1f}", f"{r['select']:.1f}", f"{r['peak_mib']:,.0f}",
-                              "" if d == "cpu" else f"{agree:,} picks")
+                table.add_row(method, f"{k:,}", d, ordering, f"{r['wall']:.1f}", f"{r['select']:.1f}",
+                              f"{r['peak_mib']:,.0f}", "" if d == "cpu" else
+                              f"{agree:,} picks" if method == "kcenter" else "(another algorithm)")
     table.caption = "the CLI's own path: shard checks, ordering, coverage report (on the CPU) and manifest"
     console.print(table)
 

@@ -19,10 +19,17 @@ BACKENDS = ("auto", "xformers", "sdpa", "naive")
 
 
 @functools.cache
-def xformers_available() -> bool:
+def xformers_available(device: str = "cuda") -> bool:
+    """Whether xformers' memory-efficient attention runs on `device` (the process's own GPU, so that the ranks of a
+    multi-GPU job do not each open a context on GPU 0), tried once on a tiny input. Importing is not enough: a wheel
+    built for another torch imports, warns, and has no kernels (xformers 0.0.35, built for torch 2.10 + CUDA 12.8,
+    under torch 2.11 + CUDA 13 on an H200, 2026-12-04: every call raised NotImplementedError)."""
     try:
-        import xformers.ops  # noqa: F401
-    except Exception:  # not installed, or built for another torch: both mean "not usable"
+        import xformers.ops as xops
+
+        q = torch.zeros(1, 1, 1, 8, device=device, dtype=torch.float16)
+        xops.memory_efficient_attention(q, q, q)
+    except Exception:  # not installed, no device, or no kernel for this torch and device: all mean "not usable"
         return False
     return True
 
@@ -32,9 +39,10 @@ def resolve_backend(backend: str, device: torch.device) -> str:
     if backend not in BACKENDS:
         raise StudentError(f"attention backend {backend!r}: choose one of {', '.join(BACKENDS)}")
     if backend == "auto":
-        return "xformers" if device.type == "cuda" and xformers_available() else "sdpa"
-    if backend == "xformers" and not (device.type == "cuda" and xformers_available()):
-        why = "it is not installed (pip install '.[gpu]')" if not xformers_available() else f"it needs CUDA, not {device.type}"
+        return "xformers" if device.type == "cuda" and xformers_available(str(device)) else "sdpa"
+    if backend == "xformers" and not (device.type == "cuda" and xformers_available(str(device))):
+        why = (f"it needs CUDA, not {device.type}" if device.type != "cuda" else
+               "it is not installed (pip install '.[gpu]') or has no kernels for this torch and GPU")
         raise StudentError(f"attention backend xformers: {why}; use auto or sdpa")
     return backend
 

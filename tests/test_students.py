@@ -46,6 +46,32 @@ def test_auto_is_sdpa_on_cpu_and_forcing_xformers_without_cuda_is_refused():
         set_attention(model, "flash", "cpu")
 
 
+def test_an_xformers_that_imports_but_has_no_kernels_is_not_taken_for_usable(monkeypatch):
+    """A wheel built for another torch imports and then fails every call (xformers 0.0.35 under torch 2.11 on an
+    H200): the probe must run the kernel, not only import it, or `auto` picks a backend that fails at the first step."""
+    import sys
+    import types
+
+    ops = types.ModuleType("xformers.ops")
+    package = types.ModuleType("xformers")
+    package.ops = ops
+    monkeypatch.setitem(sys.modules, "xformers", package)
+    monkeypatch.setitem(sys.modules, "xformers.ops", ops)
+
+    def no_kernel(q, k, v, p=0.0):
+        raise NotImplementedError("No operator found for `memory_efficient_attention_forward`")
+
+    try:
+        ops.memory_efficient_attention = no_kernel
+        xformers_available.cache_clear()
+        assert not xformers_available("cpu")
+        ops.memory_efficient_attention = lambda q, k, v, p=0.0: q  # a kernel that runs is taken
+        xformers_available.cache_clear()
+        assert xformers_available("cpu")
+    finally:
+        xformers_available.cache_clear()
+
+
 @pytest.mark.parametrize("img, patch", [(32, 4), (48, 8), (56, 14)])
 def test_student_returns_class_and_patch_tokens_for_any_image_and_patch_size(img, patch):
     model = create_student(img_size=img, patch_size=patch, depth=1)

@@ -93,7 +93,8 @@ class Teacher(nn.Module):
         return self.to_tensor(image)
 
     def autocast(self, x: torch.Tensor):
-        """bf16 autocast on GPU (teachers are run for targets, not trained); plain fp32 on CPU."""
+        """bf16 autocast on GPU (teachers are run for targets, not trained); plain fp32 on CPU. Each teacher's own
+        forward enters it, so the cache, the target statistics, online training and evaluation compute alike."""
         return torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=x.device.type == "cuda")
 
 

@@ -30,13 +30,14 @@ class TimmTeacher(Teacher):
 
     @torch.no_grad()
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        feats = self.model.forward_features(x)
-        cls = self.model.forward_head(feats, pre_logits=True)
+        with self.autocast(x):
+            feats = self.model.forward_features(x)
+            cls = self.model.forward_head(feats, pre_logits=True)
         if feats.ndim == 4:  # a CNN's feature map
             patch = feats.flatten(2).transpose(1, 2)
         else:  # a ViT's tokens: drop class and register tokens
             patch = feats[:, getattr(self.model, "num_prefix_tokens", 1):]
-        return {"cls": cls, "patch": patch}
+        return {"cls": cls.float(), "patch": patch.float()}
 
 
 def _create(name: str):

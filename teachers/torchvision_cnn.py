@@ -55,8 +55,10 @@ class MobileNetV2Teacher(Teacher):
     @torch.no_grad()
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         fmap, maps = x.contiguous(memory_format=torch.channels_last), {}
-        for i, module in enumerate(self.features):
-            if i in self.layers:
-                maps[layer_name(i)] = fmap.flatten(2).transpose(1, 2)
-            fmap = module(fmap)
+        with self.autocast(x):
+            for i, module in enumerate(self.features):
+                if i in self.layers:
+                    maps[layer_name(i)] = fmap.flatten(2).transpose(1, 2).float()
+                fmap = module(fmap)
+        fmap = fmap.float()
         return {"cls": fmap.mean(dim=(2, 3)), "patch": fmap.flatten(2).transpose(1, 2)} | maps

@@ -229,27 +229,29 @@ def selection_job(device: torch.device, quick: bool) -> None:
     import importlib.util
     import tempfile
 
+    from subsets.make_subset import SelectConfig, runs_mapped
+
     spec = importlib.util.spec_from_file_location("bench_select", Path(__file__).parent / "select.py")
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
     n = 20_000 if quick else 1_000_000
     ks = {"kcenter": 500, "kmeans": 500} if quick else {"kcenter": 10_000, "kmeans": 1000}  # kmeans: k/2 clusters
     table = Table(title=f"`distill subset select` in one process, N = {n:,}, d = 384 (fp16 on disk)")
-    for col in ("method", "k", "--device", "ordering", "job s", "selection s", "peak RSS MiB",
+    for col in ("method", "k", "--device", "path", "job s", "selection s", "peak RSS MiB",
                 "orders agree for the first"):
         table.add_column(col, justify="right")
     with tempfile.TemporaryDirectory() as work:
         emb = bench.write_embeddings_dir(Path(work) / f"emb-{n}", n, 384)
         for method, k in ks.items():
             runs = {d: bench.job_select(emb, k, 1, method, None, d) for d in ("cpu", device.type)}
+            # the job's own rule for its path: the k-means methods run faiss in memory on the CPU in one process, and
+            # Lloyd's over the mapped shards on a GPU; only two runs of one path give comparable orders
+            mapped = {d: runs_mapped(SelectConfig(method=method, k_max=k, device=d)) for d in runs}
             for d, r in runs.items():
-                # one process's k-means on the CPU is faiss's in memory; on a GPU, Lloyd's over every row (--mapped's)
-                ordering = ("exact greedy" if method == "kcenter" else
-                            "faiss.Kmeans in memory" if d == "cpu" else "Lloyd's over every row")
                 agree = shared_prefix(r["order"], runs["cpu"]["order"])
-                table.add_row(method, f"{k:,}", d, ordering, f"{r['wall']:.1f}", f"{r['select']:.1f}",
-                              f"{r['peak_mib']:,.0f}", "" if d == "cpu" else
-                              f"{agree:,} picks" if method == "kcenter" else "(another algorithm)")
+                table.add_row(method, f"{k:,}", d, "over the mapped shards" if mapped[d] else "faiss in memory",
+                              f"{r['wall']:.1f}", f"{r['select']:.1f}", f"{r['peak_mib']:,.0f}", "" if d == "cpu" else
+                              f"{agree:,} picks" if mapped[d] == mapped["cpu"] else "(another path)")
     table.caption = "the CLI's own path: shard checks, ordering, coverage report (on the CPU) and manifest"
     console.print(table)
 

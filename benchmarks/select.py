@@ -212,7 +212,7 @@ def job_select(emb: Path, k: int, processes: int, method: str, dedup: float | No
     manifest = json.loads((out / "manifest.json").read_text())
     peak = int(res.stdout.rsplit("PEAK", 1)[1].split()[0]) / 1024
     return {"wall": wall, "select": manifest["select_seconds"], "peak_mib": peak, "hash": manifest["hash"],
-            "order": np.load(out / "order.npy")}
+            "order": np.load(out / "order.npy"), "coverage": manifest["coverage"]}
 
 
 def job_main(a) -> None:

@@ -2,7 +2,8 @@
 
 The rows may be split over processes (each its own shards, memory-mapped): every process measures its rows
 against the selected vectors, and only per-k sums, maxima and cluster counts are reduced, so no process ever
-holds the corpus. In one process the rows are one block, or the shards as blocks.
+holds the corpus. In one process the rows are one block, or the shards as blocks. The nearest-pick search costs
+rows x k_max products, as much as k-center's own: it runs where the job's products run (`--device`).
 """
 
 from __future__ import annotations
@@ -33,10 +34,11 @@ def coverage_curve(x: np.ndarray, order: np.ndarray, ks: list[int], labels: np.n
 
 def coverage_blocks(blocks: list[np.ndarray], starts: list[int], n: int, order: np.ndarray, ks: list[int],
                     labels: np.ndarray | None = None, clusters: np.ndarray | None = None,
-                    comm: Comm | None = None) -> list[dict]:
+                    comm: Comm | None = None, device=None) -> list[dict]:
     """Coverage of every prefix order[:k] for k in ks, over the rows of every process's blocks (block j holds global
     rows starts[j]...). `labels`: every row's class (-1 unknown; only the selected rows are read, so a memory map
-    will do); `clusters`: this process's rows' cluster labels, in block order. Every process returns the curve.
+    will do); `clusters`: this process's rows' cluster labels, in block order; `device`: a torch device for the
+    distance products (None: faiss on the CPU; the two agree to float32 rounding). Every process returns the curve.
 
     The prefixes are nested, so each k only searches the rows added since the previous one: the whole curve costs
     one read of the rows and one nearest-neighbour search of each against order[:max(ks)].
@@ -44,19 +46,14 @@ def coverage_blocks(blocks: list[np.ndarray], starts: list[int], n: int, order: 
     comm = comm or Comm()
     ks = sorted(ks)
     picked = np.ascontiguousarray(fetch_rows(blocks, starts, order[:ks[-1]], comm), dtype=np.float32)
-    indexes, prev = [], 0
-    for k in ks:
-        index = faiss.IndexFlatL2(picked.shape[1])
-        index.add(picked[prev:k])
-        indexes.append(index)
-        prev = k
+    segments = [picked[lo:hi] for lo, hi in zip([0] + ks[:-1], ks)]  # the picks each k adds to the one before
+    distances = _faiss_distances(segments) if device is None else _device_distances(segments, device)
     chunk_sums, maxima = [], np.zeros(len(ks))
     for x in row_chunks(blocks):
         nearest = np.full(len(x), np.inf, dtype=np.float32)
         chunk_sums.append(np.zeros(len(ks)))
-        for j, index in enumerate(indexes):
-            d2, _ = index.search(x, 1)
-            nearest = np.minimum(nearest, np.sqrt(np.maximum(d2[:, 0], 0)))
+        for j, to_segment in enumerate(distances(x)):
+            nearest = np.minimum(nearest, to_segment)
             chunk_sums[-1][j] = nearest.sum(dtype=np.float64)
             maxima[j] = max(maxima[j], float(nearest.max()))
     # Each chunk's sum is the same whichever process made it; fsum adds them exactly, so the mean is the same bit for
@@ -78,6 +75,39 @@ def coverage_blocks(blocks: list[np.ndarray], starts: list[int], n: int, order: 
             row["cluster_coverage"] = len(np.unique(hit_clusters[:k])) / n_clusters
         rows.append(row)
     return rows
+
+
+def _faiss_distances(segments: list[np.ndarray]):
+    """chunk -> each row's distance to its nearest row of each segment, by faiss's exact search."""
+    indexes = []
+    for segment in segments:
+        indexes.append(faiss.IndexFlatL2(segment.shape[1]))
+        indexes[-1].add(segment)
+
+    def distances(x: np.ndarray):
+        for index in indexes:
+            d2, _ = index.search(x, 1)
+            yield np.sqrt(np.maximum(d2[:, 0], 0))
+    return distances
+
+
+def _device_distances(segments: list[np.ndarray], device, block: int = 32_768):
+    """`_faiss_distances` by torch products on `device`: the chunk goes over once, each segment's picks stay there,
+    and a segment is searched `block` picks at a time so a chunk's products stay near a GiB however large k is."""
+    import torch
+
+    from .device import min_distances
+
+    on_device = [torch.from_numpy(s).to(device) for s in segments]
+    squares = [(s * s).sum(1) for s in on_device]
+
+    def distances(x: np.ndarray):
+        rows = torch.from_numpy(x).to(device)
+        rows_sq = (rows * rows).sum(1)
+        for s, s_sq in zip(on_device, squares):
+            yield np.min([min_distances(rows, s[lo:lo + block], s_sq[lo:lo + block], rows_sq)
+                          for lo in range(0, len(s), block)], axis=0)
+    return distances
 
 
 def _classes(labels: np.ndarray | None) -> np.ndarray:

@@ -192,12 +192,15 @@ def corpus_clusters(blocks: list[np.ndarray], starts: list[int], n: int, comm) -
     return assign(blocks, centroids)
 
 
-def shard_coverage(shards: EmbeddingShards, order: np.ndarray, ks: list[int], comm) -> list[dict]:
-    """The coverage curve of an ordering over the embedding shards, each process of `comm` mapping its own."""
+def shard_coverage(shards: EmbeddingShards, order: np.ndarray, ks: list[int], comm, device=None) -> list[dict]:
+    """The coverage curve of an ordering over the embedding shards, each process of `comm` mapping its own; the
+    nearest-pick distances on `device` (`resolve_device`). The corpus clusters are found on the CPU whatever the
+    device: a GPU's Lloyd's parts from faiss's at near-ties, and cluster coverage must compare across machines."""
     blocks, starts, n = shards.process_blocks(comm)
     labels_file = shards.path / "labels.npy"
     labels = np.load(labels_file, mmap_mode="r") if labels_file.exists() else None
-    return coverage_blocks(blocks, starts, n, order, ks, labels, corpus_clusters(blocks, starts, n, comm), comm)
+    clusters = corpus_clusters(blocks, starts, n, comm)
+    return coverage_blocks(blocks, starts, n, order, ks, labels, clusters, comm, device)
 
 
 def embeddings_record(emb_path: Path, emb_meta: dict) -> dict:
@@ -333,7 +336,7 @@ def make_subset_across_processes(embeddings: Path | EmbeddingShards, out: Path, 
         _say_cut(asked, clusters, pool)
     order = order_across_processes(shards, config, n, comm, keep, device, saved)
     seconds = time.perf_counter() - start
-    coverage = shard_coverage(shards, order, _report_ks(config), comm)
+    coverage = shard_coverage(shards, order, _report_ks(config), comm, device)
     if comm.rank != 0:
         return None
     meta = subset_meta(asked, config, clusters, shards.path, shards.meta, n, pool, seconds, coverage)

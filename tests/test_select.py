@@ -59,6 +59,24 @@ def test_kcenter_covers_clustered_data_better_than_random():
             assert a["max_dist"] < b["max_dist"], (a, b)
 
 
+def test_the_coverage_search_on_a_torch_device_gives_faiss_distances_in_any_block_size():
+    """`--device cuda` runs the report's nearest-pick search as torch products, a block of picks at a time (torch's
+    CPU device stands in for the GPU here)."""
+    import torch
+
+    from subsets.coverage import _device_distances, _faiss_distances
+
+    x, _ = clustered(3000, 32, centers=20, seed=5)
+    x = x.astype(np.float32)
+    segments = [x[:10], x[10:100], x[100:700]]
+    chunk = x[700:]
+    expected = list(_faiss_distances(segments)(chunk))
+    for block in (7, 64, 32_768):
+        got = list(_device_distances(segments, torch.device("cpu"), block=block)(chunk))
+        for g, e in zip(got, expected, strict=True):
+            np.testing.assert_allclose(g, e, rtol=1e-4, atol=1e-5)
+
+
 @pytest.mark.parametrize("within", ["nearest", "random"])  # kmeans and kmeans-random
 def test_balanced_kmeans_prefixes_are_balanced_across_clusters(within):
     # Very unequal blob sizes: a random prefix is dominated by the big blobs, a balanced one is not.

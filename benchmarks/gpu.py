@@ -228,7 +228,7 @@ def kmeans(device: torch.device, quick: bool) -> None:
             km.train(x)
             table.add_row(name, f"{time.perf_counter() - start:.1f}", "")
     else:  # faiss.Kmeans on the CPU is only faiss-gpu's baseline: its 25 s are spared when there is nothing to compare
-        table.add_row("faiss.Kmeans on the GPU", "faiss-gpu not installed here", "")
+        table.add_row("faiss.Kmeans on the GPU", "faiss-gpu not installed (not in our extras)", "")
     # the selection job's Lloyd's k-means over every row (`--device`): faiss on the CPU against torch on the device,
     # 10 iterations (the job's are 20; time is linear in them, and the CPU's reference is the check's longest wait)
     start = time.perf_counter()

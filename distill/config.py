@@ -49,7 +49,7 @@ class TrainConfig:
     patch_size: int = 4
     student_kwargs: dict = field(default_factory=dict)  # more timm.create_model arguments, e.g. {depth: 6}
     stem: str = "patch"  # ViT students: patch (timm's patch embedding) | scott (masked convolutional tokenizer)
-    attention: str = "auto"  # auto | xformers | sdpa | naive
+    attention: str = "auto"  # auto (SDPA, measured fastest on a GPU) | xformers | sdpa | naive
     # losses
     w_token: float = 1.0
     w_feature: float = 1.0

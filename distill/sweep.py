@@ -174,11 +174,28 @@ def check_disk(config: SweepConfig, teacher, out: Path) -> None:
                          f"{free / 2**30:,.1f} GiB free; free space, use fewer views or --patch-grid, or drop ks")
 
 
+# what a sweep writes first in its out folder, and only a sweep (an `export` may be anyone's)
+SWEEP_ENTRIES = frozenset({"embeddings", "subsets", "targets", "runs"})
+
+
+def refuse_a_folder_of_other_things(out: Path) -> None:
+    """An out that exists and holds none of a sweep's entries is someone else's folder: the sweep would write beside
+    what is there, and the demo's export over an `export` of theirs. Refused before any work; a new or empty folder,
+    or a sweep's own (to resume it), is taken."""
+    if out.exists() and not out.is_dir():
+        raise InputError(f"{out}: is a file, not a folder; choose another out")
+    present = sorted(p.name for p in out.iterdir()) if out.is_dir() else []
+    if present and not SWEEP_ENTRIES & set(present):
+        shown = ", ".join(present[:3]) + (f" and {len(present) - 3} more" if len(present) > 3 else "")
+        raise InputError(f"{out}: not empty and not a sweep's folder (it holds {shown}); choose a new or empty out")
+
+
 def run_sweep(config: SweepConfig, accelerator=None, console: Console | None = None) -> dict:
     """The whole sweep; returns where its outputs are."""
     console = console or output_console()
     start = time.perf_counter()
     out = Path(config.out)
+    refuse_a_folder_of_other_things(out)
     teacher = load_teacher(config.teacher, resolution=config.teacher_resolution, layers=config.teacher_layers)
     check_disk(config, teacher, out)
     first = config.small_ks[0] if config.small_ks else 1

@@ -539,6 +539,27 @@ def test_a_full_corpus_too_big_for_the_disk_is_refused_before_any_work(tmp_path,
     assert not (tmp_path / "sw").exists()
 
 
+def test_a_sweep_into_a_folder_of_other_things_is_refused_and_the_folder_left_as_it_was(tmp_path, image_folder):
+    """The demo exports over out/export: pointed at someone's folder, it would write beside and over their files."""
+    theirs = tmp_path / "theirs"
+    (theirs / "export").mkdir(parents=True)
+    (theirs / "export" / "model.safetensors").write_bytes(b"their weights")
+    (theirs / "notes.txt").write_text("mine")
+    with pytest.raises(InputError, match=r"theirs: not empty and not a sweep's folder \(it holds export, notes.txt\); "):
+        run_sweep(_sweep(theirs, image_folder))
+    assert sorted(p.name for p in theirs.rglob("*")) == ["export", "model.safetensors", "notes.txt"]
+    assert not (tmp_path / ".theirs.lock").exists()
+    (tmp_path / "a-file").write_text("x")
+    with pytest.raises(InputError, match="a-file: is a file, not a folder"):
+        run_sweep(_sweep(tmp_path / "a-file", image_folder))
+    import yaml
+
+    (tmp_path / "sweep.yaml").write_text(yaml.safe_dump({"out": str(theirs), "source": str(image_folder),
+                                                         "methods": ["kcenter"], "ks": [20], "eval": EVAL}))
+    res = run_cli("sweep", "--config", tmp_path / "sweep.yaml")  # the command line: one line, no traceback
+    assert res.returncode == 2 and "not a sweep's folder" in error_line(res) and "Traceback" not in res.stderr
+
+
 @pytest.fixture(scope="module")
 def seeded_sweep(tmp_path_factory, image_folder):
     """Two seeds, the full corpus, and three recipes (the last two on random subsets only)."""

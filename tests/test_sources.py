@@ -60,6 +60,22 @@ def test_webdataset_source_reports_unreadable_images_by_key(tmp_path):
         list(src.iter_images(strict=True))
 
 
+def test_a_tar_corpus_is_indexed_once_per_process_until_a_shard_changes(tmp_path, monkeypatch):
+    """A sweep's configs, its plan and its studies each ask for the corpus's index; reading every tar header again
+    each time cost a CIFAR-10 sweep 3 s a time. A shard rewritten since is read again."""
+    from subsets.sources import WebDatasetSource
+
+    good = _png_bytes(next(open_source("builtin:cifar10-demo").iter_images())[1])
+    _write_tar(tmp_path / "c-0.tar", [{"__key__": "a", "png": good, "cls": b"1"}])
+    assert open_source(str(tmp_path / "c-0.tar")).index() == [("a", 1)]
+    read = []
+    monkeypatch.setattr(WebDatasetSource, "_shard_records",
+                        lambda self, url, real=WebDatasetSource._shard_records: read.append(url) or real(self, url))
+    assert open_source(str(tmp_path / "c-0.tar")).index() == [("a", 1)] and read == []  # remembered
+    _write_tar(tmp_path / "c-0.tar", [{"__key__": "a", "png": good, "cls": b"1"}, {"__key__": "b", "png": good}])
+    assert open_source(str(tmp_path / "c-0.tar")).index() == [("a", 1), ("b", None)] and len(read) == 1
+
+
 def test_bad_sources_say_what_is_wrong(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(InputError, match="no images found"):

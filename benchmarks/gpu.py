@@ -106,7 +106,7 @@ def kernel_ms(fn, repeat: int = 10) -> float:
 
 def xformers_kernels(q: torch.Tensor) -> str:
     """The kernels xformers' dispatcher picks for these [B, N, heads, head_dim] inputs, forward and backward: a name
-    ending in -pt is PyTorch's own kernel behind xformers' dispatcher (SDPA's too), so the two should time alike."""
+    ending in -pt is PyTorch's own kernel (one SDPA may run too) behind xformers' dispatcher."""
     try:
         from xformers.ops import fmha
 
